@@ -1,0 +1,27 @@
+"""The `cloud-factory` command line: one Typer app per concept, mounted here.
+
+Each sub-app lives in its own module (`stack`, `events`, …) so that a concept's commands sit next to
+nothing else; this module only assembles them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from cloud_factory.cli import events, stack
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="cloud-factory",
+    help="Cloud Factory: signed domain events on Kafka, order sagas on Temporal.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(stack.app, name="stack")
+app.add_typer(events.app, name="events")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,66 @@
+"""`cloud-factory stack up | down | status`: the local Kafka, Temporal and PostgreSQL."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cloud_factory.stack import ComponentState, ComponentStatus, Stack, StackError
+
+app = typer.Typer(help="Start, inspect and stop the local stack (Kafka, Temporal, PostgreSQL).", no_args_is_help=True)
+console = Console(stderr=True)
+
+_STATE_STYLE = {
+    ComponentState.HEALTHY: "green",
+    ComponentState.UNHEALTHY: "yellow",
+    ComponentState.STOPPED: "dim",
+    ComponentState.FOREIGN: "red",
+}
+
+
+def _print_table(statuses: list[ComponentStatus]) -> None:
+    table = Table(title="cloud-factory stack")
+    for column in ("component", "state", "address", "pid", "log"):
+        table.add_column(column, overflow="fold")
+    for st in statuses:
+        table.add_row(st.name, f"[{_STATE_STYLE[st.state]}]{st.state.value}[/]", st.address,
+                      str(st.pid or "-"), str(st.log))
+    Console().print(table)
+
+
+@app.command()
+def up() -> None:
+    """Start every component that is not running and wait until all are healthy (safe to re-run)."""
+    stack = Stack()
+    with console.status("starting the stack…") as spinner:
+        def progress(component: str, message: str) -> None:
+            spinner.update(f"{component}: {message}")
+            if message in {"healthy", "already running"}:
+                console.print(f"  {component}: {message}")
+
+        try:
+            statuses = stack.up(progress)
+        except StackError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+    _print_table(statuses)
+
+
+@app.command()
+def status() -> None:
+    """List each component with its address and state; exit 1 unless all are healthy."""
+    statuses = Stack().status()
+    _print_table(statuses)
+    if any(st.state is not ComponentState.HEALTHY for st in statuses):
+        raise typer.Exit(1)
+
+
+@app.command()
+def down() -> None:
+    """Stop what `stack up` started; state (topics, offsets, workflows, rows) is kept."""
+    try:
+        Stack().down(lambda component, message: console.print(f"  {component}: {message}"))
+    except StackError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None

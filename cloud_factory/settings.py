@@ -1,0 +1,86 @@
+"""Runtime configuration, read once from `CF_*` environment variables.
+
+Defaults describe the local stack that `cloud-factory stack up` starts on 127.0.0.1, so a developer
+needs no configuration at all; deployments (docker-compose, production) override by environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings", "project_root"]
+
+
+def project_root() -> Path:
+    """The source checkout holding this package, or the working directory for a plain install.
+
+    The state directory lives there so that every command run from anywhere in the checkout
+    finds the same stack.
+    """
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").is_file():
+        return here
+    return Path.cwd()
+
+
+class Settings(BaseSettings):
+    """Every knob of the platform; one field per environment variable `CF_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="CF_", extra="ignore")
+
+    state_dir: Path = Field(default_factory=lambda: project_root() / ".cloud-factory")
+    env: str = "dev"
+    host: str = "127.0.0.1"
+
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_bootstrap: str | None = None
+    kafka_heap: str = "768m"
+    kafka_partitions: int = 3
+
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+
+    pg_port: int = 55432
+    pg_user: str = "cloud_factory"
+    pg_password: str = "cloud_factory"
+    pg_database: str = "cloud_factory"
+    database_url: str | None = None
+
+    signing_keys: str = "dev-1:cloud-factory-local-development-key"
+    signing_mode: str = "production"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"{self.host}:{self.temporal_port}"
+
+    @property
+    def temporal_ui_url(self) -> str:
+        return f"http://{self.host}:{self.temporal_ui_port}"
+
+    @property
+    def dsn(self) -> str:
+        """SQLAlchemy URL (psycopg 3 driver)."""
+        return self.database_url or (
+            f"postgresql+psycopg://{self.pg_user}:{self.pg_password}@{self.host}:{self.pg_port}/{self.pg_database}"
+        )
+
+    @property
+    def libpq_dsn(self) -> str:
+        """Plain libpq URL for psycopg without SQLAlchemy."""
+        return self.dsn.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

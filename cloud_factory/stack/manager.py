@@ -1,0 +1,90 @@
+"""Brings the local stack up, reports on it and takes it down again.
+
+`up` is idempotent: a healthy component is left alone, a stopped one is prepared and launched, and
+every launched one is awaited until it answers its protocol. `down` only stops processes whose pid
+files `up` wrote.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from cloud_factory.settings import Settings, get_settings
+from cloud_factory.stack._component import Component, ComponentState, ComponentStatus
+from cloud_factory.stack._process import StackError, pid_alive
+from cloud_factory.stack.kafka import KafkaComponent
+from cloud_factory.stack.postgres import PostgresComponent
+from cloud_factory.stack.temporal import TemporalComponent
+
+__all__ = ["Stack"]
+
+Progress = Callable[[str, str], None]
+
+
+def _quiet(component: str, message: str) -> None:
+    """Default progress sink: say nothing."""
+
+
+class Stack:
+    """The three real servers the platform needs, on loopback, with state under `settings.state_dir`."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        # Launch order: the quick ones first so their start overlaps Kafka's JVM warm-up.
+        self.components: list[Component] = [
+            PostgresComponent(self.settings),
+            TemporalComponent(self.settings),
+            KafkaComponent(self.settings),
+        ]
+
+    def status(self) -> list[ComponentStatus]:
+        return [component.status() for component in self.components]
+
+    def up(self, progress: Progress = _quiet) -> list[ComponentStatus]:
+        for component in self.components:
+            component.check_prerequisites()
+        waiting: list[Component] = []
+        for component in self.components:
+            current = component.status()
+            if current.state is ComponentState.HEALTHY:
+                progress(component.name, "already running")
+                continue
+            if current.state is ComponentState.UNHEALTHY:
+                progress(component.name, "running, waiting until it answers")
+                waiting.append(component)
+                continue
+            component.ensure_ports_free()
+            progress(component.name, "preparing")
+            component.prepare()
+            progress(component.name, "starting")
+            component.launch()
+            waiting.append(component)
+        for component in waiting:
+            self._await_healthy(component, progress)
+            component.after_ready()
+            progress(component.name, "healthy")
+        return self.status()
+
+    def _await_healthy(self, component: Component, progress: Progress) -> None:
+        started = time.monotonic()
+        while True:
+            pid = component.pid()
+            if pid is None or not pid_alive(pid):
+                raise component.failure("exited during start-up")
+            if component.probe():
+                return
+            waited = time.monotonic() - started
+            if waited > component.start_timeout:
+                raise component.failure(f"not healthy after {component.start_timeout:.0f}s")
+            progress(component.name, f"waiting for it to answer ({waited:.0f}s)")
+            time.sleep(0.5)
+
+    def down(self, progress: Progress = _quiet) -> None:
+        for component in reversed(self.components):
+            progress(component.name, "stopping")
+            stopped = component.stop()
+            progress(component.name, "stopped" if stopped else "was not running (nothing to stop)")
+
+
+
