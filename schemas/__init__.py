@@ -1,0 +1,102 @@
+"""The Cloud Factory event contract: the only language the seven domain services share.
+
+Producers build envelopes with `new_event`/`derive_event`, turn them into Kafka records with
+`build_record` (or `encode` + `Keyring.sign` + `cloudevent_headers` + `topic_for`), consumers turn records
+back with `read_record` (or `Keyring.verify` + `enforce_signature` + `decode`). Everything about an event
+type — publisher, consumers, retry profile, payload class per version — is in `catalog`.
+
+Exceptions (all bad input, never retryable)::
+
+    ValueError
+     └── ContractError              .field (dotted wire path or None), .reason, category "validation"
+          ├── UnknownEventTypeError   eventType not in this build's catalog
+          ├── UnsupportedVersionError payload version unknown to this build (e.g. from the future)
+          └── SignatureError          signature missing/invalid and SigningMode.PRODUCTION (.check)
+
+`decode` raises nothing but these, whatever bytes it is given.
+"""
+
+from __future__ import annotations
+
+from schemas._internal.builders import EventFactory
+from schemas._internal.catalog import Catalog, CatalogEntry
+from schemas._internal.cloudevents import cloudevent_headers, dataschema_uri
+from schemas._internal.codec import Codec
+from schemas._internal.envelope import Actor, ActorType, Envelope
+from schemas._internal.errors import ContractError, SignatureError, UnknownEventTypeError, UnsupportedVersionError
+from schemas._internal.records import OutboundRecord, RecordIO
+from schemas._internal.routing import (
+    TopicName,
+    all_topics,
+    dlq_topic_for,
+    message_key,
+    parse_topic,
+    subscription_topics,
+    topic_for,
+)
+from schemas._internal.services import RetryPolicy, RetryProfile, Service
+from schemas._internal.signing import (
+    KEY_ID_HEADER,
+    SIGNATURE_HEADER,
+    Keyring,
+    SignatureCheck,
+    SignatureStatus,
+    SigningMode,
+    enforce_signature,
+)
+from schemas.definitions import catalog
+from schemas.payloads._base import Money, Payload
+
+__all__ = [
+    "KEY_ID_HEADER",
+    "SIGNATURE_HEADER",
+    "Actor",
+    "ActorType",
+    "Catalog",
+    "CatalogEntry",
+    "ContractError",
+    "Envelope",
+    "Keyring",
+    "Money",
+    "OutboundRecord",
+    "Payload",
+    "RetryPolicy",
+    "RetryProfile",
+    "Service",
+    "SignatureCheck",
+    "SignatureError",
+    "SignatureStatus",
+    "SigningMode",
+    "TopicName",
+    "UnknownEventTypeError",
+    "UnsupportedVersionError",
+    "all_topics",
+    "build_record",
+    "catalog",
+    "cloudevent_headers",
+    "dataschema_uri",
+    "decode",
+    "derive_event",
+    "dlq_topic_for",
+    "encode",
+    "enforce_signature",
+    "message_key",
+    "new_event",
+    "parse_topic",
+    "read_record",
+    "subscription_topics",
+    "topic_for",
+    "upcast",
+]
+
+_codec = Codec(catalog)
+_factory = EventFactory(catalog)
+_records = RecordIO(_codec)
+
+encode = _codec.encode
+decode = _codec.decode
+upcast = _codec.upcast
+new_event = _factory.new_event
+derive_event = _factory.derive_event
+build_record = _records.build_record
+read_record = _records.read_record

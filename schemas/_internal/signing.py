@@ -1,0 +1,196 @@
+"""HMAC-SHA256 signing of record values, with key rotation.
+
+The signature covers the exact value bytes, so it must be computed after encoding and checked before
+decoding. Several keys may be configured: the first signs, every one verifies — rotate by prepending a
+new key, deploying everywhere, then dropping the old one. Key material never appears in reprs, errors or
+logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from schemas._internal.errors import ContractError, SignatureError
+
+__all__ = [
+    "KEY_ID_HEADER",
+    "SIGNATURE_HEADER",
+    "Headers",
+    "Keyring",
+    "SignatureCheck",
+    "SignatureStatus",
+    "SigningMode",
+    "enforce_signature",
+]
+
+SIGNATURE_HEADER = "x-cf-signature"
+KEY_ID_HEADER = "x-cf-key-id"
+_PREFIX = "sha256="
+_KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+Headers = Iterable[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None] | None
+"""Kafka headers as confluent-kafka returns them (list of pairs, possibly None) or a mapping."""
+
+log = logging.getLogger("schemas.signing")
+
+
+class SignatureStatus(StrEnum):
+    OK = "ok"
+    MISSING = "missing"
+    UNKNOWN_KEY = "unknown_key"
+    MISMATCH = "mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureCheck:
+    """Outcome of verifying one record: never raises, the policy decides what to do with it."""
+
+    status: SignatureStatus
+    key_id: str | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is SignatureStatus.OK
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+class SigningMode(StrEnum):
+    """PRODUCTION rejects unverifiable records (→ DLQ); DEVELOPMENT logs a warning and processes them."""
+
+    PRODUCTION = "production"
+    DEVELOPMENT = "development"
+
+
+class Keyring:
+    """Named HMAC keys; the first one signs, all of them verify."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, keys: Iterable[tuple[str, bytes | str]] = ()) -> None:
+        ordered: dict[str, bytes] = {}
+        for position, (key_id, secret) in enumerate(keys, start=1):
+            if not isinstance(key_id, str) or not _KEY_ID.match(key_id):
+                raise ContractError(f"key {position}: key id must match {_KEY_ID.pattern}", field="keyring")
+            if key_id in ordered:
+                raise ContractError(f"key id {key_id!r} appears twice", field="keyring")
+            material = secret.encode() if isinstance(secret, str) else bytes(secret)
+            if not material:
+                raise ContractError(f"key {key_id!r} has an empty secret", field="keyring")
+            ordered[key_id] = material
+        self._keys = ordered
+
+    @classmethod
+    def parse(cls, config: str) -> Keyring:
+        """Build from ``"kid:secret,kid2:secret2"`` (first = signing key). Blank → empty keyring."""
+        pairs: list[tuple[str, str]] = []
+        for position, item in enumerate((config or "").split(","), start=1):
+            item = item.strip()
+            if not item:
+                continue
+            key_id, sep, secret = item.partition(":")
+            if not sep:
+                # Never echo the entry: a missing colon may mean it is a bare secret.
+                raise ContractError(f"entry {position} is not of the form kid:secret", field="keyring")
+            pairs.append((key_id.strip(), secret.strip()))
+        return cls(pairs)
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        return tuple(self._keys)
+
+    @property
+    def signing_key_id(self) -> str | None:
+        return next(iter(self._keys), None)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"Keyring(key_ids={list(self._keys)!r})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("Keyring holds secrets and cannot be pickled")
+
+    def sign(self, value: bytes) -> list[tuple[str, bytes]]:
+        """Kafka headers carrying the signature of `value` with the first key."""
+        key_id = self.signing_key_id
+        if key_id is None:
+            raise SignatureError("no signing key configured", field="keyring")
+        digest = hmac.new(self._keys[key_id], bytes(value), hashlib.sha256).hexdigest()
+        return [(SIGNATURE_HEADER, f"{_PREFIX}{digest}".encode()), (KEY_ID_HEADER, key_id.encode())]
+
+    def verify(self, value: bytes, headers: Headers) -> SignatureCheck:
+        """Check `value` against its signature headers. Never raises for any header content."""
+        signatures = _header_values(headers, SIGNATURE_HEADER)
+        key_ids = _header_values(headers, KEY_ID_HEADER)
+        if not signatures:
+            return SignatureCheck(SignatureStatus.MISSING, None, "no x-cf-signature header")
+        if len(key_ids) != 1:
+            detail = "no x-cf-key-id header" if not key_ids else "several x-cf-key-id headers"
+            return SignatureCheck(SignatureStatus.MISSING if not key_ids else SignatureStatus.MISMATCH, None, detail)
+        key_id = key_ids[0]
+        if len(signatures) > 1:
+            return SignatureCheck(SignatureStatus.MISMATCH, key_id, "several x-cf-signature headers")
+        secret = self._keys.get(key_id)
+        if secret is None:
+            return SignatureCheck(SignatureStatus.UNKNOWN_KEY, _printable(key_id), "key id not in keyring")
+        provided = signatures[0]
+        if not provided.startswith(_PREFIX) or not _HEX.match(provided[len(_PREFIX) :]):
+            return SignatureCheck(SignatureStatus.MISMATCH, key_id, "malformed x-cf-signature header")
+        try:
+            payload = value.encode() if isinstance(value, str) else bytes(value if value is not None else b"")
+        except (TypeError, ValueError):
+            return SignatureCheck(SignatureStatus.MISMATCH, key_id, "record value is not bytes")
+        expected = hmac.new(secret, payload, hashlib.sha256).hexdigest()
+        if hmac.compare_digest(expected.encode(), provided[len(_PREFIX) :].encode()):
+            return SignatureCheck(SignatureStatus.OK, key_id)
+        return SignatureCheck(SignatureStatus.MISMATCH, key_id, "signature does not match value")
+
+
+def enforce_signature(
+    check: SignatureCheck, mode: SigningMode | str, *, context: str = "", logger: logging.Logger | None = None
+) -> SignatureCheck:
+    """Apply the signing policy: OK passes; otherwise PRODUCTION raises `SignatureError` (reject to the
+    DLQ) and DEVELOPMENT logs a warning and lets the record through. Returns `check` when it passes."""
+    if check.ok:
+        return check
+    where = f" ({context})" if context else ""
+    reason = f"signature {check.status.value}: {check.detail}{where}"
+    if SigningMode(mode) is SigningMode.PRODUCTION:
+        raise SignatureError(reason, field=SIGNATURE_HEADER, check=check)
+    (logger or log).warning("processing unverified record in development mode: %s (key id %s)", reason, check.key_id)
+    return check
+
+
+def _header_values(headers: Headers, name: str) -> list[str]:
+    if not headers:
+        return []
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    found: list[str] = []
+    try:
+        for key, raw in items:
+            if not isinstance(key, str) or key.lower() != name or raw is None:
+                continue
+            text = raw if isinstance(raw, str) else bytes(raw).decode("ascii", errors="replace")
+            found.append(text.strip())
+    except (TypeError, ValueError):
+        return found
+    return found
+
+
+def _printable(text: str, limit: int = 64) -> str:
+    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return clean[:limit]
+
