@@ -1,7 +1,237 @@
-"""`cloud-factory events …`: the event catalog, schemas and signing tools."""
+"""`cloud-factory events …`: the event catalog, schemas and signing tools.
+
+`sign` and `verify` read JSON on stdin so they compose in shell pipelines::
+
+    cloud-factory events example order.created | cloud-factory events sign | cloud-factory events verify
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from typing import Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+import schemas
+from schemas import ContractError, Service, SigningMode, catalog
 
 app = typer.Typer(help="The event contract: catalog, JSON Schemas, AsyncAPI, sign/verify.", no_args_is_help=True)
+
+KEYS_ENV = "CF_SIGNING_KEYS"
+_KEYS_HELP = f"Keyring 'kid:secret,kid2:secret2' (first signs). Defaults to ${KEYS_ENV}."
+
+
+def _console() -> Console:
+    # Piped output (CI logs, `| less`) gets a width that fits the whole matrix instead of 80 columns.
+    return Console() if sys.stdout.isatty() else Console(width=130)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+def _keyring(keys: str | None) -> schemas.Keyring:
+    if keys is None:
+        from cloud_factory.settings import get_settings
+
+        keys = get_settings().signing_keys
+    try:
+        return schemas.Keyring.parse(keys)
+    except ContractError as exc:
+        raise _fail(f"bad keyring: {exc.reason}") from None
+
+
+def _stdin_json() -> Any:
+    raw = sys.stdin.read()
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _fail(f"stdin is not JSON: {exc}") from None
+
+
+def _print_json(document: Any) -> None:
+    typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+@app.command("list")
+def list_events(
+    domain: Service | None = typer.Option(None, "--publisher", "-p", help="Only events this service publishes."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """The catalog as a table: publisher (P) and subscribers (S) per service, CF flag, retry profile."""
+    entries = catalog.published_by(domain) if domain else catalog.entries()
+    if as_json:
+        _print_json([
+            {"eventType": e.event_type, "publisher": e.publisher.value, "consumers": [c.value for c in e.consumers],
+             "customerFacing": e.customer_facing, "retryProfile": e.retry_profile.value,
+             "versions": list(e.versions), "topic": schemas.topic_for(e.event_type)}
+            for e in entries
+        ])
+        return
+    table = Table(title=f"Cloud Factory events ({len(entries)})", show_lines=False)
+    table.add_column("event type", style="bold", no_wrap=True)
+    table.add_column("ver")
+    table.add_column("CF")
+    table.add_column("retry", no_wrap=True)
+    for service in Service:
+        table.add_column(service.value[:4], justify="center")
+    for e in entries:
+        marks = ["P" if e.publisher is s else "S" if s in e.consumers else "" for s in Service]
+        table.add_row(e.event_type, e.latest_version, "✓" if e.customer_facing else "",
+                      e.retry_profile.value, *marks)
+    summary = Table(title="Pub/sub per service")
+    summary.add_column("service", style="bold")
+    summary.add_column("publishes", justify="right")
+    summary.add_column("subscribes", justify="right")
+    for service in Service:
+        summary.add_row(service.value, str(len(catalog.published_by(service))),
+                        str(len(catalog.subscriptions(service))))
+    console = _console()
+    console.print(table)
+    console.print(summary)
+
+
+@app.command()
+def schema(
+    event_type: str = typer.Argument(..., help="e.g. order.created"),
+    version: str | None = typer.Option(None, "--version", "-v", help="vN (default: latest)."),
+) -> None:
+    """Print the JSON Schema of one event type and version."""
+    from schemas._internal.jsonschema import event_schema
+
+    try:
+        entry = catalog.require(event_type)
+        if version is not None:
+            entry.payload_model(version)
+    except ContractError as exc:
+        raise _fail(str(exc)) from None
+    _print_json(event_schema(entry, version))
+
+
+@app.command()
+def example(
+    event_type: str = typer.Argument(..., help="e.g. order.created"),
+    version: str | None = typer.Option(None, "--version", "-v", help="vN (default: latest)."),
+) -> None:
+    """Print a valid example envelope (handy input for `sign`)."""
+    from schemas._internal.jsonschema import example_envelope
+
+    try:
+        entry = catalog.require(event_type)
+        envelope = example_envelope(entry, version or entry.latest_version)
+    except ContractError as exc:
+        raise _fail(str(exc)) from None
+    _print_json(json.loads(schemas.encode(envelope)))
+
+
+@app.command()
+def asyncapi(
+    fmt: str = typer.Option("json", "--format", "-f", help="json or yaml."),
+) -> None:
+    """Print the AsyncAPI 3.0 document of the whole catalog."""
+    from schemas._internal.asyncapi import asyncapi_document
+
+    document = asyncapi_document(catalog)
+    if fmt == "json":
+        _print_json(document)
+    elif fmt == "yaml":
+        try:
+            import yaml
+        except ImportError:
+            raise _fail("yaml output needs PyYAML (pip install pyyaml)") from None
+        typer.echo(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), nl=False)
+    else:
+        raise _fail("--format must be json or yaml", 2)
+
+
+@app.command()
+def topics(
+    env: str = typer.Option("dev", "--env", "-e"),
+    dlq: bool = typer.Option(True, "--dlq/--no-dlq", help="Include dead-letter topics."),
+) -> None:
+    """Print every topic name of an environment, one per line."""
+    try:
+        names = schemas.all_topics(env, dlq=dlq)
+    except ContractError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo("\n".join(names))
+
+
+@app.command()
+def sign(
+    keys: str | None = typer.Option(None, "--keys", envvar=KEYS_ENV, help=_KEYS_HELP, show_default=False),
+    env: str = typer.Option("dev", "--env", "-e"),
+) -> None:
+    """Read an envelope (JSON) on stdin, print the record to produce: topic, key, canonical value, headers."""
+    document = _stdin_json()
+    try:
+        envelope = schemas.decode(json.dumps(document).encode(), upcast=False)
+        record = schemas.build_record(envelope, _keyring(keys), env=env)
+    except ContractError as exc:
+        raise _fail(f"invalid event: {exc}", 2) from None
+    _print_json({
+        "topic": record.topic,
+        "key": record.key.decode(),
+        "value": record.value.decode(),
+        "headers": {name: value.decode() for name, value in record.headers},
+    })
+
+
+@app.command()
+def verify(
+    keys: str | None = typer.Option(None, "--keys", envvar=KEYS_ENV, help=_KEYS_HELP, show_default=False),
+    mode: SigningMode = typer.Option(SigningMode.PRODUCTION, "--mode", help="production rejects, development warns."),
+) -> None:
+    """Read a record (as printed by `sign`: value string + headers) on stdin; check signature and contract.
+
+    Exit 0 when the record would be processed, 1 when its signature is rejected, 2 when it breaks the contract.
+    """
+    document = _stdin_json()
+    if not isinstance(document, dict) or not isinstance(document.get("value"), str):
+        raise _fail('expected {"value": "<record value>", "headers": {...}}', 2)
+    value = document["value"].encode()
+    raw_headers = document.get("headers") or {}
+    headers = list(raw_headers.items()) if isinstance(raw_headers, dict) else [tuple(h) for h in raw_headers]
+    check = _keyring(keys).verify(value, headers)
+    report: dict[str, Any] = {"signature": check.status.value, "keyId": check.key_id}
+    if check.detail:
+        report["detail"] = check.detail
+    try:
+        schemas.enforce_signature(check, mode)
+    except schemas.SignatureError as exc:
+        report["error"] = exc.reason
+        _print_json(report)
+        raise typer.Exit(1) from None
+    try:
+        original = schemas.decode(value, upcast=False)
+        latest = schemas.upcast(original)
+    except ContractError as exc:
+        report.update(error=exc.reason, field=exc.field, errorClass=type(exc).__name__)
+        _print_json(report)
+        raise typer.Exit(2) from None
+    report.update(eventType=original.event_type, version=original.version, decodedVersion=latest.version,
+                  eventId=str(original.event_id), correlationId=str(original.correlation_id))
+    _print_json(report)
+
+
+@app.command()
+def generate(
+    check: bool = typer.Option(False, "--check", help="Only report stale files; exit 1 if any."),
+) -> None:
+    """Regenerate the JSON Schema and AsyncAPI files under schemas/generated/."""
+    from schemas._internal.exports import GENERATED_DIR, stale_files, write_files
+
+    if check:
+        stale = stale_files(catalog)
+        for path in stale:
+            typer.echo(f"stale: {path}")
+        if stale:
+            raise _fail(f"{len(stale)} generated file(s) out of date; run `cloud-factory events generate`")
+        typer.echo("generated files are up to date")
+        return
+    changed = write_files(catalog)
+    typer.echo(f"{len(changed)} file(s) updated under {GENERATED_DIR}")

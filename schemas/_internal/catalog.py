@@ -137,6 +137,10 @@ class Catalog(Mapping[str, CatalogEntry]):
             raise UnknownEventTypeError(f"unknown event type {_excerpt(event_type)}", field=field)
         return entry
 
+    def entries(self) -> tuple[CatalogEntry, ...]:
+        """All entries in declaration order."""
+        return tuple(self._entries.values())
+
     def published_by(self, service: Service | str) -> tuple[CatalogEntry, ...]:
         """Entries whose publisher is `service` (what it may produce)."""
         service = Service(service)

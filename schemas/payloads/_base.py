@@ -42,6 +42,7 @@ WIRE_CONFIG = ConfigDict(
     validate_by_alias=True,
     serialize_by_alias=True,
     use_enum_values=False,
+    field_title_generator=lambda name, _info: name.replace("_", " ").capitalize(),
 )
 
 
