@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cloud_factory.cli import events, stack
+from cloud_factory.cli import demo, events, stack, worker
 
 __all__ = ["app", "main"]
 
@@ -20,6 +20,8 @@ app = typer.Typer(
 )
 app.add_typer(stack.app, name="stack")
 app.add_typer(events.app, name="events")
+app.add_typer(worker.app, name="worker")
+app.add_typer(demo.app, name="demo", help="The main job: one order end to end on the real stack.")
 
 
 def main() -> None:

@@ -1,0 +1,55 @@
+"""The outbound bridge activity: one workflow step becomes one signed, enveloped domain event.
+
+The event id is derived from (workflow id, step), so Temporal's activity retries re-send the same
+event instead of minting a second one; consumers deduplicate on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+
+from temporalio import activity
+
+import schemas
+from messaging.producer import EventProducer
+from workflows.contracts import PublishedEvent, PublishRequest
+
+__all__ = ["PublishingActivities", "step_event_id"]
+
+PRODUCER_NAME = "order-service"
+
+
+def step_event_id(workflow_id: str, step: str) -> uuid.UUID:
+    """A UUIDv4-shaped id that is a pure function of the workflow step."""
+    digest = bytearray(hashlib.sha256(f"{workflow_id}\x1f{step}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x40  # version 4
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return uuid.UUID(bytes=bytes(digest))
+
+
+class PublishingActivities:
+    """Holds the process's producer; registered on the saga worker."""
+
+    def __init__(self, producer: EventProducer) -> None:
+        self.producer = producer
+
+    @activity.defn(name="publish_event")
+    def publish_event(self, request: PublishRequest) -> PublishedEvent:
+        envelope = schemas.new_event(
+            request.event_type,
+            request.data,
+            tenant_id=request.tenant_id,
+            correlation_id=uuid.UUID(request.correlation_id),
+            causation_id=uuid.UUID(request.causation_id) if request.causation_id else None,
+            actor=schemas.Actor(id=request.actor_id, type=schemas.ActorType(request.actor_type)),
+            producer=PRODUCER_NAME,
+            event_id=step_event_id(request.workflow_id, request.step),
+            occurred_at=dt.datetime.fromisoformat(request.occurred_at),
+        )
+        delivery = self.producer.publish(envelope)
+        activity.logger.info("published %s %s to %s[%d]@%d", envelope.event_type, envelope.event_id,
+                             delivery.topic, delivery.partition, delivery.offset)
+        return PublishedEvent(event_id=str(envelope.event_id), event_type=envelope.event_type,
+                              topic=delivery.topic, partition=delivery.partition, offset=delivery.offset)

@@ -1,0 +1,32 @@
+"""Notification's own tables, in its own PostgreSQL schema `notification`."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, func
+from sqlalchemy.dialects.postgresql import UUID
+
+__all__ = ["metadata", "notifications"]
+
+metadata = MetaData(schema="notification")
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", UUID(as_uuid=True), nullable=False),
+    Column("event_type", String(80), nullable=False),
+    Column("event_version", String(8), nullable=False),
+    Column("tenant_id", String(64), nullable=False, index=True),
+    Column("correlation_id", UUID(as_uuid=True), nullable=False, index=True),
+    Column("recipient", String(128), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("trace_id", String(32)),
+    Column("source_topic", String(249), nullable=False),
+    Column("source_partition", Integer, nullable=False),
+    Column("source_offset", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # One message per event and channel, however often the event is delivered.
+    UniqueConstraint("event_id", "channel", name="notifications_event_channel_key"),
+)
