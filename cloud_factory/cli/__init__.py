@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cloud_factory.cli import demo, events, stack, worker
+from cloud_factory.cli import demo, dlq, events, fallback, order, stack, worker
 
 __all__ = ["app", "main"]
 
@@ -21,6 +21,9 @@ app = typer.Typer(
 app.add_typer(stack.app, name="stack")
 app.add_typer(events.app, name="events")
 app.add_typer(worker.app, name="worker")
+app.add_typer(order.app, name="order", help="Place, cancel and inspect orders (the saga).")
+app.add_typer(dlq.app, name="dlq", help="Inspect and handle dead-lettered records.")
+app.add_typer(fallback.app, name="fallback", help="The local spool used while Kafka is unreachable.")
 app.add_typer(demo.app, name="demo", help="The main job: one order end to end on the real stack.")
 
 
