@@ -9,7 +9,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["EXAMPLES", "example_data"]
+__all__ = ["EXAMPLES", "example_data", "example_event"]
 
 ORDER = "6f1c2f0e-8a4b-4c1e-9d2a-3b7e5c9a1f01"
 CUSTOMER = "0b8e6c55-2d4f-4f7a-8c61-9e2b7d3a4c10"
@@ -185,3 +185,12 @@ def example_data(event_type: str, version: str) -> dict[str, Any]:
     import copy
 
     return copy.deepcopy(EXAMPLES[(event_type, version)])
+
+
+def example_event(event_type: str, version: str | None = None) -> Any:
+    """A complete example `Envelope` of (type, version) with fixed ids and time (tests, docs, CLI)."""
+    from schemas._internal.jsonschema import example_envelope
+    from schemas.definitions import catalog
+
+    entry = catalog.require(event_type)
+    return example_envelope(entry, version or entry.latest_version)

@@ -66,7 +66,7 @@ class EventFactory:
                 data=payload,
             )
         except ValidationError as exc:
-            raise contract_error_from(exc) from None
+            raise contract_error_from(exc, python_names=True) from None
 
     def derive_event(
         self,

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from schemas._internal.errors import ContractError, UnknownEventTypeError, UnsupportedVersionError
@@ -20,21 +21,25 @@ _MAX_REASON = 300
 
 
 def contract_error_from(
-    exc: ValidationError, tags: Mapping[str, Sequence[str]] | None = None
+    exc: ValidationError, tags: Mapping[str, Sequence[str]] | None = None, *, python_names: bool = False
 ) -> ContractError:
-    """The first problem of `exc` as a ContractError; `tags` maps event type → versions for loc stripping."""
+    """The first problem of `exc` as a ContractError; `tags` maps event type → versions for loc stripping.
+
+    `python_names`: the input was Python keyword arguments (builders), so report snake_case locations
+    under their wire (camelCase) names; wire input keeps its locations verbatim.
+    """
     errors = exc.errors(include_url=False, include_input=False, include_context=True)
     if not errors:  # pragma: no cover - pydantic always reports at least one
         return ContractError("invalid record")
     first = errors[0]
-    error = _one(first, tags or {})
+    error = _one(first, tags or {}, python_names)
     if len(errors) > 1:
         more = len(errors) - 1
         error = type(error)(f"{error.reason} (and {more} more problem{'s' if more > 1 else ''})", field=error.field)
     return error
 
 
-def _one(error: ErrorDetails, tags: Mapping[str, Sequence[str]]) -> ContractError:
+def _one(error: ErrorDetails, tags: Mapping[str, Sequence[str]], python_names: bool) -> ContractError:
     kind = error["type"]
     loc = list(error["loc"])
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
@@ -58,6 +63,10 @@ def _one(error: ErrorDetails, tags: Mapping[str, Sequence[str]]) -> ContractErro
         versions = tags[loc.pop(0)]
         if len(versions) > 1 and loc and loc[0] in versions:
             loc.pop(0)
+    if loc == ["version"] and kind == "literal_error":  # single-version types have no version tag
+        return UnsupportedVersionError(f"unsupported version: {msg}", field="version")
+    if python_names:
+        loc = [to_camel(part) if isinstance(part, str) and "_" in part else part for part in loc]
     field = ".".join(str(part) for part in loc) or None
     return ContractError(_clip(msg), field=field)
 

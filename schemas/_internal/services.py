@@ -34,8 +34,9 @@ class RetryPolicy:
         """Delay before retry number `attempt` (1-based), capped at `max_backoff`."""
         if attempt < 1:
             raise ValueError("attempt is 1-based")
-        delay = self.initial_backoff * (self.multiplier ** (attempt - 1))
-        return min(delay, self.max_backoff)
+        cap = self.max_backoff.total_seconds()
+        seconds = self.initial_backoff.total_seconds() * self.multiplier ** min(attempt - 1, 64)
+        return dt.timedelta(seconds=min(seconds, cap))
 
 
 class RetryProfile(Enum):
