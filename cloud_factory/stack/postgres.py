@@ -48,8 +48,14 @@ class PostgresComponent(Component):
         return f"{s.host}:{s.pg_port}/{s.pg_database}"
 
     @property
+    def cluster_dir(self) -> Path:
+        """The real directory behind `home` (which may be a symlink): the service user needs a
+        path it can traverse, and the symlink's parents may be private to root."""
+        return self.home.resolve()
+
+    @property
     def data_dir(self) -> Path:
-        return self.home / "data"
+        return self.cluster_dir / "data"
 
     @property
     def pid_file(self) -> Path:
@@ -58,7 +64,7 @@ class PostgresComponent(Component):
 
     @property
     def server_log(self) -> Path:
-        return self.home / "postgres.log"
+        return self.cluster_dir / "postgres.log"
 
     @property
     def _as_root(self) -> bool:
@@ -88,7 +94,7 @@ class PostgresComponent(Component):
         self._chown(self.home)
         if self.data_dir.exists() and not any(self.data_dir.iterdir()):
             self.data_dir.rmdir()
-        with tempfile.NamedTemporaryFile("w", dir=self.home, delete=False) as pw:
+        with tempfile.NamedTemporaryFile("w", dir=self.cluster_dir, delete=False) as pw:
             pw.write(self.settings.pg_password + "\n")
         self._chown(Path(pw.name))
         try:
@@ -128,10 +134,10 @@ class PostgresComponent(Component):
 
     def launch(self) -> None:
         s = self.settings
-        options = f"-c listen_addresses={s.host} -p {s.pg_port} -k {self.home}"
+        options = f"-c listen_addresses={s.host} -p {s.pg_port} -k {self.cluster_dir}"
         result = self._run_as_owner([
             str(postgres_bin_dir() / "pg_ctl"), "start", "-D", str(self.data_dir),
-            "-l", str(self.server_log), "-o", options, "-W",
+            "-l", str(self.server_log), "-o", options, "-w", "-t", str(int(self.start_timeout)),
         ])
         self._append_log(result)
         if result.returncode != 0:
