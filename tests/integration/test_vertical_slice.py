@@ -40,6 +40,13 @@ def _order(unique: str) -> OrderRequest:
                         plan_id="vm-standard-2", region="eu-west-1", amount_minor=2900, tax_minor=551)
 
 
+def _order_created(order: OrderRequest) -> schemas.Envelope:
+    """An `order.created` for `order`, as a test publisher outside the saga would send it."""
+    return schemas.new_event("order.created", order.created_payload(), tenant_id=order.tenant_id,
+                             correlation_id=uuid.UUID(order.correlation_id),
+                             actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM), producer="tests")
+
+
 async def _run_order(settings: Settings, order: OrderRequest, task_queue: str) -> PublishedEvent:
     client = await connect_client(settings)
     async with build_saga_worker(client, settings, task_queue=task_queue):
@@ -126,9 +133,7 @@ def test_offset_committed_only_after_row_written(stack, settings: Settings, uniq
     configure_tracing("tests")
     order = _order(unique)
     producer = producer_from(settings)
-    envelope = schemas.new_event("order.created", order.created_payload(), tenant_id=order.tenant_id,
-                                 correlation_id=uuid.UUID(order.correlation_id),
-                                 actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM), producer="tests")
+    envelope = _order_created(order)
     delivery = producer.publish(envelope)
     group = f"notification-crash-{unique}"
     consumer = build_notification_consumer(settings, group_id=group)
@@ -168,9 +173,7 @@ def test_tampered_record_goes_to_dlq_not_to_the_table(stack, settings: Settings,
                                                       notification_consumer: EventConsumer) -> None:
     order = _order(unique)
     producer = producer_from(settings)
-    envelope = schemas.new_event("order.created", order.created_payload(), tenant_id=order.tenant_id,
-                                 correlation_id=uuid.UUID(order.correlation_id),
-                                 actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM), producer="tests")
+    envelope = _order_created(order)
     value = schemas.encode(envelope)
     headers = producer.keyring.sign(value) + [("x-cf-event-type", b"order.created")]
     tampered = value.replace(b'"amountMinor":2900', b'"amountMinor":1')
