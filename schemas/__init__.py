@@ -23,7 +23,12 @@ from schemas._internal.catalog import Catalog, CatalogEntry
 from schemas._internal.cloudevents import cloudevent_headers, dataschema_uri
 from schemas._internal.codec import Codec
 from schemas._internal.envelope import Actor, ActorType, Envelope
-from schemas._internal.errors import ContractError, SignatureError, UnknownEventTypeError, UnsupportedVersionError
+from schemas._internal.errors import (
+    ContractError,
+    SignatureError,
+    UnknownEventTypeError,
+    UnsupportedVersionError,
+)
 from schemas._internal.records import OutboundRecord, RecordIO
 from schemas._internal.routing import (
     TopicName,

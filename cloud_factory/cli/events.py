@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,7 +18,9 @@ from rich.table import Table
 import schemas
 from schemas import ContractError, Service, SigningMode, catalog
 
-app = typer.Typer(help="The event contract: catalog, JSON Schemas, AsyncAPI, sign/verify.", no_args_is_help=True)
+app = typer.Typer(
+    help="The event contract: catalog, JSON Schemas, AsyncAPI, sign/verify.", no_args_is_help=True
+)
 
 KEYS_ENV = "CF_SIGNING_KEYS"
 _KEYS_HELP = f"Keyring 'kid:secret,kid2:secret2' (first signs). Defaults to ${KEYS_ENV}."
@@ -59,18 +61,28 @@ def _print_json(document: Any) -> None:
 
 @app.command("list")
 def list_events(
-    domain: Service | None = typer.Option(None, "--publisher", "-p", help="Only events this service publishes."),
+    domain: Annotated[
+        Service | None, typer.Option("--publisher", "-p", help="Only events this service publishes.")
+    ] = None,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """The catalog as a table: publisher (P) and subscribers (S) per service, CF flag, retry profile."""
     entries = catalog.published_by(domain) if domain else catalog.entries()
     if as_json:
-        _print_json([
-            {"eventType": e.event_type, "publisher": e.publisher.value, "consumers": [c.value for c in e.consumers],
-             "customerFacing": e.customer_facing, "retryProfile": e.retry_profile.value,
-             "versions": list(e.versions), "topic": schemas.topic_for(e.event_type)}
-            for e in entries
-        ])
+        _print_json(
+            [
+                {
+                    "eventType": e.event_type,
+                    "publisher": e.publisher.value,
+                    "consumers": [c.value for c in e.consumers],
+                    "customerFacing": e.customer_facing,
+                    "retryProfile": e.retry_profile.value,
+                    "versions": list(e.versions),
+                    "topic": schemas.topic_for(e.event_type),
+                }
+                for e in entries
+            ]
+        )
         return
     table = Table(title=f"Cloud Factory events ({len(entries)})", show_lines=False)
     table.add_column("event type", style="bold", no_wrap=True)
@@ -81,15 +93,17 @@ def list_events(
         table.add_column(service.value[:4], justify="center")
     for e in entries:
         marks = ["P" if e.publisher is s else "S" if s in e.consumers else "" for s in Service]
-        table.add_row(e.event_type, e.latest_version, "✓" if e.customer_facing else "",
-                      e.retry_profile.value, *marks)
+        table.add_row(
+            e.event_type, e.latest_version, "✓" if e.customer_facing else "", e.retry_profile.value, *marks
+        )
     summary = Table(title="Pub/sub per service")
     summary.add_column("service", style="bold")
     summary.add_column("publishes", justify="right")
     summary.add_column("subscribes", justify="right")
     for service in Service:
-        summary.add_row(service.value, str(len(catalog.published_by(service))),
-                        str(len(catalog.subscriptions(service))))
+        summary.add_row(
+            service.value, str(len(catalog.published_by(service))), str(len(catalog.subscriptions(service)))
+        )
     console = _console()
     console.print(table)
     console.print(summary)
@@ -173,22 +187,27 @@ def sign(
         record = schemas.build_record(envelope, _keyring(keys), env=env)
     except ContractError as exc:
         raise _fail(f"invalid event: {exc}", 2) from None
-    _print_json({
-        "topic": record.topic,
-        "key": record.key.decode(),
-        "value": record.value.decode(),
-        "headers": {name: value.decode() for name, value in record.headers},
-    })
+    _print_json(
+        {
+            "topic": record.topic,
+            "key": record.key.decode(),
+            "value": record.value.decode(),
+            "headers": {name: value.decode() for name, value in record.headers},
+        }
+    )
 
 
 @app.command()
 def verify(
     keys: str | None = typer.Option(None, "--keys", envvar=KEYS_ENV, help=_KEYS_HELP, show_default=False),
-    mode: SigningMode = typer.Option(SigningMode.PRODUCTION, "--mode", help="production rejects, development warns."),
+    mode: Annotated[
+        SigningMode, typer.Option("--mode", help="production rejects, development warns.")
+    ] = SigningMode.PRODUCTION,
 ) -> None:
     """Read a record (as printed by `sign`: value string + headers) on stdin; check signature and contract.
 
-    Exit 0 when the record would be processed, 1 when its signature is rejected, 2 when it breaks the contract.
+    Exit 0 when the record would be processed, 1 when its signature is rejected, 2 when it breaks
+    the contract.
     """
     document = _stdin_json()
     if not isinstance(document, dict) or not isinstance(document.get("value"), str):
@@ -213,8 +232,13 @@ def verify(
         report.update(error=exc.reason, field=exc.field, errorClass=type(exc).__name__)
         _print_json(report)
         raise typer.Exit(2) from None
-    report.update(eventType=original.event_type, version=original.version, decodedVersion=latest.version,
-                  eventId=str(original.event_id), correlationId=str(original.correlation_id))
+    report.update(
+        eventType=original.event_type,
+        version=original.version,
+        decodedVersion=latest.version,
+        eventId=str(original.event_id),
+        correlationId=str(original.correlation_id),
+    )
     _print_json(report)
 
 

@@ -28,12 +28,26 @@ _HEADERS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "Kafka headers: HMAC signature over the exact value bytes, plus a CloudEvents 1.0 "
     "binary-mode mirror of the envelope metadata.",
-    "required": ["x-cf-signature", "x-cf-key-id", "ce_specversion", "ce_id", "ce_type", "ce_source", "ce_time"],
+    "required": [
+        "x-cf-signature",
+        "x-cf-key-id",
+        "ce_specversion",
+        "ce_id",
+        "ce_type",
+        "ce_source",
+        "ce_time",
+    ],
     "properties": {
-        "x-cf-signature": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$",
-                           "description": "HMAC-SHA256 of the record value, hex."},
-        "x-cf-key-id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$",
-                        "description": "Id of the key that signed (key rotation)."},
+        "x-cf-signature": {
+            "type": "string",
+            "pattern": "^sha256=[0-9a-f]{64}$",
+            "description": "HMAC-SHA256 of the record value, hex.",
+        },
+        "x-cf-key-id": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9._-]{1,64}$",
+            "description": "Id of the key that signed (key rotation).",
+        },
         "ce_specversion": {"const": "1.0"},
         "ce_id": {"type": "string", "format": "uuid", "description": "= eventId"},
         "ce_type": {"type": "string", "description": "= eventType"},
@@ -41,7 +55,11 @@ _HEADERS_SCHEMA: dict[str, Any] = {
         "ce_time": {"type": "string", "format": "date-time", "description": "= occurredAt"},
         "ce_dataschema": {"type": "string", "description": "URN of the JSON Schema of this type and version"},
         "ce_correlationid": {"type": "string", "format": "uuid", "description": "= correlationId"},
-        "ce_causationid": {"type": "string", "format": "uuid", "description": "= causationId (absent if null)"},
+        "ce_causationid": {
+            "type": "string",
+            "format": "uuid",
+            "description": "= causationId (absent if null)",
+        },
         "ce_tenantid": {"type": "string", "description": "= tenantId"},
         "content-type": {"const": "application/json"},
     },
@@ -65,9 +83,12 @@ def asyncapi_document(catalog: Catalog) -> dict[str, Any]:
             message_refs[version] = {"$ref": f"#/components/messages/{message_id}"}
         for channel_id, address, what in (
             (entry.event_type, f"{TOPIC_PREFIX}.{{env}}.{entry.event_type}.v1", entry.summary),
-            (entry.event_type + DLQ_SUFFIX, f"{TOPIC_PREFIX}.{{env}}.{entry.event_type}.v1{DLQ_SUFFIX}",
-             f"Dead letters of {entry.event_type}: records a consumer rejected (contract or signature "
-             "errors) or gave up on after its retry profile."),
+            (
+                entry.event_type + DLQ_SUFFIX,
+                f"{TOPIC_PREFIX}.{{env}}.{entry.event_type}.v1{DLQ_SUFFIX}",
+                f"Dead letters of {entry.event_type}: records a consumer rejected (contract or signature "
+                "errors) or gave up on after its retry profile.",
+            ),
         ):
             channels[channel_id] = {
                 "address": address,
@@ -89,14 +110,21 @@ def asyncapi_document(catalog: Catalog) -> dict[str, Any]:
         },
         "defaultContentType": "application/json",
         "servers": {
-            "local": {"host": "localhost:9092", "protocol": "kafka", "description": "Local development stack"},
+            "local": {
+                "host": "localhost:9092",
+                "protocol": "kafka",
+                "description": "Local development stack",
+            },
         },
         "channels": channels,
         "operations": operations,
         "components": {
             "parameters": {
-                "env": {"description": "Deployment environment.", "default": "dev",
-                        "examples": ["dev", "staging", "prod"]},
+                "env": {
+                    "description": "Deployment environment.",
+                    "default": "dev",
+                    "examples": ["dev", "staging", "prod"],
+                },
             },
             "messages": messages,
             "schemas": schemas,
@@ -114,10 +142,16 @@ def _message(entry: CatalogEntry, version: str, payload_ref: str) -> dict[str, A
         "contentType": "application/json",
         "headers": {"$ref": "#/components/schemas/RecordHeaders"},
         "payload": {"$ref": payload_ref},
-        "correlationId": {"description": "Shared by every event of a flow; also the record key.",
-                          "location": "$message.payload#/correlationId"},
-        "bindings": {"kafka": {"key": {"type": "string", "format": "uuid", "description": "correlationId"},
-                               "bindingVersion": "0.5.0"}},
+        "correlationId": {
+            "description": "Shared by every event of a flow; also the record key.",
+            "location": "$message.payload#/correlationId",
+        },
+        "bindings": {
+            "kafka": {
+                "key": {"type": "string", "format": "uuid", "description": "correlationId"},
+                "bindingVersion": "0.5.0",
+            }
+        },
         "examples": [{"name": f"{entry.event_type}-{version}", "payload": value}],
         "x-cloud-factory": catalog_metadata(entry, version),
     }

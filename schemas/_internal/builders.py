@@ -102,12 +102,15 @@ class EventFactory:
                 raise ContractError(f"{type(data).__name__} is not a catalog payload", field="data") from None
             if owner is not entry:
                 raise ContractError(
-                    f"{type(data).__name__} belongs to {owner.event_type}, not {entry.event_type}", field="data"
+                    f"{type(data).__name__} belongs to {owner.event_type}, not {entry.event_type}",
+                    field="data",
                 )
             return version, data
         if isinstance(data, Mapping):
             return entry.latest_version, _from_mapping(entry.latest_payload, data, "data")
-        raise ContractError(f"data must be a payload model or a mapping, got {type(data).__name__}", field="data")
+        raise ContractError(
+            f"data must be a payload model or a mapping, got {type(data).__name__}", field="data"
+        )
 
 
 def _from_mapping(model: type[M], value: Mapping[str, Any], field: str) -> M:

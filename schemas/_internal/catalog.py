@@ -74,7 +74,8 @@ class CatalogEntry:
             return self.payloads[version]
         except KeyError:
             raise UnsupportedVersionError(
-                f"{self.event_type} has no version {version!r} (known: {', '.join(self.payloads)})", field=field
+                f"{self.event_type} has no version {version!r} (known: {', '.join(self.payloads)})",
+                field=field,
             ) from None
 
     def envelope_model(self, version: str | None = None) -> type[Envelope]:
@@ -109,7 +110,9 @@ class Catalog(Mapping[str, CatalogEntry]):
                 raise ValueError(f"{entry.event_type} declared twice")
             for version, model in entry.payloads.items():
                 if model in owners:
-                    raise ValueError(f"{model.__name__} used by {owners[model]} and {entry.event_type} {version}")
+                    raise ValueError(
+                        f"{model.__name__} used by {owners[model]} and {entry.event_type} {version}"
+                    )
                 owners[model] = (entry.event_type, version)
             entries[entry.event_type] = entry
         used = {(t, v) for t, e in entries.items() for v in e.versions[:-1]}

@@ -104,5 +104,6 @@ class Codec:
             ) from None
         except Exception as exc:  # noqa: BLE001 - an upcaster bug must still surface as a contract error
             raise ContractError(
-                f"cannot upcast {entry.event_type} {envelope.version} ({type(exc).__name__}: {exc})", field="data"
+                f"cannot upcast {entry.event_type} {envelope.version} ({type(exc).__name__}: {exc})",
+                field="data",
             ) from None

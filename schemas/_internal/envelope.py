@@ -73,7 +73,6 @@ class Envelope(WireModel):
         entry = catalog.require(self.event_type, field="eventType")
         expected = entry.payload_model(self.version, field="version")
         if type(self.data) is not expected:
-            raise ValueError(
-                f"data is a {type(self.data).__name__}, {self.event_type} {self.version} needs {expected.__name__}"
-            )
+            got = type(self.data).__name__
+            raise ValueError(f"data is a {got}, {self.event_type} {self.version} needs {expected.__name__}")
         return self

@@ -31,8 +31,13 @@ def render_files(catalog: Catalog) -> dict[str, str]:
     for entry in catalog.values():
         for version in entry.versions:
             files[f"jsonschema/{entry.event_type}/{version}.json"] = dump(event_schema(entry, version))
-        index.append({**catalog_metadata(entry, entry.latest_version), "versions": list(entry.versions),
-                      "summary": entry.summary})
+        index.append(
+            {
+                **catalog_metadata(entry, entry.latest_version),
+                "versions": list(entry.versions),
+                "summary": entry.summary,
+            }
+        )
     files["catalog.json"] = dump({"eventTypes": index})
     files["asyncapi.json"] = dump(asyncapi_document(catalog))
     return files
@@ -56,7 +61,9 @@ def write_files(catalog: Catalog, root: Path = GENERATED_DIR) -> list[str]:
     return changed
 
 
-def stale_files(catalog: Catalog, root: Path = GENERATED_DIR, *, rendered: dict[str, str] | None = None) -> list[str]:
+def stale_files(
+    catalog: Catalog, root: Path = GENERATED_DIR, *, rendered: dict[str, str] | None = None
+) -> list[str]:
     """Paths that are missing, different, or no longer generated (empty list = up to date)."""
     wanted = rendered if rendered is not None else render_files(catalog)
     stale = []
@@ -65,7 +72,9 @@ def stale_files(catalog: Catalog, root: Path = GENERATED_DIR, *, rendered: dict[
         if not path.is_file() or path.read_text(encoding="utf-8") != content:
             stale.append(relative)
     stale.extend(
-        p.relative_to(root).as_posix() for p in _existing(root) if p.relative_to(root).as_posix() not in wanted
+        p.relative_to(root).as_posix()
+        for p in _existing(root)
+        if p.relative_to(root).as_posix() not in wanted
     )
     return sorted(stale)
 

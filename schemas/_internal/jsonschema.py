@@ -30,7 +30,9 @@ _EXAMPLE_TIME = dt.datetime(2025, 7, 1, 12, 0, tzinfo=dt.UTC)
 def example_envelope(entry: CatalogEntry, version: str) -> Envelope:
     """A complete, valid envelope of (type, version) with fixed ids and time."""
     model = entry.envelope_model(version)
-    data = entry.payload_model(version).model_validate_json(json.dumps(example_data(entry.event_type, version)))
+    data = entry.payload_model(version).model_validate_json(
+        json.dumps(example_data(entry.event_type, version))
+    )
     return model(
         event_id=_EXAMPLE_EVENT_ID,
         event_type=entry.event_type,
@@ -66,7 +68,9 @@ def event_schema(entry: CatalogEntry, version: str | None = None) -> dict[str, A
     generated = model.model_json_schema(by_alias=True, mode="validation")
     generated.pop("title", None)
     generated.pop("description", None)
-    example = json.loads(model.__pydantic_serializer__.to_json(example_envelope(entry, version), by_alias=True))
+    example = json.loads(
+        model.__pydantic_serializer__.to_json(example_envelope(entry, version), by_alias=True)
+    )
     return {
         "$schema": DIALECT,
         "$id": dataschema_uri(entry.event_type, version),

@@ -35,7 +35,9 @@ def contract_error_from(
     error = _one(first, tags or {}, python_names)
     if len(errors) > 1:
         more = len(errors) - 1
-        error = type(error)(f"{error.reason} (and {more} more problem{'s' if more > 1 else ''})", field=error.field)
+        error = type(error)(
+            f"{error.reason} (and {more} more problem{'s' if more > 1 else ''})", field=error.field
+        )
     return error
 
 

@@ -9,7 +9,17 @@ from uuid import UUID
 
 from pydantic import Field
 
-from schemas.payloads._base import BillingCycle, Money, Payload, PlanId, Region, ShortText, Sku, Text, WireModel
+from schemas.payloads._base import (
+    BillingCycle,
+    Money,
+    Payload,
+    PlanId,
+    Region,
+    ShortText,
+    Sku,
+    Text,
+    WireModel,
+)
 
 __all__ = [
     "PlanLimits",

@@ -52,7 +52,11 @@ def test_subscriptions_match_consumers_field() -> None:
 
 def test_specific_routes_from_the_issue() -> None:
     assert catalog["order.fulfilled"].consumers == (Service.BILLING, Service.NOTIFICATION)
-    assert catalog["provisioning.completed"].consumers == (Service.ORDER, Service.BILLING, Service.NOTIFICATION)
+    assert catalog["provisioning.completed"].consumers == (
+        Service.ORDER,
+        Service.BILLING,
+        Service.NOTIFICATION,
+    )
     refund = catalog["billing.refund-requested"]
     assert refund.publisher is Service.ORDER and refund.domain is Service.BILLING
     assert refund.consumers == (Service.BILLING,)
@@ -90,8 +94,9 @@ def test_retry_profiles_follow_the_rule() -> None:
 
 
 def test_retry_policies_are_ordered_by_criticality() -> None:
-    critical, default, low = (p.policy for p in (RetryProfile.CRITICAL, RetryProfile.DEFAULT,
-                                                 RetryProfile.NON_CRITICAL))
+    critical, default, low = (
+        p.policy for p in (RetryProfile.CRITICAL, RetryProfile.DEFAULT, RetryProfile.NON_CRITICAL)
+    )
     assert critical.max_attempts > default.max_attempts > low.max_attempts
     assert critical.backoff(1) == critical.initial_backoff
     assert critical.backoff(50) == critical.max_backoff
@@ -137,9 +142,15 @@ def test_catalog_rejects_inconsistent_declarations() -> None:
     from schemas.payloads.order import OrderCreatedV1, OrderCreatedV2
 
     def spec(**overrides: object) -> EventSpec:
-        base = dict(event_type="order.created", publisher=Service.ORDER, consumers=(Service.NOTIFICATION,),
-                    payloads=(OrderCreatedV1,), retry_profile=RetryProfile.DEFAULT, customer_facing=True,
-                    summary="s")
+        base = dict(
+            event_type="order.created",
+            publisher=Service.ORDER,
+            consumers=(Service.NOTIFICATION,),
+            payloads=(OrderCreatedV1,),
+            retry_profile=RetryProfile.DEFAULT,
+            customer_facing=True,
+            summary="s",
+        )
         base.update(overrides)
         return EventSpec(**base)  # type: ignore[arg-type]
 

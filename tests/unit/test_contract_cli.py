@@ -27,8 +27,11 @@ def test_list_shows_matrix_and_counts(run) -> None:
     assert result.exit_code == 0, result.output
     assert "Cloud Factory events (49)" in result.output
     assert "provisioning.deprovision-failed" in result.output
-    summary = {line.split("│")[1].strip(): line.split("│")[2:4] for line in result.output.splitlines()
-               if line.count("│") == 4}
+    summary = {
+        line.split("│")[1].strip(): line.split("│")[2:4]
+        for line in result.output.splitlines()
+        if line.count("│") == 4
+    }
     assert [c.strip() for c in summary["notification"]] == ["2", "24"]
     assert [c.strip() for c in summary["order"]] == ["11", "5"]
 

@@ -34,7 +34,10 @@ def test_every_version_decodes_to_latest(event_type: str, version: str) -> None:
     assert latest.version == entry.latest_version
     assert isinstance(latest.data, entry.latest_payload)
     assert (latest.event_id, latest.correlation_id, latest.occurred_at) == (
-        as_written.event_id, as_written.correlation_id, as_written.occurred_at)
+        as_written.event_id,
+        as_written.correlation_id,
+        as_written.occurred_at,
+    )
 
 
 def test_encoding_is_compact_and_deterministic() -> None:
@@ -84,27 +87,51 @@ def _mutate(event_type: str, path: list[str | int], value: object, *, delete: bo
         (_mutate("order.fulfilled", ["version"], "v2"), "version", UnsupportedVersionError),
         (_mutate("order.created", ["version"], None, delete=True), "version", ContractError),
         (_mutate("order.created", ["eventId"], "not-a-uuid"), "eventId", ContractError),
-        (_mutate("order.created", ["eventId"], "6ba7b810-9dad-11d1-80b4-00c04fd430c8"), "eventId", ContractError),
+        (
+            _mutate("order.created", ["eventId"], "6ba7b810-9dad-11d1-80b4-00c04fd430c8"),
+            "eventId",
+            ContractError,
+        ),
         (_mutate("order.created", ["tenantId"], None, delete=True), "tenantId", ContractError),
         (_mutate("order.created", ["actor", "type"], "robot"), "actor.type", ContractError),
         (_mutate("order.created", ["actor", "id"], ""), "actor.id", ContractError),
         (_mutate("order.created", ["occurredAt"], "2025-07-01T12:00:00"), "occurredAt", ContractError),
         (_mutate("order.created", ["occurredAt"], "yesterday"), "occurredAt", ContractError),
         (_mutate("order.created", ["causationId"], 12), "causationId", ContractError),
-        (_mutate("order.created", ["data", "total", "amountMinor"], "9996"), "data.total.amountMinor", ContractError),
-        (_mutate("order.created", ["data", "total", "amountMinor"], 99.5), "data.total.amountMinor", ContractError),
-        (_mutate("order.created", ["data", "total", "amountMinor"], -1), "data.total.amountMinor", ContractError),
-        (_mutate("order.created", ["data", "lines", 0, "quantity"], 0), "data.lines.0.quantity", ContractError),
+        (
+            _mutate("order.created", ["data", "total", "amountMinor"], "9996"),
+            "data.total.amountMinor",
+            ContractError,
+        ),
+        (
+            _mutate("order.created", ["data", "total", "amountMinor"], 99.5),
+            "data.total.amountMinor",
+            ContractError,
+        ),
+        (
+            _mutate("order.created", ["data", "total", "amountMinor"], -1),
+            "data.total.amountMinor",
+            ContractError,
+        ),
+        (
+            _mutate("order.created", ["data", "lines", 0, "quantity"], 0),
+            "data.lines.0.quantity",
+            ContractError,
+        ),
         (_mutate("order.created", ["data", "region"], None, delete=True), "data.region", ContractError),
         (_mutate("order.created", ["data", "surprise"], 1), "data.surprise", ContractError),
         (_mutate("order.created", ["extra"], 1), "extra", ContractError),
         (_mutate("order.created", ["data"], "{}"), "data", ContractError),
-        (_mutate("support.ticket-closed", ["data", "satisfactionScore"], 6), "data.satisfactionScore",
-         ContractError),
+        (
+            _mutate("support.ticket-closed", ["data", "satisfactionScore"], 6),
+            "data.satisfactionScore",
+            ContractError,
+        ),
     ],
 )
-def test_bad_input_raises_typed_error_naming_the_field(raw: bytes, field: str | None,
-                                                        error_type: type[ContractError]) -> None:
+def test_bad_input_raises_typed_error_naming_the_field(
+    raw: bytes, field: str | None, error_type: type[ContractError]
+) -> None:
     with pytest.raises(ContractError) as info:
         decode(raw)
     assert type(info.value) is error_type

@@ -32,7 +32,10 @@ def test_staleness_check_detects_changes(tmp_path: Path, rendered: dict[str, str
     (tmp_path / "jsonschema" / "old.thing" / "v1.json").write_text("{}")
     (tmp_path / "asyncapi.json").unlink()
     assert stale_files(catalog, tmp_path, rendered=rendered) == [
-        "asyncapi.json", "jsonschema/old.thing/v1.json", "jsonschema/order.created/v2.json"]
+        "asyncapi.json",
+        "jsonschema/old.thing/v1.json",
+        "jsonschema/order.created/v2.json",
+    ]
     write_files(catalog, tmp_path)
     assert stale_files(catalog, tmp_path, rendered=rendered) == []
     assert not (tmp_path / "jsonschema" / "old.thing").exists()
@@ -55,8 +58,18 @@ def test_schema_content(rendered: dict[str, str]) -> None:
     assert schema["properties"]["eventType"]["const"] == "order.created"
     assert schema["properties"]["version"]["const"] == "v2"
     assert schema["additionalProperties"] is False
-    assert set(schema["required"]) >= {"eventId", "eventType", "version", "tenantId", "correlationId",
-                                       "causationId", "actor", "occurredAt", "producer", "data"}
+    assert set(schema["required"]) >= {
+        "eventId",
+        "eventType",
+        "version",
+        "tenantId",
+        "correlationId",
+        "causationId",
+        "actor",
+        "occurredAt",
+        "producer",
+        "data",
+    }
     data = schema["$defs"][schema["properties"]["data"]["$ref"].split("/")[-1]]
     assert "lines" in data["properties"] and "totalCents" not in data["properties"]
     assert schema["$defs"]["ActorType"]["enum"] == ["user", "service", "system", "api_key"]
@@ -68,14 +81,17 @@ def test_schema_examples_are_valid_records(rendered: dict[str, str]) -> None:
         if path.startswith("jsonschema/"):
             document = json.loads(text)
             (example,) = document["examples"]
-            assert decode(json.dumps(example).encode(), upcast=False).version == document["properties"]["version"][
-                "const"]
+            assert (
+                decode(json.dumps(example).encode(), upcast=False).version
+                == document["properties"]["version"]["const"]
+            )
 
 
 def _refs(node: Any) -> list[str]:
     if isinstance(node, dict):
         return [v for k, v in node.items() if k == "$ref" and isinstance(v, str)] + [
-            r for v in node.values() for r in _refs(v)]
+            r for v in node.values() for r in _refs(v)
+        ]
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
@@ -103,7 +119,8 @@ def test_asyncapi_structure() -> None:
     assert sum(k.startswith("notification.receive.") for k in receives) == 24
     assert set(channels["order.created"]["messages"]) == {"v1", "v2", "v3"}
     assert operations["order.send.order.created"]["messages"] == [
-        {"$ref": "#/channels/order.created/messages/v3"}]
+        {"$ref": "#/channels/order.created/messages/v3"}
+    ]
     assert len(operations["notification.receive.order.created"]["messages"]) == 3
     message = document["components"]["messages"]["order.created.v3"]
     assert message["headers"] == {"$ref": "#/components/schemas/RecordHeaders"}

@@ -90,8 +90,10 @@ def test_byte_level_corruption(seed: bytes, position: int, junk: bytes) -> None:
 
 
 @settings(max_examples=200)
-@given(st.sampled_from(SEEDS), st.lists(st.tuples(st.text(max_size=20), st.none() | st.binary(max_size=80)),
-                                         max_size=5))
+@given(
+    st.sampled_from(SEEDS),
+    st.lists(st.tuples(st.text(max_size=20), st.none() | st.binary(max_size=80)), max_size=5),
+)
 def test_verify_never_raises_on_arbitrary_headers(value: bytes, headers: list) -> None:
     ring = Keyring.parse("k1:secret")
     check = ring.verify(value, headers)

@@ -33,9 +33,16 @@ def test_all_versions_share_one_topic() -> None:
         assert topic_for(event.event_type) == "cloud-factory.dev.order.created.v1"
 
 
-@pytest.mark.parametrize(("args", "field"), [(("order.shipped",), "eventType"), (("order.created", "Prod"), "env"),
-                                             (("order.created", "a.b"), "env"), (("order.created", "dev", 0), "major"),
-                                             (("order.created", "dev", True), "major")])
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (("order.shipped",), "eventType"),
+        (("order.created", "Prod"), "env"),
+        (("order.created", "a.b"), "env"),
+        (("order.created", "dev", 0), "major"),
+        (("order.created", "dev", True), "major"),
+    ],
+)
 def test_topic_for_rejects_bad_input(args: tuple, field: str) -> None:
     with pytest.raises(ContractError) as info:
         topic_for(*args)

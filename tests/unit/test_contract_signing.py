@@ -64,8 +64,10 @@ def test_tampered_value_or_signature_is_a_mismatch() -> None:
     headers = ring.sign(VALUE)
     assert ring.verify(VALUE, headers).ok
     assert ring.verify(VALUE.replace(b"acme-corp", b"evil-corp"), headers).status is SignatureStatus.MISMATCH
-    flipped = [(k, v[:-1] + (b"0" if v[-1:] != b"0" else b"1")) if k == "x-cf-signature" else (k, v)
-               for k, v in headers]
+    flipped = [
+        (k, v[:-1] + (b"0" if v[-1:] != b"0" else b"1")) if k == "x-cf-signature" else (k, v)
+        for k, v in headers
+    ]
     assert ring.verify(VALUE, flipped).status is SignatureStatus.MISMATCH
 
 
@@ -151,3 +153,14 @@ def test_build_and_read_record_round_trip() -> None:
     assert check.ok and decoded.version == "v3" and decoded.event_id == event.event_id
     with pytest.raises(SignatureError):
         schemas.read_record(record.value + b" ", record.headers, ring, SigningMode.PRODUCTION)
+
+
+@pytest.mark.parametrize(
+    "secret", [b"k", b"x" * 63, b"y" * 64, b"z" * 65, b"\x00\xff" * 100, "päss".encode()]
+)
+@pytest.mark.parametrize("value", [b"", b"{}", VALUE, VALUE * 20])
+def test_signature_equals_stdlib_hmac_for_all_key_lengths(secret: bytes, value: bytes) -> None:
+    ring = Keyring([("k", secret)])
+    expected = "sha256=" + hmac.new(secret, value, hashlib.sha256).hexdigest()
+    assert dict(ring.sign(value))["x-cf-signature"].decode() == expected
+    assert ring.verify(value, [("x-cf-signature", expected), ("x-cf-key-id", "k")]).ok

@@ -65,8 +65,10 @@ def test_order_created_v2_becomes_v3_keeping_lines_and_currency() -> None:
 def test_provisioning_completed_v1_becomes_v3() -> None:
     data = decode(_fixture("provisioning.completed.v1")).data
     assert isinstance(data, ProvisioningCompletedV3)
-    assert [r.resource_id for r in data.resources] == [UUID("aa11bb22-cc33-4d44-8e55-ff6677889900"),
-                                                       UUID("bb22cc33-dd44-4e55-9f66-007788990011")]
+    assert [r.resource_id for r in data.resources] == [
+        UUID("aa11bb22-cc33-4d44-8e55-ff6677889900"),
+        UUID("bb22cc33-dd44-4e55-9f66-007788990011"),
+    ]
     assert {r.kind for r in data.resources} == {ResourceKind.VM}
     assert {r.region for r in data.resources} == {"us-east-1"}
     assert data.resources[0].name == "vm-aa11bb22"
@@ -77,7 +79,9 @@ def test_provisioning_completed_v2_becomes_v3() -> None:
     data = decode(_fixture("provisioning.completed.v2")).data
     assert isinstance(data, ProvisioningCompletedV3)
     assert [(r.kind, r.name, r.region) for r in data.resources] == [
-        (ResourceKind.VM, "app-1", "eu-central-1"), (ResourceKind.BUCKET, "assets", "eu-central-1")]
+        (ResourceKind.VM, "app-1", "eu-central-1"),
+        (ResourceKind.BUCKET, "assets", "eu-central-1"),
+    ]
 
 
 def test_refund_requested_v1_becomes_v3() -> None:
