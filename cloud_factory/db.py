@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from sqlalchemy import Engine, MetaData, create_engine, text
 
-__all__ = ["engine_for", "ensure_schema"]
+__all__ = ["engine_for", "ensure_schema", "ensure_schema_once"]
 
 
 @lru_cache(maxsize=8)
@@ -28,3 +28,15 @@ def ensure_schema(engine: Engine, metadata: MetaData) -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": schema})
             conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         metadata.create_all(conn, checkfirst=True)
+
+
+_ensured: set[tuple[str, int]] = set()
+
+
+def ensure_schema_once(engine: Engine, metadata: MetaData) -> None:
+    """`ensure_schema`, at most once per process for each (database, metadata): cheap to call from
+    every constructor that needs the tables."""
+    key = (engine.url.render_as_string(hide_password=True), id(metadata))
+    if key not in _ensured:
+        ensure_schema(engine, metadata)
+        _ensured.add(key)

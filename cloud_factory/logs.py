@@ -1,24 +1,58 @@
-"""Structured JSON logs: one object per line, carrying the current trace and span ids."""
+"""Structured JSON logs: one object per line carrying traceId, spanId, correlationId, eventId, tenantId.
+
+The messaging runtime binds the ids of the event in hand with `log_context(...)` (a context variable,
+so threads and asyncio tasks keep their own); every line logged inside, by any logger, carries them.
+Fields passed with `extra=` win over the bound ones.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 
 from cloud_factory.tracing import current_trace_ids
 
-__all__ = ["JsonFormatter", "configure_logging"]
+__all__ = ["JsonFormatter", "bound_log_fields", "configure_logging", "log_context"]
 
-_CONTEXT_FIELDS = ("correlation_id", "event_id", "tenant_id", "event_type")
+_FIELDS = ("correlationId", "eventId", "tenantId")
+_ALIASES = {"correlation_id": "correlationId", "event_id": "eventId", "tenant_id": "tenantId",
+            "event_type": "eventType"}
+_bound: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("cf_log_fields", default={})
+
+
+@contextlib.contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Bind ids (snake_case or camelCase names) to every log line emitted inside the block."""
+    merged = dict(_bound.get())
+    for name, value in fields.items():
+        if value is not None:
+            merged[_ALIASES.get(name, name)] = str(value)
+    token = _bound.set(merged)
+    try:
+        yield
+    finally:
+        _bound.reset(token)
+
+
+def bound_log_fields() -> dict[str, str]:
+    """The ids currently bound by `log_context` (for tests and for handing to other threads)."""
+    return dict(_bound.get())
 
 
 class JsonFormatter(logging.Formatter):
+    """Every line has the same keys, null when unknown, so log queries never miss a field."""
+
+    converter = time.gmtime
+
     def format(self, record: logging.LogRecord) -> str:
         trace_id, span_id = current_trace_ids()
-        line = {
+        line: dict[str, object] = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -26,9 +60,14 @@ class JsonFormatter(logging.Formatter):
             "traceId": trace_id,
             "spanId": span_id,
         }
-        for name in _CONTEXT_FIELDS:
+        bound = _bound.get()
+        for name in _FIELDS:
+            line[name] = bound.get(name)
+        for name, value in bound.items():
+            line.setdefault(name, value)
+        for name, alias in _ALIASES.items():
             if hasattr(record, name):
-                line[name] = str(getattr(record, name))
+                line[alias] = str(getattr(record, name))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
@@ -41,4 +80,3 @@ def configure_logging(level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel((level or os.environ.get("CF_LOG_LEVEL", "INFO")).upper())
-    JsonFormatter.converter = time.gmtime

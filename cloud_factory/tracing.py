@@ -2,8 +2,12 @@
 
 Every process installs an SDK tracer provider so that spans have real ids (the `traceparent`
 header is part of the event contract); exporting them is optional: `CF_TRACE_EXPORTER` is `none`
-(default: ids only, nothing leaves the process), `console`, or `otlp` (needs
-opentelemetry-exporter-otlp installed).
+(default: ids only — spans are not sampled, so nothing is recorded or leaves the process and a span
+costs little more than its ids), `console`, or `otlp` (needs opentelemetry-exporter-otlp installed).
+
+Spans: the producer opens `publish {topic}` (PRODUCER), the consumer `consume {topic}` (CONSUMER)
+parented on the record's `traceparent`, and each handler `handle {eventType}`; Temporal's
+`TracingInterceptor` joins workflow and activity spans to the same traces.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = [
     "configure_tracing",
+    "tracing_configured",
     "current_trace_ids",
     "extract_context",
     "header_value",
@@ -38,7 +44,12 @@ def configure_tracing(service_name: str, exporter: str | None = None) -> None:
     if _configured:
         return
     exporter = (exporter or os.environ.get("CF_TRACE_EXPORTER", "none")).lower()
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    resource = Resource.create({"service.name": service_name})
+    if exporter == "none":
+        # Ids only: a sampled parent from another process is still honoured (recorded nowhere).
+        provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_OFF))
+    else:
+        provider = TracerProvider(resource=resource)
     if exporter == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     elif exporter == "otlp":
@@ -51,6 +62,10 @@ def configure_tracing(service_name: str, exporter: str | None = None) -> None:
         raise ValueError(f"CF_TRACE_EXPORTER must be none, console or otlp, not {exporter!r}")
     trace.set_tracer_provider(provider)
     _configured = True
+
+
+def tracing_configured() -> bool:
+    return _configured
 
 
 def tracer(name: str = "cloud_factory") -> trace.Tracer:

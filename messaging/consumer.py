@@ -1,72 +1,110 @@
-"""The at-least-once event consumer: verify → decode → handle → commit that one offset.
+"""The at-least-once consumer runtime.
 
-An offset is committed only after its message was handled or dead-lettered, so a crash anywhere
-before that redelivers it. A failing handler rewinds its partition to the failed message and backs
-off, so the partition keeps its order while other partitions flow.
+Per message: verify signature → decode + upcast → idempotency check → handler → store result →
+commit that message's offset. Messages are fetched in batches; idempotency keys are claimed and
+stored with one statement per batch, and the offsets committed after a batch are exactly those of
+the last handled-or-dead-lettered message of each partition (`offset + 1`, as `commit(message=…)`
+would) — never the consumer's position. So a crash at any point redelivers what was not finished.
+
+A failing message blocks only its own partition: the partition is paused and rewound to the
+message, and resumed when its backoff (the event type's retry profile) has passed; other
+partitions keep flowing. Retryable errors are retried until the profile is exhausted, then
+dead-lettered; permanent ones are dead-lettered at once (see `messaging.errors`). Revoked
+partitions are committed and forgotten; `run` stops gracefully when its stop event is set
+(`run_until_signalled` sets it on SIGTERM/SIGINT).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, TopicPartition
 from opentelemetry import trace
 
 import schemas
+from cloud_factory.logs import log_context
 from cloud_factory.tracing import extract_context, tracer
+from messaging.deadletter import DLQ_RETRIES, DeadLetter, strip_dlq_headers
+from messaging.errors import PublishError, ResourceBusyError, classify
+from messaging.handlers import Handler, HandlerContext, HandlerEntry, HandlerSpec, specs_of
+from messaging.idempotency import Claim, ClaimState, IdempotencyStore, KeyRequest
+from messaging.metrics import METRICS
 from messaging.producer import EventProducer
+from messaging.retry import PolicyLookup, RetryPolicy, policy_for
 
-__all__ = ["EventConsumer", "Handler", "HandlerContext"]
+__all__ = ["EventConsumer", "Handler", "HandlerContext", "HandlerSpec", "run_until_signalled"]
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class HandlerContext:
-    """Where a message came from and how it was checked; handed to every handler."""
-
-    topic: str
-    partition: int
-    offset: int
-    headers: list[tuple[str, bytes]]
-    signature: schemas.SignatureCheck
-    trace_id: str | None = None
-    span_id: str | None = None
-
-
-Handler = Callable[[schemas.Envelope, HandlerContext], None]
+TP = tuple[str, int]
 
 
 @dataclass
-class _Backoff:
-    attempts: dict[tuple[str, int, int], int] = field(default_factory=dict)
+class _RetryState:
+    """In-place retries of the message at `offset` of one partition."""
 
-    def next_delay(self, key: tuple[str, int, int]) -> float:
-        attempt = self.attempts.get(key, 0) + 1
-        self.attempts[key] = attempt
-        return min(0.2 * 2 ** (attempt - 1), 5.0)
+    offset: int
+    failures: int = 0
+    first_failure: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    last_failure: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    resume_at: float | None = None
 
-    def clear(self, key: tuple[str, int, int]) -> None:
-        self.attempts.pop(key, None)
+
+@dataclass
+class _Item:
+    msg: Message
+    headers: list[tuple[str, bytes]]
+    envelope: schemas.Envelope | None = None
+    check: schemas.SignatureCheck | None = None
+    error: Exception | None = None
+    specs: list[HandlerSpec] = field(default_factory=list)
+    requests: list[KeyRequest] = field(default_factory=list)
+
+
+class _Failed(Exception):
+    def __init__(self, cause: BaseException, handler: str | None) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.handler = handler
 
 
 class EventConsumer:
-    """One Kafka consumer in a group, dispatching each event type to its handler."""
+    """One Kafka consumer in a group, dispatching each event type to its handler(s)."""
 
     def __init__(self, bootstrap_servers: str, *, group_id: str, topics: Iterable[str],
-                 handlers: Mapping[str, Handler], keyring: schemas.Keyring,
+                 handlers: Mapping[str, HandlerEntry], keyring: schemas.Keyring,
                  signing_mode: schemas.SigningMode, dlq_producer: EventProducer,
-                 extra_config: dict[str, object] | None = None) -> None:
-        self.handlers = dict(handlers)
+                 extra_config: dict[str, object] | None = None,
+                 handler_name: str | None = None,
+                 idempotency: IdempotencyStore | None | Literal["auto"] = "auto",
+                 retry_policy: RetryPolicy | PolicyLookup | None = None,
+                 batch_size: int = 500, cleanup_interval: float = 300.0) -> None:
+        self.handlers: dict[str, HandlerEntry] = dict(handlers)
         self.keyring = keyring
-        self.signing_mode = signing_mode
+        self.signing_mode = schemas.SigningMode(signing_mode)
         self.dlq_producer = dlq_producer
         self.topics = list(topics)
-        self._backoff = _Backoff()
+        self.group_id = group_id
+        self.handler_name = handler_name or group_id
+        self.batch_size = batch_size
+        self.cleanup_interval = cleanup_interval
+        if isinstance(retry_policy, RetryPolicy):
+            fixed = retry_policy
+            self._policy: PolicyLookup = lambda _event_type: fixed
+        else:
+            self._policy = retry_policy or policy_for
+        self._idempotency = idempotency
+        self._retries: dict[TP, _RetryState] = {}
+        self._last_cleanup = time.monotonic()
+        self._tracer = tracer("cloud_factory.consumer")
+        self._closed = False
         self._consumer = Consumer({
             "bootstrap.servers": bootstrap_servers,
             "group.id": group_id,
@@ -74,15 +112,27 @@ class EventConsumer:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "cooperative-sticky",
+            "log_level": 3,
+            # A resumed partition is fetched within ~0.1 s, so retry delays stay close to the profile.
+            "fetch.wait.max.ms": 100,
             **(extra_config or {}),
         })
-        self._consumer.subscribe(self.topics, on_revoke=self._on_revoke)
+        self._consumer.subscribe(self.topics, on_revoke=self._on_revoke, on_lost=self._on_revoke)
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Offsets are committed per message already; nothing is pending on revoke."""
-        log.info("partitions revoked: %s", [(p.topic, p.partition) for p in partitions])
+    # -- idempotency ----------------------------------------------------------------------------
+    @property
+    def idempotency(self) -> IdempotencyStore | None:
+        """The store, built from the process settings on first use when left on "auto"."""
+        if self._idempotency == "auto":
+            from cloud_factory.db import engine_for
+            from cloud_factory.settings import get_settings
 
+            self._idempotency = IdempotencyStore(engine_for(get_settings().dsn))
+        return self._idempotency
+
+    # -- loop -----------------------------------------------------------------------------------
     def run(self, stop: threading.Event, *, poll_timeout: float = 0.5) -> None:
+        """Consume until `stop` is set; the batch in hand is finished and committed, then close."""
         try:
             while not stop.is_set():
                 self.poll_once(poll_timeout)
@@ -90,74 +140,283 @@ class EventConsumer:
             self.close()
 
     def poll_once(self, timeout: float = 0.5) -> bool:
-        """Handle at most one message; True when one was processed (handled or dead-lettered)."""
-        msg = self._consumer.poll(timeout)
-        if msg is None:
+        """Fetch and process one batch; True when at least one message was handled or dead-lettered."""
+        self._resume_due()
+        wake = [s.resume_at for s in self._retries.values() if s.resume_at is not None]
+        if wake:
+            timeout = max(0.0, min(timeout, min(wake) - time.monotonic()))
+        messages = self._consumer.consume(self.batch_size, timeout)
+        batch = []
+        for msg in messages:
+            error = msg.error()
+            if error is None:
+                batch.append(msg)
+            elif error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error: %s", error)
+        self._maybe_cleanup()
+        if not batch:
             return False
-        if msg.error():
-            if msg.error().code() != KafkaError._PARTITION_EOF:
-                log.warning("consumer error: %s", msg.error())
+        try:
+            return self._process_batch(batch) > 0
+        except Exception:  # noqa: BLE001 - e.g. the database or the group coordinator went away
+            log.exception("batch of %d failed as a whole; rewinding to redeliver it", len(batch))
+            self._rewind(batch)
+            time.sleep(1.0)
             return False
-        return self._process(msg)
 
-    def _process(self, msg: Message) -> bool:
-        headers = list(msg.headers() or [])
-        value = msg.value() or b""
-        key = (msg.topic(), msg.partition(), msg.offset())
-        parent = extract_context(headers)
-        with tracer("cloud_factory.consumer").start_as_current_span(
-            f"consume {msg.topic()}", context=parent, kind=trace.SpanKind.CONSUMER
-        ) as span:
-            span_context = span.get_span_context()
+    def _rewind(self, batch: list[Message]) -> None:
+        """Seek every partition of a failed batch back to its first message (nothing was committed
+        past it), so the batch is delivered again instead of being skipped."""
+        first: dict[TP, int] = {}
+        for msg in batch:
+            first.setdefault((msg.topic(), msg.partition()), msg.offset())
+        for (topic, partition), offset in first.items():
             try:
-                check = self.keyring.verify(value, headers)
-                schemas.enforce_signature(check, self.signing_mode)
-                envelope = schemas.decode(value)
-            except schemas.ContractError as exc:
-                self._dead_letter(msg, headers, reason=str(exc), error_class=type(exc).__name__)
-                self._commit(msg)
-                return True
-            handler = self.handlers.get(envelope.event_type)
-            if handler is not None:
-                context = HandlerContext(msg.topic(), msg.partition(), msg.offset(), headers, check,
-                                         f"{span_context.trace_id:032x}", f"{span_context.span_id:016x}")
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except Exception as exc:  # noqa: BLE001 - revoked meanwhile: its new owner starts there anyway
+                log.warning("cannot rewind %s[%d]: %s", topic, partition, exc)
+
+    # -- one batch ------------------------------------------------------------------------------
+    def _process_batch(self, messages: list[Message]) -> int:
+        items = [self._read(msg) for msg in messages]
+        store = self.idempotency
+        claims: dict[str, Claim] = {}
+        claim_error: Exception | None = None
+        leased = [r for item in items for r in item.requests
+                  if not any(s.transactional and s.name == r.handler for s in item.specs)]
+        if store is not None and leased:
+            try:
+                claims = store.claim(leased)
+            except Exception as exc:  # noqa: BLE001 - database away: every message retries in place
+                claim_error = exc
+        stopped: set[TP] = set()
+        done: dict[TP, Message] = {}
+        succeeded: dict[str, Any] = {}
+        failed: dict[str, str] = {}
+        for item in items:
+            tp = (item.msg.topic(), item.msg.partition())
+            paused = self._retries.get(tp)
+            if tp in stopped or (paused is not None and paused.resume_at is not None):
+                continue  # behind a failed message: it is fetched again after the backoff
+            try:
+                if claim_error is not None:
+                    raise _Failed(claim_error, None)
+                self._handle(item, claims, succeeded, failed)
+            except _Failed as failure:
+                if self._on_failure(item, failure):
+                    done[tp] = item.msg
+                else:
+                    stopped.add(tp)
+                continue
+            state = self._retries.get(tp)
+            if state is not None and state.offset == item.msg.offset():
+                del self._retries[tp]
+            done[tp] = item.msg
+        if store is not None:
+            acquired = {key for key, claim in claims.items() if claim.state is ClaimState.ACQUIRED}
+            store.complete(succeeded)
+            store.fail(failed)
+            store.release(acquired - succeeded.keys() - failed.keys())
+        self._commit(done.values())
+        METRICS.add("consumed", len(messages))
+        return len(done)
+
+    def _read(self, msg: Message) -> _Item:
+        item = _Item(msg, list(msg.headers() or []))
+        value = msg.value() or b""
+        try:
+            item.check = self.keyring.verify(value, item.headers)
+            schemas.enforce_signature(item.check, self.signing_mode, logger=log,
+                                      context=f"{msg.topic()}/{msg.partition()}/{msg.offset()}")
+            item.envelope = envelope = schemas.decode(value)
+        except schemas.ContractError as exc:
+            item.error = exc
+            return item
+        item.specs = specs_of(self.handlers.get(envelope.event_type), self.handler_name)
+        item.requests = [KeyRequest.of(envelope.event_id, envelope.correlation_id, spec.name or "")
+                         for spec in item.specs]
+        return item
+
+    def _handle(self, item: _Item, claims: dict[str, Claim], succeeded: dict[str, Any],
+                failed: dict[str, str]) -> None:
+        msg, envelope = item.msg, item.envelope
+        with self._tracer.start_as_current_span(
+            f"consume {msg.topic()}", context=extract_context(item.headers), kind=trace.SpanKind.CONSUMER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": msg.topic(),
+                        "messaging.kafka.partition": msg.partition(), "messaging.kafka.offset": msg.offset()},
+        ), log_context(correlation_id=envelope.correlation_id if envelope else None,
+                       event_id=envelope.event_id if envelope else None,
+                       tenant_id=envelope.tenant_id if envelope else None):
+            if item.error is not None or envelope is None:
+                raise _Failed(item.error or ValueError("undecodable record"), None)
+            state = self._retries.get((msg.topic(), msg.partition()))
+            attempt = state.failures + 1 if state is not None and state.offset == msg.offset() else 1
+            for spec, request in zip(item.specs, item.requests, strict=True):
+                name = spec.name or self.handler_name
                 try:
-                    handler(envelope, context)
-                except Exception as exc:  # the handler failed: retry this message in place
-                    delay = self._backoff.next_delay(key)
-                    log.warning("handler for %s failed (%s); retrying in %.1fs", envelope.event_type, exc, delay)
-                    self._consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
-                    time.sleep(delay)
-                    return False
-            self._backoff.clear(key)
-            self._commit(msg)
-            return True
+                    if spec.transactional and self.idempotency is not None:
+                        self._run_transactional(spec, request, envelope, item, attempt)
+                        continue
+                    claim = claims.get(request.key)
+                    if claim is not None and claim.state is ClaimState.DUPLICATE:
+                        log.info("duplicate %s for handler %s: skipped (cached result kept)",
+                                 envelope.event_id, name)
+                        continue
+                    if claim is not None and claim.state is ClaimState.BUSY:
+                        raise ResourceBusyError(f"handler {name}: another consumer holds the lease")
+                    succeeded[request.key] = self._call(spec, envelope, item, attempt, request.key, None)
+                except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
+                    if not isinstance(exc, ResourceBusyError):
+                        failed[request.key] = f"{type(exc).__name__}: {exc}"[:1000]
+                    raise _Failed(exc, name) from exc
 
-    def _dead_letter(self, msg: Message, headers: list[tuple[str, bytes]], *, reason: str, error_class: str) -> None:
-        event_type = _header(headers, "x-cf-event-type")
-        topic = f"{msg.topic()}.dlq" if not msg.topic().endswith(".dlq") else msg.topic()
-        log.warning("dead-lettering %s[%d]@%d (%s): %s", msg.topic(), msg.partition(), msg.offset(),
-                    event_type, reason)
-        self.dlq_producer.publish_raw(topic, key=msg.key(), value=msg.value() or b"", headers=[
-            *headers,
-            ("x-cf-dlq-reason", reason.encode()),
-            ("x-cf-dlq-error-class", error_class.encode()),
-            ("x-cf-dlq-original", f"{msg.topic()}/{msg.partition()}/{msg.offset()}".encode()),
-        ])
+    def _run_transactional(self, spec: HandlerSpec, request: KeyRequest, envelope: schemas.Envelope,
+                           item: _Item, attempt: int) -> None:
+        store = self.idempotency
+        assert store is not None
+        with store.engine.begin() as conn:
+            claim = store.claim([request], final=True, conn=conn)[request.key]
+            if claim.state is ClaimState.DUPLICATE:
+                log.info("duplicate %s for handler %s: skipped", envelope.event_id, spec.name)
+                return
+            if claim.state is ClaimState.BUSY:
+                raise ResourceBusyError(f"handler {spec.name}: another consumer holds the lease")
+            result = self._call(spec, envelope, item, attempt, request.key, conn)
+            if result is not None:
+                store.complete({request.key: result}, conn=conn)
 
-    def _commit(self, msg: Message) -> None:
-        self._consumer.commit(message=msg, asynchronous=False)
+    def _call(self, spec: HandlerSpec, envelope: schemas.Envelope, item: _Item, attempt: int, key: str,
+              conn: Any) -> Any:
+        msg = item.msg
+        assert item.check is not None
+        with self._tracer.start_as_current_span(
+            f"handle {envelope.event_type}", attributes={"cloudfactory.handler": spec.name or "",
+                                                         "cloudfactory.event_id": str(envelope.event_id)},
+        ) as span:
+            ids = span.get_span_context()
+            context = HandlerContext(
+                msg.topic(), msg.partition(), msg.offset(), item.headers, item.check,
+                f"{ids.trace_id:032x}" if ids.is_valid else None, f"{ids.span_id:016x}" if ids.is_valid else None,
+                handler=spec.name or "", attempt=attempt, idempotency_key=key, db=conn,
+            )
+            result = spec.handler(envelope, context)
+        METRICS.add("handled")
+        return result
+
+    # -- failure routing ------------------------------------------------------------------------
+    def _on_failure(self, item: _Item, failure: _Failed) -> bool:
+        """Retry in place (False: partition stopped) or dead-letter (True: offset may be committed)."""
+        msg, exc = item.msg, failure.cause
+        tp = (msg.topic(), msg.partition())
+        error_class = classify(exc)
+        state = self._retries.get(tp)
+        if state is None or state.offset != msg.offset():
+            state = self._retries[tp] = _RetryState(msg.offset())
+        state.failures += 1
+        state.last_failure = dt.datetime.now(dt.UTC)
+        event_type = item.envelope.event_type if item.envelope else None
+        policy = self._policy(event_type)
+        if error_class.retryable and policy.allows(state.failures):
+            self._retry_later(msg, state, policy.delay(state.failures))
+            log.warning("%s failed (%s, %s: %s); retry %d/%d in %.2fs", _where(msg), error_class.value,
+                        type(exc).__name__, exc, state.failures, policy.retries, policy.delay(state.failures))
+            return False
+        letter = DeadLetter(
+            original_topic=msg.topic(), original_partition=msg.partition(), original_offset=msg.offset(),
+            key=msg.key(), value=msg.value() or b"", headers=strip_dlq_headers(item.headers),
+            error_class=error_class, reason=str(exc) or type(exc).__name__, exception=type(exc).__name__,
+            attempts=state.failures, first_failure=state.first_failure, last_failure=state.last_failure,
+            handler=failure.handler, group=self.group_id, dlq_retries=_dlq_retries(item.headers),
+        )
+        try:
+            delivery = self.dlq_producer.publish_raw(letter.topic, key=letter.key, value=letter.value,
+                                                     headers=letter.record_headers())
+        except PublishError as publish_error:
+            log.error("cannot dead-letter %s (%s); retrying it in place", _where(msg), publish_error)
+            self._retry_later(msg, state, policy.delay(min(state.failures, policy.retries or 1)))
+            return False
+        del self._retries[tp]
+        METRICS.add("dead_lettered", topic=msg.topic(), error_class=error_class.value)
+        log.warning("dead-lettered %s to %s (%s after %d attempt(s)): %s%s", _where(msg), letter.topic,
+                    error_class.value, letter.attempts, letter.reason, " [spooled]" if delivery.spooled else "")
+        return True
+
+    def _retry_later(self, msg: Message, state: _RetryState, delay: float) -> None:
+        partition = TopicPartition(msg.topic(), msg.partition())
+        self._consumer.pause([partition])
+        self._consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+        state.resume_at = time.monotonic() + delay
+        METRICS.add("retries")
+
+    def _resume_due(self) -> None:
+        now = time.monotonic()
+        due = [tp for tp, state in self._retries.items() if state.resume_at is not None and state.resume_at <= now]
+        if due:
+            self._consumer.resume([TopicPartition(topic, partition) for topic, partition in due])
+            for tp in due:
+                self._retries[tp].resume_at = None
+
+    # -- offsets and rebalancing ----------------------------------------------------------------
+    def _commit(self, messages: Iterable[Message]) -> None:
+        offsets = [TopicPartition(m.topic(), m.partition(), m.offset() + 1) for m in messages]
+        if offsets:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Offsets are committed after every batch, so nothing is pending here: forget retry state."""
+        for partition in partitions:
+            self._retries.pop((partition.topic, partition.partition), None)
+        log.info("partitions revoked: %s", [(p.topic, p.partition) for p in partitions])
+
+    def _maybe_cleanup(self) -> None:
+        if time.monotonic() - self._last_cleanup < self.cleanup_interval:
+            return
+        self._last_cleanup = time.monotonic()
+        store = self.idempotency
+        if store is None:
+            return
+        try:
+            purged = store.purge_expired()
+            if purged:
+                log.info("purged %d expired idempotency keys", purged)
+        except Exception as exc:  # noqa: BLE001 - cleanup is best effort; the next round tries again
+            log.warning("idempotency cleanup failed: %s", exc)
 
     def committed_offset(self, topic: str, partition: int) -> int | None:
         [tp] = self._consumer.committed([TopicPartition(topic, partition)], timeout=10)
         return None if tp.offset == OFFSET_INVALID else tp.offset
 
     def close(self) -> None:
+        """Leave the group (revoking commits nothing new: every batch was committed) and flush DLQ records."""
+        if self._closed:
+            return
+        self._closed = True
         self._consumer.close()
+        self.dlq_producer.flush(10)
 
 
-def _header(headers: list[tuple[str, bytes]], name: str) -> str | None:
-    for key, value in headers:
-        if key == name and value is not None:
-            return value.decode(errors="replace")
-    return None
+def _where(msg: Message) -> str:
+    return f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+
+
+def _dlq_retries(headers: list[tuple[str, bytes]]) -> int:
+    for key, value in reversed(headers):
+        if key == DLQ_RETRIES and value:
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+def run_until_signalled(consumer: EventConsumer, *, poll_timeout: float = 0.5) -> None:
+    """Run in the main thread until SIGTERM or SIGINT, then stop gracefully."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        consumer.run(stop, poll_timeout=poll_timeout)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+

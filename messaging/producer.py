@@ -1,37 +1,57 @@
-"""The signed, ordered event producer.
+"""The signed, ordered event producer, with the file fallback behind it.
 
 Each record: value = the encoded envelope, key = correlationId (the Java-compatible
 `murmur2_random` partitioner keeps a business flow on one partition), headers = HMAC signature +
-key id, CloudEvents mirror headers and the W3C trace context of the current span. The producer is
-idempotent with `acks=all`; `publish` returns only once the broker acknowledged the record.
+key id, CloudEvents mirror headers and the W3C trace context of the `publish` span. The producer is
+idempotent with `acks=all`; `publish` returns only once the broker acknowledged the record — or,
+when a spool is attached and no broker answers, once the record is fsynced into the spool, from
+which a background replayer re-publishes it as soon as Kafka is back. While the spool holds
+anything, new records queue behind it, so per-correlationId order survives an outage.
+
+`send` is the pipelined form (no wait per record; `flush` waits for all), for bulk publishing.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from opentelemetry import trace
 
 import schemas
-from cloud_factory.tracing import inject_headers
+from cloud_factory.logs import log_context
+from cloud_factory.tracing import inject_headers, tracer
+from messaging.errors import BrokerUnavailableError, PublishError
+from messaging.metrics import METRICS
+from messaging.replay import ReplayReport, SpoolReplayer
+from messaging.spool import FallbackSpool, SpooledRecord
 
-__all__ = ["Delivery", "EventProducer", "PublishError", "record_headers"]
+__all__ = ["Delivery", "DeliveryCallback", "EventProducer", "PublishError", "record_headers"]
 
+log = logging.getLogger(__name__)
 
-class PublishError(RuntimeError):
-    """The broker did not acknowledge a record (timeout, broker down, topic missing)."""
-
-    def __init__(self, message: str, *, retriable: bool) -> None:
-        super().__init__(message)
-        self.retriable = retriable
+# Delivery errors that mean "no broker took it", i.e. the record belongs in the spool.
+UNAVAILABLE = frozenset({
+    KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
+    KafkaError.REQUEST_TIMED_OUT, KafkaError.NETWORK_EXCEPTION, KafkaError._QUEUE_FULL,
+})
 
 
 @dataclass(frozen=True)
 class Delivery:
+    """Where the broker stored a record; `spooled` when it went to the file fallback instead."""
+
     topic: str
     partition: int
     offset: int
+    spooled: bool = False
+
+
+DeliveryCallback = Callable[[PublishError | None, Delivery | None], None]
 
 
 def record_headers(envelope: schemas.Envelope, value: bytes, keyring: schemas.Keyring) -> list[tuple[str, bytes]]:
@@ -45,13 +65,21 @@ def record_headers(envelope: schemas.Envelope, value: bytes, keyring: schemas.Ke
     ]
 
 
+def _error(topic: str, err: KafkaError) -> PublishError:
+    if err.code() in UNAVAILABLE or err.retriable():
+        return BrokerUnavailableError(f"delivery to {topic} failed: {err.str()}")
+    return PublishError(f"delivery to {topic} failed: {err.str()}", retriable=False)
+
+
 class EventProducer:
-    """Thread-safe wrapper over one confluent-kafka Producer."""
+    """Thread-safe wrapper over one confluent-kafka Producer (plus an optional fallback spool)."""
 
     def __init__(self, bootstrap_servers: str, keyring: schemas.Keyring, *, env: str = "dev",
-                 delivery_timeout_ms: int = 30_000, extra_config: dict[str, object] | None = None) -> None:
+                 delivery_timeout_ms: int = 30_000, extra_config: dict[str, object] | None = None,
+                 spool: FallbackSpool | None = None, replay_interval: float = 1.0) -> None:
         self.keyring = keyring
         self.env = env
+        self.spool = spool
         self._producer = Producer({
             "bootstrap.servers": bootstrap_servers,
             "enable.idempotence": True,
@@ -60,53 +88,160 @@ class EventProducer:
             "linger.ms": 5,
             "delivery.timeout.ms": delivery_timeout_ms,
             "compression.type": "lz4",
+            "log_level": 3,
             **(extra_config or {}),
         })
         self._lock = threading.Lock()
+        self._tracer = tracer("cloud_factory.producer")
+        self._replayer = SpoolReplayer(self._producer, spool, interval=replay_interval) if spool else None
+        if self._replayer is not None and spool is not None and spool.has_pending():
+            self._replayer.start()
 
+    # -- envelopes ------------------------------------------------------------------------------
     def topic_for(self, envelope: schemas.Envelope) -> str:
         return schemas.topic_for(envelope.event_type, env=self.env)
 
     def publish(self, envelope: schemas.Envelope, *, topic: str | None = None, timeout: float = 30.0) -> Delivery:
-        """Encode, sign and send one event; block until the broker acknowledged it."""
-        value = schemas.encode(envelope)
-        return self.publish_raw(topic or self.topic_for(envelope), key=str(envelope.correlation_id).encode(),
-                                value=value, headers=record_headers(envelope, value, self.keyring),
-                                timeout=timeout)
+        """Encode, sign and send one event; block until the broker acknowledged (or the spool holds) it."""
+        topic = topic or self.topic_for(envelope)
+        with self._span(envelope, topic):
+            value = schemas.encode(envelope)
+            return self.publish_raw(topic, key=str(envelope.correlation_id).encode(), value=value,
+                                    headers=record_headers(envelope, value, self.keyring), timeout=timeout)
 
+    def send(self, envelope: schemas.Envelope, *, topic: str | None = None,
+             on_delivery: DeliveryCallback | None = None) -> None:
+        """Pipelined publish: queue one event and return; `flush` waits for every acknowledgement."""
+        topic = topic or self.topic_for(envelope)
+        with self._span(envelope, topic):
+            value = schemas.encode(envelope)
+            self.send_raw(topic, key=str(envelope.correlation_id).encode(), value=value,
+                          headers=record_headers(envelope, value, self.keyring), on_delivery=on_delivery)
+
+    # -- raw records ----------------------------------------------------------------------------
     def publish_raw(self, topic: str, *, key: bytes | None, value: bytes,
                     headers: list[tuple[str, bytes]], timeout: float = 30.0) -> Delivery:
         """Send pre-built bytes (re-publishing, DLQ, replay) and wait for the acknowledgement."""
-        outcome: dict[str, object] = {}
+        if self._spooling():
+            return self._to_spool(topic, key, value, headers, "spool not empty: queued behind it")
+        outcome: list[tuple[PublishError | None, Delivery | None]] = []
         done = threading.Event()
 
-        def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            outcome["err"], outcome["msg"] = err, msg
+        def on_delivery(err: PublishError | None, delivery: Delivery | None) -> None:
+            outcome.append((err, delivery))
             done.set()
 
-        with self._lock:
-            try:
-                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
-            except BufferError as exc:
-                raise PublishError(f"local queue full while producing to {topic}", retriable=True) from exc
-            except KafkaException as exc:
-                raise PublishError(f"cannot produce to {topic}: {exc}", retriable=False) from exc
+        self.send_raw(topic, key=key, value=value, headers=headers, on_delivery=on_delivery, _spool=False)
+        deadline = time.monotonic() + timeout
         while not done.is_set():
-            self._producer.poll(0.05)
-            timeout -= 0.05
-            if timeout <= 0 and not done.is_set():
-                raise PublishError(f"no acknowledgement from the broker for {topic}", retriable=True)
-        err = outcome["err"]
-        if err is not None:
-            assert isinstance(err, KafkaError)
-            raise PublishError(f"delivery to {topic} failed: {err.str()}", retriable=err.retriable())
-        msg = outcome["msg"]
-        assert isinstance(msg, Message)
-        return Delivery(msg.topic(), msg.partition(), msg.offset())
+            self._producer.poll(0.02)
+            if time.monotonic() > deadline and not done.is_set():
+                error: PublishError = BrokerUnavailableError(f"no acknowledgement from the broker for {topic}")
+                break
+        else:
+            error, delivery = outcome[0]
+            if error is None:
+                assert delivery is not None
+                return delivery
+        if isinstance(error, BrokerUnavailableError) and self.spool is not None:
+            return self._to_spool(topic, key, value, headers, str(error))
+        raise error
+
+    def send_raw(self, topic: str, *, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]],
+                 on_delivery: DeliveryCallback | None = None, _spool: bool = True) -> None:
+        """Queue pre-built bytes; the callback gets (None, Delivery) or (PublishError, None).
+
+        With a spool attached, a record the broker could not take is spooled and reported as a
+        spooled `Delivery`, never as an error.
+        """
+        if _spool and self._spooling():
+            delivery = self._to_spool(topic, key, value, headers, "spool not empty: queued behind it")
+            if on_delivery:
+                on_delivery(None, delivery)
+            return
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            if err is None:
+                METRICS.add("produced")
+                if on_delivery:
+                    on_delivery(None, Delivery(msg.topic(), msg.partition(), msg.offset()))
+                return
+            error = _error(topic, err)
+            if _spool and self.spool is not None and isinstance(error, BrokerUnavailableError):
+                delivery = self._to_spool(topic, key, value, headers, str(error))
+                if on_delivery:
+                    on_delivery(None, delivery)
+            elif on_delivery:
+                on_delivery(error, None)
+            else:
+                log.error("%s", error)
+
+        try:
+            self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=delivered)
+        except BufferError:
+            self._producer.poll(0.1)  # serve callbacks to make room, then try once more
+            try:
+                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=delivered)
+            except BufferError as exc:
+                raise BrokerUnavailableError(f"local queue full while producing to {topic}") from exc
+        except KafkaException as exc:
+            raise PublishError(f"cannot produce to {topic}: {exc}", retriable=False) from exc
+        self._producer.poll(0)
+
+    # -- spool ----------------------------------------------------------------------------------
+    def _spooling(self) -> bool:
+        return self.spool is not None and self.spool.has_pending()
+
+    def _to_spool(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]],
+                  why: str) -> Delivery:
+        assert self.spool is not None and self._replayer is not None
+        self.spool.append([SpooledRecord(topic, key, value, list(headers))])
+        METRICS.add("spooled")
+        log.warning("record for %s spooled to %s (%s)", topic, self.spool.directory, why)
+        self._replayer.start()
+        return Delivery(topic, -1, -1, spooled=True)
+
+    def replay_spool(self) -> ReplayReport:
+        """Re-publish what the spool holds now (the background replayer does this by itself)."""
+        if self._replayer is None:
+            return ReplayReport()
+        return self._replayer.replay()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def _span(self, envelope: schemas.Envelope, topic: str):  # type: ignore[no-untyped-def]
+        return _PublishScope(self._tracer, envelope, topic)
 
     def flush(self, timeout: float = 30.0) -> int:
         """Deliver what is queued; returns how many records are still undelivered."""
         return self._producer.flush(timeout)
 
-    def close(self) -> None:
-        self.flush()
+    def close(self, timeout: float = 30.0) -> None:
+        """Flush on shutdown (undeliverable records end up in the spool when one is attached)."""
+        if self._replayer is not None:
+            self._replayer.stop()
+        self.flush(timeout)
+
+
+class _PublishScope:
+    """The `publish {topic}` span plus the event's ids bound to the log lines inside it."""
+
+    __slots__ = ("_span", "_logs", "_tracer", "_envelope", "_topic")
+
+    def __init__(self, tracer_: trace.Tracer, envelope: schemas.Envelope, topic: str) -> None:
+        self._tracer, self._envelope, self._topic = tracer_, envelope, topic
+
+    def __enter__(self) -> None:
+        envelope = self._envelope
+        self._span = self._tracer.start_as_current_span(
+            f"publish {self._topic}", kind=trace.SpanKind.PRODUCER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": self._topic,
+                        "cloudfactory.event_type": envelope.event_type,
+                        "cloudfactory.event_id": str(envelope.event_id)})
+        self._span.__enter__()
+        self._logs = log_context(correlation_id=envelope.correlation_id, event_id=envelope.event_id,
+                                 tenant_id=envelope.tenant_id)
+        self._logs.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._logs.__exit__(*exc)
+        self._span.__exit__(*exc)

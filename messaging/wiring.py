@@ -1,13 +1,37 @@
-"""Builds the messaging objects of a process from `Settings`, so every worker wires them alike."""
+"""Builds the messaging objects of a process from `Settings`, so every worker wires them alike.
+
+`consumer_from` is the one way services build consumers: topics of the handled event types (and
+their DLQ topics) are created when missing, the DLQ producer has the file fallback, idempotency
+keys live in the settings' PostgreSQL.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
 import schemas
+from cloud_factory.db import engine_for
 from cloud_factory.settings import Settings
+from messaging.consumer import EventConsumer
+from messaging.handlers import HandlerEntry
+from messaging.idempotency import IdempotencyStore
 from messaging.producer import EventProducer
+from messaging.retry import PolicyLookup, RetryPolicy
+from messaging.spool import FallbackSpool
 from messaging.topics import ensure_topics
 
-__all__ = ["keyring_from", "producer_from", "signing_mode_from", "ensure_catalog_topics"]
+__all__ = [
+    "consumer_from",
+    "ensure_catalog_topics",
+    "fallback_dir_from",
+    "idempotency_from",
+    "keyring_from",
+    "producer_from",
+    "signing_mode_from",
+    "spool_from",
+]
 
 
 def keyring_from(settings: Settings) -> schemas.Keyring:
@@ -18,8 +42,49 @@ def signing_mode_from(settings: Settings) -> schemas.SigningMode:
     return schemas.SigningMode(settings.signing_mode)
 
 
-def producer_from(settings: Settings) -> EventProducer:
-    return EventProducer(settings.bootstrap_servers, keyring_from(settings), env=settings.env)
+def fallback_dir_from(settings: Settings) -> Path:
+    """`CF_FALLBACK_DIR`, else `<state dir>/fallback`."""
+    return Path(os.environ.get("CF_FALLBACK_DIR") or settings.state_dir / "fallback")
+
+
+def spool_from(settings: Settings) -> FallbackSpool:
+    return FallbackSpool(fallback_dir_from(settings))
+
+
+def producer_from(settings: Settings, *, fallback: bool = True, delivery_timeout_ms: int = 30_000,
+                  extra_config: dict[str, object] | None = None) -> EventProducer:
+    """The process's producer; with `fallback` (default) records survive a Kafka outage in the spool.
+
+    Temporal activities may pass `fallback=False` and let Temporal's activity retries cover an
+    outage instead (see the README).
+    """
+    return EventProducer(settings.bootstrap_servers, keyring_from(settings), env=settings.env,
+                         delivery_timeout_ms=delivery_timeout_ms, extra_config=extra_config,
+                         spool=spool_from(settings) if fallback else None)
+
+
+def idempotency_from(settings: Settings) -> IdempotencyStore:
+    return IdempotencyStore(engine_for(settings.dsn))
+
+
+def consumer_from(settings: Settings, *, group_id: str, handlers: Mapping[str, HandlerEntry],
+                  handler_name: str | None = None, topics: Iterable[str] | None = None,
+                  dlq_producer: EventProducer | None = None, idempotency: bool | IdempotencyStore = True,
+                  retry_policy: RetryPolicy | PolicyLookup | None = None, batch_size: int = 500,
+                  create_topics: bool = True, extra_config: dict[str, object] | None = None) -> EventConsumer:
+    """A consumer in `group_id` for the event types in `handlers` (topics derived from the catalog)."""
+    event_types = list(handlers)
+    topic_list = list(topics) if topics is not None else [schemas.topic_for(t, env=settings.env) for t in event_types]
+    if create_topics:
+        ensure_catalog_topics(settings, event_types)
+    store = idempotency if isinstance(idempotency, IdempotencyStore) else (
+        idempotency_from(settings) if idempotency else None)
+    return EventConsumer(
+        settings.bootstrap_servers, group_id=group_id, topics=topic_list, handlers=handlers,
+        keyring=keyring_from(settings), signing_mode=signing_mode_from(settings),
+        dlq_producer=dlq_producer or producer_from(settings), extra_config=extra_config,
+        handler_name=handler_name, idempotency=store, retry_policy=retry_policy, batch_size=batch_size,
+    )
 
 
 def ensure_catalog_topics(settings: Settings, event_types: list[str] | None = None) -> list[str]:

@@ -1,0 +1,132 @@
+"""The dead-letter record: the original value and headers plus why, where and how often it failed.
+
+A DLQ record on `<original topic>.dlq` keeps the original key, value (so the signature still
+verifies) and headers, and adds `x-cf-dlq-*` headers: error class, reason, exception type, attempts,
+first/last failure time, original topic/partition/offset, handler, consumer group and how many
+times the DLQ handler already re-published it (`x-cf-dlq-retries`, which survives the round trip).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from messaging.errors import ErrorClass
+
+__all__ = ["DLQ_PREFIX", "DLQ_RETRIES", "DeadLetter", "dlq_topic_of", "strip_dlq_headers"]
+
+DLQ_PREFIX = "x-cf-dlq-"
+DLQ_RETRIES = "x-cf-dlq-retries"
+DLQ_SUFFIX = ".dlq"
+
+
+def dlq_topic_of(topic: str) -> str:
+    return topic if topic.endswith(DLQ_SUFFIX) else topic + DLQ_SUFFIX
+
+
+def strip_dlq_headers(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes]]:
+    """The record's own headers, without any DLQ bookkeeping (retry count included)."""
+    return [(k, v or b"") for k, v in headers if not k.startswith(DLQ_PREFIX)]
+
+
+def _header(headers: Sequence[tuple[str, bytes | None]], name: str) -> str | None:
+    found = None
+    for key, value in headers:
+        if key == name and value is not None:
+            found = value.decode(errors="replace")
+    return found
+
+
+def _time(text: str | None) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class DeadLetter:
+    """Everything known about one dead-lettered record."""
+
+    original_topic: str
+    original_partition: int
+    original_offset: int
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]  # the original headers, DLQ bookkeeping stripped
+    error_class: ErrorClass
+    reason: str
+    exception: str = ""
+    attempts: int = 1
+    first_failure: dt.datetime = field(default_factory=_now)
+    last_failure: dt.datetime = field(default_factory=_now)
+    handler: str | None = None
+    group: str | None = None
+    dlq_retries: int = 0
+
+    @property
+    def topic(self) -> str:
+        return dlq_topic_of(self.original_topic)
+
+    @property
+    def event_id(self) -> str | None:
+        return _header(self.headers, "x-cf-event-id") or _header(self.headers, "ce_id")
+
+    @property
+    def event_type(self) -> str | None:
+        return _header(self.headers, "x-cf-event-type")
+
+    def record_headers(self) -> list[tuple[str, bytes]]:
+        extra = {
+            "reason": self.reason[:2000],
+            "error-class": self.error_class.value,
+            "exception": self.exception,
+            "attempts": str(self.attempts),
+            "first-failure": self.first_failure.isoformat(),
+            "last-failure": self.last_failure.isoformat(),
+            "original": f"{self.original_topic}/{self.original_partition}/{self.original_offset}",
+            "original-topic": self.original_topic,
+            "original-partition": str(self.original_partition),
+            "original-offset": str(self.original_offset),
+            "handler": self.handler or "",
+            "group": self.group or "",
+            "retries": str(self.dlq_retries),
+        }
+        return [*self.headers, *((DLQ_PREFIX + name, value.encode()) for name, value in extra.items())]
+
+    @classmethod
+    def from_record(cls, key: bytes | None, value: bytes | None,
+                    headers: Sequence[tuple[str, bytes | None]] | None) -> DeadLetter:
+        """Parse a record read from a DLQ topic (tolerates missing bookkeeping)."""
+        headers = list(headers or [])
+
+        def get(name: str) -> str | None:
+            return _header(headers, DLQ_PREFIX + name)
+
+        try:
+            error_class = ErrorClass(get("error-class") or "")
+        except ValueError:
+            error_class = ErrorClass.VALIDATION  # written by something that is not this runtime
+        original = (get("original") or "//").rsplit("/", 2)
+        return cls(
+            original_topic=get("original-topic") or original[0],
+            original_partition=int(get("original-partition") or original[1] or -1),
+            original_offset=int(get("original-offset") or original[2] or -1),
+            key=key,
+            value=value or b"",
+            headers=strip_dlq_headers(headers),
+            error_class=error_class,
+            reason=get("reason") or "",
+            exception=get("exception") or "",
+            attempts=int(get("attempts") or 1),
+            first_failure=_time(get("first-failure")) or _now(),
+            last_failure=_time(get("last-failure")) or _now(),
+            handler=get("handler") or None,
+            group=get("group") or None,
+            dlq_retries=int(get("retries") or 0),
+        )

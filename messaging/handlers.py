@@ -1,0 +1,69 @@
+"""What a consumer dispatches to: handlers, their names, and the context each call receives.
+
+`handlers={event_type: handler}` is the simple form (named after the consumer's default handler
+name, the consumer group). A `HandlerSpec` names a handler and may mark it transactional: it then
+gets `context.db`, a connection inside the transaction that also records its idempotency key, so its
+writes and the key commit together. Several handlers per event type are registered as a list; each
+has its own idempotency key, so on a retry those that already succeeded are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+import schemas
+
+__all__ = ["Handler", "HandlerContext", "HandlerEntry", "HandlerSpec", "specs_of"]
+
+
+@dataclass(frozen=True)
+class HandlerContext:
+    """Where a message came from and how it was checked; handed to every handler."""
+
+    topic: str
+    partition: int
+    offset: int
+    headers: list[tuple[str, bytes]]
+    signature: schemas.SignatureCheck
+    trace_id: str | None = None
+    span_id: str | None = None
+    handler: str = ""
+    attempt: int = 1  # 1 on first delivery, n on the (n-1)th in-place retry
+    idempotency_key: str | None = None
+    db: Connection | None = None  # set for transactional handlers only
+
+
+Handler = Callable[[schemas.Envelope, HandlerContext], Any]
+"""Returns None or a JSON-serialisable result (cached with the idempotency key)."""
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    handler: Handler
+    name: str | None = None  # default: the consumer's handler name (its group id)
+    transactional: bool = False
+
+
+HandlerEntry = Handler | HandlerSpec | Sequence[Handler | HandlerSpec]
+
+
+def specs_of(entry: HandlerEntry | None, default_name: str) -> list[HandlerSpec]:
+    """Normalise one `handlers[...]` value into named specs (read at dispatch time, so callers may
+    swap handlers in the mapping while the consumer runs)."""
+    if entry is None:
+        return []
+    items = entry if isinstance(entry, list | tuple) else [entry]
+    specs = []
+    for item in items:
+        spec = item if isinstance(item, HandlerSpec) else HandlerSpec(item)
+        if spec.name is None:
+            spec = HandlerSpec(spec.handler, default_name, spec.transactional)
+        specs.append(spec)
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"handlers of one event type need distinct names, got {names}")
+    return specs

@@ -1,0 +1,198 @@
+"""Idempotency keys in PostgreSQL: a redelivered or concurrently delivered event runs its handler once.
+
+Key = sha256(eventId + correlationId + handler name). Arrive → check (a succeeded key returns its
+cached result and counts a duplicate) → acquire (row `in_progress` with a lease, so two consumers
+never both run it; a lease that ran out may be taken over) → process → store the result (kept
+24 h) or the error (kept 30 s and immediately re-acquirable, so a retry can run). `purge_expired`
+deletes what has expired. Every operation takes a whole batch in one statement (`unnest` arrays).
+
+For a handler that writes to the same database, `claim(..., final=True, conn=tx)` inserts the key
+as succeeded inside the handler's own transaction: both commit together or not at all, and a
+concurrent claimant blocks on the row until that transaction ends.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from cloud_factory.db import ensure_schema_once
+from messaging.metrics import METRICS
+from messaging.tables import metadata
+
+__all__ = ["Claim", "ClaimState", "IdempotencyStore", "KeyRequest", "idempotency_key"]
+
+
+def idempotency_key(event_id: uuid.UUID | str, correlation_id: uuid.UUID | str, handler: str) -> str:
+    """sha256(eventId + correlationId + handler), hex."""
+    return hashlib.sha256(f"{event_id}{correlation_id}{handler}".encode()).hexdigest()
+
+
+class ClaimState(enum.StrEnum):
+    ACQUIRED = "acquired"  # run the handler
+    DUPLICATE = "duplicate"  # already succeeded: skip, `result` is the cached result
+    BUSY = "busy"  # another consumer holds a live lease: try again later
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRequest:
+    key: str
+    handler: str
+    event_id: uuid.UUID
+    correlation_id: uuid.UUID
+
+    @classmethod
+    def of(cls, event_id: uuid.UUID, correlation_id: uuid.UUID, handler: str) -> KeyRequest:
+        return cls(idempotency_key(event_id, correlation_id, handler), handler, event_id, correlation_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    key: str
+    state: ClaimState
+    result: Any = None
+
+
+_CLAIM = text("""
+INSERT INTO messaging.idempotency_keys AS k
+    (key, handler, event_id, correlation_id, status, owner, lease_until, expires_at, attempts, created_at, updated_at)
+SELECT r.key, r.handler, r.event_id, r.correlation_id, CAST(:status AS text), CAST(:owner AS text),
+       CASE WHEN CAST(:status AS text) = 'in_progress' THEN now() + make_interval(secs => CAST(:lease AS double precision)) END,
+       now() + make_interval(secs => CAST(:ttl AS double precision)), 1, now(), now()
+FROM unnest(CAST(:keys AS text[]), CAST(:handlers AS text[]), CAST(:event_ids AS uuid[]),
+            CAST(:correlation_ids AS uuid[])) AS r(key, handler, event_id, correlation_id)
+ORDER BY r.key
+ON CONFLICT (key) DO UPDATE SET
+    status = EXCLUDED.status, owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until,
+    expires_at = EXCLUDED.expires_at, attempts = k.attempts + 1, result = NULL, updated_at = now()
+WHERE k.status = 'failed' OR k.expires_at < now()
+   OR (k.status = 'in_progress' AND (k.lease_until < now() OR k.owner = EXCLUDED.owner))
+RETURNING k.key
+""")
+
+_LOOKUP = text("""
+SELECT key, status, result FROM messaging.idempotency_keys WHERE key = ANY(CAST(:keys AS text[]))
+""")
+
+_COMPLETE = text("""
+UPDATE messaging.idempotency_keys AS k
+SET status = 'succeeded', result = CAST(r.result AS jsonb), lease_until = NULL,
+    expires_at = now() + make_interval(secs => CAST(:ttl AS double precision)), updated_at = now()
+FROM unnest(CAST(:keys AS text[]), CAST(:results AS text[])) AS r(key, result)
+WHERE k.key = r.key
+""")
+
+_FAIL = text("""
+UPDATE messaging.idempotency_keys AS k
+SET status = 'failed', result = jsonb_build_object('error', r.error), lease_until = NULL,
+    expires_at = now() + make_interval(secs => CAST(:ttl AS double precision)), updated_at = now()
+FROM unnest(CAST(:keys AS text[]), CAST(:errors AS text[])) AS r(key, error)
+WHERE k.key = r.key AND k.owner = :owner AND k.status = 'in_progress'
+""")
+
+_RELEASE = text("""
+DELETE FROM messaging.idempotency_keys
+WHERE key = ANY(CAST(:keys AS text[])) AND status = 'in_progress' AND owner = :owner
+""")
+
+_PURGE = text("DELETE FROM messaging.idempotency_keys WHERE expires_at < now()")
+
+
+class IdempotencyStore:
+    """Batch-oriented idempotency keys for one process (`owner` names its leases)."""
+
+    def __init__(self, engine: Engine, *, lease: float = 60.0, success_ttl: float = 24 * 3600.0,
+                 error_ttl: float = 30.0, owner: str | None = None, migrate: bool = True) -> None:
+        self.engine = engine
+        self.lease = lease
+        self.success_ttl = success_ttl
+        self.error_ttl = error_ttl
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        if migrate:
+            ensure_schema_once(engine, metadata)
+
+    def claim(self, requests: Iterable[KeyRequest], *, final: bool = False,
+              conn: Connection | None = None) -> dict[str, Claim]:
+        """Check and acquire many keys at once; one `Claim` per distinct key.
+
+        `final=True` (only with `conn`, the handler's transaction) records success directly.
+        """
+        unique = {request.key: request for request in requests}
+        if not unique:
+            return {}
+        params = {
+            "keys": list(unique), "handlers": [r.handler for r in unique.values()],
+            "event_ids": [r.event_id for r in unique.values()],
+            "correlation_ids": [r.correlation_id for r in unique.values()],
+            "status": "succeeded" if final else "in_progress", "owner": self.owner,
+            "lease": self.lease, "ttl": self.success_ttl if final else self.lease,
+        }
+        if conn is not None:
+            return self._claim(conn, params)
+        with self.engine.begin() as own:
+            return self._claim(own, params)
+
+    def _claim(self, conn: Connection, params: dict[str, Any]) -> dict[str, Claim]:
+        acquired = {row[0] for row in conn.execute(_CLAIM, params)}
+        claims = {key: Claim(key, ClaimState.ACQUIRED) for key in acquired}
+        rest = [key for key in params["keys"] if key not in acquired]
+        if rest:
+            found = {row[0]: row for row in conn.execute(_LOOKUP, {"keys": rest})}
+            for key in rest:
+                row = found.get(key)
+                if row is not None and row[1] == "succeeded":
+                    claims[key] = Claim(key, ClaimState.DUPLICATE, row[2])
+                else:
+                    claims[key] = Claim(key, ClaimState.BUSY)
+            duplicates = sum(1 for key in rest if claims[key].state is ClaimState.DUPLICATE)
+            if duplicates:
+                METRICS.add("duplicates", duplicates)
+        return claims
+
+    def complete(self, results: Mapping[str, Any], *, conn: Connection | None = None) -> None:
+        """Store handler results (JSON-serialisable or None) for keys that succeeded."""
+        if not results:
+            return
+        params = {"keys": list(results),
+                  "results": [None if v is None else json.dumps(v, default=str) for v in results.values()],
+                  "ttl": self.success_ttl}
+        self._run(_COMPLETE, params, conn)
+
+    def fail(self, errors: Mapping[str, str], *, conn: Connection | None = None) -> None:
+        """Record failures briefly (`error_ttl`); the key stays re-acquirable for the retry."""
+        if errors:
+            self._run(_FAIL, {"keys": list(errors), "errors": list(errors.values()), "ttl": self.error_ttl,
+                              "owner": self.owner}, conn)
+
+    def release(self, keys: Iterable[str], *, conn: Connection | None = None) -> None:
+        """Give back keys acquired but not processed (their partition stopped on an earlier failure)."""
+        keys = list(keys)
+        if keys:
+            self._run(_RELEASE, {"keys": keys, "owner": self.owner}, conn)
+
+    def purge_expired(self) -> int:
+        """Delete expired keys (succeeded after 24 h, failed after 30 s, abandoned leases); returns how many."""
+        with self.engine.begin() as conn:
+            return conn.execute(_PURGE).rowcount
+
+    def status_of(self, key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(text("SELECT * FROM messaging.idempotency_keys WHERE key = :k"), {"k": key})
+            found = row.mappings().first()
+            return dict(found) if found else None
+
+    def _run(self, statement: Any, params: dict[str, Any], conn: Connection | None) -> None:
+        if conn is not None:
+            conn.execute(statement, params)
+            return
+        with self.engine.begin() as own:
+            own.execute(statement, params)

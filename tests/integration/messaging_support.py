@@ -1,0 +1,79 @@
+"""Helpers shared by the messaging integration tests: isolated topics per test, events, readers."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from confluent_kafka import Consumer, TopicPartition
+
+import schemas
+from cloud_factory.settings import Settings
+from messaging.consumer import EventConsumer
+from messaging.wiring import ensure_catalog_topics
+
+__all__ = ["event", "isolated", "read_topic", "running", "wait_until"]
+
+
+def isolated(settings: Settings, unique: str, **changes: object) -> Settings:
+    """The same stack with its own environment segment, so every topic name is this test's alone."""
+    return settings.model_copy(update={"env": f"t{unique}", **changes})
+
+
+def event(event_type: str = "order.created", *, correlation_id: uuid.UUID | None = None,
+          tenant_id: str = "tenant-msg", version: str | None = None) -> schemas.Envelope:
+    """A fresh envelope (new event id) built from the contract's example payload."""
+    from schemas.examples import example_data
+
+    entry = schemas.catalog.require(event_type)
+    return schemas.new_event(event_type, example_data(event_type, version or entry.latest_version),
+                             tenant_id=tenant_id, correlation_id=correlation_id or uuid.uuid4(),
+                             actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM), producer="tests")
+
+
+def ensure(settings: Settings, *event_types: str) -> None:
+    ensure_catalog_topics(settings, list(event_types))
+
+
+def read_topic(settings: Settings, topic: str, *, expect: int, timeout: float = 30.0) -> list:
+    """Every record of `topic` from the start, waiting until at least `expect` arrived."""
+    reader = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"reader-{uuid.uuid4().hex}",
+                       "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    metadata = reader.list_topics(topic, timeout=10).topics[topic]
+    reader.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
+    found: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(found) < expect and time.monotonic() < deadline:
+            for msg in reader.consume(500, 0.5):
+                if msg.error() is None:
+                    found.append(msg)
+    finally:
+        reader.close()
+    return found
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@contextmanager
+def running(*consumers: EventConsumer) -> Iterator[None]:
+    """Run consumers in threads for the block; stop them gracefully afterwards."""
+    stop = threading.Event()
+    threads = [threading.Thread(target=c.run, args=(stop,), kwargs={"poll_timeout": 0.2}, daemon=True)
+               for c in consumers]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)

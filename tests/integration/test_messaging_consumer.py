@@ -1,0 +1,173 @@
+"""The consumer runtime on the real broker and PostgreSQL: order, retries, error classes, DLQ."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import defaultdict
+
+import pytest
+
+import schemas
+from cloud_factory.settings import Settings
+from messaging.consumer import HandlerContext
+from messaging.deadletter import DeadLetter
+from messaging.errors import (
+    InconsistencyError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceBusyError,
+    TransientError,
+    ValidationError,
+)
+from messaging.retry import RetryPolicy
+from messaging.wiring import consumer_from, producer_from
+from tests.integration.messaging_support import ensure, event, isolated, read_topic, running, wait_until
+
+pytestmark = pytest.mark.stack
+
+FAST = RetryPolicy(retries=2, initial=0.05, max=0.2)
+
+
+def test_order_per_correlation_id_with_many_concurrent_flows(stack, settings: Settings, unique: str) -> None:
+    """40 flows × 25 events, published from 4 threads over 3 partitions, consumed by 2 consumers in
+    one group: every flow arrives complete and in publish order."""
+    s = isolated(settings, unique)
+    ensure(s, "order.created")
+    producer = producer_from(s, fallback=False)
+    flows = [uuid.uuid4() for _ in range(40)]
+    sent: dict[uuid.UUID, list[str]] = defaultdict(list)
+
+    def publish(chunk: list[uuid.UUID]) -> None:
+        for step in range(25):
+            for flow in chunk:
+                envelope = event(correlation_id=flow)
+                sent[flow].append(str(envelope.event_id))
+                producer.send(envelope)
+        producer.flush()
+
+    threads = [threading.Thread(target=publish, args=(flows[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    seen: dict[uuid.UUID, list[str]] = defaultdict(list)
+    partitions_of: dict[uuid.UUID, set[int]] = defaultdict(set)
+    lock = threading.Lock()
+
+    def handler(envelope: schemas.Envelope, context: HandlerContext) -> None:
+        with lock:
+            seen[envelope.correlation_id].append(str(envelope.event_id))
+            partitions_of[envelope.correlation_id].add(context.partition)
+
+    group = f"order-{unique}"
+    consumers = [consumer_from(s, group_id=group, handlers={"order.created": handler}, batch_size=50)
+                 for _ in range(2)]
+    with running(*consumers):
+        wait_until(lambda: sum(len(v) for v in seen.values()) >= 1000, timeout=60, what="1000 events")
+    assert {flow: seen[flow] for flow in flows} == dict(sent)
+    assert all(len(p) == 1 for p in partitions_of.values())
+    assert len({p for ps in partitions_of.values() for p in ps}) == 3  # the flows really spread
+
+
+def _dlq(s: Settings, event_type: str, expect: int) -> list[DeadLetter]:
+    records = read_topic(s, schemas.dlq_topic_for(event_type, env=s.env), expect=expect, timeout=30)
+    return [DeadLetter.from_record(m.key(), m.value(), m.headers()) for m in records]
+
+
+@pytest.mark.parametrize(("error", "routed"), [
+    (TransientError("connection refused"), "transient"),
+    (ResourceBusyError("rate limited"), "resource_busy"),
+    (ValidationError("missing field"), "validation"),
+    (NotFoundError("no such order"), "not_found"),
+    (PermissionDeniedError("unauthorized"), "permission"),
+    (InconsistencyError("version conflict"), "inconsistency"),
+    (ConnectionRefusedError("db"), "transient"),
+    (KeyError("plan"), "not_found"),
+])
+def test_each_error_class_routes(stack, settings: Settings, unique: str, error: Exception, routed: str) -> None:
+    """Retryable classes are retried (2 retries: 3 attempts) then dead-lettered; permanent ones go to
+    the DLQ after a single attempt. The partition moves on to the next record either way."""
+    s = isolated(settings, unique)
+    ensure(s, "order.created")
+    producer = producer_from(s, fallback=False)
+    poison, healthy = event(), event()
+    correlation = poison.correlation_id
+    follower = event(correlation_id=correlation)  # same partition, right behind the poison message
+    for envelope in (poison, follower, healthy):
+        producer.publish(envelope)
+    calls: dict[str, int] = defaultdict(int)
+
+    def handler(envelope: schemas.Envelope, context: HandlerContext) -> None:
+        calls[str(envelope.event_id)] += 1
+        if envelope.event_id == poison.event_id:
+            raise error
+
+    consumer = consumer_from(s, group_id=f"classes-{unique}", handlers={"order.created": handler},
+                             retry_policy=FAST)
+    with running(consumer):
+        [letter] = _dlq(s, "order.created", expect=1)
+        wait_until(lambda: calls[str(follower.event_id)] == 1, what="the follower handled")
+    retryable = routed in ("transient", "resource_busy")
+    assert calls[str(poison.event_id)] == (3 if retryable else 1)
+    assert letter.error_class.value == routed
+    assert letter.attempts == calls[str(poison.event_id)]
+    assert letter.event_id == str(poison.event_id)
+    assert letter.handler == f"classes-{unique}"
+    assert letter.original_topic == schemas.topic_for("order.created", env=s.env)
+    assert letter.first_failure <= letter.last_failure
+    assert schemas.decode(letter.value).event_id == poison.event_id  # the original bytes, untouched
+    assert calls[str(healthy.event_id)] == 1
+
+
+def test_backoff_delays_follow_the_formula(stack, settings: Settings, unique: str) -> None:
+    """delay = initial × multiplier^(retry−1), capped: 0.2, 0.4, 0.8, 0.8 s between attempts."""
+    s = isolated(settings, unique)
+    ensure(s, "order.created")
+    policy = RetryPolicy(retries=4, initial=0.2, max=0.8, multiplier=2.0)
+    producer_from(s, fallback=False).publish(event())
+    attempts: list[float] = []
+
+    def handler(envelope: schemas.Envelope, context: HandlerContext) -> None:
+        attempts.append(time.monotonic())
+        raise TransientError("still down")
+
+    consumer = consumer_from(s, group_id=f"backoff-{unique}", handlers={"order.created": handler},
+                             retry_policy=policy)
+    with running(consumer):
+        _dlq(s, "order.created", expect=1)
+    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    assert len(attempts) == 5
+    for gap, expected in zip(gaps, [0.2, 0.4, 0.8, 0.8], strict=True):
+        assert expected - 0.02 <= gap <= expected + 0.35, (gaps, expected)
+
+
+def test_failing_partition_does_not_block_the_others(stack, settings: Settings, unique: str) -> None:
+    s = isolated(settings, unique)
+    ensure(s, "order.created")
+    producer = producer_from(s, fallback=False)
+    stuck = event()
+    stuck_partition = producer.publish(stuck).partition
+    others = []
+    while len({d.partition for d in others}) < 2:
+        envelope = event()
+        delivery = producer.publish(envelope)
+        if delivery.partition != stuck_partition:
+            others.append(delivery)
+    handled: list[tuple[int, int]] = []
+    release = threading.Event()
+
+    def handler(envelope: schemas.Envelope, context: HandlerContext) -> None:
+        if envelope.event_id == stuck.event_id and not release.is_set():
+            raise TransientError("waiting")
+        handled.append((context.partition, context.offset))
+
+    consumer = consumer_from(s, group_id=f"block-{unique}", handlers={"order.created": handler},
+                             retry_policy=RetryPolicy(retries=1000, initial=0.1, max=0.1))
+    with running(consumer):
+        wait_until(lambda: all((d.partition, d.offset) in handled for d in others), what="other partitions")
+        assert all(partition != stuck_partition for partition, _ in handled)
+        release.set()
+        wait_until(lambda: any(partition == stuck_partition for partition, _ in handled), what="the stuck one")
