@@ -11,6 +11,7 @@ import hashlib
 import uuid
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 import schemas
 from messaging.producer import EventProducer
@@ -37,7 +38,21 @@ class PublishingActivities:
 
     @activity.defn(name="publish_event")
     def publish_event(self, request: PublishRequest) -> PublishedEvent:
-        envelope = schemas.new_event(
+        try:
+            envelope = self._envelope(request)
+        except schemas.ContractError as exc:
+            # A payload the contract rejects will never become valid by retrying: fail the step loudly.
+            raise ApplicationError(f"{request.event_type} for step {request.step!r} breaks the contract: {exc}",
+                                   type="ContractError", non_retryable=True) from exc
+        delivery = self.producer.publish(envelope)
+        activity.logger.info("published %s %s to %s[%d]@%d", envelope.event_type, envelope.event_id,
+                             delivery.topic, delivery.partition, delivery.offset)
+        return PublishedEvent(event_id=str(envelope.event_id), event_type=envelope.event_type,
+                              topic=delivery.topic, partition=delivery.partition, offset=delivery.offset)
+
+    @staticmethod
+    def _envelope(request: PublishRequest) -> schemas.Envelope:
+        return schemas.new_event(
             request.event_type,
             request.data,
             tenant_id=request.tenant_id,
@@ -48,8 +63,3 @@ class PublishingActivities:
             event_id=step_event_id(request.workflow_id, request.step),
             occurred_at=dt.datetime.fromisoformat(request.occurred_at),
         )
-        delivery = self.producer.publish(envelope)
-        activity.logger.info("published %s %s to %s[%d]@%d", envelope.event_type, envelope.event_id,
-                             delivery.topic, delivery.partition, delivery.offset)
-        return PublishedEvent(event_id=str(envelope.event_id), event_type=envelope.event_type,
-                              topic=delivery.topic, partition=delivery.partition, offset=delivery.offset)

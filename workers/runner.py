@@ -2,7 +2,8 @@
 
 Temporal workers run on the asyncio loop; Kafka consumers run in threads (confluent-kafka is
 blocking). A stop signal sets both kinds of stop flag; each worker finishes the message or task in
-hand, commits, and closes.
+hand, commits, and closes. While running, the process keeps a heartbeat file per kind under
+`<state dir>/workers/` so `cloud-factory stack status` can show worker health.
 """
 
 from __future__ import annotations
@@ -15,29 +16,54 @@ import threading
 from collections.abc import Callable
 
 from cloud_factory.settings import Settings
+from workers.heartbeat import Heartbeat
+from workers.options import WorkerOptions
 
-__all__ = ["WorkerKind", "run_workers"]
+__all__ = ["CONSUMER_KINDS", "WorkerKind", "run_workers"]
 
 log = logging.getLogger(__name__)
 
 
 class WorkerKind(enum.StrEnum):
     SAGA = "saga"
+    BRIDGE = "bridge"
+    PROVISIONING = "provisioning"
+    BILLING = "billing"
     NOTIFICATION = "notification"
     ALL = "all"
 
 
-def _consumer_workers(kinds: set[WorkerKind]) -> list[tuple[str, Callable[[Settings, threading.Event], None]]]:
-    from workers.notification import run_notification_worker
+CONSUMER_KINDS = (WorkerKind.BRIDGE, WorkerKind.PROVISIONING, WorkerKind.BILLING, WorkerKind.NOTIFICATION)
 
-    table = {WorkerKind.NOTIFICATION: run_notification_worker}
-    return [(kind.value, table[kind]) for kind in table if kind in kinds]
+
+def _consumer_target(kind: WorkerKind, options: WorkerOptions) -> Callable[[Settings, threading.Event], None]:
+    from cloud_factory.tracing import configure_tracing
+    from workers import consumers
+    from workers.notification import NOTIFICATION_GROUP, build_notification_consumer
+
+    def run(settings: Settings, stop: threading.Event) -> None:
+        configure_tracing(f"{kind.value}-worker")
+        scope = options.scope
+        if kind is WorkerKind.BRIDGE:
+            consumer = consumers.build_bridge_consumer(settings, group_id=options.group("order-bridge"), scope=scope)
+        elif kind is WorkerKind.PROVISIONING:
+            consumer = consumers.build_provisioning_consumer(
+                settings, group_id=options.group(consumers.PROVISIONING_GROUP), scope=scope)
+        elif kind is WorkerKind.BILLING:
+            consumer = consumers.build_billing_consumer(settings, group_id=options.group(consumers.BILLING_GROUP),
+                                                        scope=scope)
+        else:
+            consumer = build_notification_consumer(settings, group_id=options.group(NOTIFICATION_GROUP), scope=scope)
+        consumer.run(stop)
+
+    return run
 
 
 async def _run(kinds: set[WorkerKind], settings: Settings, ready: Callable[[], None] | None) -> None:
     loop = asyncio.get_running_loop()
     async_stop = asyncio.Event()
     thread_stop = threading.Event()
+    options = WorkerOptions.from_env()
 
     def request_stop() -> None:
         log.info("stop requested; finishing work in hand")
@@ -47,26 +73,27 @@ async def _run(kinds: set[WorkerKind], settings: Settings, ready: Callable[[], N
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop)
 
-    threads = [threading.Thread(target=target, args=(settings, thread_stop), name=name, daemon=False)
-               for name, target in _consumer_workers(kinds)]
+    threads = [threading.Thread(target=_consumer_target(kind, options), args=(settings, thread_stop),
+                                name=kind.value, daemon=False)
+               for kind in CONSUMER_KINDS if kind in kinds]
     for thread in threads:
         thread.start()
     tasks = []
     if WorkerKind.SAGA in kinds:
         from workers.saga import run_saga_worker
 
-        tasks.append(asyncio.create_task(run_saga_worker(settings, async_stop)))
+        tasks.append(asyncio.create_task(run_saga_worker(settings, async_stop, task_queue=options.task_queue)))
+    heartbeat = Heartbeat(settings.state_dir, sorted(k.value for k in kinds))
+    tasks.append(asyncio.create_task(heartbeat.run(async_stop, alive=lambda: all(t.is_alive() for t in threads))))
     if ready:
         ready()
     try:
-        if tasks:
-            await asyncio.gather(*tasks)
-        else:
-            await async_stop.wait()
+        await asyncio.gather(*tasks)
     finally:
         thread_stop.set()
         for thread in threads:
             await asyncio.to_thread(thread.join)
+        heartbeat.clear()
 
 
 def run_workers(kind: WorkerKind, settings: Settings, ready: Callable[[], None] | None = None) -> None:

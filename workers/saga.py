@@ -12,10 +12,13 @@ from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.worker import Worker
 
+from activities.incidents import IncidentActivities
 from activities.publishing import PublishingActivities
+from cloud_factory.db import engine_for, ensure_schema
 from cloud_factory.settings import Settings
 from cloud_factory.tracing import configure_tracing
 from messaging.wiring import ensure_catalog_topics, producer_from
+from services.order.tables import metadata as order_metadata
 from workflows.order_fulfillment import ORDER_TASK_QUEUE, OrderFulfillmentWorkflow
 
 __all__ = ["connect_client", "build_saga_worker", "run_saga_worker"]
@@ -27,22 +30,27 @@ async def connect_client(settings: Settings) -> Client:
                                 interceptors=[TracingInterceptor()])
 
 
-def build_saga_worker(client: Client, settings: Settings, *, task_queue: str = ORDER_TASK_QUEUE) -> Worker:
+def build_saga_worker(client: Client, settings: Settings, *, task_queue: str = ORDER_TASK_QUEUE,
+                      max_concurrent_activities: int = 32) -> Worker:
     producer = producer_from(settings)
-    activities = PublishingActivities(producer)
+    engine = engine_for(settings.dsn)
+    ensure_schema(engine, order_metadata)
+    publishing = PublishingActivities(producer)
+    incidents = IncidentActivities(engine)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[OrderFulfillmentWorkflow],
-        activities=[activities.publish_event],
-        activity_executor=ThreadPoolExecutor(max_workers=16),
+        activities=[publishing.publish_event, incidents.open_incident],
+        activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
+        max_concurrent_activities=max_concurrent_activities,
     )
 
 
-async def run_saga_worker(settings: Settings, stop: asyncio.Event) -> None:
+async def run_saga_worker(settings: Settings, stop: asyncio.Event, *, task_queue: str = ORDER_TASK_QUEUE) -> None:
     configure_tracing("saga-worker")
     ensure_catalog_topics(settings)
     client = await connect_client(settings)
-    worker = build_saga_worker(client, settings)
+    worker = build_saga_worker(client, settings, task_queue=task_queue)
     async with worker:
         await stop.wait()

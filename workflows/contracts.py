@@ -8,7 +8,23 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-__all__ = ["OrderRequest", "OrderResult", "PublishRequest", "PublishedEvent", "order_workflow_id"]
+__all__ = [
+    "CancelRequest",
+    "CompensationEntry",
+    "InboundEvent",
+    "IncidentRequest",
+    "OrderRequest",
+    "OrderResult",
+    "OrderSnapshot",
+    "PaymentConfirmation",
+    "PaymentFailure",
+    "PublishRequest",
+    "PublishedEvent",
+    "SagaTimings",
+    "TimelineEntry",
+    "correlation_id_for",
+    "order_workflow_id",
+]
 
 _CORRELATION_NAMESPACE = uuid.UUID("6f1c7a8e-3c1b-4b7e-9d1e-2a4f0c9b5e10")
 
@@ -16,6 +32,31 @@ _CORRELATION_NAMESPACE = uuid.UUID("6f1c7a8e-3c1b-4b7e-9d1e-2a4f0c9b5e10")
 def order_workflow_id(tenant_id: str, order_id: str) -> str:
     """One workflow per order: the id is derived from tenant + order so a re-submit is rejected."""
     return f"order-{tenant_id}-{order_id}"
+
+
+def correlation_id_for(workflow_id: str) -> str:
+    """The flow's correlationId, a pure function of the workflow id (so the bridge can check a match)."""
+    return str(uuid.uuid5(_CORRELATION_NAMESPACE, workflow_id))
+
+
+@dataclass
+class SagaTimings:
+    """How long the saga waits; defaults suit production, tests shorten them.
+
+    `compensation_windows_s` is the backoff of each compensation step: wait that long for the
+    confirmation, then ask again (2 s → 4 s → 8 s → 16 s → 30 s cap); when the last window passes
+    unconfirmed, compensation has failed and a person must look.
+    """
+
+    payment_timeout_s: float = 3600.0
+    provisioning_timeout_s: float = 300.0
+    compensation_windows_s: list[float] = field(default_factory=lambda: [2.0, 4.0, 8.0, 16.0, 30.0, 30.0])
+
+    def __post_init__(self) -> None:
+        if self.payment_timeout_s <= 0 or self.provisioning_timeout_s <= 0:
+            raise ValueError("SagaTimings: timeouts must be positive seconds")
+        if not self.compensation_windows_s or any(w <= 0 for w in self.compensation_windows_s):
+            raise ValueError("SagaTimings.compensation_windows_s: need at least one positive window")
 
 
 @dataclass
@@ -34,11 +75,14 @@ class OrderRequest:
     actor_id: str = "order-service"
     actor_type: str = "service"
     correlation_id: str = field(default="")
+    timings: SagaTimings = field(default_factory=SagaTimings)
 
     def __post_init__(self) -> None:
         if not self.correlation_id:
             # The flow's id: stable for the order, so every event of the saga shares it.
-            self.correlation_id = str(uuid.uuid5(_CORRELATION_NAMESPACE, order_workflow_id(self.tenant_id, self.order_id)))
+            self.correlation_id = correlation_id_for(order_workflow_id(self.tenant_id, self.order_id))
+        if isinstance(self.timings, dict):  # tolerate a plain mapping from JSON callers
+            self.timings = SagaTimings(**self.timings)
 
     @property
     def workflow_id(self) -> str:
@@ -90,3 +134,90 @@ class OrderResult:
     status: str
     events: list[str]
     last_event_id: str
+
+
+@dataclass
+class PaymentConfirmation:
+    """Signal `confirm_payment`: the order API saw the payment authorised."""
+
+    payment_id: str
+    method: str = "card"
+
+
+@dataclass
+class PaymentFailure:
+    """Signal `fail_payment`: the authorisation was declined; the order ends without provisioning."""
+
+    error_code: str = "PAYMENT_DECLINED"
+    reason: str = "the payment was declined"
+
+
+@dataclass
+class CancelRequest:
+    """Signal `cancel`: the customer (or an operator) cancels before delivery."""
+
+    reason: str = "customer_request"
+    note: str | None = None
+
+
+@dataclass
+class InboundEvent:
+    """Signal `domain_event`: one verified, upcast event the bridge delivers to the saga."""
+
+    event_id: str
+    event_type: str
+    version: str
+    data: dict
+    causation_id: str | None = None
+    occurred_at: str = ""
+
+
+@dataclass
+class CompensationEntry:
+    """One undo the saga owes; pushed when the step it undoes is done, popped when undone."""
+
+    step: str  # a CompensationStep value: refund_payment | deprovision_resources
+    pushed_after: str  # the event type whose success made the undo necessary
+    resources: list[dict] | None = None  # wire ResourceRefs when known; None = unknown (ask for all)
+
+
+@dataclass
+class TimelineEntry:
+    """One event in the saga's life: published by it (`out`) or received from the bridge (`in`)."""
+
+    direction: str
+    event_type: str
+    event_id: str
+    at: str
+    causation_id: str | None = None
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+
+
+@dataclass
+class OrderSnapshot:
+    """The `status` query: what the saga is doing now and what it still owes."""
+
+    order_id: str
+    tenant_id: str
+    correlation_id: str
+    status: str
+    step: str
+    compensation_stack: list[CompensationEntry]
+    completed_compensations: list[str]
+    resources: list[dict]
+    failure: str | None = None
+
+
+@dataclass
+class IncidentRequest:
+    """Activity input: a compensation that cannot finish goes to a person."""
+
+    workflow_id: str
+    tenant_id: str
+    order_id: str
+    correlation_id: str
+    failed_step: str
+    completed_steps: list[str]
+    reason: str

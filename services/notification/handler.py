@@ -1,23 +1,48 @@
-"""Records the notifications of a verified event; the consumer commits its offset afterwards."""
+"""Records the notifications of a verified event, then reports each as `notification.sent`.
+
+The rows are the outbox: unique per (event, channel), so a redelivered event writes nothing new and
+re-sends the same `notification.sent` ids. Events that name no customer (e.g. provisioning ones) go
+to the customer an earlier message of the same flow went to — looked up in Notification's own table.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+import uuid
+
+from sqlalchemy import Engine, select
 from sqlalchemy.dialects.postgresql import insert
 
 import schemas
 from messaging.consumer import HandlerContext
+from services.common.emitter import Emitter
 from services.notification.rendering import render
 from services.notification.tables import notifications
 
-__all__ = ["NotificationHandler"]
+__all__ = ["NotificationHandler", "recipient_uuid"]
+
+_NS = uuid.UUID("0e7b5c3a-9f41-4d2a-8c6e-1a2b3c4d5e6f")
+
+
+def recipient_uuid(recipient: str) -> uuid.UUID:
+    """Recipients are customer UUIDs; a service actor name maps to a stable UUID instead."""
+    try:
+        return uuid.UUID(recipient)
+    except ValueError:
+        return uuid.uuid5(_NS, recipient)
 
 
 class NotificationHandler:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, emitter: Emitter | None = None) -> None:
         self.engine = engine
+        self.emit = emitter
+
+    def _known_recipient(self, correlation_id: uuid.UUID) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(notifications.c.recipient).where(
+                notifications.c.correlation_id == correlation_id).order_by(notifications.c.id).limit(1)).scalar()
 
     def __call__(self, envelope: schemas.Envelope, context: HandlerContext) -> None:
+        messages = render(envelope, self._known_recipient(envelope.correlation_id))
         rows = [
             {
                 "event_id": envelope.event_id,
@@ -34,10 +59,19 @@ class NotificationHandler:
                 "source_partition": context.partition,
                 "source_offset": context.offset,
             }
-            for message in render(envelope)
+            for message in messages
         ]
         statement = insert(notifications).values(rows).on_conflict_do_nothing(
             constraint="notifications_event_channel_key"
         )
         with self.engine.begin() as conn:
             conn.execute(statement)
+        if self.emit is None:
+            return
+        for message in messages:
+            self.emit.derive(envelope, "notification.sent", {
+                "notificationId": uuid.uuid5(_NS, f"{envelope.event_id}/{message.channel}"),
+                "recipientId": recipient_uuid(message.recipient), "channel": message.channel,
+                "template": message.template, "triggerEventId": envelope.event_id,
+                "triggerEventType": envelope.event_type,
+            }, key=f"{envelope.event_id}/{message.channel}/sent")

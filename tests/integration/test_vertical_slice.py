@@ -27,7 +27,7 @@ from messaging.wiring import producer_from
 from services.notification.tables import notifications
 from workers.notification import build_notification_consumer
 from workers.saga import build_saga_worker, connect_client
-from workflows.contracts import OrderRequest, PublishedEvent
+from workflows.contracts import CancelRequest, OrderRequest, PublishedEvent
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
 
 pytestmark = pytest.mark.stack
@@ -48,12 +48,21 @@ def _order_created(order: OrderRequest) -> schemas.Envelope:
 
 
 async def _run_order(settings: Settings, order: OrderRequest, task_queue: str) -> PublishedEvent:
+    """Place the order, take its `order.created`, then cancel it (the saga now waits for payment)."""
     client = await connect_client(settings)
     async with build_saga_worker(client, settings, task_queue=task_queue):
-        await client.execute_workflow(OrderFulfillmentWorkflow.run, order, id=order.workflow_id,
-                                      task_queue=task_queue)
-        [published] = await client.get_workflow_handle(order.workflow_id).query(OrderFulfillmentWorkflow.timeline)
-    return published
+        handle = await client.start_workflow(OrderFulfillmentWorkflow.run, order, id=order.workflow_id,
+                                             task_queue=task_queue)
+        deadline = time.monotonic() + 30
+        while not (timeline := await handle.query(OrderFulfillmentWorkflow.timeline)):
+            assert time.monotonic() < deadline, "order.created was never published"
+            await asyncio.sleep(0.1)
+        await handle.signal(OrderFulfillmentWorkflow.cancel, CancelRequest())
+        result = await handle.result()
+    assert result.status == "cancelled"
+    first = timeline[0]
+    assert first.direction == "out" and first.event_type == "order.created"
+    return PublishedEvent(first.event_id, first.event_type, first.topic, first.partition, first.offset)
 
 
 def _committed(settings: Settings, group: str, topic: str, partition: int) -> int:

@@ -1,0 +1,33 @@
+"""The `open_incident` activity: a compensation that cannot finish becomes a row for a person."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Engine
+from sqlalchemy.dialects.postgresql import insert
+from temporalio import activity
+
+from services.order.tables import incidents
+from workflows.contracts import IncidentRequest
+
+__all__ = ["IncidentActivities"]
+
+
+class IncidentActivities:
+    """Holds the Order service's engine; idempotent (one row per saga and failed step)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @activity.defn(name="open_incident")
+    def open_incident(self, request: IncidentRequest) -> None:
+        statement = insert(incidents).values(
+            workflow_id=request.workflow_id, tenant_id=request.tenant_id, order_id=uuid.UUID(request.order_id),
+            correlation_id=uuid.UUID(request.correlation_id), failed_step=request.failed_step,
+            completed_steps=request.completed_steps, reason=request.reason,
+        ).on_conflict_do_nothing(constraint="incidents_workflow_step_key")
+        with self.engine.begin() as conn:
+            conn.execute(statement)
+        activity.logger.warning("incident opened for %s: %s failed (%s)", request.workflow_id,
+                                request.failed_step, request.reason)

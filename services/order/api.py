@@ -1,0 +1,92 @@
+"""The Order API: place, pay, cancel and inspect orders — the only way in to the saga.
+
+Placing an order starts `OrderFulfillmentWorkflow` (id from tenant + order id, so a re-submit is
+rejected) and, like a checkout, reports the payment outcome as a signal. `fail_at` injects a failure
+for demos and tests by telling the simulated provider or gateway to misbehave for this one order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from temporalio.client import Client, WorkflowHandle
+
+from services.billing.gateway import inject_gateway_fault
+from services.provisioning.simulator import inject_fault
+from workflows.contracts import CancelRequest, OrderRequest, PaymentConfirmation, PaymentFailure, SagaTimings
+from workflows.order_fulfillment import ORDER_TASK_QUEUE, OrderFulfillmentWorkflow
+from workflows.plans import RESOURCE_STEPS
+
+__all__ = ["FAIL_POINTS", "PlacedOrder", "cancel_order", "inject_failure", "new_order", "pay_order", "place_order"]
+
+FAIL_POINTS = ("payment", *RESOURCE_STEPS, "transient", "refund", "deprovision")
+"""payment: declined; network|disk|vps: provisioning fails there for good (compensation);
+transient: the VPS create fails twice then succeeds; refund: VPS fails and the refund is declined
+(compensation fails); deprovision: VPS fails and deleting the disk is refused (never confirmed)."""
+
+_PRICES = {"vm-small-1": 900, "vm-standard-2": 2900, "vm-large-4": 7900, "vm-xlarge-8": 15900}
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    order: OrderRequest
+    handle: WorkflowHandle
+    fail_at: str | None
+
+
+def new_order(tenant_id: str, plan_id: str, *, region: str = "eu-west-1", customer_id: str | None = None,
+              order_id: str | None = None, timings: SagaTimings | None = None) -> OrderRequest:
+    """An order priced from the plan (unknown plans cost 19.00), 19 % tax."""
+    if not tenant_id or len(tenant_id) > 64:
+        raise ValueError(f"tenant {tenant_id!r}: give a tenant id of 1-64 characters")
+    amount = _PRICES.get(plan_id, 1900)
+    return OrderRequest(tenant_id=tenant_id, order_id=order_id or str(uuid.uuid4()),
+                        customer_id=customer_id or str(uuid.uuid4()), plan_id=plan_id, region=region,
+                        amount_minor=amount, tax_minor=amount * 19 // 100, timings=timings or SagaTimings())
+
+
+def inject_failure(engine: Engine, order: OrderRequest, fail_at: str) -> None:
+    """Arm the simulators for `fail_at` (see FAIL_POINTS) before the order is placed."""
+    if fail_at not in FAIL_POINTS:
+        raise ValueError(f"--fail-at {fail_at!r} is not one of {', '.join(FAIL_POINTS)}")
+    if fail_at in RESOURCE_STEPS:
+        inject_fault(engine, order.order_id, fail_at, "permanent")
+    elif fail_at == "transient":
+        inject_fault(engine, order.order_id, "vps", "transient", times=2)
+    elif fail_at == "refund":
+        inject_fault(engine, order.order_id, "vps", "permanent")
+        inject_gateway_fault(engine, order.order_id, "refund", "permanent")
+    elif fail_at == "deprovision":
+        inject_fault(engine, order.order_id, "vps", "permanent")
+        inject_fault(engine, order.order_id, "disk", "delete")
+
+
+async def place_order(client: Client, engine: Engine, order: OrderRequest, *, fail_at: str | None = None,
+                      pay: bool = True, task_queue: str = ORDER_TASK_QUEUE) -> PlacedOrder:
+    """Start the saga; with `pay`, report the payment outcome right away (declined when fail_at=payment)."""
+    if fail_at is not None:
+        inject_failure(engine, order, fail_at)
+    handle = await client.start_workflow(
+        OrderFulfillmentWorkflow.run, order, id=order.workflow_id, task_queue=task_queue,
+        memo={"order": order.order_id, "tenant": order.tenant_id, "plan": order.plan_id, "region": order.region},
+    )
+    if pay:
+        await pay_order(client, order.workflow_id, declined=fail_at == "payment")
+    return PlacedOrder(order, handle, fail_at)
+
+
+async def pay_order(client: Client, workflow_id: str, *, declined: bool = False,
+                    payment_id: str | None = None) -> None:
+    handle = client.get_workflow_handle(workflow_id)
+    if declined:
+        await handle.signal(OrderFulfillmentWorkflow.fail_payment, PaymentFailure())
+    else:
+        await handle.signal(OrderFulfillmentWorkflow.confirm_payment,
+                            PaymentConfirmation(payment_id=payment_id or str(uuid.uuid4())))
+
+
+async def cancel_order(client: Client, workflow_id: str, *, note: str | None = None) -> None:
+    await client.get_workflow_handle(workflow_id).signal(OrderFulfillmentWorkflow.cancel,
+                                                         CancelRequest(note=note))

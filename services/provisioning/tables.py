@@ -1,0 +1,77 @@
+"""Provisioning's own tables, in PostgreSQL schema `provisioning`.
+
+`orders` and `resources` are the service's state; `cloud` and `faults` belong to the simulated
+provider it drives (the stand-in for a real cloud API and its test controls).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import UUID
+
+__all__ = ["cloud", "faults", "metadata", "orders", "resources"]
+
+metadata = MetaData(schema="provisioning")
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", UUID(as_uuid=True), primary_key=True),
+    Column("tenant_id", String(64), nullable=False, index=True),
+    Column("correlation_id", UUID(as_uuid=True), nullable=False, index=True),
+    Column("customer_id", UUID(as_uuid=True), nullable=False),
+    Column("region", String(32)),  # None for a tombstone: cancelled before provisioning started
+    # provisioning → completed | failed; any → cancelled (nothing existed) | deprovisioned
+    Column("state", String(16), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()),
+)
+
+resources = Table(
+    "resources",
+    metadata,
+    Column("resource_id", UUID(as_uuid=True), primary_key=True),
+    Column("order_id", UUID(as_uuid=True), nullable=False, index=True),
+    Column("seq", Integer, nullable=False),
+    Column("name", String(63), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("state", String(16), nullable=False),  # creating → created → deleted
+    Column("endpoint", String(2048)),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # One resource per order and name, however often the request is delivered.
+    UniqueConstraint("order_id", "name", name="resources_order_name_key"),
+)
+
+cloud = Table(
+    "cloud",
+    metadata,
+    Column("resource_id", UUID(as_uuid=True), primary_key=True),  # the provider's idempotency key
+    Column("order_id", UUID(as_uuid=True), nullable=False, index=True),
+    Column("name", String(63), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("deleted_at", DateTime(timezone=True)),
+)
+
+faults = Table(
+    "faults",
+    metadata,
+    Column("order_id", UUID(as_uuid=True), nullable=False),
+    Column("step", String(63), nullable=False),  # resource name, e.g. vps
+    Column("mode", String(16), nullable=False),  # permanent | transient | delete | slow
+    Column("remaining", Integer, nullable=False, server_default="1"),
+    Column("delay_ms", Integer, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("order_id", "step", "mode", name="faults_pkey"),
+)

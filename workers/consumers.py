@@ -1,0 +1,90 @@
+"""Builds each domain service's Kafka consumer the same way: own schema, topics, scoped handlers.
+
+Every builder takes a `group_id` (replicas share it; tests pass their own) and a `TenantScope`
+(default: all tenants). The returned consumer runs until its stop flag is set.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+
+from cloud_factory.db import engine_for, ensure_schema
+from cloud_factory.settings import Settings
+from messaging.consumer import EventConsumer, Handler
+from messaging.wiring import consumer_from, producer_from
+from services.common import Emitter, TenantScope, scoped
+
+__all__ = [
+    "BILLING_GROUP",
+    "PROVISIONING_GROUP",
+    "build_billing_consumer",
+    "build_bridge_consumer",
+    "build_provisioning_consumer",
+    "consumer_for",
+    "run_consumer",
+]
+
+PROVISIONING_GROUP = "provisioning"
+BILLING_GROUP = "billing"
+
+
+def consumer_for(settings: Settings, *, group_id: str, handlers: Mapping[str, Handler],
+                 scope: TenantScope = TenantScope()) -> EventConsumer:
+    """A consumer over exactly the topics of `handlers`' event types, each handler tenant-scoped.
+
+    The runtime verifies, decodes, upcasts and deduplicates (idempotency keys per group) before a
+    handler runs; the handlers are idempotent in their own tables as well.
+    """
+    return consumer_from(settings, group_id=group_id, handlers={t: scoped(h, scope) for t, h in handlers.items()})
+
+
+def build_provisioning_consumer(settings: Settings, *, group_id: str = PROVISIONING_GROUP,
+                                scope: TenantScope = TenantScope()) -> EventConsumer:
+    from services.provisioning.handler import ProvisioningHandlers
+    from services.provisioning.simulator import SimulatedProvider
+    from services.provisioning.tables import metadata
+
+    engine = engine_for(settings.dsn)
+    ensure_schema(engine, metadata)
+    handlers = ProvisioningHandlers(engine, Emitter(producer_from(settings), "provisioning"),
+                                    SimulatedProvider(engine))
+    return consumer_for(settings, group_id=group_id, scope=scope, handlers={
+        "order.provisioning-started": handlers.on_provisioning_started,
+        "order.cancelled": handlers.on_order_cancelled,
+    })
+
+
+def build_billing_consumer(settings: Settings, *, group_id: str = BILLING_GROUP,
+                           scope: TenantScope = TenantScope()) -> EventConsumer:
+    from services.billing.gateway import SimulatedGateway
+    from services.billing.handler import BillingHandlers
+    from services.billing.tables import metadata
+
+    engine = engine_for(settings.dsn)
+    ensure_schema(engine, metadata)
+    handlers = BillingHandlers(engine, Emitter(producer_from(settings), "billing"), SimulatedGateway(engine))
+    return consumer_for(settings, group_id=group_id, scope=scope, handlers={
+        "order.payment-confirmed": handlers.on_payment_confirmed,
+        "order.fulfilled": handlers.on_order_fulfilled,
+        "billing.refund-requested": handlers.on_refund_requested,
+    })
+
+
+def build_bridge_consumer(settings: Settings, *, group_id: str | None = None,
+                          scope: TenantScope = TenantScope()) -> EventConsumer:
+    from bridges.inbound import BRIDGED_EVENT_TYPES, ORDER_BRIDGE_GROUP, OrderBridge
+    from bridges.signaller import WorkflowSignaller
+
+    bridge = OrderBridge(WorkflowSignaller(settings.temporal_target, settings.temporal_namespace))
+    return consumer_for(settings, group_id=group_id or ORDER_BRIDGE_GROUP, scope=scope,
+                        handlers={t: bridge for t in BRIDGED_EVENT_TYPES})
+
+
+def run_consumer(build: Callable[[Settings], EventConsumer]) -> Callable[[Settings, threading.Event], None]:
+    """A worker entry point (settings, stop) for the runner."""
+
+    def run(settings: Settings, stop: threading.Event) -> None:
+        build(settings).run(stop)
+
+    return run
