@@ -97,8 +97,9 @@ class ProvisioningHandlers:
                     endpoint, attempts = self._create_one(rid, order_id, spec.name, spec.kind.value, data.region)
                 except ProviderError as exc:
                     with self.engine.begin() as conn:
-                        conn.execute(update(resources).where(resources.c.resource_id == rid)
-                                     .values(attempts=resources.c.attempts + LOCAL_ATTEMPTS))
+                        conn.execute(update(resources).where(resources.c.resource_id == rid).values(
+                            attempts=resources.c.attempts + LOCAL_ATTEMPTS,
+                            state="creating" if exc.retryable else "failed"))
                     if exc.retryable:
                         raise  # the consumer retries the message in place
                     self._fail(envelope, exc, created)
@@ -150,7 +151,8 @@ class ProvisioningHandlers:
                     order_id=order_id, tenant_id=envelope.tenant_id, correlation_id=envelope.correlation_id,
                     customer_id=data.customer_id, region=None, state="cancelled",
                 ).on_conflict_do_nothing(index_elements=["order_id"]))
-                rows = conn.execute(select(resources).where(resources.c.order_id == order_id)
+                rows = conn.execute(select(resources).where(resources.c.order_id == order_id,
+                                                            resources.c.state != "failed")
                                     .order_by(resources.c.seq.desc())).mappings().all()
             if not rows:
                 log.info("order %s cancelled with nothing provisioned", order_id)

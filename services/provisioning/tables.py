@@ -46,7 +46,7 @@ resources = Table(
     Column("kind", String(32), nullable=False),
     Column("sku", String(64), nullable=False),
     Column("region", String(32), nullable=False),
-    Column("state", String(16), nullable=False),  # creating → created → deleted
+    Column("state", String(16), nullable=False),  # creating → created → deleted | creating → failed
     Column("endpoint", String(2048)),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

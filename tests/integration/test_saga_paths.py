@@ -1,0 +1,311 @@
+"""Every path of the order saga end to end on the real Kafka, Temporal and PostgreSQL.
+
+One harness (saga worker, bridge, Provisioning, Billing, Notification — isolated by task queue,
+consumer groups and tenant prefix) serves the module. Each test asserts on the workflow's result,
+search attributes and queries, on the signed events of the flow as they sit on the topics (order,
+causation chain, signatures) and on the rows each service owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import func, select
+
+import schemas
+from cloud_factory.settings import Settings
+from messaging.wiring import producer_from
+from services.billing.tables import ledger, payments, psp_operations, refunds
+from services.notification.tables import notifications
+from services.order.tables import incidents
+from services.provisioning.handler import count_live_resources
+from services.provisioning.simulator import inject_fault
+from services.provisioning.tables import resources
+from tests.tools.flow_reader import FlowRecord, read_dlq, read_flow
+from tests.tools.saga_harness import SagaHarness
+from workflows.contracts import OrderResult
+from workflows.order_fulfillment import OrderFulfillmentWorkflow
+
+pytestmark = pytest.mark.stack
+
+ORDER_EVENTS = [e.event_type for e in schemas.catalog.published_by("order")]
+PROVISIONING_EVENTS = [e.event_type for e in schemas.catalog.published_by("provisioning")]
+BILLING_EVENTS = [e.event_type for e in schemas.catalog.published_by("billing")]
+ALL_FLOW_EVENTS = ORDER_EVENTS + PROVISIONING_EVENTS + BILLING_EVENTS
+
+
+@pytest.fixture(scope="module")
+async def harness(stack, settings: Settings) -> AsyncIterator[SagaHarness]:
+    async with SagaHarness(settings) as running:
+        yield running
+
+
+async def _finish(placed, timeout: float = 90) -> OrderResult:
+    return await asyncio.wait_for(placed.handle.result(), timeout)
+
+
+async def _search_attributes(placed) -> dict[str, str]:
+    description = await placed.handle.describe()
+    return {key: values[0] for key, values in description.raw_description.workflow_execution_info
+            .search_attributes.indexed_fields.items() for values in [[_decode(values)]]}
+
+
+def _decode(payload) -> str:
+    import json
+
+    return json.loads(payload.data)
+
+
+def _flow(settings: Settings, placed, since_ms: int) -> list[FlowRecord]:
+    return read_flow(settings, placed.order.correlation_id, ALL_FLOW_EVENTS, since_ms)
+
+
+def _types(records: list[FlowRecord], prefix: str = "") -> list[str]:
+    return [r.envelope.event_type for r in records if r.envelope.event_type.startswith(prefix)]
+
+
+def _assert_chain(records: list[FlowRecord], placed) -> None:
+    """Signed, one tenant and correlation, and every causation points at an earlier event of the flow."""
+    ids = {r.envelope.event_id for r in records}
+    assert records, "no events on the topics"
+    for record in records:
+        envelope = record.envelope
+        assert record.signature_ok, f"{envelope.event_type} has a bad signature"
+        assert envelope.tenant_id == placed.order.tenant_id
+        assert str(envelope.correlation_id) == placed.order.correlation_id
+        if envelope.event_type == "order.created":
+            assert envelope.causation_id is None
+        else:
+            assert envelope.causation_id in ids, f"{envelope.event_type} caused by an unknown event"
+    assert len(ids) == len(records), "an event was published twice"
+
+
+def _count(settings: Settings, harness: SagaHarness, statement) -> int:
+    with harness.engine.connect() as conn:
+        return conn.execute(statement).scalar_one()
+
+
+async def _wait_rows(harness: SagaHarness, statement, expected: int, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        with harness.engine.connect() as conn:
+            got = conn.execute(statement).scalar_one()
+        if got >= expected or time.monotonic() > deadline:
+            return got
+        await asyncio.sleep(0.2)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000) - 1000
+
+
+async def test_success_path(harness: SagaHarness, settings: Settings) -> None:
+    since = _now_ms()
+    placed = await harness.place("ok")
+    result = await _finish(placed)
+    order_id = uuid.UUID(placed.order.order_id)
+
+    assert result.status == "delivered"
+    attrs = await _search_attributes(placed)
+    assert attrs["OrderStatus"] == "delivered" and attrs["OrderStep"] == "done"
+    assert attrs["CorrelationId"] == placed.order.correlation_id and attrs["TenantId"] == placed.order.tenant_id
+    snapshot = await placed.handle.query(OrderFulfillmentWorkflow.status)
+    assert snapshot.compensation_stack == [] and [r["name"] for r in snapshot.resources] == ["network", "disk", "vps"]
+    ledger_rows = select(func.count()).select_from(ledger).where(ledger.c.order_id == order_id)
+    assert await _wait_rows(harness, ledger_rows, 2) == 2  # capture + invoice
+
+    records = _flow(settings, placed, since)
+    _assert_chain(records, placed)
+    assert _types(records, "order.") == ["order.created", "order.payment-confirmed", "order.provisioning-started",
+                                         "order.fulfilled", "order.service-delivered"]
+    assert _types(records, "provisioning.") == ["provisioning.started", *["provisioning.resource-created"] * 3,
+                                                "provisioning.completed"]
+    by_type = {r.envelope.event_type: r.envelope for r in records}
+    assert by_type["order.fulfilled"].causation_id == by_type["provisioning.completed"].event_id
+    assert by_type["provisioning.completed"].causation_id == by_type["order.provisioning-started"].event_id
+    assert "billing.payment-captured" in by_type and "billing.invoice-created" in by_type
+    assert by_type["order.service-delivered"].data.console_url.startswith("https://")
+
+    with harness.engine.connect() as conn:
+        rows = conn.execute(select(resources.c.name, resources.c.state).where(resources.c.order_id == order_id)
+                            .order_by(resources.c.seq)).all()
+        assert [tuple(r) for r in rows] == [("network", "created"), ("disk", "created"), ("vps", "created")]
+        assert conn.execute(select(payments.c.status).where(payments.c.order_id == order_id)).scalar_one() == "captured"
+    assert count_live_resources(harness.engine, order_id) == 3
+    delivered = select(func.count()).select_from(notifications).where(
+        notifications.c.correlation_id == uuid.UUID(placed.order.correlation_id),
+        notifications.c.event_type == "order.service-delivered")
+    assert await _wait_rows(harness, delivered, 2) == 2  # email + in-app
+
+
+async def test_provisioning_failure_compensates_in_reverse(harness: SagaHarness, settings: Settings) -> None:
+    since = _now_ms()
+    placed = await harness.place("fail", fail_at="vps")
+    result = await _finish(placed)
+    order_id = uuid.UUID(placed.order.order_id)
+
+    assert result.status == "compensated"
+    attrs = await _search_attributes(placed)
+    assert attrs["OrderStatus"] == "compensated"
+    snapshot = await placed.handle.query(OrderFulfillmentWorkflow.status)
+    assert snapshot.completed_compensations == ["deprovision_resources", "refund_payment"]
+    assert snapshot.compensation_stack == []
+
+    records = _flow(settings, placed, since)
+    _assert_chain(records, placed)
+    assert _types(records, "order.") == [
+        "order.created", "order.payment-confirmed", "order.provisioning-started", "order.compensation-started",
+        "order.cancelled", "order.compensation-completed", "order.failed"]
+    sequence = _types(records)
+    # Reverse order: the resources go first, then the money; the newest resource is deleted first.
+    assert sequence.index("provisioning.deprovisioned") < sequence.index("billing.refund-requested")
+    deleted = [r.envelope.data.resource.name for r in records if r.envelope.event_type == "provisioning.resource-deleted"]
+    assert deleted == ["disk", "network"]
+    by_type = {r.envelope.event_type: r.envelope for r in records}
+    assert by_type["provisioning.failed"].data.error_code == "CAPACITY_EXHAUSTED"
+    assert [s.value for s in by_type["order.compensation-started"].data.steps] == ["deprovision_resources",
+                                                                                   "refund_payment"]
+    assert by_type["order.failed"].data.compensated is True
+    assert by_type["order.compensation-completed"].data.refunded.amount_minor == 2900 + 551
+
+    assert count_live_resources(harness.engine, order_id) == 0
+    with harness.engine.connect() as conn:
+        assert conn.execute(select(refunds.c.status).where(refunds.c.order_id == order_id)).scalars().all() == [
+            "completed"]
+        assert conn.execute(select(func.count()).select_from(psp_operations).where(
+            psp_operations.c.order_id == order_id, psp_operations.c.kind == "refund")).scalar_one() == 1
+        assert conn.execute(select(func.sum(ledger.c.amount_minor)).where(ledger.c.order_id == order_id)
+                            ).scalar_one() == 0  # captured and refunded
+
+
+async def test_payment_failure_ends_without_provisioning(harness: SagaHarness, settings: Settings) -> None:
+    since = _now_ms()
+    placed = await harness.place("pay", fail_at="payment")
+    result = await _finish(placed)
+
+    assert result.status == "payment_failed"
+    assert (await _search_attributes(placed))["OrderStatus"] == "payment_failed"
+    records = _flow(settings, placed, since)
+    _assert_chain(records, placed)
+    assert _types(records) == ["order.created", "order.failed"]
+    failed = records[-1].envelope.data
+    assert failed.stage.value == "payment" and failed.compensated is False
+    with harness.engine.connect() as conn:
+        order_id = uuid.UUID(placed.order.order_id)
+        assert conn.execute(select(func.count()).select_from(payments).where(payments.c.order_id == order_id)
+                            ).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(resources).where(resources.c.order_id == order_id)
+                            ).scalar_one() == 0
+
+
+async def test_customer_cancel_during_provisioning_compensates(harness: SagaHarness, settings: Settings) -> None:
+    since = _now_ms()
+    placed = await harness.place("cancel", pay=False)
+    inject_fault(harness.engine, placed.order.order_id, "disk", "slow", delay_ms=1500)
+    from services.order.api import cancel_order, pay_order
+
+    await pay_order(harness.client, placed.order.workflow_id)
+    deadline = time.monotonic() + 30
+    while (await placed.handle.query(OrderFulfillmentWorkflow.status)).status != "provisioning":
+        assert time.monotonic() < deadline, "the saga never reached provisioning"
+        await asyncio.sleep(0.1)
+    await cancel_order(harness.client, placed.order.workflow_id, note="changed my mind")
+    result = await _finish(placed)
+    order_id = uuid.UUID(placed.order.order_id)
+
+    assert result.status == "cancelled"
+    assert (await _search_attributes(placed))["OrderStatus"] == "cancelled"
+    records = _flow(settings, placed, since)
+    _assert_chain(records, placed)
+    assert _types(records, "order.") == [
+        "order.created", "order.payment-confirmed", "order.provisioning-started", "order.compensation-started",
+        "order.cancelled", "order.compensation-completed"]
+    cancelled = next(r.envelope.data for r in records if r.envelope.event_type == "order.cancelled")
+    assert cancelled.reason.value == "customer_request" and cancelled.note == "changed my mind"
+    assert [r.name for r in cancelled.resources_to_release] == ["vps", "disk", "network"]
+    deleted = [r.envelope.data.resource.name for r in records if r.envelope.event_type == "provisioning.resource-deleted"]
+    assert deleted == ["vps", "disk", "network"]
+    assert count_live_resources(harness.engine, order_id) == 0
+    with harness.engine.connect() as conn:
+        assert conn.execute(select(refunds.c.status).where(refunds.c.order_id == order_id)).scalars().all() == [
+            "completed"]
+
+
+async def test_cancel_before_payment_publishes_only_the_cancellation(harness: SagaHarness,
+                                                                     settings: Settings) -> None:
+    since = _now_ms()
+    placed = await harness.place("early", pay=False)
+    from services.order.api import cancel_order
+
+    await cancel_order(harness.client, placed.order.workflow_id)
+    result = await _finish(placed)
+    assert result.status == "cancelled"
+    records = _flow(settings, placed, since)
+    _assert_chain(records, placed)
+    assert _types(records, "order.") == ["order.created", "order.cancelled"]
+    assert _types(records, "billing.") == []
+
+
+async def test_refund_failure_is_a_compensation_failure_with_an_incident(harness: SagaHarness,
+                                                                         settings: Settings) -> None:
+    since = _now_ms()
+    placed = await harness.place("refund", fail_at="refund")
+    result = await _finish(placed)
+
+    assert result.status == "compensation_failed"
+    attrs = await _search_attributes(placed)
+    assert attrs["OrderStatus"] == "compensation_failed" and attrs["OrderStep"] == "manual-review"
+    stack = await placed.handle.query(OrderFulfillmentWorkflow.compensation_stack)
+    assert [entry.step for entry in stack] == ["refund_payment"]  # still owed
+    records = _flow(settings, placed, since)
+    _assert_chain(records, placed)
+    assert _types(records, "order.")[-2:] == ["order.compensation-failed", "order.failed"]
+    by_type = {r.envelope.event_type: r.envelope for r in records}
+    failed = by_type["order.compensation-failed"].data
+    assert failed.failed_step.value == "refund_payment" and failed.requires_manual_action
+    assert [s.value for s in failed.completed_steps] == ["deprovision_resources"]
+    assert by_type["order.compensation-failed"].causation_id == by_type["billing.refund-failed"].event_id
+    with harness.engine.connect() as conn:
+        rows = conn.execute(select(incidents).where(incidents.c.workflow_id == placed.order.workflow_id)
+                            ).mappings().all()
+        assert [(r["failed_step"], r["state"]) for r in rows] == [("refund_payment", "open")]
+        assert conn.execute(select(refunds.c.status).where(
+            refunds.c.order_id == uuid.UUID(placed.order.order_id))).scalars().all() == ["failed"]
+
+
+async def test_transient_provider_errors_are_retried_to_success(harness: SagaHarness, settings: Settings) -> None:
+    since = _now_ms()
+    placed = await harness.place("flaky", fail_at="transient")
+    result = await _finish(placed)
+    assert result.status == "delivered"
+    records = _flow(settings, placed, since)
+    completed = next(r.envelope.data for r in records if r.envelope.event_type == "provisioning.completed")
+    assert completed.attempts == 3
+    assert count_live_resources(harness.engine, uuid.UUID(placed.order.order_id)) == 3
+
+
+async def test_event_for_no_running_workflow_is_dead_lettered(harness: SagaHarness, settings: Settings) -> None:
+    since = _now_ms()
+    from workflows.contracts import correlation_id_for, order_workflow_id
+
+    tenant, order_id = harness.tenant("ghost"), uuid.uuid4()
+    correlation = correlation_id_for(order_workflow_id(tenant, str(order_id)))
+    envelope = schemas.new_event("provisioning.failed", {
+        "orderId": order_id, "region": "eu-west-1", "errorCode": "CAPACITY_EXHAUSTED", "reason": "test",
+        "retryable": False, "partialResources": []}, tenant_id=tenant, correlation_id=correlation,
+        actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM), producer="tests")
+    producer_from(settings).publish(envelope)
+    deadline = time.monotonic() + 60
+    found: dict[str, str] | None = None
+    while found is None:
+        assert time.monotonic() < deadline, "the orphan event never reached the DLQ"
+        for value, headers in read_dlq(settings, "provisioning.failed", since):
+            if str(envelope.event_id).encode() in value:
+                found = headers
+        await asyncio.sleep(0.5)
+    assert found["x-cf-dlq-error-class"] == "not_found"
+    assert "no running workflow" in found["x-cf-dlq-reason"]
