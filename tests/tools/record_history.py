@@ -1,53 +1,89 @@
 """Records a workflow history from a real run on the local stack into tests/histories/NAME.json.
 
     .venv/bin/cloud-factory stack up
-    .venv/bin/python -m tests.tools.record_history order_created
+    .venv/bin/python -m tests.tools.record_history success      # or: all
 
-Each scenario runs the real saga worker against the real Temporal server and Kafka; the JSON it
-writes is what `tests/replay` replays with `temporalio.worker.Replayer`.
+Each scenario runs the real saga worker, bridge and services (isolated by a fresh tag) against the
+real Temporal server, Kafka and PostgreSQL; the JSON it writes is what `tests/replay` replays with
+`temporalio.worker.Replayer`. `order_created` is the first release's history and can no longer be
+recorded (the workflow now waits for payment); it stays committed to prove the old path replays.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import uuid
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from cloud_factory.settings import get_settings
-from cloud_factory.tracing import configure_tracing
 from messaging.wiring import ensure_catalog_topics
-from workers.saga import build_saga_worker, connect_client
-from workflows.contracts import OrderRequest
+from services.order.api import PlacedOrder, cancel_order, pay_order
+from services.provisioning.simulator import inject_fault
+from tests.tools.saga_harness import SagaHarness
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
-
-def _order() -> OrderRequest:
-    return OrderRequest(tenant_id="history", order_id=str(uuid.uuid4()), customer_id=str(uuid.uuid4()),
-                        plan_id="vm-standard-2", region="eu-west-1", amount_minor=2900, tax_minor=551)
-
-
-async def _order_created(client, task_queue: str) -> str:
-    order = _order()
-    await client.execute_workflow(OrderFulfillmentWorkflow.run, order, id=order.workflow_id, task_queue=task_queue)
-    return order.workflow_id
+EXPECTED_STATUS = {
+    "success": "delivered",
+    "provisioning_failure": "compensated",
+    "payment_failure": "payment_failed",
+    "customer_cancel": "cancelled",
+    "compensation_failure": "compensation_failed",
+}
 
 
-SCENARIOS: dict[str, Callable[..., Awaitable[str]]] = {"order_created": _order_created}
+async def _success(h: SagaHarness) -> PlacedOrder:
+    return await h.place("history")
+
+
+async def _provisioning_failure(h: SagaHarness) -> PlacedOrder:
+    return await h.place("history", fail_at="vps")
+
+
+async def _payment_failure(h: SagaHarness) -> PlacedOrder:
+    return await h.place("history", fail_at="payment")
+
+
+async def _compensation_failure(h: SagaHarness) -> PlacedOrder:
+    return await h.place("history", fail_at="refund")
+
+
+async def _customer_cancel(h: SagaHarness) -> PlacedOrder:
+    """Paid, cancelled while provisioning (slowed down), so compensation runs both undos."""
+    placed = await h.place("history", pay=False)
+    inject_fault(h.engine, placed.order.order_id, "disk", "slow", delay_ms=1000)
+    assert h.client is not None
+    await pay_order(h.client, placed.order.workflow_id)
+    deadline = time.monotonic() + 30
+    while (await placed.handle.query(OrderFulfillmentWorkflow.status)).status != "provisioning":
+        if time.monotonic() > deadline:
+            raise TimeoutError("the saga never reached provisioning")
+        await asyncio.sleep(0.1)
+    await cancel_order(h.client, placed.order.workflow_id, note="recorded cancel")
+    return placed
+
+
+SCENARIOS: dict[str, Callable[[SagaHarness], Awaitable[PlacedOrder]]] = {
+    "success": _success,
+    "provisioning_failure": _provisioning_failure,
+    "payment_failure": _payment_failure,
+    "customer_cancel": _customer_cancel,
+    "compensation_failure": _compensation_failure,
+}
 
 
 async def record(name: str, out_dir: Path = HISTORIES) -> Path:
     settings = get_settings()
-    configure_tracing("history-recorder")
     ensure_catalog_topics(settings)
-    client = await connect_client(settings)
-    task_queue = f"history-{uuid.uuid4().hex[:8]}"
-    async with build_saga_worker(client, settings, task_queue=task_queue):
-        workflow_id = await SCENARIOS[name](client, task_queue)
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    async with SagaHarness(settings) as harness:
+        placed = await SCENARIOS[name](harness)
+        result = await asyncio.wait_for(placed.handle.result(), 120)
+        if result.status != EXPECTED_STATUS[name]:
+            raise RuntimeError(f"scenario {name} ended {result.status}, expected {EXPECTED_STATUS[name]}")
+        history = await placed.handle.fetch_history()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
     path.write_text(history.to_json())
@@ -56,9 +92,10 @@ async def record(name: str, out_dir: Path = HISTORIES) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("scenario", choices=[*sorted(SCENARIOS), "all"])
     args = parser.parse_args()
-    print(asyncio.run(record(args.scenario)))
+    for name in sorted(SCENARIOS) if args.scenario == "all" else [args.scenario]:
+        print(asyncio.run(record(name)))
 
 
 if __name__ == "__main__":
