@@ -77,3 +77,20 @@ def running(*consumers: EventConsumer) -> Iterator[None]:
         stop.set()
         for thread in threads:
             thread.join(30)
+
+
+def caught_up(settings: Settings, group: str, topic: str) -> bool:
+    """Has `group` committed up to the end of every partition of `topic`? (A probe of its own: a
+    running consumer must not be called from another thread.)"""
+    probe = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": group,
+                      "enable.auto.commit": False})
+    try:
+        partitions = probe.list_topics(topic, timeout=10).topics[topic].partitions
+        committed = probe.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        for tp in committed:
+            high = probe.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)[1]
+            if high > 0 and tp.offset < high:
+                return False
+        return True
+    finally:
+        probe.close()

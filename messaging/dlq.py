@@ -1,0 +1,136 @@
+"""DLQ handling: every dead-lettered record gets one of the design's four outcomes.
+
+- **retry**: transient / resource-busy and fewer than `max_dlq_retries` DLQ round trips → after the
+  profile's backoff, re-publish the original value and headers to the original topic (with
+  `x-cf-dlq-retries` + 1; the consumers' idempotency keys make a second delivery harmless);
+- **discard**: validation (corrupt data, invalid schema) → logged and abandoned, with an audit row;
+- **manual review**: DLQ retries exhausted, or not-found / permission / inconsistency → an incident
+  row in PostgreSQL for a human (`cloud-factory dlq show|redrive|discard`);
+- **alert**: more than `alert_threshold` DLQ records for one original topic within an hour → one
+  alert row per topic and hour, an error log line and the `dlq_alerts` metric.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, Message
+
+from messaging.deadletter import DLQ_RETRIES, DeadLetter, strip_dlq_headers
+from messaging.dlq_store import DlqPosition, DlqStore
+from messaging.errors import ErrorClass
+from messaging.metrics import METRICS
+from messaging.producer import EventProducer
+from messaging.retry import PolicyLookup, policy_for
+
+__all__ = ["DlqDecision", "DlqProcessor", "Outcome", "decide", "dlq_pattern"]
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(enum.StrEnum):
+    RETRIED = "retried"
+    DISCARDED = "discarded"
+    MANUAL_REVIEW = "manual_review"
+    REDRIVEN = "redriven"
+
+
+@dataclass(frozen=True, slots=True)
+class DlqDecision:
+    outcome: Outcome
+    note: str
+    delay: float = 0.0
+
+
+def decide(letter: DeadLetter, *, max_dlq_retries: int = 3, policy: PolicyLookup = policy_for) -> DlqDecision:
+    """The outcome of one DLQ record (alerting is decided separately, per topic and hour)."""
+    if letter.error_class is ErrorClass.VALIDATION:
+        return DlqDecision(Outcome.DISCARDED, f"corrupt or invalid record: {letter.reason}")
+    if letter.error_class.retryable:
+        if letter.dlq_retries < max_dlq_retries:
+            delay = policy(letter.event_type).delay(letter.dlq_retries + 1)
+            return DlqDecision(Outcome.RETRIED, f"DLQ retry {letter.dlq_retries + 1}/{max_dlq_retries}", delay)
+        return DlqDecision(Outcome.MANUAL_REVIEW, f"all {max_dlq_retries} DLQ retries exhausted: {letter.reason}")
+    return DlqDecision(Outcome.MANUAL_REVIEW, f"{letter.error_class.value}: {letter.reason}")
+
+
+def dlq_pattern(env: str) -> str:
+    """Subscription regex for every DLQ topic of `env`."""
+    return f"^cloud-factory\\.{re.escape(env)}\\..*\\.dlq$"
+
+
+class DlqProcessor:
+    """A consumer group over the DLQ topics applying `decide`; commits each record after its outcome."""
+
+    def __init__(self, bootstrap_servers: str, *, producer: EventProducer, store: DlqStore,
+                 topics: list[str], group_id: str = "dlq-processor", max_dlq_retries: int = 3,
+                 alert_threshold: int = 10, policy: PolicyLookup = policy_for,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.producer = producer
+        self.store = store
+        self.max_dlq_retries = max_dlq_retries
+        self.alert_threshold = alert_threshold
+        self.policy = policy
+        self._sleep = sleep
+        self._consumer = Consumer({
+            "bootstrap.servers": bootstrap_servers, "group.id": group_id, "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 5000, "log_level": 3,
+        })
+        self._consumer.subscribe(topics)
+
+    def run(self, stop: threading.Event, *, poll_timeout: float = 0.5) -> None:
+        try:
+            while not stop.is_set():
+                self.poll_once(poll_timeout)
+        finally:
+            self._consumer.close()
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def poll_once(self, timeout: float = 0.5) -> Outcome | None:
+        msg = self._consumer.poll(timeout)
+        if msg is None:
+            return None
+        if msg.error():
+            if msg.error().code() != KafkaError._PARTITION_EOF:
+                log.warning("DLQ consumer error: %s", msg.error())
+            return None
+        outcome = self.handle(msg)
+        self._consumer.commit(message=msg, asynchronous=False)
+        return outcome
+
+    def handle(self, msg: Message) -> Outcome:
+        letter = DeadLetter.from_record(msg.key(), msg.value(), msg.headers())
+        position = DlqPosition(msg.topic(), msg.partition(), msg.offset())
+        decision = decide(letter, max_dlq_retries=self.max_dlq_retries, policy=self.policy)
+        if decision.outcome is Outcome.RETRIED:
+            due = letter.last_failure + dt.timedelta(seconds=decision.delay)
+            wait = (due - dt.datetime.now(dt.UTC)).total_seconds()
+            if wait > 0:
+                self._sleep(wait)
+            headers = [*strip_dlq_headers(letter.headers), (DLQ_RETRIES, str(letter.dlq_retries + 1).encode())]
+            self.producer.publish_raw(letter.original_topic, key=letter.key, value=letter.value, headers=headers)
+        record_id = self.store.record(position, letter, decision.outcome.value, decision.note)
+        if decision.outcome is Outcome.MANUAL_REVIEW:
+            self.store.open_incident(record_id, decision.note)
+        log.log(logging.INFO if decision.outcome is Outcome.RETRIED else logging.WARNING,
+                "DLQ %s (%s, event %s): %s — %s", position, letter.error_class.value, letter.event_id,
+                decision.outcome.value, decision.note)
+        METRICS.add(f"dlq_{decision.outcome.value}")
+        self._alert_if_needed(letter.original_topic)
+        return decision.outcome
+
+    def _alert_if_needed(self, original_topic: str) -> None:
+        count = self.store.recent_count(original_topic)
+        if count > self.alert_threshold and self.store.raise_alert(original_topic, count):
+            METRICS.add("dlq_alerts", topic=original_topic)
+            log.error("ALERT: %d DLQ records for %s within the last hour (threshold %d)",
+                      count, original_topic, self.alert_threshold)

@@ -1,0 +1,139 @@
+"""Idempotency keys on the real PostgreSQL: one side effect per event and handler, whatever happens."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text
+
+import schemas
+from cloud_factory.db import engine_for, ensure_schema
+from cloud_factory.settings import Settings
+from messaging.consumer import HandlerContext, HandlerSpec
+from messaging.idempotency import ClaimState, IdempotencyStore, KeyRequest, idempotency_key
+from messaging.metrics import METRICS
+from messaging.retry import RetryPolicy
+from messaging.wiring import consumer_from, producer_from
+from tests.integration.messaging_support import caught_up, ensure, event, isolated, running, wait_until
+
+pytestmark = pytest.mark.stack
+
+effects_meta = MetaData(schema="messaging_tests")
+effects = Table("effects", effects_meta, Column("id", Integer, primary_key=True),
+                Column("event_id", String(64), nullable=False), Column("run", String(40), nullable=False))
+
+
+def _publish_copies(s: Settings, envelope: schemas.Envelope, copies: int) -> None:
+    """The very same record (same bytes, same event id) `copies` times, as a redelivering producer would."""
+    producer = producer_from(s, fallback=False)
+    value = schemas.encode(envelope)
+    headers = producer.keyring.sign(value) + [("x-cf-event-type", envelope.event_type.encode()),
+                                              ("x-cf-event-id", str(envelope.event_id).encode())]
+    for _ in range(copies):
+        producer.publish_raw(schemas.topic_for(envelope.event_type, env=s.env),
+                             key=str(envelope.correlation_id).encode(), value=value, headers=headers)
+
+
+def test_same_event_three_times_runs_the_handler_once(stack, settings: Settings, unique: str) -> None:
+    s = isolated(settings, unique)
+    ensure(s, "order.created")
+    envelope, other = event(), event()
+    _publish_copies(s, envelope, 3)
+    producer_from(s, fallback=False).publish(other)
+    runs: list[str] = []
+    duplicates_before = METRICS.get("duplicates")
+    consumer = consumer_from(s, group_id=f"idem-{unique}", batch_size=1,
+                             handlers={"order.created": lambda e, c: runs.append(str(e.event_id)) or {"ok": 1}})
+    with running(consumer):
+        wait_until(lambda: str(other.event_id) in runs, what="the last event")
+        time.sleep(0.5)
+    assert runs.count(str(envelope.event_id)) == 1
+    assert METRICS.get("duplicates") - duplicates_before >= 2
+    key = idempotency_key(envelope.event_id, envelope.correlation_id, f"idem-{unique}")
+    row = consumer.idempotency.status_of(key)
+    assert row is not None and row["status"] == "succeeded" and row["result"] == {"ok": 1}
+
+
+def test_two_consumers_at_once_one_side_effect(stack, settings: Settings, unique: str) -> None:
+    """Two groups with the same handler name receive the same events at the same moment: the lease lets
+    exactly one run each event; the other waits (resource busy), then sees it done."""
+    s = isolated(settings, unique)
+    ensure(s, "order.created")
+    envelopes = [event() for _ in range(5)]
+    producer = producer_from(s, fallback=False)
+    for envelope in envelopes:
+        producer.publish(envelope)
+    runs: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def slow(name: str):  # noqa: ANN202 - small factory
+        def handler(envelope: schemas.Envelope, context: HandlerContext) -> None:
+            with lock:
+                runs.append((str(envelope.event_id), name))
+            time.sleep(0.3)
+        return handler
+
+    fast = RetryPolicy(retries=20, initial=0.1, max=0.3)
+    consumers = [consumer_from(s, group_id=f"twin-{name}-{unique}", handler_name=f"mailer-{unique}",
+                               handlers={"order.created": slow(name)}, retry_policy=fast) for name in ("a", "b")]
+    topic = schemas.topic_for("order.created", env=s.env)
+    with running(*consumers):
+        wait_until(lambda: all(caught_up(s, f"twin-{name}-{unique}", topic) for name in ("a", "b")),
+                   timeout=60, what="both groups past every event")
+    ran = [event_id for event_id, _ in runs]
+    assert sorted(ran) == sorted(str(e.event_id) for e in envelopes)  # each exactly once, by one of them
+    assert {name for _, name in runs} <= {"a", "b"}
+
+
+def test_transactional_handler_commits_with_its_key(stack, settings: Settings, unique: str) -> None:
+    """A handler writing to the same database: a failure after its write leaves neither the row nor
+    the key; the retry writes the row once, and a redelivery afterwards writes nothing."""
+    s = isolated(settings, unique)
+    ensure(s, "order.created")
+    engine = engine_for(s.dsn)
+    ensure_schema(engine, effects_meta)
+    envelope = event()
+    _publish_copies(s, envelope, 1)
+    calls: list[int] = []
+
+    def handler(e: schemas.Envelope, context: HandlerContext) -> None:
+        assert context.db is not None
+        context.db.execute(effects.insert().values(event_id=str(e.event_id), run=unique))
+        calls.append(context.attempt)
+        if len(calls) == 1:
+            raise TimeoutError("payment gateway timed out after the row was written")
+
+    consumer = consumer_from(s, group_id=f"tx-{unique}", retry_policy=RetryPolicy(3, 0.05, 0.1),
+                             handlers={"order.created": HandlerSpec(handler, transactional=True)})
+    with running(consumer):
+        wait_until(lambda: len(calls) == 2, what="the retry")
+        _publish_copies(s, envelope, 1)  # a redelivery after success
+        time.sleep(1.0)
+    assert calls == [1, 2]
+    with engine.connect() as conn:
+        rows = conn.execute(select(func.count()).select_from(effects).where(effects.c.run == unique)).scalar_one()
+    assert rows == 1
+
+
+def test_lease_expiry_and_error_keys_let_a_retry_run(stack, settings: Settings) -> None:
+    engine = engine_for(settings.dsn)
+    first = IdempotencyStore(engine, lease=0.3)
+    second = IdempotencyStore(engine, lease=0.3)
+    request = KeyRequest.of(uuid.uuid4(), uuid.uuid4(), "handler")
+    assert first.claim([request])[request.key].state is ClaimState.ACQUIRED
+    assert second.claim([request])[request.key].state is ClaimState.BUSY  # live lease
+    time.sleep(0.4)
+    assert second.claim([request])[request.key].state is ClaimState.ACQUIRED  # lease ran out
+    second.fail({request.key: "boom"})
+    assert first.claim([request])[request.key].state is ClaimState.ACQUIRED  # errors do not block the retry
+    first.complete({request.key: {"n": 1}})
+    claim = second.claim([request])[request.key]
+    assert (claim.state, claim.result) == (ClaimState.DUPLICATE, {"n": 1})
+    with engine.begin() as conn:  # expire it, as 24 h would
+        conn.execute(text("UPDATE messaging.idempotency_keys SET expires_at = now() - interval '1 s' WHERE key = :k"),
+                     {"k": request.key})
+    assert first.purge_expired() >= 1
+    assert first.status_of(request.key) is None

@@ -1,0 +1,67 @@
+"""Tampered records: the DLQ in production mode, processed with a warning in development mode."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+import schemas
+from cloud_factory.settings import Settings
+from messaging.deadletter import DeadLetter
+from messaging.wiring import consumer_from, producer_from
+from tests.integration.messaging_support import ensure, event, isolated, read_topic, running, wait_until
+
+pytestmark = pytest.mark.stack
+
+
+def _publish_tampered(s: Settings) -> schemas.Envelope:
+    producer = producer_from(s, fallback=False)
+    envelope = event()
+    value = schemas.encode(envelope)
+    headers = producer.keyring.sign(value) + [("x-cf-event-type", b"order.created")]
+    tampered = value.replace(b'"tenantId":"tenant-msg"', b'"tenantId":"tenant-evil"')
+    assert tampered != value
+    producer.publish_raw(schemas.topic_for("order.created", env=s.env), key=b"k", value=tampered, headers=headers)
+    return envelope
+
+
+@pytest.mark.parametrize("mode", ["production", "development"])
+def test_tampered_value(stack, settings: Settings, unique: str, mode: str, caplog: pytest.LogCaptureFixture) -> None:
+    s = isolated(settings, unique, signing_mode=mode)
+    ensure(s, "order.created")
+    envelope = _publish_tampered(s)
+    follower = event()
+    producer_from(s, fallback=False).publish(follower)
+    handled: list[str] = []
+    consumer = consumer_from(s, group_id=f"sig-{unique}", handlers={"order.created": lambda e, c: handled.append(
+        f"{e.event_id}:{e.tenant_id}:{c.signature.status.value}")})
+    with caplog.at_level(logging.WARNING), running(consumer):
+        wait_until(lambda: any(h.startswith(str(follower.event_id)) for h in handled), what="the follower")
+    if mode == "production":
+        [record] = read_topic(s, schemas.dlq_topic_for("order.created", env=s.env), expect=1)
+        letter = DeadLetter.from_record(record.key(), record.value(), record.headers())
+        assert letter.error_class.value == "permission" and "signature" in letter.reason
+        assert all(not h.startswith(str(envelope.event_id)) for h in handled)
+    else:
+        assert f"{envelope.event_id}:tenant-evil:mismatch" in handled
+        assert any("unverified record" in r.getMessage() for r in caplog.records)
+        assert read_topic(s, schemas.dlq_topic_for("order.created", env=s.env), expect=1, timeout=2) == []
+
+
+def test_garbage_is_dead_lettered_never_dropped(stack, settings: Settings, unique: str) -> None:
+    """Bytes that are not an event at all (and an unknown event type) land in the DLQ as validation."""
+    s = isolated(settings, unique)
+    ensure(s, "order.created")
+    producer = producer_from(s, fallback=False)
+    topic = schemas.topic_for("order.created", env=s.env)
+    for value in (b"\x00\xffnot json", b'{"eventType":"order.teleported","version":"v1"}'):
+        producer.publish_raw(topic, key=b"k", value=value, headers=producer.keyring.sign(value))
+    consumer = consumer_from(s, group_id=f"garbage-{unique}", handlers={"order.created": lambda e, c: None})
+    with running(consumer):
+        records = read_topic(s, schemas.dlq_topic_for("order.created", env=s.env), expect=2)
+    letters = sorted((DeadLetter.from_record(r.key(), r.value(), r.headers()) for r in records),
+                     key=lambda letter: letter.original_offset)
+    assert [letter.error_class.value for letter in letters] == ["validation", "validation"]
+    assert letters[0].value == b"\x00\xffnot json"
+    assert "order.teleported" in letters[1].reason
