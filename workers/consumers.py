@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from cloud_factory.db import engine_for, ensure_schema
 from cloud_factory.settings import Settings
 from messaging.consumer import EventConsumer, Handler
+from messaging.idempotency import IdempotencyStore
 from messaging.wiring import consumer_from, producer_from
 from services.common import Emitter, TenantScope, scoped
 
@@ -30,17 +31,21 @@ BILLING_GROUP = "billing"
 
 
 def consumer_for(settings: Settings, *, group_id: str, handlers: Mapping[str, Handler],
-                 scope: TenantScope = TenantScope()) -> EventConsumer:
+                 scope: TenantScope = TenantScope(), extra_config: dict[str, object] | None = None,
+                 lease_s: float | None = None) -> EventConsumer:
     """A consumer over exactly the topics of `handlers`' event types, each handler tenant-scoped.
 
     The runtime verifies, decodes, upcasts and deduplicates (idempotency keys per group) before a
     handler runs; the handlers are idempotent in their own tables as well.
     """
-    return consumer_from(settings, group_id=group_id, handlers={t: scoped(h, scope) for t, h in handlers.items()})
+    idempotency = IdempotencyStore(engine_for(settings.dsn), lease=lease_s) if lease_s else True
+    return consumer_from(settings, group_id=group_id, handlers={t: scoped(h, scope) for t, h in handlers.items()},
+                         extra_config=extra_config, idempotency=idempotency)
 
 
 def build_provisioning_consumer(settings: Settings, *, group_id: str = PROVISIONING_GROUP,
-                                scope: TenantScope = TenantScope()) -> EventConsumer:
+                                scope: TenantScope = TenantScope(),
+                                **tuning: object) -> EventConsumer:
     from services.provisioning.handler import ProvisioningHandlers
     from services.provisioning.simulator import SimulatedProvider
     from services.provisioning.tables import metadata
@@ -49,14 +54,15 @@ def build_provisioning_consumer(settings: Settings, *, group_id: str = PROVISION
     ensure_schema(engine, metadata)
     handlers = ProvisioningHandlers(engine, Emitter(producer_from(settings), "provisioning"),
                                     SimulatedProvider(engine))
-    return consumer_for(settings, group_id=group_id, scope=scope, handlers={
+    return consumer_for(settings, group_id=group_id, scope=scope, **tuning, handlers={
         "order.provisioning-started": handlers.on_provisioning_started,
         "order.cancelled": handlers.on_order_cancelled,
     })
 
 
 def build_billing_consumer(settings: Settings, *, group_id: str = BILLING_GROUP,
-                           scope: TenantScope = TenantScope()) -> EventConsumer:
+                           scope: TenantScope = TenantScope(),
+                           **tuning: object) -> EventConsumer:
     from services.billing.gateway import SimulatedGateway
     from services.billing.handler import BillingHandlers
     from services.billing.tables import metadata
@@ -64,7 +70,7 @@ def build_billing_consumer(settings: Settings, *, group_id: str = BILLING_GROUP,
     engine = engine_for(settings.dsn)
     ensure_schema(engine, metadata)
     handlers = BillingHandlers(engine, Emitter(producer_from(settings), "billing"), SimulatedGateway(engine))
-    return consumer_for(settings, group_id=group_id, scope=scope, handlers={
+    return consumer_for(settings, group_id=group_id, scope=scope, **tuning, handlers={
         "order.payment-confirmed": handlers.on_payment_confirmed,
         "order.fulfilled": handlers.on_order_fulfilled,
         "billing.refund-requested": handlers.on_refund_requested,
@@ -72,12 +78,13 @@ def build_billing_consumer(settings: Settings, *, group_id: str = BILLING_GROUP,
 
 
 def build_bridge_consumer(settings: Settings, *, group_id: str | None = None,
-                          scope: TenantScope = TenantScope()) -> EventConsumer:
+                          scope: TenantScope = TenantScope(),
+                          **tuning: object) -> EventConsumer:
     from bridges.inbound import BRIDGED_EVENT_TYPES, ORDER_BRIDGE_GROUP, OrderBridge
     from bridges.signaller import WorkflowSignaller
 
     bridge = OrderBridge(WorkflowSignaller(settings.temporal_target, settings.temporal_namespace))
-    return consumer_for(settings, group_id=group_id or ORDER_BRIDGE_GROUP, scope=scope,
+    return consumer_for(settings, group_id=group_id or ORDER_BRIDGE_GROUP, scope=scope, **tuning,
                         handlers={t: bridge for t in BRIDGED_EVENT_TYPES})
 
 

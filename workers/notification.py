@@ -21,12 +21,14 @@ NOTIFICATION_GROUP = "notification"
 
 
 def build_notification_consumer(settings: Settings, *, group_id: str = NOTIFICATION_GROUP,
-                                scope: TenantScope = TenantScope()) -> EventConsumer:
+                                scope: TenantScope = TenantScope(),
+                                **tuning: object) -> EventConsumer:
     engine = engine_for(settings.dsn)
     ensure_schema(engine, metadata)
     event_types = [entry.event_type for entry in schemas.catalog.subscriptions("notification")]
     handler = NotificationHandler(engine, Emitter(producer_from(settings), "notification"))
-    return consumer_for(settings, group_id=group_id, scope=scope, handlers={t: handler for t in event_types})
+    return consumer_for(settings, group_id=group_id, scope=scope, **tuning,
+                        handlers={t: handler for t in event_types})
 
 
 def run_notification_worker(settings: Settings, stop: threading.Event) -> None:

@@ -2,7 +2,9 @@
 
 `CF_ORDER_TASK_QUEUE` moves the saga to another Temporal task queue, `CF_WORKER_GROUP_SUFFIX`
 appends to every consumer group id and `CF_WORKER_TENANT_PREFIX` restricts consumers to tenants
-with that prefix — together they let a fleet (or a test) run isolated from the default one.
+with that prefix, `CF_KAFKA_SESSION_TIMEOUT_MS` shortens how long a crashed consumer keeps its
+partitions and `CF_IDEMPOTENCY_LEASE_S` how long its in-progress idempotency keys block a
+replacement (keep it above the slowest handler) — together they let a fleet (or a test) run isolated from the default one.
 """
 
 from __future__ import annotations
@@ -20,12 +22,30 @@ class WorkerOptions:
     task_queue: str = "cloud-factory-orders"
     group_suffix: str = ""
     tenant_prefix: str = ""
+    session_timeout_ms: int | None = None
+    lease_s: float | None = None
 
     @classmethod
     def from_env(cls) -> WorkerOptions:
+        timeout = os.environ.get("CF_KAFKA_SESSION_TIMEOUT_MS")
+        if timeout is not None and not timeout.isdigit():
+            raise ValueError(f"CF_KAFKA_SESSION_TIMEOUT_MS must be milliseconds, not {timeout!r}")
         return cls(task_queue=os.environ.get("CF_ORDER_TASK_QUEUE") or "cloud-factory-orders",
                    group_suffix=os.environ.get("CF_WORKER_GROUP_SUFFIX", ""),
-                   tenant_prefix=os.environ.get("CF_WORKER_TENANT_PREFIX", ""))
+                   tenant_prefix=os.environ.get("CF_WORKER_TENANT_PREFIX", ""),
+                   session_timeout_ms=int(timeout) if timeout else None,
+                   lease_s=float(os.environ["CF_IDEMPOTENCY_LEASE_S"]) if os.environ.get("CF_IDEMPOTENCY_LEASE_S")
+                   else None)
+
+    @property
+    def kafka_config(self) -> dict[str, object]:
+        """Consumer overrides; a short session timeout lets a replacement take over a killed worker's partitions."""
+        return {"session.timeout.ms": self.session_timeout_ms} if self.session_timeout_ms else {}
+
+    @property
+    def tuning(self) -> dict[str, object]:
+        """Keyword arguments for the consumer builders."""
+        return {"extra_config": self.kafka_config, "lease_s": self.lease_s}
 
     def group(self, base: str) -> str:
         return f"{base}{self.group_suffix}"

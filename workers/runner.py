@@ -43,17 +43,17 @@ def _consumer_target(kind: WorkerKind, options: WorkerOptions) -> Callable[[Sett
 
     def run(settings: Settings, stop: threading.Event) -> None:
         configure_tracing(f"{kind.value}-worker")
-        scope = options.scope
+        common = {"scope": options.scope, **options.tuning}
         if kind is WorkerKind.BRIDGE:
-            consumer = consumers.build_bridge_consumer(settings, group_id=options.group("order-bridge"), scope=scope)
+            consumer = consumers.build_bridge_consumer(settings, group_id=options.group("order-bridge"), **common)
         elif kind is WorkerKind.PROVISIONING:
             consumer = consumers.build_provisioning_consumer(
-                settings, group_id=options.group(consumers.PROVISIONING_GROUP), scope=scope)
+                settings, group_id=options.group(consumers.PROVISIONING_GROUP), **common)
         elif kind is WorkerKind.BILLING:
             consumer = consumers.build_billing_consumer(settings, group_id=options.group(consumers.BILLING_GROUP),
-                                                        scope=scope)
+                                                        **common)
         else:
-            consumer = build_notification_consumer(settings, group_id=options.group(NOTIFICATION_GROUP), scope=scope)
+            consumer = build_notification_consumer(settings, group_id=options.group(NOTIFICATION_GROUP), **common)
         consumer.run(stop)
 
     return run

@@ -1,7 +1,135 @@
-"""`cloud-factory order …`."""
+"""`cloud-factory order place | pay | cancel | show`: the Order API on the command line.
+
+The saga runs in the workers (`cloud-factory worker all`); these commands start, signal and
+inspect it. `show` reads the workflow (status, step, compensation stack from its search attributes
+and memo), the flow's events back from Kafka, and the flow's DLQ records.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import json
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from cloud_factory.db import engine_for
+from cloud_factory.settings import get_settings
+from services.order.api import FAIL_POINTS, cancel_order, new_order, pay_order, place_order
+from workers.options import WorkerOptions
 
 app = typer.Typer(no_args_is_help=True)
+console = Console()
+
+__all__ = ["app"]
+
+
+def _ui_link(workflow_id: str) -> str:
+    settings = get_settings()
+    return f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
+
+
+def _workflow_id(order: str, tenant: str | None) -> str:
+    if order.startswith("order-"):
+        return order
+    if not tenant:
+        raise typer.BadParameter("give the workflow id (order-<tenant>-<order id>) or --tenant with the order id")
+    return f"order-{tenant}-{order}"
+
+
+async def _client():
+    from workers.saga import connect_client
+
+    return await connect_client(get_settings())
+
+
+@app.command()
+def place(
+    tenant: str = typer.Option(..., "--tenant", help="Tenant placing the order."),
+    plan: str = typer.Option("vm-standard-2", "--plan", help="Plan slug, e.g. vm-standard-2."),
+    region: str = typer.Option("eu-west-1", "--region"),
+    fail_at: str | None = typer.Option(None, "--fail-at", help=f"Inject a failure: {', '.join(FAIL_POINTS)}."),
+    pay: bool = typer.Option(True, "--pay/--no-pay", help="Report the payment right away (else: `order pay`)."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the saga to finish and print its outcome."),
+) -> None:
+    """Start an order saga (workers must be running: `cloud-factory worker all`)."""
+    if fail_at is not None and fail_at not in FAIL_POINTS:
+        raise typer.BadParameter(f"--fail-at must be one of {', '.join(FAIL_POINTS)}, not {fail_at!r}")
+    try:
+        order = new_order(tenant, plan, region=region)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+    async def go() -> str | None:
+        client = await _client()
+        placed = await place_order(client, engine_for(get_settings().dsn), order, fail_at=fail_at, pay=pay,
+                                   task_queue=WorkerOptions.from_env().task_queue)
+        if wait:
+            return (await placed.handle.result()).status
+        return None
+
+    status = asyncio.run(go())
+    console.print(f"order [bold]{order.order_id}[/] placed for tenant {tenant} (workflow {order.workflow_id})")
+    if status:
+        console.print(f"outcome: [bold]{status}[/]")
+    console.print(f"Temporal UI: {_ui_link(order.workflow_id)}")
+
+
+@app.command()
+def pay(order: str = typer.Argument(..., help="Workflow id, or order id with --tenant."),
+        tenant: str | None = typer.Option(None, "--tenant"),
+        declined: bool = typer.Option(False, "--declined", help="Report a declined payment instead.")) -> None:
+    """Report the payment outcome of an order placed with --no-pay."""
+    asyncio.run(_signal_pay(_workflow_id(order, tenant), declined))
+    console.print("payment " + ("declined" if declined else "confirmed"))
+
+
+async def _signal_pay(workflow_id: str, declined: bool) -> None:
+    await pay_order(await _client(), workflow_id, declined=declined)
+
+
+@app.command()
+def cancel(order: str = typer.Argument(..., help="Workflow id, or order id with --tenant."),
+           tenant: str | None = typer.Option(None, "--tenant"),
+           note: str | None = typer.Option(None, "--note")) -> None:
+    """Cancel an order before delivery: the saga compensates what it did, newest first."""
+    workflow_id = _workflow_id(order, tenant)
+
+    async def go() -> None:
+        await cancel_order(await _client(), workflow_id, note=note)
+
+    asyncio.run(go())
+    console.print(f"cancel requested for {workflow_id}")
+
+
+@app.command()
+def show(order: str = typer.Argument(..., help="Workflow id, or order id with --tenant."),
+         tenant: str | None = typer.Option(None, "--tenant"),
+         as_json: bool = typer.Option(False, "--json")) -> None:
+    """Status, compensation stack, event timeline (Kafka + workflow history), DLQ entries, UI link."""
+    from services.order.inspect import inspect_order
+
+    report = asyncio.run(inspect_order(get_settings(), _workflow_id(order, tenant)))
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2, default=str))
+        return
+    console.print(f"[bold]{report.workflow_id}[/]  status=[bold]{report.status}[/] step={report.step} "
+                  f"({report.execution_status})")
+    console.print(f"correlationId {report.correlation_id}  tenant {report.tenant_id}")
+    console.print("compensation stack (next undo first): " + (", ".join(report.compensation_stack) or "empty"))
+    table = Table(title="event timeline (Kafka)")
+    for column in ("time", "event type", "event id", "causation", "signature"):
+        table.add_column(column)
+    for event in report.events:
+        table.add_row(dt.datetime.fromtimestamp(event["timestampMs"] / 1000).strftime("%H:%M:%S.%f")[:-3],
+                      event["eventType"], event["eventId"][:8], (event["causationId"] or "-")[:8],
+                      "valid" if event["signatureOk"] else "[red]INVALID[/]")
+    console.print(table)
+    console.print(f"workflow history: {report.history_events} events, {report.activities} activities, "
+                  f"{report.signals} signals")
+    console.print(f"DLQ entries of this flow: {len(report.dlq)}")
+    for entry in report.dlq:
+        console.print(f"  {entry['topic']}: {entry['errorClass']} — {entry['reason']}")
+    console.print(f"Temporal UI: {_ui_link(report.workflow_id)}")

@@ -1,7 +1,8 @@
 """Reads one business flow back from Kafka: every record with the flow's key since a moment.
 
-Starts each partition at `offsets_for_times(since)` so a test reads only what its run produced,
-however long the shared topics have grown; verifies each record's signature independently.
+Used by `cloud-factory order show` and the tests. Starts each partition at
+`offsets_for_times(since)`, so only the flow's era is read however long the topics have grown, and
+verifies each record's signature.
 """
 
 from __future__ import annotations
@@ -79,7 +80,11 @@ def read_flow(settings: Settings, correlation_id: str, event_types: list[str], s
     return records
 
 
-def read_dlq(settings: Settings, event_type: str, since_ms: int) -> list[tuple[bytes, dict[str, str]]]:
-    topic = schemas.dlq_topic_for(event_type, env=settings.env)
-    return [(msg.value(), {k: (v or b"").decode() for k, v in (msg.headers() or [])})
-            for msg in _scan(settings, [topic], since_ms)]
+def read_dlq(settings: Settings, event_types: list[str] | str, since_ms: int, *,
+             correlation_id: str | None = None) -> list[tuple[str, bytes, dict[str, str]]]:
+    """Dead-lettered records (topic, value, headers) of those types, optionally of one flow only."""
+    types = [event_types] if isinstance(event_types, str) else event_types
+    topics = [schemas.dlq_topic_for(t, env=settings.env) for t in types]
+    return [(msg.topic(), msg.value(), {k: (v or b"").decode() for k, v in (msg.headers() or [])})
+            for msg in _scan(settings, topics, since_ms)
+            if correlation_id is None or (msg.key() or b"").decode() == correlation_id]

@@ -25,7 +25,7 @@ from services.order.tables import incidents
 from services.provisioning.handler import count_live_resources
 from services.provisioning.simulator import inject_fault
 from services.provisioning.tables import resources
-from tests.tools.flow_reader import FlowRecord, read_dlq, read_flow
+from services.order.flow import FlowRecord, read_dlq, read_flow
 from tests.tools.saga_harness import SagaHarness
 from workflows.contracts import OrderResult
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
@@ -303,7 +303,7 @@ async def test_event_for_no_running_workflow_is_dead_lettered(harness: SagaHarne
     found: dict[str, str] | None = None
     while found is None:
         assert time.monotonic() < deadline, "the orphan event never reached the DLQ"
-        for value, headers in read_dlq(settings, "provisioning.failed", since):
+        for _topic, value, headers in read_dlq(settings, "provisioning.failed", since):
             if str(envelope.event_id).encode() in value:
                 found = headers
         await asyncio.sleep(0.5)

@@ -1,0 +1,70 @@
+"""Everything known about one order, from the sources of truth: Temporal and Kafka.
+
+The workflow's search attributes and memo give status, step and the compensation stack even when no
+worker is running (queries would need one); its history counts activities and signals; the flow's
+events and dead-lettered records are read back from Kafka by correlationId.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import schemas
+from cloud_factory.settings import Settings
+from services.order.flow import read_dlq, read_flow
+
+__all__ = ["OrderReport", "inspect_order"]
+
+
+@dataclass
+class OrderReport:
+    workflow_id: str
+    execution_status: str
+    status: str
+    step: str
+    tenant_id: str
+    correlation_id: str
+    compensation_stack: list[str]
+    history_events: int
+    activities: int
+    signals: int
+    events: list[dict] = field(default_factory=list)
+    dlq: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _attr(description, name: str) -> str:
+    field_ = description.raw_description.workflow_execution_info.search_attributes.indexed_fields.get(name)
+    return json.loads(field_.data) if field_ is not None else ""
+
+
+async def inspect_order(settings: Settings, workflow_id: str) -> OrderReport:
+    from workers.saga import connect_client
+
+    client = await connect_client(settings)
+    handle = client.get_workflow_handle(workflow_id)
+    description = await handle.describe()
+    memo = await description.memo()
+    history = await handle.fetch_history()
+    kinds = [event.WhichOneof("attributes") for event in history.events]
+    correlation = _attr(description, "CorrelationId")
+    since_ms = int(description.start_time.timestamp() * 1000) - 5000
+    types = list(schemas.catalog)
+    events = [{"eventType": r.envelope.event_type, "eventId": str(r.envelope.event_id),
+               "causationId": str(r.envelope.causation_id) if r.envelope.causation_id else None,
+               "producer": r.envelope.producer, "timestampMs": r.timestamp_ms, "signatureOk": r.signature_ok}
+              for r in read_flow(settings, correlation, types, since_ms)] if correlation else []
+    dlq = [{"topic": topic, "errorClass": headers.get("x-cf-dlq-error-class", "?"),
+            "reason": headers.get("x-cf-dlq-reason", "?")}
+           for topic, _value, headers in read_dlq(settings, types, since_ms, correlation_id=correlation)
+           ] if correlation else []
+    return OrderReport(
+        workflow_id=workflow_id, execution_status=description.status.name if description.status else "?",
+        status=_attr(description, "OrderStatus") or "?", step=_attr(description, "OrderStep") or "?",
+        tenant_id=_attr(description, "TenantId"), correlation_id=correlation,
+        compensation_stack=list(memo.get("compensationStack", [])), history_events=len(kinds),
+        activities=kinds.count("activity_task_completed_event_attributes"),
+        signals=kinds.count("workflow_execution_signaled_event_attributes"), events=events, dlq=dlq)

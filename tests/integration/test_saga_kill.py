@@ -1,0 +1,93 @@
+"""SIGKILL the worker process mid-saga, start it again: the saga completes and nothing is duplicated.
+
+The workers run as a real `cloud-factory worker all` subprocess (isolated task queue, consumer
+groups and tenant prefix). The order is slowed down at the disk and set to fail at the VPS, so the
+kill lands while resources are being created, and recovery must still roll back exactly what
+exists and refund exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from cloud_factory.db import engine_for
+from cloud_factory.settings import Settings
+from services.billing.tables import psp_operations, refunds
+from services.order.api import new_order, place_order
+from services.provisioning.simulator import inject_fault
+from services.provisioning.tables import cloud, resources
+from workers.heartbeat import read_heartbeats
+from workers.saga import connect_client
+
+pytestmark = pytest.mark.stack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _start_workers(settings: Settings, tag: str) -> subprocess.Popen:
+    env = {**os.environ, "CF_ORDER_TASK_QUEUE": f"kill-{tag}", "CF_WORKER_GROUP_SUFFIX": f"-kill-{tag}",
+           "CF_WORKER_TENANT_PREFIX": f"k{tag}-", "CF_KAFKA_SESSION_TIMEOUT_MS": "6000",
+           "CF_IDEMPOTENCY_LEASE_S": "12"}
+    process = subprocess.Popen([str(Path(sys.executable).parent / "cloud-factory"), "worker", "all"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not any(beat.pid == process.pid for beat in read_heartbeats(settings.state_dir)):
+        assert process.poll() is None, "the worker process died on start"
+        assert time.monotonic() < deadline, "the worker process never reported healthy"
+        time.sleep(0.2)
+    return process
+
+
+def _rows(engine, statement) -> list:
+    with engine.connect() as conn:
+        return list(conn.execute(statement).all())
+
+
+async def test_sigkill_mid_provisioning_then_restart(stack, settings: Settings, unique: str) -> None:
+    engine = engine_for(settings.dsn)
+    order = new_order(f"k{unique}-acme", "vm-standard-2")
+    order.timings.provisioning_timeout_s = 120
+    order_id = uuid.UUID(order.order_id)
+    inject_fault(engine, order.order_id, "disk", "slow", delay_ms=4000)
+    first = _start_workers(settings, unique)
+    second = None
+    try:
+        client = await connect_client(settings)
+        placed = await place_order(client, engine, order, fail_at="vps", task_queue=f"kill-{unique}")
+        created = select(resources.c.name).where(resources.c.order_id == order_id, resources.c.state == "created")
+        deadline = time.monotonic() + 60
+        while [r.name for r in _rows(engine, created)] != ["network"]:
+            assert time.monotonic() < deadline, "provisioning never got past the network"
+            await asyncio.sleep(0.1)
+        os.kill(first.pid, signal.SIGKILL)  # mid-create of the disk
+        first.wait(10)
+        second = _start_workers(settings, unique)
+        result = await asyncio.wait_for(placed.handle.result(), 150)
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(30)
+
+    assert result.status == "compensated"
+    # Each resource exists at the provider exactly once, and all of them are gone again.
+    at_provider = _rows(engine, select(cloud.c.name, cloud.c.deleted_at).where(cloud.c.order_id == order_id)
+                        .order_by(cloud.c.created_at))
+    assert [r.name for r in at_provider] == ["network", "disk"]
+    assert all(r.deleted_at is not None for r in at_provider)
+    # Exactly one refund, paid out once.
+    assert [r.status for r in _rows(engine, select(refunds.c.status).where(refunds.c.order_id == order_id))] == [
+        "completed"]
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(psp_operations).where(
+            psp_operations.c.order_id == order_id, psp_operations.c.kind == "refund")).scalar_one() == 1
