@@ -171,3 +171,56 @@ def test_failing_partition_does_not_block_the_others(stack, settings: Settings, 
         assert all(partition != stuck_partition for partition, _ in handled)
         release.set()
         wait_until(lambda: any(partition == stuck_partition for partition, _ in handled), what="the stuck one")
+
+
+def test_trace_continues_from_the_headers_and_logs_carry_the_ids(stack, settings: Settings, unique: str) -> None:
+    """The handler runs in the producer's trace; what it publishes continues it; its log lines are JSON
+    with traceId, spanId, correlationId, eventId and tenantId."""
+    import io
+    import json
+    import logging
+
+    from cloud_factory.logs import JsonFormatter
+    from cloud_factory.tracing import configure_tracing
+
+    configure_tracing("tests")
+    s = isolated(settings, unique)
+    ensure(s, "order.created", "order.cancelled")
+    producer = producer_from(s, fallback=False)
+    original = event()
+    producer.publish(original)
+    [record] = read_topic(s, schemas.topic_for("order.created", env=s.env), expect=1)
+    trace_id = dict(record.headers())["traceparent"].decode().split("-")[1]
+    stream = io.StringIO()
+    log_handler = logging.StreamHandler(stream)
+    log_handler.setFormatter(JsonFormatter())
+    handler_log = logging.getLogger(f"tests.handler.{unique}")
+    handler_log.addHandler(log_handler)
+    handler_log.setLevel(logging.INFO)
+    seen: list[HandlerContext] = []
+
+    def handler(envelope: schemas.Envelope, context: HandlerContext) -> None:
+        handler_log.info("handling")
+        follow_up = schemas.derive_event(envelope, "order.cancelled", _cancel_data(envelope), producer="tests",
+                                          actor=envelope.actor)
+        producer.publish(follow_up)
+        seen.append(context)
+
+    consumer = consumer_from(s, group_id=f"trace-{unique}", handlers={"order.created": handler})
+    with running(consumer):
+        wait_until(lambda: bool(seen), what="the handler")
+    [context] = seen
+    assert context.trace_id == trace_id
+    [derived] = read_topic(s, schemas.topic_for("order.cancelled", env=s.env), expect=1)
+    _, derived_trace, parent_span, _ = dict(derived.headers())["traceparent"].decode().split("-")
+    assert derived_trace == trace_id and parent_span != context.span_id  # a publish span under the handler's
+    line = json.loads(stream.getvalue().splitlines()[0])
+    assert line["traceId"] == trace_id and line["spanId"] == context.span_id
+    assert (line["correlationId"], line["eventId"], line["tenantId"]) == (
+        str(original.correlation_id), str(original.event_id), original.tenant_id)
+
+
+def _cancel_data(envelope: schemas.Envelope) -> dict:
+    from schemas.examples import example_data
+
+    return example_data("order.cancelled", schemas.catalog["order.cancelled"].latest_version)

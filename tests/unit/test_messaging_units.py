@@ -1,0 +1,202 @@
+"""Pure parts of the messaging runtime: backoff formula, error classes, DLQ decisions and record
+format, spool files, handler specs, idempotency keys and the JSON log line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import exc as sa
+
+import schemas
+from cloud_factory.logs import JsonFormatter, log_context
+from messaging.deadletter import DLQ_RETRIES, DeadLetter, strip_dlq_headers
+from messaging.dlq import Outcome, decide
+from messaging.errors import (
+    ErrorClass,
+    InconsistencyError,
+    NotFoundError,
+    PermissionDeniedError,
+    PublishError,
+    ResourceBusyError,
+    TransientError,
+    ValidationError,
+    classify,
+)
+from messaging.handlers import HandlerSpec, specs_of
+from messaging.idempotency import idempotency_key
+from messaging.retry import PROFILES, RetryPolicy, policy_for
+from messaging.spool import FallbackSpool, SpooledRecord
+
+
+@pytest.mark.parametrize(("profile", "retries", "delays"), [
+    (schemas.RetryProfile.CRITICAL, 5, [0.5, 1, 2, 4, 8]),
+    (schemas.RetryProfile.DEFAULT, 3, [1, 2, 4]),
+    (schemas.RetryProfile.NON_CRITICAL, 2, [2, 4]),
+])
+def test_profiles_follow_the_formula(profile: schemas.RetryProfile, retries: int, delays: list[float]) -> None:
+    policy = PROFILES[profile]
+    assert policy.retries == retries
+    assert [policy.delay(n) for n in range(1, retries + 1)] == delays
+    assert policy.allows(retries) and not policy.allows(retries + 1)
+
+
+def test_delay_is_capped_and_one_based() -> None:
+    assert PROFILES[schemas.RetryProfile.CRITICAL].delay(20) == 60
+    assert PROFILES[schemas.RetryProfile.DEFAULT].delay(10) == 30
+    assert RetryPolicy(3, 0.1, 100, multiplier=3).delay(3) == pytest.approx(0.9)
+    with pytest.raises(ValueError):
+        PROFILES[schemas.RetryProfile.DEFAULT].delay(0)
+
+
+def test_profile_comes_from_the_catalog() -> None:
+    assert policy_for("billing.payment-captured") is PROFILES[schemas.RetryProfile.CRITICAL]
+    assert policy_for("order.created") is PROFILES[schemas.RetryProfile.DEFAULT]
+    assert policy_for("notification.failed") is PROFILES[schemas.RetryProfile.NON_CRITICAL]
+    assert policy_for("no.such-type") is PROFILES[schemas.RetryProfile.DEFAULT]
+    assert policy_for(None) is PROFILES[schemas.RetryProfile.DEFAULT]
+
+
+@pytest.mark.parametrize(("exc", "expected"), [
+    (TransientError("x"), ErrorClass.TRANSIENT),
+    (ResourceBusyError("x"), ErrorClass.RESOURCE_BUSY),
+    (ValidationError("x"), ErrorClass.VALIDATION),
+    (NotFoundError("x"), ErrorClass.NOT_FOUND),
+    (PermissionDeniedError("x"), ErrorClass.PERMISSION),
+    (InconsistencyError("x"), ErrorClass.INCONSISTENCY),
+    (schemas.SignatureError("bad"), ErrorClass.PERMISSION),
+    (schemas.ContractError("bad"), ErrorClass.VALIDATION),
+    (TimeoutError(), ErrorClass.TRANSIENT),
+    (ConnectionRefusedError(), ErrorClass.TRANSIENT),
+    (psycopg.OperationalError("server closed"), ErrorClass.TRANSIENT),
+    (sa.OperationalError("s", {}, psycopg.errors.LockNotAvailable("locked")), ErrorClass.RESOURCE_BUSY),
+    (sa.IntegrityError("s", {}, Exception("dup")), ErrorClass.INCONSISTENCY),
+    (PublishError("gone", retriable=True), ErrorClass.TRANSIENT),
+    (PermissionError(), ErrorClass.PERMISSION),
+    (KeyError("k"), ErrorClass.NOT_FOUND),
+    (ValueError("v"), ErrorClass.VALIDATION),
+    (RuntimeError("unknown"), ErrorClass.TRANSIENT),  # unknown: retried, then DLQ
+])
+def test_classify(exc: BaseException, expected: ErrorClass) -> None:
+    assert classify(exc) is expected
+    assert expected.retryable == (expected in (ErrorClass.TRANSIENT, ErrorClass.RESOURCE_BUSY))
+
+
+def _letter(error_class: ErrorClass, dlq_retries: int = 0) -> DeadLetter:
+    return DeadLetter("cloud-factory.dev.order.created.v1", 2, 41, b"key", b"value",
+                      [("x-cf-event-type", b"order.created"), ("x-cf-event-id", b"e-1"), (DLQ_RETRIES, b"1")],
+                      error_class, "why", exception="TimeoutError", attempts=4, handler="h", group="g",
+                      dlq_retries=dlq_retries)
+
+
+def test_dead_letter_round_trips_through_headers() -> None:
+    letter = _letter(ErrorClass.TRANSIENT, 2)
+    letter.headers = strip_dlq_headers(letter.headers)
+    back = DeadLetter.from_record(letter.key, letter.value, letter.record_headers())
+    assert back == letter
+    assert back.topic == "cloud-factory.dev.order.created.v1.dlq"
+    assert (back.event_id, back.event_type) == ("e-1", "order.created")
+    assert dict(letter.record_headers())["x-cf-dlq-original"] == b"cloud-factory.dev.order.created.v1/2/41"
+
+
+def test_foreign_dlq_record_is_still_readable() -> None:
+    letter = DeadLetter.from_record(None, b"?", [("x-cf-dlq-error-class", b"nonsense")])
+    assert letter.error_class is ErrorClass.VALIDATION and letter.attempts == 1 and letter.original_offset == -1
+
+
+@pytest.mark.parametrize(("error_class", "retries", "outcome"), [
+    (ErrorClass.VALIDATION, 0, Outcome.DISCARDED),
+    (ErrorClass.TRANSIENT, 0, Outcome.RETRIED),
+    (ErrorClass.RESOURCE_BUSY, 2, Outcome.RETRIED),
+    (ErrorClass.TRANSIENT, 3, Outcome.MANUAL_REVIEW),
+    (ErrorClass.NOT_FOUND, 0, Outcome.MANUAL_REVIEW),
+    (ErrorClass.PERMISSION, 0, Outcome.MANUAL_REVIEW),
+    (ErrorClass.INCONSISTENCY, 0, Outcome.MANUAL_REVIEW),
+])
+def test_dlq_decisions(error_class: ErrorClass, retries: int, outcome: Outcome) -> None:
+    decision = decide(_letter(error_class, retries), max_dlq_retries=3)
+    assert decision.outcome is outcome
+    if outcome is Outcome.RETRIED:
+        assert decision.delay == PROFILES[schemas.RetryProfile.DEFAULT].delay(retries + 1)
+
+
+def _record(n: int) -> SpooledRecord:
+    return SpooledRecord("topic", f"k{n}".encode(), f"v{n}".encode(), [("h", b"\x00\xff"), ("traceparent", b"00-x")])
+
+
+def test_spool_appends_replays_in_order_and_deletes_done_files(tmp_path: Path) -> None:
+    spool = FallbackSpool(tmp_path)
+    assert not spool.has_pending() and spool.next_batch() is None
+    path = spool.append([_record(0), _record(1)])
+    spool.append([_record(2)])
+    assert path.name == f"{dt.datetime.now(dt.UTC):%Y-%m-%d}.jsonl" and spool.has_pending()
+    assert spool.status().pending_records == 3
+    batch = spool.next_batch(max_records=2)
+    assert [SpooledRecord.from_line(line) for _, line in batch.lines] == [_record(0), _record(1)]
+    spool.advance(batch, batch.lines[0][0])  # only the first was acknowledged
+    again = spool.next_batch()
+    assert [SpooledRecord.from_line(line) for _, line in again.lines] == [_record(1), _record(2)]
+    assert FallbackSpool(tmp_path).status().pending_records == 2  # the cursor survives a restart
+    spool.advance(again, again.end)
+    assert not path.exists() and not spool.has_pending() and spool.next_batch() is None
+
+
+def test_spool_quarantines_bad_lines_and_ignores_a_torn_tail(tmp_path: Path) -> None:
+    spool = FallbackSpool(tmp_path)
+    path = spool.append([_record(0)])
+    with open(path, "ab") as handle:
+        handle.write(b'{"half": ')  # a crash mid-write
+    batch = spool.next_batch()
+    assert len(batch.lines) == 1
+    spool.quarantine(batch, batch.lines[0][1], "refused")
+    status = spool.status()
+    assert status.failed_records == 1 and json.loads(status.failed_files[0].read_text())["reason"] == "refused"
+    with pytest.raises((ValueError, KeyError)):
+        SpooledRecord.from_line(b'{"topic": "t"}\n')
+
+
+def test_handler_specs_default_name_and_reject_duplicates() -> None:
+    def a(e, c):  # noqa: ANN001, ANN202
+        return None
+
+    [spec] = specs_of(a, "group-1")
+    assert spec == HandlerSpec(a, "group-1", False)
+    specs = specs_of([a, HandlerSpec(a, "audit", transactional=True)], "group-1")
+    assert [(s.name, s.transactional) for s in specs] == [("group-1", False), ("audit", True)]
+    assert specs_of(None, "g") == []
+    with pytest.raises(ValueError, match="distinct names"):
+        specs_of([a, a], "g")
+
+
+def test_idempotency_key_is_sha256_of_the_three_parts() -> None:
+    event_id, correlation_id = uuid.uuid4(), uuid.uuid4()
+    expected = hashlib.sha256(f"{event_id}{correlation_id}billing".encode()).hexdigest()
+    assert idempotency_key(event_id, correlation_id, "billing") == expected
+    assert idempotency_key(event_id, correlation_id, "other") != expected
+
+
+def test_json_log_line_carries_the_bound_ids() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("tests.messaging.json")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with log_context(correlation_id="c-1", event_id="e-1", tenant_id="t-1"):
+            logger.warning("inside %s", "block")
+        logger.warning("outside")
+    finally:
+        logger.removeHandler(handler)
+    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert inside["message"] == "inside block"
+    assert (inside["correlationId"], inside["eventId"], inside["tenantId"]) == ("c-1", "e-1", "t-1")
+    assert {"traceId", "spanId", "ts", "level"} <= inside.keys()
+    assert outside["correlationId"] is None and outside["eventId"] is None
