@@ -3,36 +3,66 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import typer
 from rich.console import Console
-from rich.panel import Panel
-from rich.syntax import Syntax
+from rich.live import Live
+from rich.table import Table
 
-from cloud_factory.demo import run_demo
+from cloud_factory.demo import DemoOrder, DemoSummary, run_demo
 from cloud_factory.settings import get_settings
 from cloud_factory.stack import ComponentState, Stack
 
 app = typer.Typer()
 console = Console()
 
+_STYLE = {"delivered": "green", "compensated": "yellow", "cancelled": "cyan", "payment_failed": "magenta",
+          "compensation_failed": "red"}
+
+
+def _progress(orders: list[DemoOrder]) -> Table:
+    table = Table(title="order sagas (live)")
+    for column in ("#", "tenant", "plan", "scenario", "status", "step", "seconds"):
+        table.add_column(column)
+    for index, item in enumerate(orders, start=1):
+        order = item.placed.order
+        style = _STYLE.get(item.status, "white")
+        table.add_row(str(index), order.tenant_id, order.plan_id, item.scenario, f"[{style}]{item.status}[/]",
+                      item.step, f"{item.seconds:.1f}" if item.seconds is not None else "…")
+    return table
+
+
+def _summary(summary: DemoSummary) -> None:
+    outcomes = Table(title="outcomes")
+    outcomes.add_column("outcome")
+    outcomes.add_column("orders", justify="right")
+    for outcome, count in sorted(summary.outcomes.items()):
+        outcomes.add_row(f"[{_STYLE.get(outcome, 'white')}]{outcome}[/]", str(count))
+    console.print(outcomes)
+    events = Table(title="events per type (read back from Kafka)")
+    events.add_column("event type")
+    events.add_column("count", justify="right")
+    for event_type, count in sorted(summary.events_per_type.items()):
+        events.add_row(event_type, str(count))
+    console.print(events)
+    console.print(f"DLQ records of these flows: {summary.dlq}    duplicates suppressed: "
+                  f"{summary.duplicates_suppressed}    notifications stored: {summary.notifications}    "
+                  f"elapsed: {summary.elapsed_s:.1f}s")
+    console.print(f"Inspect the sagas in the Temporal Web UI: [link={summary.ui_url}]{summary.ui_url}[/link]")
+    console.print("One order in detail: cloud-factory order show <workflow id>")
+
 
 @app.callback(invoke_without_command=True)
-def demo() -> None:
-    """Run one order through the real stack and print the verified event and the Temporal UI link."""
+def demo(orders: int = typer.Option(20, "--orders", min=1, max=200, help="How many orders to place.")) -> None:
+    """Place ~20 orders across 3 tenants (some set up to fail), follow them live, summarise."""
     settings = get_settings()
     unhealthy = [st.name for st in Stack(settings).status() if st.state is not ComponentState.HEALTHY]
     if unhealthy:
         console.print(f"[red]error:[/] not healthy: {', '.join(unhealthy)}; run `cloud-factory stack up` first")
         raise typer.Exit(1)
-    with console.status("running the order saga…") as status:
-        outcome = asyncio.run(run_demo(settings, say=lambda text: (status.update(text), console.print(f"  {text}"))))
-    verdict = "[green]signature valid[/]" if outcome.signature.ok else f"[red]signature {outcome.signature}[/]"
-    console.print(Panel(Syntax(json.dumps(json.loads(outcome.envelope.model_dump_json(by_alias=True)), indent=2),
-                               "json"), title=f"{outcome.envelope.event_type} {outcome.envelope.version} — {verdict}"))
-    for name in ("key", "x-cf-key-id", "x-cf-signature", "traceparent", "ce_type", "ce_id"):
-        console.print(f"  [bold]{name}[/]: {outcome.headers.get(name, '-')}")
-    console.print(f"\nOrder {outcome.order.order_id}: workflow result status={outcome.result.status}, "
-                  f"{outcome.notification_rows} notification(s) stored.")
-    console.print(f"Inspect the saga in the Temporal Web UI: [link={outcome.ui_url}]{outcome.ui_url}[/link]")
+    with Live(console=console, refresh_per_second=4) as live:
+        summary = asyncio.run(run_demo(settings, orders=orders, say=lambda text: live.console.print(f"  {text}"),
+                                       on_progress=lambda items: live.update(_progress(items))))
+    _summary(summary)
+    if summary.outcomes.get("starting"):
+        raise typer.Exit(1)

@@ -1,0 +1,68 @@
+"""Every worker kind inside the calling process (the demo, benchmarks): consumers in threads and the
+saga worker on the caller's asyncio loop. Same builders as `cloud-factory worker`, same isolation
+knobs (task queue, group ids, tenant scope)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from cloud_factory.settings import Settings
+from services.common import TenantScope
+from workers.consumers import (
+    BILLING_GROUP,
+    PROVISIONING_GROUP,
+    build_billing_consumer,
+    build_bridge_consumer,
+    build_provisioning_consumer,
+)
+from workers.notification import NOTIFICATION_GROUP, build_notification_consumer
+from workers.saga import build_saga_worker, connect_client
+from workflows.order_fulfillment import ORDER_TASK_QUEUE
+
+__all__ = ["InProcessWorkers"]
+
+
+class InProcessWorkers:
+    def __init__(self, settings: Settings, *, task_queue: str = ORDER_TASK_QUEUE, group_suffix: str = "",
+                 scope: TenantScope = TenantScope(), notification: bool = True) -> None:
+        self.settings = settings
+        self.task_queue = task_queue
+        self.group_suffix = group_suffix
+        self.scope = scope
+        self.notification = notification
+        self.client: Client | None = None
+        self._worker: Worker | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    async def __aenter__(self) -> InProcessWorkers:
+        s, sfx, scope = self.settings, self.group_suffix, self.scope
+        builders = [
+            ("bridge", lambda: build_bridge_consumer(s, group_id=f"order-bridge{sfx}", scope=scope)),
+            ("provisioning", lambda: build_provisioning_consumer(s, group_id=f"{PROVISIONING_GROUP}{sfx}", scope=scope)),
+            ("billing", lambda: build_billing_consumer(s, group_id=f"{BILLING_GROUP}{sfx}", scope=scope)),
+        ]
+        if self.notification:
+            builders.append(("notification", lambda: build_notification_consumer(
+                s, group_id=f"{NOTIFICATION_GROUP}{sfx}", scope=scope)))
+        consumers = await asyncio.gather(*(asyncio.to_thread(build) for _, build in builders))
+        for (name, _), consumer in zip(builders, consumers, strict=True):
+            thread = threading.Thread(target=consumer.run, args=(self._stop,), name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.client = await connect_client(self.settings)
+        self._worker = build_saga_worker(self.client, self.settings, task_queue=self.task_queue,
+                                         max_concurrent_activities=64)
+        await self._worker.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._worker is not None:
+            await self._worker.__aexit__(None, None, None)
+        self._stop.set()
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join, 30)
