@@ -13,6 +13,7 @@ parented on the record's `traceparent`, and each handler `handle {eventType}`; T
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterable, Sequence
 
 from opentelemetry import context as otel_context
@@ -25,6 +26,10 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 __all__ = [
     "configure_tracing",
+    "fast_extract",
+    "fast_inject",
+    "recording",
+    "scope",
     "tracing_configured",
     "current_trace_ids",
     "extract_context",
@@ -36,6 +41,7 @@ __all__ = [
 _PROPAGATOR = TraceContextTextMapPropagator()
 _TRACE_HEADERS = ("traceparent", "tracestate")
 _configured = False
+_recording = False
 
 
 def configure_tracing(service_name: str, exporter: str | None = None) -> None:
@@ -61,6 +67,8 @@ def configure_tracing(service_name: str, exporter: str | None = None) -> None:
     elif exporter != "none":
         raise ValueError(f"CF_TRACE_EXPORTER must be none, console or otlp, not {exporter!r}")
     trace.set_tracer_provider(provider)
+    global _recording
+    _recording = exporter != "none"
     _configured = True
 
 
@@ -104,3 +112,86 @@ def header_value(headers: Sequence[tuple[str, bytes | None]] | None, name: str) 
             found = value
     return found
 
+
+
+# -- the hot path -----------------------------------------------------------------------------------
+# With no exporter, nothing is recorded, so the messaging runtime does not pay for SDK spans per
+# record: it continues the incoming trace with a non-recording span that has a fresh span id (so
+# log lines and outgoing `traceparent` headers still name a distinct span) and builds the header
+# itself. With an exporter, real spans are opened (`scope(..., recording() is True)`).
+
+_random = random.Random()
+
+
+def recording() -> bool:
+    """Are spans exported (console/otlp)? False means ids only."""
+    return _recording
+
+
+def fast_extract(headers: Iterable[tuple[str, bytes | str | None]] | None) -> trace.SpanContext | None:
+    """The remote span context of a `traceparent` header (version 00), or None when absent/invalid."""
+    for name, value in headers or ():
+        if name == "traceparent" and value:
+            text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+            if len(text) == 55 and text[:3] == "00-" and text[35] == "-" and text[52] == "-":
+                try:
+                    trace_id, span_id, flags = int(text[3:35], 16), int(text[36:52], 16), int(text[53:], 16)
+                except ValueError:
+                    return None
+                if trace_id and span_id:
+                    return trace.SpanContext(trace_id, span_id, is_remote=True,
+                                             trace_flags=trace.TraceFlags(flags & 1))
+            return None
+    return None
+
+
+def fast_inject() -> list[tuple[str, bytes]]:
+    """`traceparent` of the current span, built directly (no propagator round trip)."""
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return []
+    header = f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
+    headers = [("traceparent", header.encode())]
+    if span_context.trace_state:
+        headers.append(("tracestate", span_context.trace_state.to_header().encode()))
+    return headers
+
+
+class scope:  # noqa: N801 - used like a function: `with scope(...):`
+    """A span for `name`: a real SDK span when recording, else a cheap non-recording child (or root)."""
+
+    __slots__ = ("_cm", "_token", "span")
+
+    def __init__(self, name: str, *, parent: trace.SpanContext | None = None, new_root_if_none: bool = True,
+                 kind: trace.SpanKind = trace.SpanKind.INTERNAL, attributes: dict[str, object] | None = None,
+                 tracer_name: str = "cloud_factory") -> None:
+        self._cm = None
+        self._token = None
+        if _recording:
+            context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else None
+            self._cm = tracer(tracer_name).start_as_current_span(name, context=context, kind=kind,
+                                                               attributes=attributes)  # type: ignore[arg-type]
+            self.span = None
+            return
+        base = parent or trace.get_current_span().get_span_context()
+        if base.is_valid:
+            span_context = trace.SpanContext(base.trace_id, _random.getrandbits(64), is_remote=False,
+                                             trace_flags=base.trace_flags, trace_state=base.trace_state)
+        elif new_root_if_none:
+            span_context = trace.SpanContext(_random.getrandbits(128), _random.getrandbits(64), is_remote=False)
+        else:
+            span_context = trace.INVALID_SPAN_CONTEXT
+        self.span = trace.NonRecordingSpan(span_context)
+
+    def __enter__(self) -> trace.Span:
+        if self._cm is not None:
+            self.span = self._cm.__enter__()
+            return self.span
+        self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(self, *exc: object) -> None:
+        if self._cm is not None:
+            self._cm.__exit__(*exc)
+        else:
+            otel_context.detach(self._token)

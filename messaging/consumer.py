@@ -30,9 +30,10 @@ from opentelemetry import trace
 
 import schemas
 from cloud_factory.logs import log_context
-from cloud_factory.tracing import extract_context, tracer
+from cloud_factory.tracing import fast_extract, recording, scope
 from messaging.deadletter import DLQ_RETRIES, DeadLetter, strip_dlq_headers
 from messaging.errors import PublishError, ResourceBusyError, classify
+from messaging.gctune import tune_gc_for_throughput
 from messaging.handlers import Handler, HandlerContext, HandlerEntry, HandlerSpec, specs_of
 from messaging.idempotency import Claim, ClaimState, IdempotencyStore, KeyRequest
 from messaging.metrics import METRICS
@@ -103,7 +104,6 @@ class EventConsumer:
         self._idempotency = idempotency
         self._retries: dict[TP, _RetryState] = {}
         self._last_cleanup = time.monotonic()
-        self._tracer = tracer("cloud_factory.consumer")
         self._closed = False
         self._consumer = Consumer({
             "bootstrap.servers": bootstrap_servers,
@@ -133,6 +133,7 @@ class EventConsumer:
     # -- loop -----------------------------------------------------------------------------------
     def run(self, stop: threading.Event, *, poll_timeout: float = 0.5) -> None:
         """Consume until `stop` is set; the batch in hand is finished and committed, then close."""
+        tune_gc_for_throughput()
         try:
             while not stop.is_set():
                 self.poll_once(poll_timeout)
@@ -219,6 +220,7 @@ class EventConsumer:
             store.release(acquired - succeeded.keys() - failed.keys())
         self._commit(done.values())
         METRICS.add("consumed", len(messages))
+        METRICS.add("handled", len(succeeded))
         return len(done)
 
     def _read(self, msg: Message) -> _Item:
@@ -240,11 +242,11 @@ class EventConsumer:
     def _handle(self, item: _Item, claims: dict[str, Claim], succeeded: dict[str, Any],
                 failed: dict[str, str]) -> None:
         msg, envelope = item.msg, item.envelope
-        with self._tracer.start_as_current_span(
-            f"consume {msg.topic()}", context=extract_context(item.headers), kind=trace.SpanKind.CONSUMER,
-            attributes={"messaging.system": "kafka", "messaging.destination.name": msg.topic(),
-                        "messaging.kafka.partition": msg.partition(), "messaging.kafka.offset": msg.offset()},
-        ), log_context(correlation_id=envelope.correlation_id if envelope else None,
+        attributes = {"messaging.system": "kafka", "messaging.destination.name": msg.topic(),
+                      "messaging.kafka.partition": msg.partition(),
+                      "messaging.kafka.offset": msg.offset()} if recording() else None
+        with scope(f"consume {msg.topic()}", parent=fast_extract(item.headers), kind=trace.SpanKind.CONSUMER,
+                   attributes=attributes, tracer_name="cloud_factory.consumer"), log_context(correlation_id=envelope.correlation_id if envelope else None,
                        event_id=envelope.event_id if envelope else None,
                        tenant_id=envelope.tenant_id if envelope else None):
             if item.error is not None or envelope is None:
@@ -289,10 +291,10 @@ class EventConsumer:
               conn: Any) -> Any:
         msg = item.msg
         assert item.check is not None
-        with self._tracer.start_as_current_span(
-            f"handle {envelope.event_type}", attributes={"cloudfactory.handler": spec.name or "",
-                                                         "cloudfactory.event_id": str(envelope.event_id)},
-        ) as span:
+        attributes = {"cloudfactory.handler": spec.name or "",
+                      "cloudfactory.event_id": str(envelope.event_id)} if recording() else None
+        with scope(f"handle {envelope.event_type}", attributes=attributes,
+                   tracer_name="cloud_factory.consumer") as span:
             ids = span.get_span_context()
             context = HandlerContext(
                 msg.topic(), msg.partition(), msg.offset(), item.headers, item.check,
@@ -300,7 +302,6 @@ class EventConsumer:
                 handler=spec.name or "", attempt=attempt, idempotency_key=key, db=conn,
             )
             result = spec.handler(envelope, context)
-        METRICS.add("handled")
         return result
 
     # -- failure routing ------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from opentelemetry import trace
 
 import schemas
 from cloud_factory.logs import log_context
-from cloud_factory.tracing import inject_headers, tracer
+from cloud_factory.tracing import fast_inject, recording, scope
 from messaging.errors import BrokerUnavailableError, PublishError
 from messaging.metrics import METRICS
 from messaging.replay import ReplayReport, SpoolReplayer
@@ -61,7 +61,7 @@ def record_headers(envelope: schemas.Envelope, value: bytes, keyring: schemas.Ke
         ("x-cf-event-type", envelope.event_type.encode()),
         ("x-cf-event-id", str(envelope.event_id).encode()),
         *schemas.cloudevent_headers(envelope),
-        *inject_headers(),
+        *fast_inject(),
     ]
 
 
@@ -92,7 +92,6 @@ class EventProducer:
             **(extra_config or {}),
         })
         self._lock = threading.Lock()
-        self._tracer = tracer("cloud_factory.producer")
         self._replayer = SpoolReplayer(self._producer, spool, interval=replay_interval) if spool else None
         if self._replayer is not None and spool is not None and spool.has_pending():
             self._replayer.start()
@@ -208,8 +207,8 @@ class EventProducer:
         return self._replayer.replay()
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def _span(self, envelope: schemas.Envelope, topic: str):  # type: ignore[no-untyped-def]
-        return _PublishScope(self._tracer, envelope, topic)
+    def _span(self, envelope: schemas.Envelope, topic: str) -> _PublishScope:
+        return _PublishScope(envelope, topic)
 
     def flush(self, timeout: float = 30.0) -> int:
         """Deliver what is queued; returns how many records are still undelivered."""
@@ -225,18 +224,18 @@ class EventProducer:
 class _PublishScope:
     """The `publish {topic}` span plus the event's ids bound to the log lines inside it."""
 
-    __slots__ = ("_span", "_logs", "_tracer", "_envelope", "_topic")
+    __slots__ = ("_span", "_logs", "_envelope", "_topic")
 
-    def __init__(self, tracer_: trace.Tracer, envelope: schemas.Envelope, topic: str) -> None:
-        self._tracer, self._envelope, self._topic = tracer_, envelope, topic
+    def __init__(self, envelope: schemas.Envelope, topic: str) -> None:
+        self._envelope, self._topic = envelope, topic
 
     def __enter__(self) -> None:
         envelope = self._envelope
-        self._span = self._tracer.start_as_current_span(
-            f"publish {self._topic}", kind=trace.SpanKind.PRODUCER,
-            attributes={"messaging.system": "kafka", "messaging.destination.name": self._topic,
-                        "cloudfactory.event_type": envelope.event_type,
-                        "cloudfactory.event_id": str(envelope.event_id)})
+        attributes = {"messaging.system": "kafka", "messaging.destination.name": self._topic,
+                      "cloudfactory.event_type": envelope.event_type,
+                      "cloudfactory.event_id": str(envelope.event_id)} if recording() else None
+        self._span = scope(f"publish {self._topic}", kind=trace.SpanKind.PRODUCER, attributes=attributes,
+                           tracer_name="cloud_factory.producer")
         self._span.__enter__()
         self._logs = log_context(correlation_id=envelope.correlation_id, event_id=envelope.event_id,
                                  tenant_id=envelope.tenant_id)
