@@ -1,0 +1,107 @@
+"""Saga benchmark: sagas/s and order.created → order.service-delivered latency at N concurrent
+orders, beside a bare Temporal workflow running the same number of activities, same server, same run.
+
+    .venv/bin/python bench/bench_saga.py [--orders 100] [--notification]
+
+The saga side is the real thing on the real stack: saga worker, inbound bridge, Provisioning and
+Billing consumers in this process (Notification too with --notification), signed events on Kafka,
+rows in PostgreSQL. The bare side is a workflow of 5 sequential no-op activities (the success path
+publishes 5 events) with no Kafka at all. A warm-up order runs first so consumer-group joins and
+topic catch-up are not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import statistics
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.worker import Worker
+
+from cloud_factory.db import engine_for
+from cloud_factory.settings import get_settings
+from cloud_factory.tracing import configure_tracing
+from services.common import TenantScope
+from services.order.api import new_order, place_order
+from workers.inprocess import InProcessWorkers
+from workflows.contracts import SagaTimings
+from workflows.order_fulfillment import OrderFulfillmentWorkflow
+
+from bare_workflow import BareWorkflow, bench_noop  # noqa: E402  (bench/ is on sys.path when run as a script)
+
+ACTIVITIES = 5
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def _saga(workers: InProcessWorkers, tenant_prefix: str, orders: int) -> tuple[float, list[float]]:
+    engine = engine_for(workers.settings.dsn)
+    assert workers.client is not None
+    timings = SagaTimings(payment_timeout_s=600, provisioning_timeout_s=600)
+    warm = new_order(f"{tenant_prefix}warm", "vm-standard-2", timings=timings)
+    await (await place_order(workers.client, engine, warm, task_queue=workers.task_queue)).handle.result()
+    batch = [new_order(f"{tenant_prefix}{i % 3}", "vm-standard-2", timings=timings) for i in range(orders)]
+    start = time.perf_counter()
+    placed = await asyncio.gather(*(place_order(workers.client, engine, order, task_queue=workers.task_queue)
+                                    for order in batch))
+    results = await asyncio.gather(*(p.handle.result() for p in placed))
+    elapsed = time.perf_counter() - start
+    bad = [r.status for r in results if r.status != "delivered"]
+    if bad:
+        raise RuntimeError(f"{len(bad)} sagas did not deliver: {bad[:5]}")
+    latencies = []
+    for p in placed:
+        timeline = await p.handle.query(OrderFulfillmentWorkflow.timeline)
+        at = {e.event_type: dt.datetime.fromisoformat(e.at) for e in timeline if e.direction == "out"}
+        latencies.append((at["order.service-delivered"] - at["order.created"]).total_seconds())
+    return elapsed, latencies
+
+
+async def _bare(workers: InProcessWorkers, orders: int) -> tuple[float, list[float]]:
+    assert workers.client is not None
+    queue = f"bench-bare-{uuid.uuid4().hex[:8]}"
+    async with Worker(workers.client, task_queue=queue, workflows=[BareWorkflow], activities=[bench_noop],
+                      activity_executor=ThreadPoolExecutor(max_workers=64), max_concurrent_activities=64):
+        await workers.client.execute_workflow(BareWorkflow.run, ACTIVITIES, id=f"{queue}-warm", task_queue=queue)
+        start = time.perf_counter()
+
+        async def one(i: int) -> float:
+            t0 = time.perf_counter()
+            await workers.client.execute_workflow(BareWorkflow.run, ACTIVITIES, id=f"{queue}-{i}", task_queue=queue)
+            return time.perf_counter() - t0
+
+        latencies = await asyncio.gather(*(one(i) for i in range(orders)))
+        return time.perf_counter() - start, list(latencies)
+
+
+async def main(orders: int, notification: bool) -> None:
+    settings = get_settings()
+    configure_tracing("bench")
+    tag = uuid.uuid4().hex[:8]
+    prefix = f"bench{tag}-"
+    async with InProcessWorkers(settings, task_queue=f"bench-saga-{tag}", group_suffix=f"-bench-{tag}",
+                                scope=TenantScope(prefix), notification=notification) as workers:
+        saga_s, saga_lat = await _saga(workers, prefix, orders)
+        bare_s, bare_lat = await _bare(workers, orders)
+    saga_rate, bare_rate = orders / saga_s, orders / bare_s
+    print(f"{orders} concurrent orders, {ACTIVITIES} activities each (notification {'on' if notification else 'off'})")
+    print(f"saga : {saga_rate:7.1f} sagas/s   created→delivered p50 {statistics.median(saga_lat) * 1000:7.0f} ms"
+          f"  p99 {_pct(saga_lat, 0.99) * 1000:7.0f} ms   ({saga_s:.1f} s)")
+    print(f"bare : {bare_rate:7.1f} wf/s      start→result      p50 {statistics.median(bare_lat) * 1000:7.0f} ms"
+          f"  p99 {_pct(bare_lat, 0.99) * 1000:7.0f} ms   ({bare_s:.1f} s)")
+    print(f"ratio: saga/bare throughput = {saga_rate / bare_rate:.2f}x (goal ≥ 0.5x)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=100)
+    parser.add_argument("--notification", action="store_true", help="Run the Notification consumer as well.")
+    args = parser.parse_args()
+    asyncio.run(main(args.orders, args.notification))
