@@ -1,0 +1,68 @@
+"""Pure pieces of the saga and its services: ids, plans, scoping, notification templates, fail points."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+import schemas
+from schemas.examples import example_event
+from services.common import TenantScope, service_event_id
+from services.notification.rendering import SUBJECTS, render
+from services.order.api import FAIL_POINTS, new_order
+from workflows.contracts import OrderRequest, correlation_id_for, order_workflow_id
+from workflows.plans import RESOURCE_STEPS, resources_for_plan
+
+
+def test_every_customer_facing_event_has_a_template_and_renders() -> None:
+    subscribed = {entry.event_type for entry in schemas.catalog.subscriptions("notification")}
+    assert subscribed == set(SUBJECTS)
+    for event_type in sorted(subscribed):
+        messages = render(example_event(event_type))
+        assert [m.channel for m in messages] == ["email", "in_app"], event_type
+        assert all(m.subject and len(m.subject) <= 200 for m in messages), event_type
+        assert len({m.subject for m in messages}) == 1
+
+
+def test_subjects_differ_per_event_type() -> None:
+    subjects = {event_type: render(example_event(event_type))[0].subject for event_type in SUBJECTS}
+    assert len(set(subjects.values())) == len(subjects)
+
+
+def test_correlation_id_is_a_pure_function_of_the_workflow_id() -> None:
+    order = OrderRequest(tenant_id="acme", order_id=str(uuid.uuid4()), customer_id=str(uuid.uuid4()),
+                         plan_id="vm-small-1", region="eu-west-1", amount_minor=900)
+    assert order.workflow_id == order_workflow_id("acme", order.order_id)
+    assert order.correlation_id == correlation_id_for(order.workflow_id)
+    assert correlation_id_for(order_workflow_id("other", order.order_id)) != order.correlation_id
+
+
+def test_service_event_ids_are_stable_uuid4_shaped_and_distinct() -> None:
+    first = service_event_id("provisioning", "order-1/completed")
+    assert first == service_event_id("provisioning", "order-1/completed")
+    assert first.version == 4
+    assert first != service_event_id("billing", "order-1/completed")
+    assert first != service_event_id("provisioning", "order-2/completed")
+
+
+def test_plans_create_network_disk_vps_in_order() -> None:
+    specs = resources_for_plan("vm-large-4")
+    assert [s["name"] for s in specs] == list(RESOURCE_STEPS) == ["network", "disk", "vps"]
+    assert specs[-1]["sku"] == "VM-LARGE-4"
+    with pytest.raises(ValueError, match="plan_id"):
+        resources_for_plan("Not A Plan")
+
+
+def test_tenant_scope() -> None:
+    assert TenantScope().serves("anyone")
+    assert TenantScope("demo-").serves("demo-acme") and not TenantScope("demo-").serves("acme")
+
+
+def test_new_order_prices_and_validates() -> None:
+    order = new_order("acme", "vm-standard-2")
+    assert (order.amount_minor, order.tax_minor) == (2900, 551)
+    assert order.created_payload()["total"] == {"amountMinor": 3451, "currency": "EUR"}
+    with pytest.raises(ValueError, match="tenant"):
+        new_order("", "vm-standard-2")
+    assert set(FAIL_POINTS) >= {"payment", "network", "disk", "vps", "refund"}

@@ -1,0 +1,133 @@
+"""The saga's timeout paths and signal handling on Temporal's time-skipping test server.
+
+Hours of waiting pass in milliseconds here, which the real stack cannot do. The activities are
+local stand-ins registered under the real names: `publish_event` builds the real envelope (so every
+payload the saga produces is checked against the contract) and records it instead of sending it.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from temporalio import activity
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.publishing import PublishingActivities, step_event_id
+from workflows.contracts import (
+    IncidentRequest,
+    InboundEvent,
+    OrderRequest,
+    PaymentConfirmation,
+    PublishedEvent,
+    PublishRequest,
+    SagaTimings,
+)
+from workflows.order_fulfillment import OrderFulfillmentWorkflow
+
+TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.published: list[PublishRequest] = []
+        self.incidents: list[IncidentRequest] = []
+
+    @activity.defn(name="publish_event")
+    def publish_event(self, request: PublishRequest) -> PublishedEvent:
+        envelope = PublishingActivities._envelope(request)  # the contract validates the payload here
+        self.published.append(request)
+        return PublishedEvent(str(envelope.event_id), envelope.event_type, "test", 0, len(self.published))
+
+    @activity.defn(name="open_incident")
+    def open_incident(self, request: IncidentRequest) -> None:
+        self.incidents.append(request)
+
+    def types(self) -> list[str]:
+        return [request.event_type for request in self.published]
+
+
+@pytest.fixture(scope="module")
+async def env():
+    environment = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(TEST_SERVER))
+    # The saga upserts these; the dev server registers them at `stack up`, the test server here.
+    await environment.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace="default", search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in
+                                                ("CorrelationId", "TenantId", "OrderStatus", "OrderStep")}))
+    yield environment
+    await environment.shutdown()
+
+
+def _order(**timings: object) -> OrderRequest:
+    return OrderRequest(tenant_id="unit", order_id=str(uuid.uuid4()), customer_id=str(uuid.uuid4()),
+                        plan_id="vm-standard-2", region="eu-west-1", amount_minor=2900, tax_minor=551,
+                        timings=SagaTimings(**timings))
+
+
+async def _run(env: WorkflowEnvironment, order: OrderRequest, recorder: Recorder, signals=()) -> object:
+    queue = f"unit-{uuid.uuid4().hex[:8]}"
+
+    async with Worker(env.client, task_queue=queue, workflows=[OrderFulfillmentWorkflow],
+                      activities=[recorder.publish_event, recorder.open_incident],
+                      activity_executor=ThreadPoolExecutor(4)):
+        handle = await env.client.start_workflow(OrderFulfillmentWorkflow.run, order, id=order.workflow_id,
+                                                 task_queue=queue)
+        for name, arg in signals:
+            await handle.signal(name, arg)
+        return await handle.result()
+
+
+async def test_no_payment_in_time_fails_the_order_without_provisioning(env: WorkflowEnvironment) -> None:
+    recorder = Recorder()
+    result = await _run(env, _order(payment_timeout_s=3600), recorder)
+    assert result.status == "payment_failed"
+    assert recorder.types() == ["order.created", "order.failed"]
+    assert recorder.published[-1].data["errorCode"] == "PAYMENT_TIMEOUT"
+
+
+async def test_provisioning_silence_times_out_and_an_unconfirmed_undo_needs_a_person(env: WorkflowEnvironment) -> None:
+    recorder = Recorder()
+    order = _order(provisioning_timeout_s=300, compensation_windows_s=[2, 4, 8, 16, 30, 30])
+    result = await _run(env, order, recorder, [("confirm_payment", PaymentConfirmation(str(uuid.uuid4())))])
+    assert result.status == "compensation_failed"
+    types = recorder.types()
+    assert types[:4] == ["order.created", "order.payment-confirmed", "order.provisioning-started",
+                         "order.compensation-started"]
+    # One ask per backoff window, each a distinct event; then the failure, the incident, the end.
+    assert types[4:10] == ["order.cancelled"] * 6
+    assert len({step_event_id(order.workflow_id, r.step) for r in recorder.published[4:10]}) == 6
+    assert types[10:] == ["order.compensation-failed", "order.failed"]
+    assert recorder.published[4].data["resourcesToRelease"] == []  # unknown: release whatever exists
+    assert [(i.failed_step, i.completed_steps) for i in recorder.incidents] == [("deprovision_resources", [])]
+    assert recorder.published[-1].data["compensated"] is False
+
+
+async def test_a_redelivered_event_is_ignored_and_the_first_outcome_wins(env: WorkflowEnvironment) -> None:
+    recorder = Recorder()
+    order = _order(provisioning_timeout_s=600)
+    completed = InboundEvent(
+        event_id=str(uuid.uuid4()), event_type="provisioning.completed", version="v3", causation_id=None,
+        data={"orderId": order.order_id, "attempts": 1, "endpoints": [],
+              "resources": [{"resourceId": str(uuid.uuid4()), "kind": "vm", "region": "eu-west-1", "name": "vps"}]})
+    failed = InboundEvent(
+        event_id=str(uuid.uuid4()), event_type="provisioning.failed", version="v1",
+        data={"orderId": order.order_id, "region": "eu-west-1", "errorCode": "LATE", "reason": "late",
+              "retryable": False, "partialResources": []})
+    result = await _run(env, order, recorder, [
+        ("confirm_payment", PaymentConfirmation(str(uuid.uuid4()))),
+        ("domain_event", completed), ("domain_event", completed), ("domain_event", failed)])
+    assert result.status == "delivered"
+    assert recorder.types()[-2:] == ["order.fulfilled", "order.service-delivered"]
+
+
+def test_bad_timings_are_rejected_with_the_field_named() -> None:
+    with pytest.raises(ValueError, match="compensation_windows_s"):
+        SagaTimings(compensation_windows_s=[])
+    with pytest.raises(ValueError, match="timeouts"):
+        SagaTimings(payment_timeout_s=0)
