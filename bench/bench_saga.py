@@ -20,6 +20,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+from bare_workflow import BareWorkflow, bench_noop  # noqa: E402  (bench/ is on sys.path when run as a script)
 from temporalio.worker import Worker
 
 from cloud_factory.db import engine_for
@@ -30,8 +31,6 @@ from services.order.api import new_order, place_order
 from workers.inprocess import InProcessWorkers
 from workflows.contracts import SagaTimings
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
-
-from bare_workflow import BareWorkflow, bench_noop  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 ACTIVITIES = 5
 

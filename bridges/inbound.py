@@ -12,11 +12,10 @@ from __future__ import annotations
 import logging
 
 import schemas
+from bridges.signaller import WorkflowNotFound, WorkflowSignaller
 from messaging.consumer import HandlerContext
 from messaging.errors import NotFoundError
 from workflows.contracts import InboundEvent, correlation_id_for, order_workflow_id
-
-from bridges.signaller import WorkflowNotFound, WorkflowSignaller
 
 __all__ = ["BRIDGED_EVENT_TYPES", "ORDER_BRIDGE_GROUP", "OrderBridge", "inbound_event"]
 

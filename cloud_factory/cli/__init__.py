@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cloud_factory.cli import demo, dlq, events, fallback, order, stack, worker
+from cloud_factory.cli import demo, dlq, events, fallback, identity, order, product, stack, support, worker
 
 __all__ = ["app", "main"]
 
@@ -24,7 +24,10 @@ app.add_typer(worker.app, name="worker")
 app.add_typer(order.app, name="order", help="Place, cancel and inspect orders (the saga).")
 app.add_typer(dlq.app, name="dlq", help="Inspect and handle dead-lettered records.")
 app.add_typer(fallback.app, name="fallback", help="The local spool used while Kafka is unreachable.")
-app.add_typer(demo.app, name="demo", help="The main job: one order end to end on the real stack.")
+app.add_typer(identity.app, name="identity")
+app.add_typer(product.app, name="product")
+app.add_typer(support.app, name="support")
+app.add_typer(demo.app, name="demo", help="The main job: about 20 orders across 3 tenants, some failing, end to end on the real stack.")
 
 
 def main() -> None:

@@ -42,9 +42,11 @@ class Emitter:
         return self.producer.publish(envelope)
 
     def new(self, event_type: str, data: schemas.Payload | Mapping[str, Any], *, tenant_id: str,
-            correlation_id: uuid.UUID, actor: schemas.Actor, key: str) -> Delivery:
-        """A flow-starting event (CLI publishers): no causation."""
+            correlation_id: uuid.UUID, actor: schemas.Actor, key: str,
+            causation_id: uuid.UUID | None = None) -> schemas.Envelope:
+        """An event of a flow this service drives itself (CLI publishers); returns what was published."""
         envelope = schemas.new_event(event_type, data, tenant_id=tenant_id, correlation_id=correlation_id,
-                                     actor=actor, producer=f"{self.service}-service",
+                                     actor=actor, producer=f"{self.service}-service", causation_id=causation_id,
                                      event_id=service_event_id(self.service, key))
-        return self.producer.publish(envelope)
+        self.producer.publish(envelope)
+        return envelope

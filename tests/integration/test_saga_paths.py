@@ -21,11 +21,11 @@ from cloud_factory.settings import Settings
 from messaging.wiring import producer_from
 from services.billing.tables import ledger, payments, psp_operations, refunds
 from services.notification.tables import notifications
+from services.order.flow import FlowRecord, read_dlq, read_flow
 from services.order.tables import incidents
 from services.provisioning.handler import count_live_resources
 from services.provisioning.simulator import inject_fault
 from services.provisioning.tables import resources
-from services.order.flow import FlowRecord, read_dlq, read_flow
 from tests.tools.saga_harness import SagaHarness
 from workflows.contracts import OrderResult
 from workflows.order_fulfillment import OrderFulfillmentWorkflow

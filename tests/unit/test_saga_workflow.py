@@ -21,8 +21,8 @@ from temporalio.worker import Worker
 
 from activities.publishing import PublishingActivities, step_event_id
 from workflows.contracts import (
-    IncidentRequest,
     InboundEvent,
+    IncidentRequest,
     OrderRequest,
     PaymentConfirmation,
     PublishedEvent,
