@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     signing_keys: str = "dev-1:cloud-factory-local-development-key"
     signing_mode: str = "production"
 
+    fallback_dir: Path | None = None
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where producers spool records while Kafka is unreachable."""
+        return self.fallback_dir or self.state_dir / "fallback"
+
     @property
     def bootstrap_servers(self) -> str:
         return self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"

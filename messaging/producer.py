@@ -29,6 +29,7 @@ from messaging.errors import BrokerUnavailableError, PublishError
 from messaging.metrics import METRICS
 from messaging.replay import ReplayReport, SpoolReplayer
 from messaging.spool import FallbackSpool, SpooledRecord
+from messaging.topics import TopicGuard
 
 __all__ = ["Delivery", "DeliveryCallback", "EventProducer", "PublishError", "record_headers"]
 
@@ -76,10 +77,13 @@ class EventProducer:
 
     def __init__(self, bootstrap_servers: str, keyring: schemas.Keyring, *, env: str = "dev",
                  delivery_timeout_ms: int = 30_000, extra_config: dict[str, object] | None = None,
-                 spool: FallbackSpool | None = None, replay_interval: float = 1.0) -> None:
+                 spool: FallbackSpool | None = None, replay_interval: float = 1.0,
+                 partitions: int = 3) -> None:
         self.keyring = keyring
         self.env = env
         self.spool = spool
+        # Missing topics are created with `partitions` before their first record, never by the broker.
+        self.topics = TopicGuard(bootstrap_servers, partitions=partitions)
         self._producer = Producer({
             "bootstrap.servers": bootstrap_servers,
             "enable.idempotence": True,
@@ -92,7 +96,8 @@ class EventProducer:
             **(extra_config or {}),
         })
         self._lock = threading.Lock()
-        self._replayer = SpoolReplayer(self._producer, spool, interval=replay_interval) if spool else None
+        self._replayer = (SpoolReplayer(self._producer, spool, interval=replay_interval, ensure_topic=self.topics.ensure)
+                          if spool else None)
         if self._replayer is not None and spool is not None and spool.has_pending():
             self._replayer.start()
 
@@ -175,6 +180,7 @@ class EventProducer:
             else:
                 log.error("%s", error)
 
+        self.topics.ensure(topic)
         try:
             self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=delivered)
         except BufferError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -37,8 +38,11 @@ class SpoolReplayer:
     """Drains one spool through one confluent-kafka Producer; runs in a daemon thread when started."""
 
     def __init__(self, producer: Producer, spool: FallbackSpool, *, interval: float = 1.0,
-                 batch_size: int = 10_000, flush_timeout: float = 60.0) -> None:
+                 batch_size: int = 10_000, flush_timeout: float = 60.0,
+                 ensure_topic: Callable[[str], bool] | None = None) -> None:
         self.producer = producer
+        # Records spooled while the broker was down may name topics it has not created yet.
+        self.ensure_topic = ensure_topic
         self.spool = spool
         self.interval = interval
         self.batch_size = batch_size
@@ -132,6 +136,8 @@ class SpoolReplayer:
             outcomes[index] = err
             acked[index] = err is None
 
+        if self.ensure_topic is not None:
+            self.ensure_topic(record.topic)
         while True:
             try:
                 self.producer.produce(record.topic, value=record.value, key=record.key,

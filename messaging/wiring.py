@@ -7,7 +7,6 @@ keys live in the settings' PostgreSQL.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -44,7 +43,7 @@ def signing_mode_from(settings: Settings) -> schemas.SigningMode:
 
 def fallback_dir_from(settings: Settings) -> Path:
     """`CF_FALLBACK_DIR`, else `<state dir>/fallback`."""
-    return Path(os.environ.get("CF_FALLBACK_DIR") or settings.state_dir / "fallback")
+    return settings.spool_dir
 
 
 def spool_from(settings: Settings) -> FallbackSpool:
@@ -60,7 +59,7 @@ def producer_from(settings: Settings, *, fallback: bool = True, delivery_timeout
     """
     return EventProducer(settings.bootstrap_servers, keyring_from(settings), env=settings.env,
                          delivery_timeout_ms=delivery_timeout_ms, extra_config=extra_config,
-                         spool=spool_from(settings) if fallback else None)
+                         spool=spool_from(settings) if fallback else None, partitions=settings.kafka_partitions)
 
 
 def idempotency_from(settings: Settings) -> IdempotencyStore:

@@ -39,7 +39,7 @@ from schemas._internal.routing import (
     subscription_topics,
     topic_for,
 )
-from schemas._internal.services import RetryPolicy, RetryProfile, Service
+from schemas._internal.services import RetryProfile, Service
 from schemas._internal.signing import (
     KEY_ID_HEADER,
     SIGNATURE_HEADER,
@@ -65,7 +65,6 @@ __all__ = [
     "Money",
     "OutboundRecord",
     "Payload",
-    "RetryPolicy",
     "RetryProfile",
     "Service",
     "SignatureCheck",

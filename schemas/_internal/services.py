@@ -1,12 +1,13 @@
-"""The seven domain services and the retry profiles their consumers apply."""
+"""The seven domain services and the retry profile names the catalog assigns to event types.
+
+The profiles' numbers (retries, backoff) are runtime behaviour and live in `messaging.retry`.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
 from enum import Enum, StrEnum
 
-__all__ = ["RetryPolicy", "RetryProfile", "Service"]
+__all__ = ["RetryProfile", "Service"]
 
 
 class Service(StrEnum):
@@ -21,24 +22,6 @@ class Service(StrEnum):
     SUPPORT = "support"
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff for a consumer's handler before the record goes to the DLQ."""
-
-    max_attempts: int
-    initial_backoff: dt.timedelta
-    max_backoff: dt.timedelta
-    multiplier: float = 2.0
-
-    def backoff(self, attempt: int) -> dt.timedelta:
-        """Delay before retry number `attempt` (1-based), capped at `max_backoff`."""
-        if attempt < 1:
-            raise ValueError("attempt is 1-based")
-        cap = self.max_backoff.total_seconds()
-        seconds = self.initial_backoff.total_seconds() * self.multiplier ** min(attempt - 1, 64)
-        return dt.timedelta(seconds=min(seconds, cap))
-
-
 class RetryProfile(Enum):
     """How hard a consumer tries before dead-lettering an event.
 
@@ -50,14 +33,3 @@ class RetryProfile(Enum):
     CRITICAL = "critical"
     DEFAULT = "default"
     NON_CRITICAL = "non_critical"
-
-    @property
-    def policy(self) -> RetryPolicy:
-        return _POLICIES[self]
-
-
-_POLICIES = {
-    RetryProfile.CRITICAL: RetryPolicy(12, dt.timedelta(seconds=1), dt.timedelta(minutes=5)),
-    RetryProfile.DEFAULT: RetryPolicy(6, dt.timedelta(milliseconds=500), dt.timedelta(seconds=30)),
-    RetryProfile.NON_CRITICAL: RetryPolicy(3, dt.timedelta(seconds=1), dt.timedelta(seconds=10)),
-}

@@ -93,18 +93,6 @@ def test_retry_profiles_follow_the_rule() -> None:
     assert catalog["order.created"].retry_profile is RetryProfile.DEFAULT
 
 
-def test_retry_policies_are_ordered_by_criticality() -> None:
-    critical, default, low = (
-        p.policy for p in (RetryProfile.CRITICAL, RetryProfile.DEFAULT, RetryProfile.NON_CRITICAL)
-    )
-    assert critical.max_attempts > default.max_attempts > low.max_attempts
-    assert critical.backoff(1) == critical.initial_backoff
-    assert critical.backoff(50) == critical.max_backoff
-    assert default.backoff(2) == default.initial_backoff * 2
-    with pytest.raises(ValueError):
-        default.backoff(0)
-
-
 def test_every_entry_has_contiguous_typed_versions() -> None:
     evolved = {t for t, e in catalog.items() if len(e.versions) >= 3}
     assert {"order.created", "provisioning.completed", "billing.refund-requested"} <= evolved
