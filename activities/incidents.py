@@ -22,12 +22,21 @@ class IncidentActivities:
 
     @activity.defn(name="open_incident")
     def open_incident(self, request: IncidentRequest) -> None:
-        statement = insert(incidents).values(
-            workflow_id=request.workflow_id, tenant_id=request.tenant_id, order_id=uuid.UUID(request.order_id),
-            correlation_id=uuid.UUID(request.correlation_id), failed_step=request.failed_step,
-            completed_steps=request.completed_steps, reason=request.reason,
-        ).on_conflict_do_nothing(constraint="incidents_workflow_step_key")
+        statement = (
+            insert(incidents)
+            .values(
+                workflow_id=request.workflow_id,
+                tenant_id=request.tenant_id,
+                order_id=uuid.UUID(request.order_id),
+                correlation_id=uuid.UUID(request.correlation_id),
+                failed_step=request.failed_step,
+                completed_steps=request.completed_steps,
+                reason=request.reason,
+            )
+            .on_conflict_do_nothing(constraint="incidents_workflow_step_key")
+        )
         with self.engine.begin() as conn:
             conn.execute(statement)
-        activity.logger.warning("incident opened for %s: %s failed (%s)", request.workflow_id,
-                                request.failed_step, request.reason)
+        activity.logger.warning(
+            "incident opened for %s: %s failed (%s)", request.workflow_id, request.failed_step, request.reason
+        )

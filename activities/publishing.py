@@ -42,13 +42,27 @@ class PublishingActivities:
             envelope = self._envelope(request)
         except schemas.ContractError as exc:
             # A payload the contract rejects will never become valid by retrying: fail the step loudly.
-            raise ApplicationError(f"{request.event_type} for step {request.step!r} breaks the contract: {exc}",
-                                   type="ContractError", non_retryable=True) from exc
+            raise ApplicationError(
+                f"{request.event_type} for step {request.step!r} breaks the contract: {exc}",
+                type="ContractError",
+                non_retryable=True,
+            ) from exc
         delivery = self.producer.publish(envelope)
-        activity.logger.info("published %s %s to %s[%d]@%d", envelope.event_type, envelope.event_id,
-                             delivery.topic, delivery.partition, delivery.offset)
-        return PublishedEvent(event_id=str(envelope.event_id), event_type=envelope.event_type,
-                              topic=delivery.topic, partition=delivery.partition, offset=delivery.offset)
+        activity.logger.info(
+            "published %s %s to %s[%d]@%d",
+            envelope.event_type,
+            envelope.event_id,
+            delivery.topic,
+            delivery.partition,
+            delivery.offset,
+        )
+        return PublishedEvent(
+            event_id=str(envelope.event_id),
+            event_type=envelope.event_type,
+            topic=delivery.topic,
+            partition=delivery.partition,
+            offset=delivery.offset,
+        )
 
     @staticmethod
     def _envelope(request: PublishRequest) -> schemas.Envelope:

@@ -48,8 +48,9 @@ async def _saga(workers: InProcessWorkers, tenant_prefix: str, orders: int) -> t
     await (await place_order(workers.client, engine, warm, task_queue=workers.task_queue)).handle.result()
     batch = [new_order(f"{tenant_prefix}{i % 3}", "vm-standard-2", timings=timings) for i in range(orders)]
     start = time.perf_counter()
-    placed = await asyncio.gather(*(place_order(workers.client, engine, order, task_queue=workers.task_queue)
-                                    for order in batch))
+    placed = await asyncio.gather(
+        *(place_order(workers.client, engine, order, task_queue=workers.task_queue) for order in batch)
+    )
     results = await asyncio.gather(*(p.handle.result() for p in placed))
     elapsed = time.perf_counter() - start
     bad = [r.status for r in results if r.status != "delivered"]
@@ -66,14 +67,24 @@ async def _saga(workers: InProcessWorkers, tenant_prefix: str, orders: int) -> t
 async def _bare(workers: InProcessWorkers, orders: int) -> tuple[float, list[float]]:
     assert workers.client is not None
     queue = f"bench-bare-{uuid.uuid4().hex[:8]}"
-    async with Worker(workers.client, task_queue=queue, workflows=[BareWorkflow], activities=[bench_noop],
-                      activity_executor=ThreadPoolExecutor(max_workers=64), max_concurrent_activities=64):
-        await workers.client.execute_workflow(BareWorkflow.run, ACTIVITIES, id=f"{queue}-warm", task_queue=queue)
+    async with Worker(
+        workers.client,
+        task_queue=queue,
+        workflows=[BareWorkflow],
+        activities=[bench_noop],
+        activity_executor=ThreadPoolExecutor(max_workers=64),
+        max_concurrent_activities=64,
+    ):
+        await workers.client.execute_workflow(
+            BareWorkflow.run, ACTIVITIES, id=f"{queue}-warm", task_queue=queue
+        )
         start = time.perf_counter()
 
         async def one(i: int) -> float:
             t0 = time.perf_counter()
-            await workers.client.execute_workflow(BareWorkflow.run, ACTIVITIES, id=f"{queue}-{i}", task_queue=queue)
+            await workers.client.execute_workflow(
+                BareWorkflow.run, ACTIVITIES, id=f"{queue}-{i}", task_queue=queue
+            )
             return time.perf_counter() - t0
 
         latencies = await asyncio.gather(*(one(i) for i in range(orders)))
@@ -85,21 +96,37 @@ async def main(orders: int, notification: bool) -> None:
     configure_tracing("bench")
     tag = uuid.uuid4().hex[:8]
     prefix = f"bench{tag}-"
-    async with InProcessWorkers(settings, task_queue=f"bench-saga-{tag}", group_suffix=f"-bench-{tag}",
-                                scope=TenantScope(prefix), notification=notification) as workers:
+    async with InProcessWorkers(
+        settings,
+        task_queue=f"bench-saga-{tag}",
+        group_suffix=f"-bench-{tag}",
+        scope=TenantScope(prefix),
+        notification=notification,
+    ) as workers:
         saga_s, saga_lat = await _saga(workers, prefix, orders)
         bare_s, bare_lat = await _bare(workers, orders)
     saga_rate, bare_rate = orders / saga_s, orders / bare_s
-    print(f"{orders} concurrent orders, {ACTIVITIES} activities each (notification {'on' if notification else 'off'})")
-    print(f"saga : {saga_rate:7.1f} sagas/s   created→delivered p50 {statistics.median(saga_lat) * 1000:7.0f} ms"
-          f"  p99 {_pct(saga_lat, 0.99) * 1000:7.0f} ms   ({saga_s:.1f} s)")
-    print(f"bare : {bare_rate:7.1f} wf/s      start→result      p50 {statistics.median(bare_lat) * 1000:7.0f} ms"
-          f"  p99 {_pct(bare_lat, 0.99) * 1000:7.0f} ms   ({bare_s:.1f} s)")
+    print(
+        f"{orders} concurrent orders, {ACTIVITIES} activities each "
+        f"(notification {'on' if notification else 'off'})"
+    )
+    print(
+        f"saga : {saga_rate:7.1f} sagas/s   created→delivered "
+        f"p50 {statistics.median(saga_lat) * 1000:7.0f} ms"
+        f"  p99 {_pct(saga_lat, 0.99) * 1000:7.0f} ms   ({saga_s:.1f} s)"
+    )
+    print(
+        f"bare : {bare_rate:7.1f} wf/s      start→result      "
+        f"p50 {statistics.median(bare_lat) * 1000:7.0f} ms"
+        f"  p99 {_pct(bare_lat, 0.99) * 1000:7.0f} ms   ({bare_s:.1f} s)"
+    )
     print(f"ratio: saga/bare throughput = {saga_rate / bare_rate:.2f}x (goal ≥ 0.5x)")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--orders", type=int, default=100)
     parser.add_argument("--notification", action="store_true", help="Run the Notification consumer as well.")
     args = parser.parse_args()

@@ -27,7 +27,9 @@ BRIDGED_EVENT_TYPES = tuple(entry.event_type for entry in schemas.catalog.subscr
 
 def inbound_event(envelope: schemas.Envelope) -> InboundEvent:
     return InboundEvent(
-        event_id=str(envelope.event_id), event_type=envelope.event_type, version=envelope.version,
+        event_id=str(envelope.event_id),
+        event_type=envelope.event_type,
+        version=envelope.version,
         data=envelope.data.model_dump(mode="json", by_alias=True),
         causation_id=str(envelope.causation_id) if envelope.causation_id else None,
         occurred_at=envelope.occurred_at.isoformat(),

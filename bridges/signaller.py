@@ -29,8 +29,9 @@ class WorkflowSignaller:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="bridge-signaller", daemon=True)
         self._thread.start()
-        self._client: Client = self._run(Client.connect(target, namespace=namespace,
-                                                        interceptors=[TracingInterceptor()]))
+        self._client: Client = self._run(
+            Client.connect(target, namespace=namespace, interceptors=[TracingInterceptor()])
+        )
 
     def _run(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self.timeout)

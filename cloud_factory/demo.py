@@ -34,14 +34,40 @@ from workers.inprocess import InProcessWorkers
 from workflows.contracts import PublishedEvent, SagaTimings
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
 
-__all__ = ["DEMO_PLAN", "DemoOrder", "DemoSummary", "read_record", "run_demo", "ui_link", "wait_for_notifications"]
+__all__ = [
+    "DEMO_PLAN",
+    "DemoOrder",
+    "DemoSummary",
+    "read_record",
+    "run_demo",
+    "ui_link",
+    "wait_for_notifications",
+]
 
 TENANTS = ("demo-acme", "demo-globex", "demo-initech")
 PLANS = ("vm-small-1", "vm-standard-2", "vm-large-4")
 # What happens to each of the 20 orders: None = the happy path.
 DEMO_PLAN: tuple[str | None, ...] = (
-    None, None, "vps", None, "payment", None, "transient", None, "disk", None,
-    "cancel", None, "refund", None, "network", None, "payment", None, "vps", None,
+    None,
+    None,
+    "vps",
+    None,
+    "payment",
+    None,
+    "transient",
+    None,
+    "disk",
+    None,
+    "cancel",
+    None,
+    "refund",
+    None,
+    "network",
+    None,
+    "payment",
+    None,
+    "vps",
+    None,
 )
 
 
@@ -75,8 +101,11 @@ def ui_link(settings: Settings, workflow_id: str | None = None) -> str:
 async def _place(workers: InProcessWorkers, index: int, scenario: str | None) -> DemoOrder:
     settings, client = workers.settings, workers.client
     assert client is not None
-    order = new_order(TENANTS[index % 3], PLANS[index % 3],
-                      timings=SagaTimings(payment_timeout_s=300, provisioning_timeout_s=120))
+    order = new_order(
+        TENANTS[index % 3],
+        PLANS[index % 3],
+        timings=SagaTimings(payment_timeout_s=300, provisioning_timeout_s=120),
+    )
     engine = engine_for(settings.dsn)
     if scenario == "cancel":
         inject_fault(engine, order.order_id, "disk", "slow", delay_ms=1500)
@@ -126,8 +155,13 @@ def _replay_some(settings: Settings, records, count: int = 3) -> int:
     return min(count, len(records))
 
 
-async def run_demo(settings: Settings, *, on_progress: Callable[[list[DemoOrder]], None] = lambda _: None,
-                   say: Callable[[str], None] = print, orders: int = len(DEMO_PLAN)) -> DemoSummary:
+async def run_demo(
+    settings: Settings,
+    *,
+    on_progress: Callable[[list[DemoOrder]], None] = lambda _: None,
+    say: Callable[[str], None] = print,
+    orders: int = len(DEMO_PLAN),
+) -> DemoSummary:
     configure_tracing("demo")
     say("creating topics for the event catalog")
     await asyncio.to_thread(ensure_catalog_topics, settings)
@@ -143,30 +177,46 @@ async def run_demo(settings: Settings, *, on_progress: Callable[[list[DemoOrder]
         correlations = {p.placed.order.correlation_id for p in placed}
         records = []
         for item in placed:
-            records += await asyncio.to_thread(read_flow, settings, item.placed.order.correlation_id,
-                                               list(schemas.catalog), started_ms)
+            records += await asyncio.to_thread(
+                read_flow, settings, item.placed.order.correlation_id, list(schemas.catalog), started_ms
+            )
         replayable = [r for r in records if r.envelope.event_type == "provisioning.completed"]
         await asyncio.to_thread(_replay_some, settings, replayable)
         await asyncio.sleep(3)  # let the consumers see the redelivered records
         duplicates = METRICS.get("duplicates") - duplicates_before
     dlq = await asyncio.to_thread(read_dlq, settings, list(schemas.catalog), started_ms)
     with engine_for(settings.dsn).connect() as conn:
-        sent = len(conn.execute(select(notifications.c.id).where(
-            notifications.c.correlation_id.in_([uuid.UUID(c) for c in correlations]))).all())
+        sent = len(
+            conn.execute(
+                select(notifications.c.id).where(
+                    notifications.c.correlation_id.in_([uuid.UUID(c) for c in correlations])
+                )
+            ).all()
+        )
     return DemoSummary(
-        orders=list(placed), outcomes=Counter(item.status for item in placed),
+        orders=list(placed),
+        outcomes=Counter(item.status for item in placed),
         events_per_type=Counter(r.envelope.event_type for r in records),
         dlq=sum(1 for _topic, value, _headers in dlq if any(c.encode() in value for c in correlations)),
-        duplicates_suppressed=duplicates, notifications=sent, elapsed_s=time.monotonic() - t0,
+        duplicates_suppressed=duplicates,
+        notifications=sent,
+        elapsed_s=time.monotonic() - t0,
         ui_url=ui_link(settings) + "?query=" + "TenantId%20STARTS_WITH%20%22demo-%22",
     )
 
 
 # ---------------------------------------------------------------- helpers kept for the slice test
-def read_record(settings: Settings, published: PublishedEvent) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+def read_record(
+    settings: Settings, published: PublishedEvent
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """The exact record an activity produced: (key, value, headers)."""
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"demo-reader-{uuid.uuid4()}",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"demo-reader-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+        }
+    )
     try:
         consumer.assign([TopicPartition(published.topic, published.partition, published.offset)])
         deadline = time.monotonic() + 30

@@ -14,7 +14,7 @@ from cloud_factory.settings import Settings
 from messaging.consumer import EventConsumer, Handler
 from messaging.idempotency import IdempotencyStore
 from messaging.wiring import consumer_from, producer_from
-from services.common import Emitter, TenantScope, scoped
+from services.common import ALL_TENANTS, Emitter, TenantScope, scoped
 
 __all__ = [
     "BILLING_GROUP",
@@ -30,39 +30,61 @@ PROVISIONING_GROUP = "provisioning"
 BILLING_GROUP = "billing"
 
 
-def consumer_for(settings: Settings, *, group_id: str, handlers: Mapping[str, Handler],
-                 scope: TenantScope = TenantScope(), extra_config: dict[str, object] | None = None,
-                 lease_s: float | None = None) -> EventConsumer:
+def consumer_for(
+    settings: Settings,
+    *,
+    group_id: str,
+    handlers: Mapping[str, Handler],
+    scope: TenantScope = ALL_TENANTS,
+    extra_config: dict[str, object] | None = None,
+    lease_s: float | None = None,
+) -> EventConsumer:
     """A consumer over exactly the topics of `handlers`' event types, each handler tenant-scoped.
 
     The runtime verifies, decodes, upcasts and deduplicates (idempotency keys per group) before a
     handler runs; the handlers are idempotent in their own tables as well.
     """
     idempotency = IdempotencyStore(engine_for(settings.dsn), lease=lease_s) if lease_s else True
-    return consumer_from(settings, group_id=group_id, handlers={t: scoped(h, scope) for t, h in handlers.items()},
-                         extra_config=extra_config, idempotency=idempotency)
+    return consumer_from(
+        settings,
+        group_id=group_id,
+        handlers={t: scoped(h, scope) for t, h in handlers.items()},
+        extra_config=extra_config,
+        idempotency=idempotency,
+    )
 
 
-def build_provisioning_consumer(settings: Settings, *, group_id: str = PROVISIONING_GROUP,
-                                scope: TenantScope = TenantScope(),
-                                **tuning: object) -> EventConsumer:
+def build_provisioning_consumer(
+    settings: Settings,
+    *,
+    group_id: str = PROVISIONING_GROUP,
+    scope: TenantScope = ALL_TENANTS,
+    **tuning: object,
+) -> EventConsumer:
     from services.provisioning.handler import ProvisioningHandlers
     from services.provisioning.simulator import SimulatedProvider
     from services.provisioning.tables import metadata
 
     engine = engine_for(settings.dsn)
     ensure_schema(engine, metadata)
-    handlers = ProvisioningHandlers(engine, Emitter(producer_from(settings), "provisioning"),
-                                    SimulatedProvider(engine))
-    return consumer_for(settings, group_id=group_id, scope=scope, **tuning, handlers={
-        "order.provisioning-started": handlers.on_provisioning_started,
-        "order.cancelled": handlers.on_order_cancelled,
-    })
+    handlers = ProvisioningHandlers(
+        engine, Emitter(producer_from(settings), "provisioning"), SimulatedProvider(engine)
+    )
+    return consumer_for(
+        settings,
+        group_id=group_id,
+        scope=scope,
+        **tuning,
+        handlers={
+            "order.provisioning-started": handlers.on_provisioning_started,
+            "order.cancelled": handlers.on_order_cancelled,
+        },
+    )
 
 
-def build_billing_consumer(settings: Settings, *, group_id: str = BILLING_GROUP,
-                           scope: TenantScope = TenantScope(),
-                           **tuning: object) -> EventConsumer:
+def build_billing_consumer(
+    settings: Settings, *, group_id: str = BILLING_GROUP, scope: TenantScope = ALL_TENANTS, **tuning: object
+) -> EventConsumer:
     from services.billing.gateway import SimulatedGateway
     from services.billing.handler import BillingHandlers
     from services.billing.tables import metadata
@@ -70,22 +92,33 @@ def build_billing_consumer(settings: Settings, *, group_id: str = BILLING_GROUP,
     engine = engine_for(settings.dsn)
     ensure_schema(engine, metadata)
     handlers = BillingHandlers(engine, Emitter(producer_from(settings), "billing"), SimulatedGateway(engine))
-    return consumer_for(settings, group_id=group_id, scope=scope, **tuning, handlers={
-        "order.payment-confirmed": handlers.on_payment_confirmed,
-        "order.fulfilled": handlers.on_order_fulfilled,
-        "billing.refund-requested": handlers.on_refund_requested,
-    })
+    return consumer_for(
+        settings,
+        group_id=group_id,
+        scope=scope,
+        **tuning,
+        handlers={
+            "order.payment-confirmed": handlers.on_payment_confirmed,
+            "order.fulfilled": handlers.on_order_fulfilled,
+            "billing.refund-requested": handlers.on_refund_requested,
+        },
+    )
 
 
-def build_bridge_consumer(settings: Settings, *, group_id: str | None = None,
-                          scope: TenantScope = TenantScope(),
-                          **tuning: object) -> EventConsumer:
+def build_bridge_consumer(
+    settings: Settings, *, group_id: str | None = None, scope: TenantScope = ALL_TENANTS, **tuning: object
+) -> EventConsumer:
     from bridges.inbound import BRIDGED_EVENT_TYPES, ORDER_BRIDGE_GROUP, OrderBridge
     from bridges.signaller import WorkflowSignaller
 
     bridge = OrderBridge(WorkflowSignaller(settings.temporal_target, settings.temporal_namespace))
-    return consumer_for(settings, group_id=group_id or ORDER_BRIDGE_GROUP, scope=scope, **tuning,
-                        handlers={t: bridge for t in BRIDGED_EVENT_TYPES})
+    return consumer_for(
+        settings,
+        group_id=group_id or ORDER_BRIDGE_GROUP,
+        scope=scope,
+        **tuning,
+        handlers={t: bridge for t in BRIDGED_EVENT_TYPES},
+    )
 
 
 def run_consumer(build: Callable[[Settings], EventConsumer]) -> Callable[[Settings, threading.Event], None]:

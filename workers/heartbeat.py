@@ -44,8 +44,9 @@ class Heartbeat:
     def beat(self, healthy: bool) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "kinds": self.kinds, "beatAt": time.time(),
-                                   "healthy": healthy}))
+        tmp.write_text(
+            json.dumps({"pid": os.getpid(), "kinds": self.kinds, "beatAt": time.time(), "healthy": healthy})
+        )
         tmp.replace(self.path)
 
     async def run(self, stop: asyncio.Event, alive: Callable[[], bool]) -> None:
@@ -65,7 +66,9 @@ def read_heartbeats(state_dir: Path) -> list[WorkerBeat]:
     for path in sorted((Path(state_dir) / "workers").glob("*.json")):
         try:
             raw = json.loads(path.read_text())
-            beats.append(WorkerBeat(int(raw["pid"]), list(raw["kinds"]), float(raw["beatAt"]), bool(raw["healthy"])))
+            beats.append(
+                WorkerBeat(int(raw["pid"]), list(raw["kinds"]), float(raw["beatAt"]), bool(raw["healthy"]))
+            )
         except (OSError, ValueError, KeyError):
             continue
     return beats

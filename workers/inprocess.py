@@ -11,7 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from cloud_factory.settings import Settings
-from services.common import TenantScope
+from services.common import ALL_TENANTS, TenantScope
 from workers.consumers import (
     BILLING_GROUP,
     PROVISIONING_GROUP,
@@ -27,8 +27,15 @@ __all__ = ["InProcessWorkers"]
 
 
 class InProcessWorkers:
-    def __init__(self, settings: Settings, *, task_queue: str = ORDER_TASK_QUEUE, group_suffix: str = "",
-                 scope: TenantScope = TenantScope(), notification: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        task_queue: str = ORDER_TASK_QUEUE,
+        group_suffix: str = "",
+        scope: TenantScope = ALL_TENANTS,
+        notification: bool = True,
+    ) -> None:
         self.settings = settings
         self.task_queue = task_queue
         self.group_suffix = group_suffix
@@ -43,20 +50,30 @@ class InProcessWorkers:
         s, sfx, scope = self.settings, self.group_suffix, self.scope
         builders = [
             ("bridge", lambda: build_bridge_consumer(s, group_id=f"order-bridge{sfx}", scope=scope)),
-            ("provisioning", lambda: build_provisioning_consumer(s, group_id=f"{PROVISIONING_GROUP}{sfx}", scope=scope)),
+            (
+                "provisioning",
+                lambda: build_provisioning_consumer(s, group_id=f"{PROVISIONING_GROUP}{sfx}", scope=scope),
+            ),
             ("billing", lambda: build_billing_consumer(s, group_id=f"{BILLING_GROUP}{sfx}", scope=scope)),
         ]
         if self.notification:
-            builders.append(("notification", lambda: build_notification_consumer(
-                s, group_id=f"{NOTIFICATION_GROUP}{sfx}", scope=scope)))
+            builders.append(
+                (
+                    "notification",
+                    lambda: build_notification_consumer(
+                        s, group_id=f"{NOTIFICATION_GROUP}{sfx}", scope=scope
+                    ),
+                )
+            )
         consumers = await asyncio.gather(*(asyncio.to_thread(build) for _, build in builders))
         for (name, _), consumer in zip(builders, consumers, strict=True):
             thread = threading.Thread(target=consumer.run, args=(self._stop,), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
         self.client = await connect_client(self.settings)
-        self._worker = build_saga_worker(self.client, self.settings, task_queue=self.task_queue,
-                                         max_concurrent_activities=64)
+        self._worker = build_saga_worker(
+            self.client, self.settings, task_queue=self.task_queue, max_concurrent_activities=64
+        )
         await self._worker.__aenter__()
         return self
 

@@ -4,7 +4,8 @@
 appends to every consumer group id and `CF_WORKER_TENANT_PREFIX` restricts consumers to tenants
 with that prefix, `CF_KAFKA_SESSION_TIMEOUT_MS` shortens how long a crashed consumer keeps its
 partitions and `CF_IDEMPOTENCY_LEASE_S` how long its in-progress idempotency keys block a
-replacement (keep it above the slowest handler) — together they let a fleet (or a test) run isolated from the default one.
+replacement (keep it above the slowest handler) — together they let a fleet (or a test) run
+isolated from the default one.
 """
 
 from __future__ import annotations
@@ -30,16 +31,19 @@ class WorkerOptions:
         timeout = os.environ.get("CF_KAFKA_SESSION_TIMEOUT_MS")
         if timeout is not None and not timeout.isdigit():
             raise ValueError(f"CF_KAFKA_SESSION_TIMEOUT_MS must be milliseconds, not {timeout!r}")
-        return cls(task_queue=os.environ.get("CF_ORDER_TASK_QUEUE") or "cloud-factory-orders",
-                   group_suffix=os.environ.get("CF_WORKER_GROUP_SUFFIX", ""),
-                   tenant_prefix=os.environ.get("CF_WORKER_TENANT_PREFIX", ""),
-                   session_timeout_ms=int(timeout) if timeout else None,
-                   lease_s=float(os.environ["CF_IDEMPOTENCY_LEASE_S"]) if os.environ.get("CF_IDEMPOTENCY_LEASE_S")
-                   else None)
+        return cls(
+            task_queue=os.environ.get("CF_ORDER_TASK_QUEUE") or "cloud-factory-orders",
+            group_suffix=os.environ.get("CF_WORKER_GROUP_SUFFIX", ""),
+            tenant_prefix=os.environ.get("CF_WORKER_TENANT_PREFIX", ""),
+            session_timeout_ms=int(timeout) if timeout else None,
+            lease_s=float(os.environ["CF_IDEMPOTENCY_LEASE_S"])
+            if os.environ.get("CF_IDEMPOTENCY_LEASE_S")
+            else None,
+        )
 
     @property
     def kafka_config(self) -> dict[str, object]:
-        """Consumer overrides; a short session timeout lets a replacement take over a killed worker's partitions."""
+        """Consumer overrides: a short session timeout hands a killed worker's partitions on sooner."""
         return {"session.timeout.ms": self.session_timeout_ms} if self.session_timeout_ms else {}
 
     @property

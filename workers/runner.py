@@ -45,15 +45,21 @@ def _consumer_target(kind: WorkerKind, options: WorkerOptions) -> Callable[[Sett
         configure_tracing(f"{kind.value}-worker")
         common = {"scope": options.scope, **options.tuning}
         if kind is WorkerKind.BRIDGE:
-            consumer = consumers.build_bridge_consumer(settings, group_id=options.group("order-bridge"), **common)
+            consumer = consumers.build_bridge_consumer(
+                settings, group_id=options.group("order-bridge"), **common
+            )
         elif kind is WorkerKind.PROVISIONING:
             consumer = consumers.build_provisioning_consumer(
-                settings, group_id=options.group(consumers.PROVISIONING_GROUP), **common)
+                settings, group_id=options.group(consumers.PROVISIONING_GROUP), **common
+            )
         elif kind is WorkerKind.BILLING:
-            consumer = consumers.build_billing_consumer(settings, group_id=options.group(consumers.BILLING_GROUP),
-                                                        **common)
+            consumer = consumers.build_billing_consumer(
+                settings, group_id=options.group(consumers.BILLING_GROUP), **common
+            )
         else:
-            consumer = build_notification_consumer(settings, group_id=options.group(NOTIFICATION_GROUP), **common)
+            consumer = build_notification_consumer(
+                settings, group_id=options.group(NOTIFICATION_GROUP), **common
+            )
         consumer.run(stop)
 
     return run
@@ -73,18 +79,29 @@ async def _run(kinds: set[WorkerKind], settings: Settings, ready: Callable[[], N
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop)
 
-    threads = [threading.Thread(target=_consumer_target(kind, options), args=(settings, thread_stop),
-                                name=kind.value, daemon=False)
-               for kind in CONSUMER_KINDS if kind in kinds]
+    threads = [
+        threading.Thread(
+            target=_consumer_target(kind, options),
+            args=(settings, thread_stop),
+            name=kind.value,
+            daemon=False,
+        )
+        for kind in CONSUMER_KINDS
+        if kind in kinds
+    ]
     for thread in threads:
         thread.start()
     tasks = []
     if WorkerKind.SAGA in kinds:
         from workers.saga import run_saga_worker
 
-        tasks.append(asyncio.create_task(run_saga_worker(settings, async_stop, task_queue=options.task_queue)))
+        tasks.append(
+            asyncio.create_task(run_saga_worker(settings, async_stop, task_queue=options.task_queue))
+        )
     heartbeat = Heartbeat(settings.state_dir, sorted(k.value for k in kinds))
-    tasks.append(asyncio.create_task(heartbeat.run(async_stop, alive=lambda: all(t.is_alive() for t in threads))))
+    tasks.append(
+        asyncio.create_task(heartbeat.run(async_stop, alive=lambda: all(t.is_alive() for t in threads)))
+    )
     if ready:
         ready()
     try:

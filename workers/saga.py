@@ -26,12 +26,18 @@ __all__ = ["connect_client", "build_saga_worker", "run_saga_worker"]
 
 async def connect_client(settings: Settings) -> Client:
     """A Temporal client whose calls carry the OpenTelemetry context into workflows and activities."""
-    return await Client.connect(settings.temporal_target, namespace=settings.temporal_namespace,
-                                interceptors=[TracingInterceptor()])
+    return await Client.connect(
+        settings.temporal_target, namespace=settings.temporal_namespace, interceptors=[TracingInterceptor()]
+    )
 
 
-def build_saga_worker(client: Client, settings: Settings, *, task_queue: str = ORDER_TASK_QUEUE,
-                      max_concurrent_activities: int = 32) -> Worker:
+def build_saga_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    task_queue: str = ORDER_TASK_QUEUE,
+    max_concurrent_activities: int = 32,
+) -> Worker:
     producer = producer_from(settings)
     engine = engine_for(settings.dsn)
     ensure_schema(engine, order_metadata)
@@ -47,7 +53,9 @@ def build_saga_worker(client: Client, settings: Settings, *, task_queue: str = O
     )
 
 
-async def run_saga_worker(settings: Settings, stop: asyncio.Event, *, task_queue: str = ORDER_TASK_QUEUE) -> None:
+async def run_saga_worker(
+    settings: Settings, stop: asyncio.Event, *, task_queue: str = ORDER_TASK_QUEUE
+) -> None:
     configure_tracing("saga-worker")
     ensure_catalog_topics(settings)
     client = await connect_client(settings)

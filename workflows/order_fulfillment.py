@@ -52,11 +52,13 @@ SA_TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
 SA_ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 SA_ORDER_STEP = SearchAttributeKey.for_keyword("OrderStep")
 
-_PUBLISH_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                             maximum_interval=timedelta(seconds=30))
+_PUBLISH_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30)
+)
 # Compensation must finish: retry forever-ish with 2 s → 4 s → 8 s → 16 s → 30 s cap.
-_COMPENSATION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
-                                  maximum_interval=timedelta(seconds=30))
+_COMPENSATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30)
+)
 
 _DEPROVISIONED = "provisioning.deprovisioned"
 _REFUND_DONE = "billing.refund-completed"
@@ -93,10 +95,12 @@ class OrderFulfillmentWorkflow:
         if not workflow.patched(PATCH_FULL_SAGA):
             return await self._first_release(order)
         self._order = order
-        workflow.upsert_search_attributes([
-            SA_CORRELATION_ID.value_set(order.correlation_id),
-            SA_TENANT_ID.value_set(order.tenant_id),
-        ])
+        workflow.upsert_search_attributes(
+            [
+                SA_CORRELATION_ID.value_set(order.correlation_id),
+                SA_TENANT_ID.value_set(order.tenant_id),
+            ]
+        )
         await self._set("created", "order-created")
         created = await self._publish("order-created", "order.created", order.created_payload(), None)
         await self._set("awaiting_payment", "awaiting-payment")
@@ -104,11 +108,13 @@ class OrderFulfillmentWorkflow:
 
     async def _first_release(self, order: OrderRequest) -> OrderResult:
         """The original workflow (kept for histories recorded before the full saga)."""
-        workflow.upsert_search_attributes([
-            SA_CORRELATION_ID.value_set(order.correlation_id),
-            SA_TENANT_ID.value_set(order.tenant_id),
-            SA_ORDER_STATUS.value_set("created"),
-        ])
+        workflow.upsert_search_attributes(
+            [
+                SA_CORRELATION_ID.value_set(order.correlation_id),
+                SA_TENANT_ID.value_set(order.tenant_id),
+                SA_ORDER_STATUS.value_set("created"),
+            ]
+        )
         self._order = order
         created = await self._publish("order-created", "order.created", order.created_payload(), None)
         self._status = "created"
@@ -117,83 +123,165 @@ class OrderFulfillmentWorkflow:
     async def _after_created(self, order: OrderRequest, created_id: str) -> OrderResult:
         timings = order.timings
         try:
-            await workflow.wait_condition(lambda: bool(self._payment or self._payment_failure or self._cancel),
-                                          timeout=timedelta(seconds=timings.payment_timeout_s))
+            await workflow.wait_condition(
+                lambda: bool(self._payment or self._payment_failure or self._cancel),
+                timeout=timedelta(seconds=timings.payment_timeout_s),
+            )
         except TimeoutError:
             self._payment_failure = PaymentFailure("PAYMENT_TIMEOUT", "no payment arrived in time")
         if self._payment_failure is not None and self._payment is None:
             return await self._payment_failed(order, self._payment_failure, created_id)
         if self._payment is None:
-            return await self._compensate(stage="validation", error_code="CANCELLED", reason="cancelled",
-                                          cause_id=created_id, by_customer=True)
+            return await self._compensate(
+                stage="validation",
+                error_code="CANCELLED",
+                reason="cancelled",
+                cause_id=created_id,
+                by_customer=True,
+            )
         total = order.created_payload()["total"]
-        paid = await self._publish("payment-confirmed", "order.payment-confirmed", {
-            "orderId": order.order_id, "paymentId": self._payment.payment_id, "amount": total,
-            "method": self._payment.method}, created_id)
+        paid = await self._publish(
+            "payment-confirmed",
+            "order.payment-confirmed",
+            {
+                "orderId": order.order_id,
+                "paymentId": self._payment.payment_id,
+                "amount": total,
+                "method": self._payment.method,
+            },
+            created_id,
+        )
         self._stack.append(CompensationEntry("refund_payment", "order.payment-confirmed"))
         await self._set("paid", "payment-confirmed")
         if self._cancel is not None:
-            return await self._compensate(stage="payment", error_code="CANCELLED", reason="cancelled",
-                                          cause_id=paid.event_id, by_customer=True)
+            return await self._compensate(
+                stage="payment",
+                error_code="CANCELLED",
+                reason="cancelled",
+                cause_id=paid.event_id,
+                by_customer=True,
+            )
         return await self._provision(order, paid.event_id)
 
     async def _provision(self, order: OrderRequest, paid_id: str) -> OrderResult:
-        started = await self._publish("provisioning-started", "order.provisioning-started", {
-            "orderId": order.order_id, "customerId": order.customer_id, "planId": order.plan_id,
-            "region": order.region, "resources": resources_for_plan(order.plan_id)}, paid_id)
+        started = await self._publish(
+            "provisioning-started",
+            "order.provisioning-started",
+            {
+                "orderId": order.order_id,
+                "customerId": order.customer_id,
+                "planId": order.plan_id,
+                "region": order.region,
+                "resources": resources_for_plan(order.plan_id),
+            },
+            paid_id,
+        )
         entry = CompensationEntry("deprovision_resources", "order.provisioning-started", None)
         self._stack.append(entry)
         await self._set("provisioning", "awaiting-provisioning")
         # A cancel during provisioning waits for it to settle, so the undo knows what exists.
         try:
-            await workflow.wait_condition(lambda: _PROV_DONE in self._inbound or _PROV_FAILED in self._inbound,
-                                          timeout=timedelta(seconds=order.timings.provisioning_timeout_s))
+            await workflow.wait_condition(
+                lambda: _PROV_DONE in self._inbound or _PROV_FAILED in self._inbound,
+                timeout=timedelta(seconds=order.timings.provisioning_timeout_s),
+            )
         except TimeoutError:
-            return await self._compensate(stage="provisioning", error_code="PROVISIONING_TIMEOUT",
-                                          reason="provisioning did not answer in time",
-                                          cause_id=started.event_id, by_customer=False)
+            return await self._compensate(
+                stage="provisioning",
+                error_code="PROVISIONING_TIMEOUT",
+                reason="provisioning did not answer in time",
+                cause_id=started.event_id,
+                by_customer=False,
+            )
         if _PROV_FAILED in self._inbound and _PROV_DONE not in self._inbound:
             failed = self._inbound[_PROV_FAILED]
             entry.resources = list(failed.data.get("partialResources") or [])
-            return await self._compensate(stage="provisioning", error_code=failed.data["errorCode"],
-                                          reason=failed.data["reason"], cause_id=failed.event_id,
-                                          by_customer=False)
+            return await self._compensate(
+                stage="provisioning",
+                error_code=failed.data["errorCode"],
+                reason=failed.data["reason"],
+                cause_id=failed.event_id,
+                by_customer=False,
+            )
         completed = self._inbound[_PROV_DONE]
         self._resources = list(completed.data["resources"])
         entry.resources = list(self._resources)
         if self._cancel is not None:
-            return await self._compensate(stage="provisioning", error_code="CANCELLED", reason="cancelled",
-                                          cause_id=completed.event_id, by_customer=True)
+            return await self._compensate(
+                stage="provisioning",
+                error_code="CANCELLED",
+                reason="cancelled",
+                cause_id=completed.event_id,
+                by_customer=True,
+            )
         return await self._deliver(order, completed.event_id)
 
     async def _deliver(self, order: OrderRequest, completed_id: str) -> OrderResult:
         total = order.created_payload()["total"]
-        fulfilled = await self._publish("fulfilled", "order.fulfilled", {
-            "orderId": order.order_id, "customerId": order.customer_id, "subscriptionPlanId": order.plan_id,
-            "billingCycle": order.billing_cycle, "total": total, "resources": self._resources}, completed_id)
+        fulfilled = await self._publish(
+            "fulfilled",
+            "order.fulfilled",
+            {
+                "orderId": order.order_id,
+                "customerId": order.customer_id,
+                "subscriptionPlanId": order.plan_id,
+                "billingCycle": order.billing_cycle,
+                "total": total,
+                "resources": self._resources,
+            },
+            completed_id,
+        )
         await self._set("fulfilled", "fulfilled")
         if self._cancel is not None:
-            return await self._compensate(stage="provisioning", error_code="CANCELLED", reason="cancelled",
-                                          cause_id=fulfilled.event_id, by_customer=True)
-        console = f"https://console.cloud-factory.example/t/{order.tenant_id}/orders/{order.order_id}/credentials"
-        delivered = await self._publish("service-delivered", "order.service-delivered", {
-            "orderId": order.order_id, "customerId": order.customer_id, "resources": self._resources,
-            "consoleUrl": console}, fulfilled.event_id)
+            return await self._compensate(
+                stage="provisioning",
+                error_code="CANCELLED",
+                reason="cancelled",
+                cause_id=fulfilled.event_id,
+                by_customer=True,
+            )
+        console = (
+            f"https://console.cloud-factory.example/t/{order.tenant_id}/orders/{order.order_id}/credentials"
+        )
+        delivered = await self._publish(
+            "service-delivered",
+            "order.service-delivered",
+            {
+                "orderId": order.order_id,
+                "customerId": order.customer_id,
+                "resources": self._resources,
+                "consoleUrl": console,
+            },
+            fulfilled.event_id,
+        )
         self._stack.clear()
         await self._set("delivered", "done")
         return self._result(delivered.event_id)
 
     # --------------------------------------------------------- failure paths
-    async def _payment_failed(self, order: OrderRequest, failure: PaymentFailure, cause_id: str) -> OrderResult:
+    async def _payment_failed(
+        self, order: OrderRequest, failure: PaymentFailure, cause_id: str
+    ) -> OrderResult:
         self._failure = failure.reason
-        failed = await self._publish("failed", "order.failed", {
-            "orderId": order.order_id, "customerId": order.customer_id, "stage": "payment",
-            "errorCode": failure.error_code, "reason": _short(failure.reason), "compensated": False}, cause_id)
+        failed = await self._publish(
+            "failed",
+            "order.failed",
+            {
+                "orderId": order.order_id,
+                "customerId": order.customer_id,
+                "stage": "payment",
+                "errorCode": failure.error_code,
+                "reason": _short(failure.reason),
+                "compensated": False,
+            },
+            cause_id,
+        )
         await self._set("payment_failed", "done")
         return self._result(failed.event_id)
 
-    async def _compensate(self, *, stage: str, error_code: str, reason: str, cause_id: str,
-                          by_customer: bool) -> OrderResult:
+    async def _compensate(
+        self, *, stage: str, error_code: str, reason: str, cause_id: str, by_customer: bool
+    ) -> OrderResult:
         """Undo what was done, newest first; a customer cancel ends `cancelled`, a failure `compensated`."""
         order = self._require_order()
         if not by_customer:
@@ -201,24 +289,43 @@ class OrderFulfillmentWorkflow:
         await self._set("compensating", "compensation-started")
         last = cause_id
         if self._stack:
-            started = await self._publish("compensation-started", "order.compensation-started", {
-                "orderId": order.order_id, "failedStage": stage,
-                "steps": [entry.step for entry in reversed(self._stack)]}, last, compensation=True)
+            started = await self._publish(
+                "compensation-started",
+                "order.compensation-started",
+                {
+                    "orderId": order.order_id,
+                    "failedStage": stage,
+                    "steps": [entry.step for entry in reversed(self._stack)],
+                },
+                last,
+                compensation=True,
+            )
             last = started.event_id
-        cancel_reason = "customer_request" if by_customer else (
-            "out_of_capacity" if stage == "provisioning" else "administrative")
+        cancel_reason = (
+            "customer_request"
+            if by_customer
+            else ("out_of_capacity" if stage == "provisioning" else "administrative")
+        )
         will_release = any(e.step == "deprovision_resources" and e.resources != [] for e in self._stack)
         if by_customer and not will_release:
-            notice = await self._publish("cancelled", "order.cancelled", self._cancelled_payload(
-                cancel_reason, []), last, compensation=True)
+            notice = await self._publish(
+                "cancelled",
+                "order.cancelled",
+                self._cancelled_payload(cancel_reason, []),
+                last,
+                compensation=True,
+            )
             last = notice.event_id
         refunded = None
         while self._stack:
             entry = self._stack[-1]
             await self._set("compensating", f"compensate:{entry.step}")
             if entry.step == "deprovision_resources":
-                ok, last, why = (True, last, "") if entry.resources == [] else \
-                    await self._deprovision(entry, cancel_reason, last)
+                ok, last, why = (
+                    (True, last, "")
+                    if entry.resources == []
+                    else await self._deprovision(entry, cancel_reason, last)
+                )
             else:
                 ok, last, why = await self._refund(by_customer, last)
                 refunded = order.created_payload()["total"] if ok else None
@@ -227,31 +334,53 @@ class OrderFulfillmentWorkflow:
             self._stack.pop()
             self._completed.append(entry.step)
         if self._completed:
-            done = await self._publish("compensation-completed", "order.compensation-completed", {
-                "orderId": order.order_id, "completedSteps": list(self._completed), "refunded": refunded},
-                last, compensation=True)
+            done = await self._publish(
+                "compensation-completed",
+                "order.compensation-completed",
+                {"orderId": order.order_id, "completedSteps": list(self._completed), "refunded": refunded},
+                last,
+                compensation=True,
+            )
             last = done.event_id
         if by_customer:
             await self._set("cancelled", "done")
             return self._result(last)
-        failed = await self._publish("failed", "order.failed", {
-            "orderId": order.order_id, "customerId": order.customer_id, "stage": stage,
-            "errorCode": error_code, "reason": _short(reason), "compensated": True}, last)
+        failed = await self._publish(
+            "failed",
+            "order.failed",
+            {
+                "orderId": order.order_id,
+                "customerId": order.customer_id,
+                "stage": stage,
+                "errorCode": error_code,
+                "reason": _short(reason),
+                "compensated": True,
+            },
+            last,
+        )
         await self._set("compensated", "done")
         return self._result(failed.event_id)
 
-    async def _deprovision(self, entry: CompensationEntry, reason: str, cause_id: str) -> tuple[bool, str, str]:
-        """Publish `order.cancelled` and wait for `provisioning.deprovisioned`, asking again on each window."""
+    async def _deprovision(
+        self, entry: CompensationEntry, reason: str, cause_id: str
+    ) -> tuple[bool, str, str]:
+        """Publish `order.cancelled`, wait for `provisioning.deprovisioned`; ask again after each window."""
         resources = list(reversed(entry.resources or []))
         last = cause_id
         for attempt, window in enumerate(self._require_order().timings.compensation_windows_s, start=1):
             step = "cancelled" if attempt == 1 else f"cancelled#{attempt}"
-            asked = await self._publish(step, "order.cancelled", self._cancelled_payload(reason, resources),
-                                        cause_id, compensation=True)
+            asked = await self._publish(
+                step,
+                "order.cancelled",
+                self._cancelled_payload(reason, resources),
+                cause_id,
+                compensation=True,
+            )
             last = asked.event_id
             try:
-                await workflow.wait_condition(lambda: _DEPROVISIONED in self._inbound,
-                                              timeout=timedelta(seconds=window))
+                await workflow.wait_condition(
+                    lambda: _DEPROVISIONED in self._inbound, timeout=timedelta(seconds=window)
+                )
                 return True, self._inbound[_DEPROVISIONED].event_id, ""
             except TimeoutError:
                 continue
@@ -264,41 +393,81 @@ class OrderFulfillmentWorkflow:
         last = cause_id
         for attempt, window in enumerate(order.timings.compensation_windows_s, start=1):
             step = "refund-requested" if attempt == 1 else f"refund-requested#{attempt}"
-            asked = await self._publish(step, "billing.refund-requested", {
-                "orderId": order.order_id, "paymentId": self._payment.payment_id,
-                "amount": order.created_payload()["total"],
-                "reason": "order_cancelled" if by_customer else "order_failed",
-                "idempotencyKey": f"refund-{order.workflow_id}", "initiatedBy": "saga"}, cause_id,
-                compensation=True)
+            asked = await self._publish(
+                step,
+                "billing.refund-requested",
+                {
+                    "orderId": order.order_id,
+                    "paymentId": self._payment.payment_id,
+                    "amount": order.created_payload()["total"],
+                    "reason": "order_cancelled" if by_customer else "order_failed",
+                    "idempotencyKey": f"refund-{order.workflow_id}",
+                    "initiatedBy": "saga",
+                },
+                cause_id,
+                compensation=True,
+            )
             last = asked.event_id
             try:
-                await workflow.wait_condition(lambda: _REFUND_DONE in self._inbound or _REFUND_FAILED in self._inbound,
-                                              timeout=timedelta(seconds=window))
+                await workflow.wait_condition(
+                    lambda: _REFUND_DONE in self._inbound or _REFUND_FAILED in self._inbound,
+                    timeout=timedelta(seconds=window),
+                )
             except TimeoutError:
                 continue
             if _REFUND_DONE in self._inbound:
                 return True, self._inbound[_REFUND_DONE].event_id, ""
             failed = self._inbound[_REFUND_FAILED]
-            return False, failed.event_id, f"refund failed: {failed.data['errorCode']} {failed.data['reason']}"
+            return (
+                False,
+                failed.event_id,
+                f"refund failed: {failed.data['errorCode']} {failed.data['reason']}",
+            )
         return False, last, "the refund was never confirmed"
 
     async def _compensation_failed(self, step: str, why: str, cause_id: str) -> OrderResult:
         order = self._require_order()
         self._failure = why
-        failed_comp = await self._publish("compensation-failed", "order.compensation-failed", {
-            "orderId": order.order_id, "failedStep": step, "completedSteps": list(self._completed),
-            "reason": _short(why), "requiresManualAction": True}, cause_id, compensation=True)
+        failed_comp = await self._publish(
+            "compensation-failed",
+            "order.compensation-failed",
+            {
+                "orderId": order.order_id,
+                "failedStep": step,
+                "completedSteps": list(self._completed),
+                "reason": _short(why),
+                "requiresManualAction": True,
+            },
+            cause_id,
+            compensation=True,
+        )
         await workflow.execute_activity(
             "open_incident",
-            IncidentRequest(workflow_id=workflow.info().workflow_id, tenant_id=order.tenant_id,
-                            order_id=order.order_id, correlation_id=order.correlation_id, failed_step=step,
-                            completed_steps=list(self._completed), reason=why),
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=_COMPENSATION_RETRY)
-        failed = await self._publish("failed", "order.failed", {
-            "orderId": order.order_id, "customerId": order.customer_id,
-            "stage": "billing" if step == "refund_payment" else "provisioning",
-            "errorCode": "COMPENSATION_FAILED", "reason": _short(why), "compensated": False},
-            failed_comp.event_id)
+            IncidentRequest(
+                workflow_id=workflow.info().workflow_id,
+                tenant_id=order.tenant_id,
+                order_id=order.order_id,
+                correlation_id=order.correlation_id,
+                failed_step=step,
+                completed_steps=list(self._completed),
+                reason=why,
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_COMPENSATION_RETRY,
+        )
+        failed = await self._publish(
+            "failed",
+            "order.failed",
+            {
+                "orderId": order.order_id,
+                "customerId": order.customer_id,
+                "stage": "billing" if step == "refund_payment" else "provisioning",
+                "errorCode": "COMPENSATION_FAILED",
+                "reason": _short(why),
+                "compensated": False,
+            },
+            failed_comp.event_id,
+        )
         await self._set("compensation_failed", "manual-review")
         return self._result(failed.event_id)
 
@@ -306,8 +475,13 @@ class OrderFulfillmentWorkflow:
     def _cancelled_payload(self, reason: str, resources: list[dict]) -> dict:
         order = self._require_order()
         note = self._cancel.note if self._cancel is not None and reason == "customer_request" else None
-        return {"orderId": order.order_id, "customerId": order.customer_id, "reason": reason,
-                "note": note, "resourcesToRelease": resources}
+        return {
+            "orderId": order.order_id,
+            "customerId": order.customer_id,
+            "reason": reason,
+            "note": note,
+            "resourcesToRelease": resources,
+        }
 
     def _require_order(self) -> OrderRequest:
         assert self._order is not None, "the saga has not started"
@@ -318,35 +492,60 @@ class OrderFulfillmentWorkflow:
         self._status, self._step = status, step
         workflow.upsert_search_attributes([SA_ORDER_STATUS.value_set(status), SA_ORDER_STEP.value_set(step)])
         order = self._require_order()
-        workflow.upsert_memo({
-            "summary": f"order {order.order_id} ({order.plan_id}, {order.region}) for tenant {order.tenant_id}",
-            "status": status, "step": step,
-            "compensationStack": [entry.step for entry in reversed(self._stack)],
-        })
+        workflow.upsert_memo(
+            {
+                "summary": f"order {order.order_id} ({order.plan_id}, {order.region}) "
+                f"for tenant {order.tenant_id}",
+                "status": status,
+                "step": step,
+                "compensationStack": [entry.step for entry in reversed(self._stack)],
+            }
+        )
 
-    async def _publish(self, step: str, event_type: str, data: dict, causation_id: str | None, *,
-                       compensation: bool = False) -> PublishedEvent:
+    async def _publish(
+        self, step: str, event_type: str, data: dict, causation_id: str | None, *, compensation: bool = False
+    ) -> PublishedEvent:
         order = self._require_order()
         published: PublishedEvent = await workflow.execute_activity(
             "publish_event",
-            PublishRequest(workflow_id=workflow.info().workflow_id, step=step, event_type=event_type, data=data,
-                           tenant_id=order.tenant_id, correlation_id=order.correlation_id,
-                           causation_id=causation_id, actor_id=order.actor_id, actor_type=order.actor_type,
-                           occurred_at=workflow.now().isoformat()),
+            PublishRequest(
+                workflow_id=workflow.info().workflow_id,
+                step=step,
+                event_type=event_type,
+                data=data,
+                tenant_id=order.tenant_id,
+                correlation_id=order.correlation_id,
+                causation_id=causation_id,
+                actor_id=order.actor_id,
+                actor_type=order.actor_type,
+                occurred_at=workflow.now().isoformat(),
+            ),
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=_COMPENSATION_RETRY if compensation else _PUBLISH_RETRY,
             result_type=PublishedEvent,
         )
-        self._timeline.append(TimelineEntry("out", published.event_type, published.event_id,
-                                            workflow.now().isoformat(), causation_id, published.topic,
-                                            published.partition, published.offset))
+        self._timeline.append(
+            TimelineEntry(
+                "out",
+                published.event_type,
+                published.event_id,
+                workflow.now().isoformat(),
+                causation_id,
+                published.topic,
+                published.partition,
+                published.offset,
+            )
+        )
         return published
 
     def _result(self, last_event_id: str) -> OrderResult:
         order = self._require_order()
-        return OrderResult(order_id=order.order_id, status=self._status,
-                           events=[e.event_id for e in self._timeline if e.direction == "out"],
-                           last_event_id=last_event_id)
+        return OrderResult(
+            order_id=order.order_id,
+            status=self._status,
+            events=[e.event_id for e in self._timeline if e.direction == "out"],
+            last_event_id=last_event_id,
+        )
 
     # -------------------------------------------------------------- signals
     @workflow.signal
@@ -370,8 +569,11 @@ class OrderFulfillmentWorkflow:
         if event.event_id in self._seen:
             return
         self._seen[event.event_id] = None
-        self._timeline.append(TimelineEntry("in", event.event_type, event.event_id, workflow.now().isoformat(),
-                                            event.causation_id))
+        self._timeline.append(
+            TimelineEntry(
+                "in", event.event_type, event.event_id, workflow.now().isoformat(), event.causation_id
+            )
+        )
         self._inbound.setdefault(event.event_type, event)
 
     # -------------------------------------------------------------- queries
@@ -379,10 +581,16 @@ class OrderFulfillmentWorkflow:
     def status(self) -> OrderSnapshot:
         order = self._order
         return OrderSnapshot(
-            order_id=order.order_id if order else "", tenant_id=order.tenant_id if order else "",
-            correlation_id=order.correlation_id if order else "", status=self._status, step=self._step,
-            compensation_stack=list(reversed(self._stack)), completed_compensations=list(self._completed),
-            resources=list(self._resources), failure=self._failure)
+            order_id=order.order_id if order else "",
+            tenant_id=order.tenant_id if order else "",
+            correlation_id=order.correlation_id if order else "",
+            status=self._status,
+            step=self._step,
+            compensation_stack=list(reversed(self._stack)),
+            completed_compensations=list(self._completed),
+            resources=list(self._resources),
+            failure=self._failure,
+        )
 
     @workflow.query
     def compensation_stack(self) -> list[CompensationEntry]:

@@ -16,8 +16,13 @@ from cloud_factory.stack import ComponentState, Stack
 app = typer.Typer()
 console = Console()
 
-_STYLE = {"delivered": "green", "compensated": "yellow", "cancelled": "cyan", "payment_failed": "magenta",
-          "compensation_failed": "red"}
+_STYLE = {
+    "delivered": "green",
+    "compensated": "yellow",
+    "cancelled": "cyan",
+    "payment_failed": "magenta",
+    "compensation_failed": "red",
+}
 
 
 def _progress(orders: list[DemoOrder]) -> Table:
@@ -27,8 +32,15 @@ def _progress(orders: list[DemoOrder]) -> Table:
     for index, item in enumerate(orders, start=1):
         order = item.placed.order
         style = _STYLE.get(item.status, "white")
-        table.add_row(str(index), order.tenant_id, order.plan_id, item.scenario, f"[{style}]{item.status}[/]",
-                      item.step, f"{item.seconds:.1f}" if item.seconds is not None else "…")
+        table.add_row(
+            str(index),
+            order.tenant_id,
+            order.plan_id,
+            item.scenario,
+            f"[{style}]{item.status}[/]",
+            item.step,
+            f"{item.seconds:.1f}" if item.seconds is not None else "…",
+        )
     return table
 
 
@@ -45,24 +57,36 @@ def _summary(summary: DemoSummary) -> None:
     for event_type, count in sorted(summary.events_per_type.items()):
         events.add_row(event_type, str(count))
     console.print(events)
-    console.print(f"DLQ records of these flows: {summary.dlq}    duplicates suppressed: "
-                  f"{summary.duplicates_suppressed}    notifications stored: {summary.notifications}    "
-                  f"elapsed: {summary.elapsed_s:.1f}s")
+    console.print(
+        f"DLQ records of these flows: {summary.dlq}    duplicates suppressed: "
+        f"{summary.duplicates_suppressed}    notifications stored: {summary.notifications}    "
+        f"elapsed: {summary.elapsed_s:.1f}s"
+    )
     console.print(f"Inspect the sagas in the Temporal Web UI: [link={summary.ui_url}]{summary.ui_url}[/link]")
     console.print("One order in detail: cloud-factory order show <workflow id>")
 
 
 @app.callback(invoke_without_command=True)
-def demo(orders: int = typer.Option(20, "--orders", min=1, max=200, help="How many orders to place.")) -> None:
+def demo(
+    orders: int = typer.Option(20, "--orders", min=1, max=200, help="How many orders to place."),
+) -> None:
     """Place ~20 orders across 3 tenants (some set up to fail), follow them live, summarise."""
     settings = get_settings()
     unhealthy = [st.name for st in Stack(settings).status() if st.state is not ComponentState.HEALTHY]
     if unhealthy:
-        console.print(f"[red]error:[/] not healthy: {', '.join(unhealthy)}; run `cloud-factory stack up` first")
+        console.print(
+            f"[red]error:[/] not healthy: {', '.join(unhealthy)}; run `cloud-factory stack up` first"
+        )
         raise typer.Exit(1)
     with Live(console=console, refresh_per_second=4) as live:
-        summary = asyncio.run(run_demo(settings, orders=orders, say=lambda text: live.console.print(f"  {text}"),
-                                       on_progress=lambda items: live.update(_progress(items))))
+        summary = asyncio.run(
+            run_demo(
+                settings,
+                orders=orders,
+                say=lambda text: live.console.print(f"  {text}"),
+                on_progress=lambda items: live.update(_progress(items)),
+            )
+        )
     _summary(summary)
     if summary.outcomes.get("starting"):
         raise typer.Exit(1)

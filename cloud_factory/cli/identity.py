@@ -19,8 +19,13 @@ def _commands():
     from services.identity.commands import IdentityCommands
     from services.identity.tables import metadata
 
-    return build_commands(get_settings(), "identity", metadata, IdentityCommands,
-                          [e.event_type for e in schemas.catalog.published_by("identity")])
+    return build_commands(
+        get_settings(),
+        "identity",
+        metadata,
+        IdentityCommands,
+        [e.event_type for e in schemas.catalog.published_by("identity")],
+    )
 
 
 def _run(action):
@@ -32,8 +37,12 @@ def _run(action):
 
 
 @app.command()
-def register(tenant: str = typer.Option(..., "--tenant"), email: str = typer.Option(..., "--email"),
-             name: str = typer.Option(..., "--name"), locale: str = typer.Option("en", "--locale")) -> None:
+def register(
+    tenant: str = typer.Option(..., "--tenant"),
+    email: str = typer.Option(..., "--email"),
+    name: str = typer.Option(..., "--name"),
+    locale: str = typer.Option("en", "--locale"),
+) -> None:
     """Register a user → identity.user-registered."""
     typer.echo(_run(lambda: _commands().register(tenant, email, name, locale=locale)))
 
@@ -52,16 +61,22 @@ def reset_password(user_id: uuid.UUID) -> None:
 
 
 @app.command("create-api-key")
-def create_api_key(user_id: uuid.UUID, name: str = typer.Option(..., "--name"),
-                   scope: list[str] = typer.Option(["orders:read"], "--scope")) -> None:
+def create_api_key(
+    user_id: uuid.UUID,
+    name: str = typer.Option(..., "--name"),
+    scope: list[str] = typer.Option(["orders:read"], "--scope"),  # noqa: B008 (typer idiom)
+) -> None:
     """Create an API key (the secret is printed once) → identity.api-key-created."""
     key = _run(lambda: _commands().create_api_key(user_id, name, scope))
     typer.echo(f"{key.api_key_id} {key.secret}")
 
 
 @app.command("revoke-api-key")
-def revoke_api_key(api_key_id: uuid.UUID, by: uuid.UUID = typer.Option(..., "--by"),
-                   reason: str = typer.Option(..., "--reason")) -> None:
+def revoke_api_key(
+    api_key_id: uuid.UUID,
+    by: uuid.UUID = typer.Option(..., "--by"),  # noqa: B008 (typer idiom)
+    reason: str = typer.Option(..., "--reason"),
+) -> None:
     """Revoke an API key → identity.api-key-revoked."""
     _run(lambda: _commands().revoke_api_key(api_key_id, by, reason))
     typer.echo("revoked")

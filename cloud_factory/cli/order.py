@@ -35,7 +35,9 @@ def _workflow_id(order: str, tenant: str | None) -> str:
     if order.startswith("order-"):
         return order
     if not tenant:
-        raise typer.BadParameter("give the workflow id (order-<tenant>-<order id>) or --tenant with the order id")
+        raise typer.BadParameter(
+            "give the workflow id (order-<tenant>-<order id>) or --tenant with the order id"
+        )
     return f"order-{tenant}-{order}"
 
 
@@ -50,8 +52,12 @@ def place(
     tenant: str = typer.Option(..., "--tenant", help="Tenant placing the order."),
     plan: str = typer.Option("vm-standard-2", "--plan", help="Plan slug, e.g. vm-standard-2."),
     region: str = typer.Option("eu-west-1", "--region"),
-    fail_at: str | None = typer.Option(None, "--fail-at", help=f"Inject a failure: {', '.join(FAIL_POINTS)}."),
-    pay: bool = typer.Option(True, "--pay/--no-pay", help="Report the payment right away (else: `order pay`)."),
+    fail_at: str | None = typer.Option(
+        None, "--fail-at", help=f"Inject a failure: {', '.join(FAIL_POINTS)}."
+    ),
+    pay: bool = typer.Option(
+        True, "--pay/--no-pay", help="Report the payment right away (else: `order pay`)."
+    ),
     wait: bool = typer.Option(False, "--wait", help="Wait for the saga to finish and print its outcome."),
 ) -> None:
     """Start an order saga (workers must be running: `cloud-factory worker all`)."""
@@ -64,23 +70,33 @@ def place(
 
     async def go() -> str | None:
         client = await _client()
-        placed = await place_order(client, engine_for(get_settings().dsn), order, fail_at=fail_at, pay=pay,
-                                   task_queue=WorkerOptions.from_env().task_queue)
+        placed = await place_order(
+            client,
+            engine_for(get_settings().dsn),
+            order,
+            fail_at=fail_at,
+            pay=pay,
+            task_queue=WorkerOptions.from_env().task_queue,
+        )
         if wait:
             return (await placed.handle.result()).status
         return None
 
     status = asyncio.run(go())
-    console.print(f"order [bold]{order.order_id}[/] placed for tenant {tenant} (workflow {order.workflow_id})")
+    console.print(
+        f"order [bold]{order.order_id}[/] placed for tenant {tenant} (workflow {order.workflow_id})"
+    )
     if status:
         console.print(f"outcome: [bold]{status}[/]")
     console.print(f"Temporal UI: {_ui_link(order.workflow_id)}")
 
 
 @app.command()
-def pay(order: str = typer.Argument(..., help="Workflow id, or order id with --tenant."),
-        tenant: str | None = typer.Option(None, "--tenant"),
-        declined: bool = typer.Option(False, "--declined", help="Report a declined payment instead.")) -> None:
+def pay(
+    order: str = typer.Argument(..., help="Workflow id, or order id with --tenant."),
+    tenant: str | None = typer.Option(None, "--tenant"),
+    declined: bool = typer.Option(False, "--declined", help="Report a declined payment instead."),
+) -> None:
     """Report the payment outcome of an order placed with --no-pay."""
     asyncio.run(_signal_pay(_workflow_id(order, tenant), declined))
     console.print("payment " + ("declined" if declined else "confirmed"))
@@ -91,9 +107,11 @@ async def _signal_pay(workflow_id: str, declined: bool) -> None:
 
 
 @app.command()
-def cancel(order: str = typer.Argument(..., help="Workflow id, or order id with --tenant."),
-           tenant: str | None = typer.Option(None, "--tenant"),
-           note: str | None = typer.Option(None, "--note")) -> None:
+def cancel(
+    order: str = typer.Argument(..., help="Workflow id, or order id with --tenant."),
+    tenant: str | None = typer.Option(None, "--tenant"),
+    note: str | None = typer.Option(None, "--note"),
+) -> None:
     """Cancel an order before delivery: the saga compensates what it did, newest first."""
     workflow_id = _workflow_id(order, tenant)
 
@@ -105,9 +123,11 @@ def cancel(order: str = typer.Argument(..., help="Workflow id, or order id with 
 
 
 @app.command()
-def show(order: str = typer.Argument(..., help="Workflow id, or order id with --tenant."),
-         tenant: str | None = typer.Option(None, "--tenant"),
-         as_json: bool = typer.Option(False, "--json")) -> None:
+def show(
+    order: str = typer.Argument(..., help="Workflow id, or order id with --tenant."),
+    tenant: str | None = typer.Option(None, "--tenant"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Status, compensation stack, event timeline (Kafka + workflow history), DLQ entries, UI link."""
     from services.order.inspect import inspect_order
 
@@ -115,20 +135,30 @@ def show(order: str = typer.Argument(..., help="Workflow id, or order id with --
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2, default=str))
         return
-    console.print(f"[bold]{report.workflow_id}[/]  status=[bold]{report.status}[/] step={report.step} "
-                  f"({report.execution_status})")
+    console.print(
+        f"[bold]{report.workflow_id}[/]  status=[bold]{report.status}[/] step={report.step} "
+        f"({report.execution_status})"
+    )
     console.print(f"correlationId {report.correlation_id}  tenant {report.tenant_id}")
-    console.print("compensation stack (next undo first): " + (", ".join(report.compensation_stack) or "empty"))
+    console.print(
+        "compensation stack (next undo first): " + (", ".join(report.compensation_stack) or "empty")
+    )
     table = Table(title="event timeline (Kafka)")
     for column in ("time", "event type", "event id", "causation", "signature"):
         table.add_column(column)
     for event in report.events:
-        table.add_row(dt.datetime.fromtimestamp(event["timestampMs"] / 1000).strftime("%H:%M:%S.%f")[:-3],
-                      event["eventType"], event["eventId"][:8], (event["causationId"] or "-")[:8],
-                      "valid" if event["signatureOk"] else "[red]INVALID[/]")
+        table.add_row(
+            dt.datetime.fromtimestamp(event["timestampMs"] / 1000).strftime("%H:%M:%S.%f")[:-3],
+            event["eventType"],
+            event["eventId"][:8],
+            (event["causationId"] or "-")[:8],
+            "valid" if event["signatureOk"] else "[red]INVALID[/]",
+        )
     console.print(table)
-    console.print(f"workflow history: {report.history_events} events, {report.activities} activities, "
-                  f"{report.signals} signals")
+    console.print(
+        f"workflow history: {report.history_events} events, {report.activities} activities, "
+        f"{report.signals} signals"
+    )
     console.print(f"DLQ entries of this flow: {len(report.dlq)}")
     for entry in report.dlq:
         console.print(f"  {entry['topic']}: {entry['errorClass']} — {entry['reason']}")

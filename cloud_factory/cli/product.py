@@ -20,8 +20,13 @@ def _commands():
     from services.product.commands import ProductCommands
     from services.product.tables import metadata
 
-    return build_commands(get_settings(), "product", metadata, ProductCommands,
-                          [e.event_type for e in schemas.catalog.published_by("product")])
+    return build_commands(
+        get_settings(),
+        "product",
+        metadata,
+        ProductCommands,
+        [e.event_type for e in schemas.catalog.published_by("product")],
+    )
 
 
 def _run(action):
@@ -33,29 +38,52 @@ def _run(action):
 
 
 @app.command()
-def create(sku: str = typer.Option(..., "--sku"), name: str = typer.Option(..., "--name"),
-           description: str = typer.Option(..., "--description"),
-           category: str = typer.Option("compute", "--category"),
-           region: list[str] = typer.Option(["eu-west-1"], "--region")) -> None:
+def create(
+    sku: str = typer.Option(..., "--sku"),
+    name: str = typer.Option(..., "--name"),
+    description: str = typer.Option(..., "--description"),
+    category: str = typer.Option("compute", "--category"),
+    region: list[str] = typer.Option(["eu-west-1"], "--region"),  # noqa: B008 (typer idiom)
+) -> None:
     """Create a product → product.created."""
     typer.echo(_run(lambda: _commands().create_product(sku, name, description, category, region)))
 
 
 @app.command("create-plan")
-def create_plan(product_id: uuid.UUID, plan_id: str = typer.Option(..., "--plan"),
-                name: str = typer.Option(..., "--name"), price: int = typer.Option(..., "--price-minor"),
-                currency: str = typer.Option("EUR", "--currency"), cycle: str = typer.Option("monthly", "--cycle"),
-                vcpus: int = typer.Option(2, "--vcpus"), memory_mib: int = typer.Option(4096, "--memory-mib"),
-                storage_gib: int = typer.Option(50, "--storage-gib")) -> None:
+def create_plan(
+    product_id: uuid.UUID,
+    plan_id: str = typer.Option(..., "--plan"),
+    name: str = typer.Option(..., "--name"),
+    price: int = typer.Option(..., "--price-minor"),
+    currency: str = typer.Option("EUR", "--currency"),
+    cycle: str = typer.Option("monthly", "--cycle"),
+    vcpus: int = typer.Option(2, "--vcpus"),
+    memory_mib: int = typer.Option(4096, "--memory-mib"),
+    storage_gib: int = typer.Option(50, "--storage-gib"),
+) -> None:
     """Create a plan of a product → product.plan-created."""
-    _run(lambda: _commands().create_plan(product_id, plan_id, name, price, currency, cycle, vcpus=vcpus,
-                                         memory_mib=memory_mib, storage_gib=storage_gib))
+    _run(
+        lambda: _commands().create_plan(
+            product_id,
+            plan_id,
+            name,
+            price,
+            currency,
+            cycle,
+            vcpus=vcpus,
+            memory_mib=memory_mib,
+            storage_gib=storage_gib,
+        )
+    )
     typer.echo(plan_id)
 
 
 @app.command("change-price")
-def change_price(plan_id: str, price: int = typer.Option(..., "--price-minor"),
-                 effective: str = typer.Option(..., "--effective", help="YYYY-MM-DD")) -> None:
+def change_price(
+    plan_id: str,
+    price: int = typer.Option(..., "--price-minor"),
+    effective: str = typer.Option(..., "--effective", help="YYYY-MM-DD"),
+) -> None:
     """Change a plan's price from a date → product.price-changed."""
     _run(lambda: _commands().change_price(plan_id, price, dt.date.fromisoformat(effective)))
     typer.echo("price changed")

@@ -19,8 +19,13 @@ def _commands():
     from services.support.commands import SupportCommands
     from services.support.tables import metadata
 
-    return build_commands(get_settings(), "support", metadata, SupportCommands,
-                          [e.event_type for e in schemas.catalog.published_by("support")])
+    return build_commands(
+        get_settings(),
+        "support",
+        metadata,
+        SupportCommands,
+        [e.event_type for e in schemas.catalog.published_by("support")],
+    )
 
 
 def _run(action):
@@ -32,26 +37,41 @@ def _run(action):
 
 
 @app.command("open")
-def open_ticket(tenant: str = typer.Option(..., "--tenant"), customer: uuid.UUID = typer.Option(..., "--customer"),
-                subject: str = typer.Option(..., "--subject"), priority: str = typer.Option("normal", "--priority"),
-                category: str = typer.Option("technical", "--category"),
-                order: uuid.UUID | None = typer.Option(None, "--order")) -> None:
+def open_ticket(
+    tenant: str = typer.Option(..., "--tenant"),
+    customer: uuid.UUID = typer.Option(..., "--customer"),  # noqa: B008 (typer idiom)
+    subject: str = typer.Option(..., "--subject"),
+    priority: str = typer.Option("normal", "--priority"),
+    category: str = typer.Option("technical", "--category"),
+    order: uuid.UUID | None = typer.Option(None, "--order"),  # noqa: B008 (typer idiom)
+) -> None:
     """Open a ticket → support.ticket-created."""
-    typer.echo(_run(lambda: _commands().open(tenant, customer, subject, priority=priority, category=category,
-                                             order_id=order)))
+    typer.echo(
+        _run(
+            lambda: _commands().open(
+                tenant, customer, subject, priority=priority, category=category, order_id=order
+            )
+        )
+    )
 
 
 @app.command()
-def assign(ticket_id: uuid.UUID, to: uuid.UUID = typer.Option(..., "--to"),
-           team: str = typer.Option("cloud-ops", "--team")) -> None:
+def assign(
+    ticket_id: uuid.UUID,
+    to: uuid.UUID = typer.Option(..., "--to"),  # noqa: B008 (typer idiom)
+    team: str = typer.Option("cloud-ops", "--team"),
+) -> None:
     """Assign a ticket → support.ticket-assigned."""
     _run(lambda: _commands().assign(ticket_id, to, team))
     typer.echo("assigned")
 
 
 @app.command()
-def reply(ticket_id: uuid.UUID, message: str = typer.Option(..., "--message"),
-          author: str = typer.Option("agent", "--author", help="agent or customer")) -> None:
+def reply(
+    ticket_id: uuid.UUID,
+    message: str = typer.Option(..., "--message"),
+    author: str = typer.Option("agent", "--author", help="agent or customer"),
+) -> None:
     """Reply on a ticket → support.ticket-replied."""
     typer.echo(_run(lambda: _commands().reply(ticket_id, author, message)))
 
@@ -64,8 +84,11 @@ def escalate(ticket_id: uuid.UUID, reason: str = typer.Option(..., "--reason")) 
 
 
 @app.command()
-def resolve(ticket_id: uuid.UUID, code: str = typer.Option("fixed", "--code"),
-            summary: str = typer.Option(..., "--summary")) -> None:
+def resolve(
+    ticket_id: uuid.UUID,
+    code: str = typer.Option("fixed", "--code"),
+    summary: str = typer.Option(..., "--summary"),
+) -> None:
     """Resolve a ticket → support.ticket-resolved."""
     _run(lambda: _commands().resolve(ticket_id, code, summary))
     typer.echo("resolved")
@@ -79,8 +102,11 @@ def reopen(ticket_id: uuid.UUID, reason: str = typer.Option(..., "--reason")) ->
 
 
 @app.command()
-def close(ticket_id: uuid.UUID, by: str = typer.Option("agent", "--by"),
-          score: int | None = typer.Option(None, "--score", min=1, max=5)) -> None:
+def close(
+    ticket_id: uuid.UUID,
+    by: str = typer.Option("agent", "--by"),
+    score: int | None = typer.Option(None, "--score", min=1, max=5),
+) -> None:
     """Close a resolved ticket → support.ticket-closed."""
     _run(lambda: _commands().close(ticket_id, by, score))
     typer.echo("closed")

@@ -14,7 +14,9 @@ app = typer.Typer(help="Run workers (saga, notification, all) until SIGTERM.")
 
 
 @app.callback(invoke_without_command=True)
-def worker(kind: WorkerKind = typer.Argument(..., help="Which worker to run; `all` runs every kind in one process.")) -> None:
+def worker(
+    kind: WorkerKind = typer.Argument(..., help="Which worker to run; `all` runs every kind in one process."),  # noqa: B008 (typer idiom)
+) -> None:
     """Start the worker(s); replicas may run anywhere (Temporal task queue / Kafka consumer group)."""
     configure_logging()
     logging.getLogger(__name__).info("starting %s worker(s)", kind.value)

@@ -31,15 +31,21 @@ class GatewayUnavailable(Exception):
     """The PSP did not answer; try again."""
 
 
-def inject_gateway_fault(engine: Engine, order_id: uuid.UUID | str, operation: str, mode: str = "permanent",
-                         *, times: int = 1) -> None:
+def inject_gateway_fault(
+    engine: Engine, order_id: uuid.UUID | str, operation: str, mode: str = "permanent", *, times: int = 1
+) -> None:
     if operation not in OPERATIONS or mode not in ("permanent", "transient"):
-        raise ValueError(f"gateway fault needs operation in {OPERATIONS} and mode permanent|transient, "
-                         f"got {operation!r}/{mode!r}")
-    statement = insert(gateway_faults).values(order_id=uuid.UUID(str(order_id)), operation=operation, mode=mode,
-                                              remaining=times)
+        raise ValueError(
+            f"gateway fault needs operation in {OPERATIONS} and mode permanent|transient, "
+            f"got {operation!r}/{mode!r}"
+        )
+    statement = insert(gateway_faults).values(
+        order_id=uuid.UUID(str(order_id)), operation=operation, mode=mode, remaining=times
+    )
     with engine.begin() as conn:
-        conn.execute(statement.on_conflict_do_update(constraint="gateway_faults_pkey", set_={"remaining": times}))
+        conn.execute(
+            statement.on_conflict_do_update(constraint="gateway_faults_pkey", set_={"remaining": times})
+        )
 
 
 @dataclass
@@ -49,9 +55,14 @@ class SimulatedGateway:
     def _check(self, order_id: uuid.UUID, operation: str) -> None:
         with self.engine.begin() as conn:
             for mode in ("permanent", "transient"):
-                where = and_(gateway_faults.c.order_id == order_id, gateway_faults.c.operation == operation,
-                             gateway_faults.c.mode == mode)
-                remaining = conn.execute(select(gateway_faults.c.remaining).where(where).with_for_update()).scalar()
+                where = and_(
+                    gateway_faults.c.order_id == order_id,
+                    gateway_faults.c.operation == operation,
+                    gateway_faults.c.mode == mode,
+                )
+                remaining = conn.execute(
+                    select(gateway_faults.c.remaining).where(where).with_for_update()
+                ).scalar()
                 if not remaining:
                     continue
                 if mode == "permanent":
@@ -63,7 +74,11 @@ class SimulatedGateway:
         """Capture or refund once per operation id; returns the PSP reference."""
         self._check(order_id, operation)
         with self.engine.begin() as conn:
-            conn.execute(insert(psp_operations).values(operation_id=operation_id, order_id=order_id, kind=operation,
-                                                       amount_minor=amount_minor)
-                         .on_conflict_do_nothing(index_elements=["operation_id"]))
+            conn.execute(
+                insert(psp_operations)
+                .values(
+                    operation_id=operation_id, order_id=order_id, kind=operation, amount_minor=amount_minor
+                )
+                .on_conflict_do_nothing(index_elements=["operation_id"])
+            )
         return f"psp_{operation}_{operation_id.hex[:16]}"

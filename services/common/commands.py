@@ -14,7 +14,9 @@ from services.common.emitter import Emitter
 __all__ = ["build_commands"]
 
 
-def build_commands(settings: Settings, service: str, metadata: MetaData, factory: Any, event_types: list[str]) -> Any:
+def build_commands(
+    settings: Settings, service: str, metadata: MetaData, factory: Any, event_types: list[str]
+) -> Any:
     engine = engine_for(settings.dsn)
     ensure_schema(engine, metadata)
     ensure_catalog_topics(settings, event_types)

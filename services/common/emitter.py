@@ -34,19 +34,45 @@ class Emitter:
         self.service = service
         self.actor = schemas.Actor(id=f"{service}-service", type=schemas.ActorType.SERVICE)
 
-    def derive(self, parent: schemas.Envelope, event_type: str, data: schemas.Payload | Mapping[str, Any],
-               *, key: str) -> Delivery:
-        envelope = schemas.derive_event(parent, event_type, data, actor=self.actor,
-                                        producer=f"{self.service}-service",
-                                        event_id=service_event_id(self.service, key))
+    def derive(
+        self,
+        parent: schemas.Envelope,
+        event_type: str,
+        data: schemas.Payload | Mapping[str, Any],
+        *,
+        key: str,
+    ) -> Delivery:
+        envelope = schemas.derive_event(
+            parent,
+            event_type,
+            data,
+            actor=self.actor,
+            producer=f"{self.service}-service",
+            event_id=service_event_id(self.service, key),
+        )
         return self.producer.publish(envelope)
 
-    def new(self, event_type: str, data: schemas.Payload | Mapping[str, Any], *, tenant_id: str,
-            correlation_id: uuid.UUID, actor: schemas.Actor, key: str,
-            causation_id: uuid.UUID | None = None) -> schemas.Envelope:
+    def new(
+        self,
+        event_type: str,
+        data: schemas.Payload | Mapping[str, Any],
+        *,
+        tenant_id: str,
+        correlation_id: uuid.UUID,
+        actor: schemas.Actor,
+        key: str,
+        causation_id: uuid.UUID | None = None,
+    ) -> schemas.Envelope:
         """An event of a flow this service drives itself (CLI publishers); returns what was published."""
-        envelope = schemas.new_event(event_type, data, tenant_id=tenant_id, correlation_id=correlation_id,
-                                     actor=actor, producer=f"{self.service}-service", causation_id=causation_id,
-                                     event_id=service_event_id(self.service, key))
+        envelope = schemas.new_event(
+            event_type,
+            data,
+            tenant_id=tenant_id,
+            correlation_id=correlation_id,
+            actor=actor,
+            producer=f"{self.service}-service",
+            causation_id=causation_id,
+            event_id=service_event_id(self.service, key),
+        )
         self.producer.publish(envelope)
         return envelope

@@ -21,15 +21,36 @@ def flow_id(kind: str, entity_id: uuid.UUID | str) -> uuid.UUID:
     return uuid.uuid5(_NS, f"{kind}/{entity_id}")
 
 
-def publish_step(conn: Connection, emitter: Emitter, table: Table, key_column: str, entity_id: Any, *,
-                 kind: str, step: str, event_type: str, data: Mapping[str, Any], tenant_id: str,
-                 actor: schemas.Actor, previous: str | None, flow_of: Any = None) -> schemas.Envelope:
+def publish_step(
+    conn: Connection,
+    emitter: Emitter,
+    table: Table,
+    key_column: str,
+    entity_id: Any,
+    *,
+    kind: str,
+    step: str,
+    event_type: str,
+    data: Mapping[str, Any],
+    tenant_id: str,
+    actor: schemas.Actor,
+    previous: str | None,
+    flow_of: Any = None,
+) -> schemas.Envelope:
     """Publish the step's event and record it as the entity's last event (inside `conn`'s transaction,
     so a failed publish leaves the row as it was). `flow_of` names the flow's owner when the row is
     a child (an API key belongs to its user's flow)."""
     owner = entity_id if flow_of is None else flow_of
-    envelope = emitter.new(event_type, data, tenant_id=tenant_id, correlation_id=flow_id(kind, owner),
-                           actor=actor, key=f"{kind}/{entity_id}/{step}",
-                           causation_id=uuid.UUID(previous) if previous else None)
-    conn.execute(update(table).where(table.c[key_column] == entity_id).values(last_event_id=str(envelope.event_id)))
+    envelope = emitter.new(
+        event_type,
+        data,
+        tenant_id=tenant_id,
+        correlation_id=flow_id(kind, owner),
+        actor=actor,
+        key=f"{kind}/{entity_id}/{step}",
+        causation_id=uuid.UUID(previous) if previous else None,
+    )
+    conn.execute(
+        update(table).where(table.c[key_column] == entity_id).values(last_event_id=str(envelope.event_id))
+    )
     return envelope

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import schemas
 from messaging.consumer import HandlerContext
 
-__all__ = ["TenantScope", "scoped"]
+__all__ = ["ALL_TENANTS", "TenantScope", "scoped"]
 
 Handler = Callable[[schemas.Envelope, HandlerContext], None]
 
@@ -25,6 +25,9 @@ class TenantScope:
 
     def serves(self, tenant_id: str) -> bool:
         return tenant_id.startswith(self.prefix)
+
+
+ALL_TENANTS = TenantScope()
 
 
 def scoped(handler: Handler, scope: TenantScope) -> Handler:

@@ -40,18 +40,47 @@ class IdentityCommands:
     def _actor(self, user_id: uuid.UUID) -> schemas.Actor:
         return schemas.Actor(id=str(user_id), type=schemas.ActorType.USER)
 
-    def register(self, tenant_id: str, email: str, display_name: str, *, locale: str = "en",
-                 marketing_opt_in: bool = False) -> uuid.UUID:
+    def register(
+        self,
+        tenant_id: str,
+        email: str,
+        display_name: str,
+        *,
+        locale: str = "en",
+        marketing_opt_in: bool = False,
+    ) -> uuid.UUID:
         user_id = uuid.uuid4()
         try:
             with self.engine.begin() as conn:
-                conn.execute(users.insert().values(user_id=user_id, tenant_id=tenant_id, email=email,
-                                                   display_name=display_name, locale=locale))
-                publish_step(conn, self.emit, users, "user_id", user_id, kind="user", step="registered",
-                             event_type="identity.user-registered", tenant_id=tenant_id,
-                             actor=self._actor(user_id), previous=None, data={
-                                 "userId": user_id, "email": email, "displayName": display_name, "locale": locale,
-                                 "marketingOptIn": marketing_opt_in})
+                conn.execute(
+                    users.insert().values(
+                        user_id=user_id,
+                        tenant_id=tenant_id,
+                        email=email,
+                        display_name=display_name,
+                        locale=locale,
+                    )
+                )
+                publish_step(
+                    conn,
+                    self.emit,
+                    users,
+                    "user_id",
+                    user_id,
+                    kind="user",
+                    step="registered",
+                    event_type="identity.user-registered",
+                    tenant_id=tenant_id,
+                    actor=self._actor(user_id),
+                    previous=None,
+                    data={
+                        "userId": user_id,
+                        "email": email,
+                        "displayName": display_name,
+                        "locale": locale,
+                        "marketingOptIn": marketing_opt_in,
+                    },
+                )
         except IntegrityError:
             raise ValueError(f"email {email!r} is already registered for tenant {tenant_id!r}") from None
         return user_id
@@ -60,20 +89,44 @@ class IdentityCommands:
         with self.engine.begin() as conn:
             user = self._user(conn, user_id)
             conn.execute(update(users).where(users.c.user_id == user_id).values(email_verified=True))
-            publish_step(conn, self.emit, users, "user_id", user_id, kind="user", step="email-verified",
-                         event_type="identity.email-verified", tenant_id=user["tenant_id"],
-                         actor=self._actor(user_id), previous=user["last_event_id"],
-                         data={"userId": user_id, "email": user["email"]})
+            publish_step(
+                conn,
+                self.emit,
+                users,
+                "user_id",
+                user_id,
+                kind="user",
+                step="email-verified",
+                event_type="identity.email-verified",
+                tenant_id=user["tenant_id"],
+                actor=self._actor(user_id),
+                previous=user["last_event_id"],
+                data={"userId": user_id, "email": user["email"]},
+            )
 
     def request_password_reset(self, user_id: uuid.UUID) -> uuid.UUID:
         request_id = uuid.uuid4()
         with self.engine.begin() as conn:
             user = self._user(conn, user_id)
-            publish_step(conn, self.emit, users, "user_id", user_id, kind="user", step=f"reset/{request_id}",
-                         event_type="identity.password-reset-requested", tenant_id=user["tenant_id"],
-                         actor=self._actor(user_id), previous=user["last_event_id"], data={
-                             "userId": user_id, "email": user["email"], "resetRequestId": request_id,
-                             "expiresAt": (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()})
+            publish_step(
+                conn,
+                self.emit,
+                users,
+                "user_id",
+                user_id,
+                kind="user",
+                step=f"reset/{request_id}",
+                event_type="identity.password-reset-requested",
+                tenant_id=user["tenant_id"],
+                actor=self._actor(user_id),
+                previous=user["last_event_id"],
+                data={
+                    "userId": user_id,
+                    "email": user["email"],
+                    "resetRequestId": request_id,
+                    "expiresAt": (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat(),
+                },
+            )
         return request_id
 
     def create_api_key(self, user_id: uuid.UUID, name: str, scopes: list[str]) -> NewApiKey:
@@ -82,14 +135,37 @@ class IdentityCommands:
         secret = f"{prefix}_{secrets.token_urlsafe(24)}"
         with self.engine.begin() as conn:
             user = self._user(conn, user_id)
-            conn.execute(api_keys.insert().values(api_key_id=key_id, user_id=user_id, name=name, prefix=prefix,
-                                                  secret_sha256=hashlib.sha256(secret.encode()).hexdigest(),
-                                                  scopes=scopes))
-            publish_step(conn, self.emit, api_keys, "api_key_id", key_id, kind="user", step=f"key/{key_id}",
-                         event_type="identity.api-key-created", tenant_id=user["tenant_id"],
-                         actor=self._actor(user_id), previous=user["last_event_id"], flow_of=user_id, data={
-                             "apiKeyId": key_id, "userId": user_id, "name": name, "prefix": prefix,
-                             "scopes": scopes})
+            conn.execute(
+                api_keys.insert().values(
+                    api_key_id=key_id,
+                    user_id=user_id,
+                    name=name,
+                    prefix=prefix,
+                    secret_sha256=hashlib.sha256(secret.encode()).hexdigest(),
+                    scopes=scopes,
+                )
+            )
+            publish_step(
+                conn,
+                self.emit,
+                api_keys,
+                "api_key_id",
+                key_id,
+                kind="user",
+                step=f"key/{key_id}",
+                event_type="identity.api-key-created",
+                tenant_id=user["tenant_id"],
+                actor=self._actor(user_id),
+                previous=user["last_event_id"],
+                flow_of=user_id,
+                data={
+                    "apiKeyId": key_id,
+                    "userId": user_id,
+                    "name": name,
+                    "prefix": prefix,
+                    "scopes": scopes,
+                },
+            )
         return NewApiKey(key_id, secret)
 
     def revoke_api_key(self, api_key_id: uuid.UUID, revoked_by: uuid.UUID, reason: str) -> None:
@@ -100,10 +176,28 @@ class IdentityCommands:
             if key["revoked_at"] is not None:
                 raise ValueError(f"API key {api_key_id} is already revoked")
             user = self._user(conn, key["user_id"])
-            conn.execute(update(api_keys).where(api_keys.c.api_key_id == api_key_id)
-                         .values(revoked_at=dt.datetime.now(dt.UTC)))
-            publish_step(conn, self.emit, api_keys, "api_key_id", api_key_id, kind="user",
-                         step=f"key/{api_key_id}/revoked", event_type="identity.api-key-revoked",
-                         tenant_id=user["tenant_id"], actor=self._actor(revoked_by), previous=key["last_event_id"],
-                         flow_of=key["user_id"], data={"apiKeyId": api_key_id, "userId": key["user_id"], "revokedBy": revoked_by,
-                               "reason": reason})
+            conn.execute(
+                update(api_keys)
+                .where(api_keys.c.api_key_id == api_key_id)
+                .values(revoked_at=dt.datetime.now(dt.UTC))
+            )
+            publish_step(
+                conn,
+                self.emit,
+                api_keys,
+                "api_key_id",
+                api_key_id,
+                kind="user",
+                step=f"key/{api_key_id}/revoked",
+                event_type="identity.api-key-revoked",
+                tenant_id=user["tenant_id"],
+                actor=self._actor(revoked_by),
+                previous=key["last_event_id"],
+                flow_of=key["user_id"],
+                data={
+                    "apiKeyId": api_key_id,
+                    "userId": key["user_id"],
+                    "revokedBy": revoked_by,
+                    "reason": reason,
+                },
+            )

@@ -10,7 +10,8 @@ __all__ = ["api_keys", "metadata", "users"]
 metadata = MetaData(schema="identity")
 
 users = Table(
-    "users", metadata,
+    "users",
+    metadata,
     Column("user_id", UUID(as_uuid=True), primary_key=True),
     Column("tenant_id", String(64), nullable=False),
     Column("email", String(254), nullable=False),
@@ -23,7 +24,8 @@ users = Table(
 )
 
 api_keys = Table(
-    "api_keys", metadata,
+    "api_keys",
+    metadata,
     Column("api_key_id", UUID(as_uuid=True), primary_key=True),
     Column("user_id", UUID(as_uuid=True), nullable=False, index=True),
     Column("name", String(200), nullable=False),

@@ -38,8 +38,12 @@ class NotificationHandler:
 
     def _known_recipient(self, correlation_id: uuid.UUID) -> str | None:
         with self.engine.connect() as conn:
-            return conn.execute(select(notifications.c.recipient).where(
-                notifications.c.correlation_id == correlation_id).order_by(notifications.c.id).limit(1)).scalar()
+            return conn.execute(
+                select(notifications.c.recipient)
+                .where(notifications.c.correlation_id == correlation_id)
+                .order_by(notifications.c.id)
+                .limit(1)
+            ).scalar()
 
     def __call__(self, envelope: schemas.Envelope, context: HandlerContext) -> None:
         messages = render(envelope, self._known_recipient(envelope.correlation_id))
@@ -61,17 +65,26 @@ class NotificationHandler:
             }
             for message in messages
         ]
-        statement = insert(notifications).values(rows).on_conflict_do_nothing(
-            constraint="notifications_event_channel_key"
+        statement = (
+            insert(notifications)
+            .values(rows)
+            .on_conflict_do_nothing(constraint="notifications_event_channel_key")
         )
         with self.engine.begin() as conn:
             conn.execute(statement)
         if self.emit is None:
             return
         for message in messages:
-            self.emit.derive(envelope, "notification.sent", {
-                "notificationId": uuid.uuid5(_NS, f"{envelope.event_id}/{message.channel}"),
-                "recipientId": recipient_uuid(message.recipient), "channel": message.channel,
-                "template": message.template, "triggerEventId": envelope.event_id,
-                "triggerEventType": envelope.event_type,
-            }, key=f"{envelope.event_id}/{message.channel}/sent")
+            self.emit.derive(
+                envelope,
+                "notification.sent",
+                {
+                    "notificationId": uuid.uuid5(_NS, f"{envelope.event_id}/{message.channel}"),
+                    "recipientId": recipient_uuid(message.recipient),
+                    "channel": message.channel,
+                    "template": message.template,
+                    "triggerEventId": envelope.event_id,
+                    "triggerEventType": envelope.event_type,
+                },
+                key=f"{envelope.event_id}/{message.channel}/sent",
+            )

@@ -39,8 +39,10 @@ def _names(resources: Any) -> str:
 SUBJECTS: dict[str, Callable[[Any], str]] = {
     "order.created": lambda d: f"Order {d.order_id} received — total {_money(d.total)}",
     "order.fulfilled": lambda d: f"Order {d.order_id} is fulfilled: {_names(d.resources)}",
-    "order.failed": lambda d: f"Order {d.order_id} could not be completed ({d.error_code})"
-                              + (" — you have been refunded" if d.compensated else ""),
+    "order.failed": lambda d: (
+        f"Order {d.order_id} could not be completed ({d.error_code})"
+        + (" — you have been refunded" if d.compensated else "")
+    ),
     "order.cancelled": lambda d: f"Order {d.order_id} was cancelled ({d.reason.value.replace('_', ' ')})",
     "order.service-delivered": lambda d: f"Your service is ready — sign in at {d.console_url}",
     "provisioning.started": lambda d: f"We are creating {_names(d.resources)} in {d.region}",
@@ -49,13 +51,19 @@ SUBJECTS: dict[str, Callable[[Any], str]] = {
     "provisioning.deprovisioned": lambda d: f"Released {_names(d.resources)}",
     "billing.payment-failed": lambda d: f"Your payment of {_money(d.amount)} failed ({d.failure_code.value})",
     "billing.invoice-created": lambda d: f"Invoice {d.invoice_number}: {_money(d.total)} due {d.due_date}",
-    "billing.invoice-overdue": lambda d: f"Invoice overdue by {d.days_overdue} day(s): {_money(d.amount_due)}",
+    "billing.invoice-overdue": lambda d: (
+        f"Invoice overdue by {d.days_overdue} day(s): {_money(d.amount_due)}"
+    ),
     "billing.refund-completed": lambda d: f"We refunded {_money(d.amount)} for order {d.order_id}",
-    "billing.refund-failed": lambda d: f"Your refund of {_money(d.amount)} is delayed; support will contact you",
+    "billing.refund-failed": lambda d: (
+        f"Your refund of {_money(d.amount)} is delayed; support will contact you"
+    ),
     "billing.subscription-renewed": lambda d: f"Subscription {d.plan_id} renewed until {d.period_end}",
     "billing.subscription-cancelled": lambda d: f"Subscription {d.plan_id} ends on {d.effective_on}",
     "identity.user-registered": lambda d: f"Welcome to Cloud Factory, {d.display_name}",
-    "identity.password-reset-requested": lambda d: f"Reset your password (link valid until {d.expires_at:%Y-%m-%d %H:%M} UTC)",
+    "identity.password-reset-requested": lambda d: (
+        f"Reset your password (link valid until {d.expires_at:%Y-%m-%d %H:%M} UTC)"
+    ),
     "identity.api-key-created": lambda d: f"API key '{d.name}' ({d.prefix}…) was created",
     "identity.api-key-revoked": lambda d: f"An API key was revoked: {d.reason}",
     "support.ticket-created": lambda d: f"Ticket opened: {getattr(d, 'subject', d.ticket_id)}",
@@ -75,7 +83,7 @@ def _recipient(envelope: schemas.Envelope) -> str | None:
 
 
 def render(envelope: schemas.Envelope, recipient: str | None = None) -> list[Message]:
-    """One message per channel; the recipient is the customer the payload names, else `recipient`, else the actor."""
+    """One message per channel, to the customer the payload names, else `recipient`, else the actor."""
     data = envelope.data
     to = _recipient(envelope) or recipient or envelope.actor.id
     template = SUBJECTS.get(envelope.event_type)
@@ -84,5 +92,7 @@ def render(envelope: schemas.Envelope, recipient: str | None = None) -> list[Mes
     subject = template(data)[:200]
     details = data.model_dump(mode="json", by_alias=True)
     body = f"{subject}\n\n" + "\n".join(f"{key}: {value}" for key, value in sorted(details.items()))
-    return [Message(channel, to, subject, body, f"{envelope.event_type}.{channel}".replace("_", "-"))
-            for channel in CHANNELS]
+    return [
+        Message(channel, to, subject, body, f"{envelope.event_type}.{channel}".replace("_", "-"))
+        for channel in CHANNELS
+    ]

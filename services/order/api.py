@@ -19,7 +19,15 @@ from workflows.contracts import CancelRequest, OrderRequest, PaymentConfirmation
 from workflows.order_fulfillment import ORDER_TASK_QUEUE, OrderFulfillmentWorkflow
 from workflows.plans import RESOURCE_STEPS
 
-__all__ = ["FAIL_POINTS", "PlacedOrder", "cancel_order", "inject_failure", "new_order", "pay_order", "place_order"]
+__all__ = [
+    "FAIL_POINTS",
+    "PlacedOrder",
+    "cancel_order",
+    "inject_failure",
+    "new_order",
+    "pay_order",
+    "place_order",
+]
 
 FAIL_POINTS = ("payment", *RESOURCE_STEPS, "transient", "refund", "deprovision")
 """payment: declined; network|disk|vps: provisioning fails there for good (compensation);
@@ -36,15 +44,29 @@ class PlacedOrder:
     fail_at: str | None
 
 
-def new_order(tenant_id: str, plan_id: str, *, region: str = "eu-west-1", customer_id: str | None = None,
-              order_id: str | None = None, timings: SagaTimings | None = None) -> OrderRequest:
+def new_order(
+    tenant_id: str,
+    plan_id: str,
+    *,
+    region: str = "eu-west-1",
+    customer_id: str | None = None,
+    order_id: str | None = None,
+    timings: SagaTimings | None = None,
+) -> OrderRequest:
     """An order priced from the plan (unknown plans cost 19.00), 19 % tax."""
     if not tenant_id or len(tenant_id) > 64:
         raise ValueError(f"tenant {tenant_id!r}: give a tenant id of 1-64 characters")
     amount = _PRICES.get(plan_id, 1900)
-    return OrderRequest(tenant_id=tenant_id, order_id=order_id or str(uuid.uuid4()),
-                        customer_id=customer_id or str(uuid.uuid4()), plan_id=plan_id, region=region,
-                        amount_minor=amount, tax_minor=amount * 19 // 100, timings=timings or SagaTimings())
+    return OrderRequest(
+        tenant_id=tenant_id,
+        order_id=order_id or str(uuid.uuid4()),
+        customer_id=customer_id or str(uuid.uuid4()),
+        plan_id=plan_id,
+        region=region,
+        amount_minor=amount,
+        tax_minor=amount * 19 // 100,
+        timings=timings or SagaTimings(),
+    )
 
 
 def inject_failure(engine: Engine, order: OrderRequest, fail_at: str) -> None:
@@ -63,30 +85,49 @@ def inject_failure(engine: Engine, order: OrderRequest, fail_at: str) -> None:
         inject_fault(engine, order.order_id, "disk", "delete")
 
 
-async def place_order(client: Client, engine: Engine, order: OrderRequest, *, fail_at: str | None = None,
-                      pay: bool = True, task_queue: str = ORDER_TASK_QUEUE) -> PlacedOrder:
+async def place_order(
+    client: Client,
+    engine: Engine,
+    order: OrderRequest,
+    *,
+    fail_at: str | None = None,
+    pay: bool = True,
+    task_queue: str = ORDER_TASK_QUEUE,
+) -> PlacedOrder:
     """Start the saga; with `pay`, report the payment outcome right away (declined when fail_at=payment)."""
     if fail_at is not None:
         inject_failure(engine, order, fail_at)
     handle = await client.start_workflow(
-        OrderFulfillmentWorkflow.run, order, id=order.workflow_id, task_queue=task_queue,
-        memo={"order": order.order_id, "tenant": order.tenant_id, "plan": order.plan_id, "region": order.region},
+        OrderFulfillmentWorkflow.run,
+        order,
+        id=order.workflow_id,
+        task_queue=task_queue,
+        memo={
+            "order": order.order_id,
+            "tenant": order.tenant_id,
+            "plan": order.plan_id,
+            "region": order.region,
+        },
     )
     if pay:
         await pay_order(client, order.workflow_id, declined=fail_at == "payment")
     return PlacedOrder(order, handle, fail_at)
 
 
-async def pay_order(client: Client, workflow_id: str, *, declined: bool = False,
-                    payment_id: str | None = None) -> None:
+async def pay_order(
+    client: Client, workflow_id: str, *, declined: bool = False, payment_id: str | None = None
+) -> None:
     handle = client.get_workflow_handle(workflow_id)
     if declined:
         await handle.signal(OrderFulfillmentWorkflow.fail_payment, PaymentFailure())
     else:
-        await handle.signal(OrderFulfillmentWorkflow.confirm_payment,
-                            PaymentConfirmation(payment_id=payment_id or str(uuid.uuid4())))
+        await handle.signal(
+            OrderFulfillmentWorkflow.confirm_payment,
+            PaymentConfirmation(payment_id=payment_id or str(uuid.uuid4())),
+        )
 
 
 async def cancel_order(client: Client, workflow_id: str, *, note: str | None = None) -> None:
-    await client.get_workflow_handle(workflow_id).signal(OrderFulfillmentWorkflow.cancel,
-                                                         CancelRequest(note=note))
+    await client.get_workflow_handle(workflow_id).signal(
+        OrderFulfillmentWorkflow.cancel, CancelRequest(note=note)
+    )

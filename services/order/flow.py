@@ -32,12 +32,21 @@ class FlowRecord:
 
 def _scan(settings: Settings, topics: list[str], since_ms: int) -> Iterator[Message]:
     """Every record of `topics` from `since_ms` up to each partition's end, all partitions at once."""
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"flow-reader-{uuid.uuid4()}",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"flow-reader-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+        }
+    )
     try:
         metadata = consumer.list_topics(timeout=10)
-        wanted = [TopicPartition(t, p, since_ms) for t in topics if t in metadata.topics
-                  for p in metadata.topics[t].partitions]
+        wanted = [
+            TopicPartition(t, p, since_ms)
+            for t in topics
+            if t in metadata.topics
+            for p in metadata.topics[t].partitions
+        ]
         assignment, ends = [], {}
         for tp in consumer.offsets_for_times(wanted, timeout=10) if wanted else []:
             if tp.offset < 0:
@@ -64,7 +73,9 @@ def _scan(settings: Settings, topics: list[str], since_ms: int) -> Iterator[Mess
         consumer.close()
 
 
-def read_flow(settings: Settings, correlation_id: str, event_types: list[str], since_ms: int) -> list[FlowRecord]:
+def read_flow(
+    settings: Settings, correlation_id: str, event_types: list[str], since_ms: int
+) -> list[FlowRecord]:
     """The flow's records on those event types' topics, oldest first (by record timestamp)."""
     keyring = keyring_from(settings)
     topics = [schemas.topic_for(t, env=settings.env) for t in event_types]
@@ -74,17 +85,27 @@ def read_flow(settings: Settings, correlation_id: str, event_types: list[str], s
             continue
         headers = list(msg.headers() or [])
         check = keyring.verify(msg.value(), headers)
-        records.append(FlowRecord(schemas.decode(msg.value()), {k: (v or b"").decode() for k, v in headers},
-                                  check.ok, msg.timestamp()[1], msg.topic()))
+        records.append(
+            FlowRecord(
+                schemas.decode(msg.value()),
+                {k: (v or b"").decode() for k, v in headers},
+                check.ok,
+                msg.timestamp()[1],
+                msg.topic(),
+            )
+        )
     records.sort(key=lambda r: (r.timestamp_ms, r.envelope.occurred_at))
     return records
 
 
-def read_dlq(settings: Settings, event_types: list[str] | str, since_ms: int, *,
-             correlation_id: str | None = None) -> list[tuple[str, bytes, dict[str, str]]]:
+def read_dlq(
+    settings: Settings, event_types: list[str] | str, since_ms: int, *, correlation_id: str | None = None
+) -> list[tuple[str, bytes, dict[str, str]]]:
     """Dead-lettered records (topic, value, headers) of those types, optionally of one flow only."""
     types = [event_types] if isinstance(event_types, str) else event_types
     topics = [schemas.dlq_topic_for(t, env=settings.env) for t in types]
-    return [(msg.topic(), msg.value(), {k: (v or b"").decode() for k, v in (msg.headers() or [])})
-            for msg in _scan(settings, topics, since_ms)
-            if correlation_id is None or (msg.key() or b"").decode() == correlation_id]
+    return [
+        (msg.topic(), msg.value(), {k: (v or b"").decode() for k, v in (msg.headers() or [])})
+        for msg in _scan(settings, topics, since_ms)
+        if correlation_id is None or (msg.key() or b"").decode() == correlation_id
+    ]

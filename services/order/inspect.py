@@ -53,18 +53,44 @@ async def inspect_order(settings: Settings, workflow_id: str) -> OrderReport:
     correlation = _attr(description, "CorrelationId")
     since_ms = int(description.start_time.timestamp() * 1000) - 5000
     types = list(schemas.catalog)
-    events = [{"eventType": r.envelope.event_type, "eventId": str(r.envelope.event_id),
-               "causationId": str(r.envelope.causation_id) if r.envelope.causation_id else None,
-               "producer": r.envelope.producer, "timestampMs": r.timestamp_ms, "signatureOk": r.signature_ok}
-              for r in read_flow(settings, correlation, types, since_ms)] if correlation else []
-    dlq = [{"topic": topic, "errorClass": headers.get("x-cf-dlq-error-class", "?"),
-            "reason": headers.get("x-cf-dlq-reason", "?")}
-           for topic, _value, headers in read_dlq(settings, types, since_ms, correlation_id=correlation)
-           ] if correlation else []
+    events = (
+        [
+            {
+                "eventType": r.envelope.event_type,
+                "eventId": str(r.envelope.event_id),
+                "causationId": str(r.envelope.causation_id) if r.envelope.causation_id else None,
+                "producer": r.envelope.producer,
+                "timestampMs": r.timestamp_ms,
+                "signatureOk": r.signature_ok,
+            }
+            for r in read_flow(settings, correlation, types, since_ms)
+        ]
+        if correlation
+        else []
+    )
+    dlq = (
+        [
+            {
+                "topic": topic,
+                "errorClass": headers.get("x-cf-dlq-error-class", "?"),
+                "reason": headers.get("x-cf-dlq-reason", "?"),
+            }
+            for topic, _value, headers in read_dlq(settings, types, since_ms, correlation_id=correlation)
+        ]
+        if correlation
+        else []
+    )
     return OrderReport(
-        workflow_id=workflow_id, execution_status=description.status.name if description.status else "?",
-        status=_attr(description, "OrderStatus") or "?", step=_attr(description, "OrderStep") or "?",
-        tenant_id=_attr(description, "TenantId"), correlation_id=correlation,
-        compensation_stack=list(memo.get("compensationStack", [])), history_events=len(kinds),
+        workflow_id=workflow_id,
+        execution_status=description.status.name if description.status else "?",
+        status=_attr(description, "OrderStatus") or "?",
+        step=_attr(description, "OrderStep") or "?",
+        tenant_id=_attr(description, "TenantId"),
+        correlation_id=correlation,
+        compensation_stack=list(memo.get("compensationStack", [])),
+        history_events=len(kinds),
         activities=kinds.count("activity_task_completed_event_attributes"),
-        signals=kinds.count("workflow_execution_signaled_event_attributes"), events=events, dlq=dlq)
+        signals=kinds.count("workflow_execution_signaled_event_attributes"),
+        events=events,
+        dlq=dlq,
+    )

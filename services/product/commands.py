@@ -37,36 +37,97 @@ class ProductCommands:
             raise LookupError(f"no plan {plan_id!r}")
         return dict(row)
 
-    def create_product(self, sku: str, name: str, description: str, category: str, regions: list[str]) -> uuid.UUID:
+    def create_product(
+        self, sku: str, name: str, description: str, category: str, regions: list[str]
+    ) -> uuid.UUID:
         product_id = uuid.uuid4()
         try:
             with self.engine.begin() as conn:
-                conn.execute(products.insert().values(product_id=product_id, sku=sku, name=name,
-                                                      description=description, category=category, regions=regions))
-                publish_step(conn, self.emit, products, "product_id", product_id, kind="product", step="created",
-                             event_type="product.created", tenant_id=PLATFORM_TENANT, actor=self.actor,
-                             previous=None, data={"productId": product_id, "sku": sku, "name": name,
-                                                  "description": description, "category": category,
-                                                  "regions": regions})
+                conn.execute(
+                    products.insert().values(
+                        product_id=product_id,
+                        sku=sku,
+                        name=name,
+                        description=description,
+                        category=category,
+                        regions=regions,
+                    )
+                )
+                publish_step(
+                    conn,
+                    self.emit,
+                    products,
+                    "product_id",
+                    product_id,
+                    kind="product",
+                    step="created",
+                    event_type="product.created",
+                    tenant_id=PLATFORM_TENANT,
+                    actor=self.actor,
+                    previous=None,
+                    data={
+                        "productId": product_id,
+                        "sku": sku,
+                        "name": name,
+                        "description": description,
+                        "category": category,
+                        "regions": regions,
+                    },
+                )
         except IntegrityError:
             raise ValueError(f"SKU {sku!r} already exists") from None
         return product_id
 
-    def create_plan(self, product_id: uuid.UUID, plan_id: str, name: str, price_minor: int, currency: str,
-                    billing_cycle: str, *, vcpus: int, memory_mib: int, storage_gib: int) -> None:
+    def create_plan(
+        self,
+        product_id: uuid.UUID,
+        plan_id: str,
+        name: str,
+        price_minor: int,
+        currency: str,
+        billing_cycle: str,
+        *,
+        vcpus: int,
+        memory_mib: int,
+        storage_gib: int,
+    ) -> None:
         limits = {"vcpus": vcpus, "memoryMib": memory_mib, "storageGib": storage_gib}
         try:
             with self.engine.begin() as conn:
                 product = self._product(conn, product_id)
-                conn.execute(plans.insert().values(plan_id=plan_id, product_id=product_id, name=name,
-                                                   price_minor=price_minor, currency=currency,
-                                                   billing_cycle=billing_cycle, limits=limits))
-                publish_step(conn, self.emit, plans, "plan_id", plan_id, kind="product", step=f"plan/{plan_id}",
-                             event_type="product.plan-created", tenant_id=PLATFORM_TENANT, actor=self.actor,
-                             previous=product["last_event_id"], flow_of=product_id, data={
-                                 "planId": plan_id, "productId": product_id, "name": name,
-                                 "price": {"amountMinor": price_minor, "currency": currency},
-                                 "billingCycle": billing_cycle, "limits": limits})
+                conn.execute(
+                    plans.insert().values(
+                        plan_id=plan_id,
+                        product_id=product_id,
+                        name=name,
+                        price_minor=price_minor,
+                        currency=currency,
+                        billing_cycle=billing_cycle,
+                        limits=limits,
+                    )
+                )
+                publish_step(
+                    conn,
+                    self.emit,
+                    plans,
+                    "plan_id",
+                    plan_id,
+                    kind="product",
+                    step=f"plan/{plan_id}",
+                    event_type="product.plan-created",
+                    tenant_id=PLATFORM_TENANT,
+                    actor=self.actor,
+                    previous=product["last_event_id"],
+                    flow_of=product_id,
+                    data={
+                        "planId": plan_id,
+                        "productId": product_id,
+                        "name": name,
+                        "price": {"amountMinor": price_minor, "currency": currency},
+                        "billingCycle": billing_cycle,
+                        "limits": limits,
+                    },
+                )
         except IntegrityError:
             raise ValueError(f"plan {plan_id!r} already exists") from None
 
@@ -74,14 +135,27 @@ class ProductCommands:
         with self.engine.begin() as conn:
             plan = self._plan(conn, plan_id)
             conn.execute(update(plans).where(plans.c.plan_id == plan_id).values(price_minor=new_price_minor))
-            publish_step(conn, self.emit, plans, "plan_id", plan_id, kind="product",
-                         step=f"plan/{plan_id}/price/{effective_from}/{new_price_minor}",
-                         event_type="product.price-changed", tenant_id=PLATFORM_TENANT, actor=self.actor,
-                         previous=plan["last_event_id"], flow_of=plan["product_id"], data={
-                             "productId": plan["product_id"], "planId": plan_id,
-                             "oldPrice": {"amountMinor": plan["price_minor"], "currency": plan["currency"]},
-                             "newPrice": {"amountMinor": new_price_minor, "currency": plan["currency"]},
-                             "effectiveFrom": effective_from.isoformat()})
+            publish_step(
+                conn,
+                self.emit,
+                plans,
+                "plan_id",
+                plan_id,
+                kind="product",
+                step=f"plan/{plan_id}/price/{effective_from}/{new_price_minor}",
+                event_type="product.price-changed",
+                tenant_id=PLATFORM_TENANT,
+                actor=self.actor,
+                previous=plan["last_event_id"],
+                flow_of=plan["product_id"],
+                data={
+                    "productId": plan["product_id"],
+                    "planId": plan_id,
+                    "oldPrice": {"amountMinor": plan["price_minor"], "currency": plan["currency"]},
+                    "newPrice": {"amountMinor": new_price_minor, "currency": plan["currency"]},
+                    "effectiveFrom": effective_from.isoformat(),
+                },
+            )
 
     def retire_plan(self, plan_id: str, *, migrate_to: str | None = None) -> None:
         with self.engine.begin() as conn:
@@ -89,8 +163,23 @@ class ProductCommands:
             if plan["retired"]:
                 raise ValueError(f"plan {plan_id!r} is already retired")
             conn.execute(update(plans).where(plans.c.plan_id == plan_id).values(retired=True))
-            publish_step(conn, self.emit, plans, "plan_id", plan_id, kind="product", step=f"plan/{plan_id}/retired",
-                         event_type="product.plan-retired", tenant_id=PLATFORM_TENANT, actor=self.actor,
-                         previous=plan["last_event_id"], flow_of=plan["product_id"], data={
-                             "planId": plan_id, "productId": plan["product_id"],
-                             "retiredOn": dt.date.today().isoformat(), "migrateToPlanId": migrate_to})
+            publish_step(
+                conn,
+                self.emit,
+                plans,
+                "plan_id",
+                plan_id,
+                kind="product",
+                step=f"plan/{plan_id}/retired",
+                event_type="product.plan-retired",
+                tenant_id=PLATFORM_TENANT,
+                actor=self.actor,
+                previous=plan["last_event_id"],
+                flow_of=plan["product_id"],
+                data={
+                    "planId": plan_id,
+                    "productId": plan["product_id"],
+                    "retiredOn": dt.date.today().isoformat(),
+                    "migrateToPlanId": migrate_to,
+                },
+            )

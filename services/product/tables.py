@@ -10,7 +10,8 @@ __all__ = ["metadata", "plans", "products"]
 metadata = MetaData(schema="product")
 
 products = Table(
-    "products", metadata,
+    "products",
+    metadata,
     Column("product_id", UUID(as_uuid=True), primary_key=True),
     Column("sku", String(64), nullable=False, unique=True),
     Column("name", String(200), nullable=False),
@@ -23,7 +24,8 @@ products = Table(
 )
 
 plans = Table(
-    "plans", metadata,
+    "plans",
+    metadata,
     Column("plan_id", String(64), primary_key=True),
     Column("product_id", UUID(as_uuid=True), nullable=False, index=True),
     Column("name", String(200), nullable=False),

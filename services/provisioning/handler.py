@@ -49,7 +49,9 @@ class ProvisioningHandlers:
             try:
                 yield
             finally:
-                conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": f"provisioning/{order_id}"})
+                conn.execute(
+                    text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": f"provisioning/{order_id}"}
+                )
                 conn.commit()
 
     def _set_state(self, order_id: uuid.UUID, state: str) -> None:
@@ -61,23 +63,43 @@ class ProvisioningHandlers:
         data = envelope.data
         with self._order_lock(data.order_id):
             with self.engine.begin() as conn:
-                conn.execute(insert(orders).values(
-                    order_id=data.order_id, tenant_id=envelope.tenant_id, correlation_id=envelope.correlation_id,
-                    customer_id=data.customer_id, region=data.region, state="provisioning",
-                ).on_conflict_do_nothing(index_elements=["order_id"]))
-                state = conn.execute(select(orders.c.state).where(orders.c.order_id == data.order_id)).scalar_one()
+                conn.execute(
+                    insert(orders)
+                    .values(
+                        order_id=data.order_id,
+                        tenant_id=envelope.tenant_id,
+                        correlation_id=envelope.correlation_id,
+                        customer_id=data.customer_id,
+                        region=data.region,
+                        state="provisioning",
+                    )
+                    .on_conflict_do_nothing(index_elements=["order_id"])
+                )
+                state = conn.execute(
+                    select(orders.c.state).where(orders.c.order_id == data.order_id)
+                ).scalar_one()
             if state in {"cancelled", "deprovisioned"}:
-                log.info("order %s was cancelled before provisioning started; nothing to create", data.order_id)
+                log.info(
+                    "order %s was cancelled before provisioning started; nothing to create", data.order_id
+                )
                 return
             self._create_all(envelope)
 
     def _create_all(self, envelope: schemas.Envelope) -> None:
         data = envelope.data
         order_id = data.order_id
-        self.emit.derive(envelope, "provisioning.started", {
-            "orderId": order_id, "customerId": data.customer_id, "region": data.region,
-            "resources": [spec.model_dump(mode="json", by_alias=True) for spec in data.resources],
-            "estimatedSeconds": max(1, len(data.resources))}, key=f"{order_id}/started")
+        self.emit.derive(
+            envelope,
+            "provisioning.started",
+            {
+                "orderId": order_id,
+                "customerId": data.customer_id,
+                "region": data.region,
+                "resources": [spec.model_dump(mode="json", by_alias=True) for spec in data.resources],
+                "estimatedSeconds": max(1, len(data.resources)),
+            },
+            key=f"{order_id}/started",
+        )
         created: list[dict] = []
         endpoints: list[dict] = []
         max_attempts = 1
@@ -85,50 +107,90 @@ class ProvisioningHandlers:
             rid = resource_id_for(order_id, spec.name)
             ref = {"resourceId": str(rid), "kind": spec.kind.value, "region": data.region, "name": spec.name}
             with self.engine.begin() as conn:
-                conn.execute(insert(resources).values(
-                    resource_id=rid, order_id=order_id, seq=seq, name=spec.name, kind=spec.kind.value,
-                    sku=spec.sku, region=data.region, state="creating",
-                ).on_conflict_do_nothing(index_elements=["resource_id"]))
+                conn.execute(
+                    insert(resources)
+                    .values(
+                        resource_id=rid,
+                        order_id=order_id,
+                        seq=seq,
+                        name=spec.name,
+                        kind=spec.kind.value,
+                        sku=spec.sku,
+                        region=data.region,
+                        state="creating",
+                    )
+                    .on_conflict_do_nothing(index_elements=["resource_id"])
+                )
                 row = conn.execute(select(resources).where(resources.c.resource_id == rid)).mappings().one()
             if row["state"] == "created":
                 endpoint, attempts = row["endpoint"], row["attempts"]
             else:
                 try:
-                    endpoint, attempts = self._create_one(rid, order_id, spec.name, spec.kind.value, data.region)
+                    endpoint, attempts = self._create_one(
+                        rid, order_id, spec.name, spec.kind.value, data.region
+                    )
                 except ProviderError as exc:
                     with self.engine.begin() as conn:
-                        conn.execute(update(resources).where(resources.c.resource_id == rid).values(
-                            attempts=resources.c.attempts + LOCAL_ATTEMPTS,
-                            state="creating" if exc.retryable else "failed"))
+                        conn.execute(
+                            update(resources)
+                            .where(resources.c.resource_id == rid)
+                            .values(
+                                attempts=resources.c.attempts + LOCAL_ATTEMPTS,
+                                state="creating" if exc.retryable else "failed",
+                            )
+                        )
                     if exc.retryable:
                         raise  # the consumer retries the message in place
                     self._fail(envelope, exc, created)
                     return
                 with self.engine.begin() as conn:
-                    conn.execute(update(resources).where(resources.c.resource_id == rid)
-                                 .values(state="created", endpoint=endpoint, attempts=attempts))
+                    conn.execute(
+                        update(resources)
+                        .where(resources.c.resource_id == rid)
+                        .values(state="created", endpoint=endpoint, attempts=attempts)
+                    )
             max_attempts = max(max_attempts, attempts)
             created.append(ref)
             endpoints.append({"resourceId": str(rid), "url": endpoint})
-            self.emit.derive(envelope, "provisioning.resource-created",
-                             {"orderId": order_id, "resource": ref, "attempt": attempts},
-                             key=f"{order_id}/created/{spec.name}")
-        self.emit.derive(envelope, "provisioning.completed", {
-            "orderId": order_id, "resources": created, "endpoints": endpoints,
-            "attempts": min(max_attempts, 100)}, key=f"{order_id}/completed")
+            self.emit.derive(
+                envelope,
+                "provisioning.resource-created",
+                {"orderId": order_id, "resource": ref, "attempt": attempts},
+                key=f"{order_id}/created/{spec.name}",
+            )
+        self.emit.derive(
+            envelope,
+            "provisioning.completed",
+            {
+                "orderId": order_id,
+                "resources": created,
+                "endpoints": endpoints,
+                "attempts": min(max_attempts, 100),
+            },
+            key=f"{order_id}/completed",
+        )
         with self.engine.begin() as conn:
-            conn.execute(update(orders).where(orders.c.order_id == order_id, orders.c.state == "provisioning")
-                         .values(state="completed"))
+            conn.execute(
+                update(orders)
+                .where(orders.c.order_id == order_id, orders.c.state == "provisioning")
+                .values(state="completed")
+            )
 
-    def _create_one(self, rid: uuid.UUID, order_id: uuid.UUID, name: str, kind: str,
-                    region: str) -> tuple[str, int]:
+    def _create_one(
+        self, rid: uuid.UUID, order_id: uuid.UUID, name: str, kind: str, region: str
+    ) -> tuple[str, int]:
         """Create with a few quick local retries for transient provider errors; (endpoint, attempts)."""
         for attempt in range(1, LOCAL_ATTEMPTS + 1):
             try:
                 return self.provider.create(rid, order_id, name, kind, region), attempt
             except TransientProviderError as exc:
-                log.warning("transient provider error creating %s for %s (attempt %d): %s", name, order_id,
-                            attempt, exc)
+                log.warning(
+                    "transient provider error creating %s for %s (attempt %d): %s",
+                    name,
+                    order_id,
+                    attempt,
+                    exc,
+                )
                 if attempt == LOCAL_ATTEMPTS:
                     raise
                 time.sleep(0.1 * 2 ** (attempt - 1))
@@ -137,9 +199,19 @@ class ProvisioningHandlers:
     def _fail(self, envelope: schemas.Envelope, exc: ProviderError, created: list[dict]) -> None:
         data = envelope.data
         self._set_state(data.order_id, "failed")
-        self.emit.derive(envelope, "provisioning.failed", {
-            "orderId": data.order_id, "region": data.region, "errorCode": exc.code, "reason": str(exc)[:200],
-            "retryable": False, "partialResources": created}, key=f"{data.order_id}/failed")
+        self.emit.derive(
+            envelope,
+            "provisioning.failed",
+            {
+                "orderId": data.order_id,
+                "region": data.region,
+                "errorCode": exc.code,
+                "reason": str(exc)[:200],
+                "retryable": False,
+                "partialResources": created,
+            },
+            key=f"{data.order_id}/failed",
+        )
 
     # ------------------------------------------------------------------ delete
     def on_order_cancelled(self, envelope: schemas.Envelope, context: HandlerContext) -> None:
@@ -147,45 +219,90 @@ class ProvisioningHandlers:
         order_id = data.order_id
         with self._order_lock(order_id):
             with self.engine.begin() as conn:
-                conn.execute(insert(orders).values(
-                    order_id=order_id, tenant_id=envelope.tenant_id, correlation_id=envelope.correlation_id,
-                    customer_id=data.customer_id, region=None, state="cancelled",
-                ).on_conflict_do_nothing(index_elements=["order_id"]))
-                rows = conn.execute(select(resources).where(resources.c.order_id == order_id,
-                                                            resources.c.state != "failed")
-                                    .order_by(resources.c.seq.desc())).mappings().all()
+                conn.execute(
+                    insert(orders)
+                    .values(
+                        order_id=order_id,
+                        tenant_id=envelope.tenant_id,
+                        correlation_id=envelope.correlation_id,
+                        customer_id=data.customer_id,
+                        region=None,
+                        state="cancelled",
+                    )
+                    .on_conflict_do_nothing(index_elements=["order_id"])
+                )
+                rows = (
+                    conn.execute(
+                        select(resources)
+                        .where(resources.c.order_id == order_id, resources.c.state != "failed")
+                        .order_by(resources.c.seq.desc())
+                    )
+                    .mappings()
+                    .all()
+                )
             if not rows:
                 log.info("order %s cancelled with nothing provisioned", order_id)
                 self._set_state(order_id, "cancelled")
                 return
-            refs = [{"resourceId": str(r["resource_id"]), "kind": r["kind"], "region": r["region"],
-                     "name": r["name"]} for r in rows]
+            refs = [
+                {
+                    "resourceId": str(r["resource_id"]),
+                    "kind": r["kind"],
+                    "region": r["region"],
+                    "name": r["name"],
+                }
+                for r in rows
+            ]
             reason = "order_cancelled" if data.reason.value == "customer_request" else "compensation"
-            self.emit.derive(envelope, "provisioning.deprovisioning-started",
-                             {"orderId": order_id, "resources": refs, "reason": reason},
-                             key=f"{order_id}/deprovisioning-started")
+            self.emit.derive(
+                envelope,
+                "provisioning.deprovisioning-started",
+                {"orderId": order_id, "resources": refs, "reason": reason},
+                key=f"{order_id}/deprovisioning-started",
+            )
             for row, ref in zip(rows, refs, strict=True):  # newest first
                 if row["state"] != "deleted":
                     try:
                         self.provider.delete(row["resource_id"], order_id, row["name"])
                     except ProviderError as exc:
-                        self.emit.derive(envelope, "provisioning.deprovision-failed", {
-                            "orderId": order_id, "failedResources": [ref], "errorCode": exc.code,
-                            "reason": str(exc)[:200]}, key=f"{order_id}/deprovision-failed")
+                        self.emit.derive(
+                            envelope,
+                            "provisioning.deprovision-failed",
+                            {
+                                "orderId": order_id,
+                                "failedResources": [ref],
+                                "errorCode": exc.code,
+                                "reason": str(exc)[:200],
+                            },
+                            key=f"{order_id}/deprovision-failed",
+                        )
                         return
                     with self.engine.begin() as conn:
-                        conn.execute(update(resources).where(resources.c.resource_id == row["resource_id"])
-                                     .values(state="deleted"))
-                self.emit.derive(envelope, "provisioning.resource-deleted", {"orderId": order_id, "resource": ref},
-                                 key=f"{order_id}/deleted/{row['name']}")
-            self.emit.derive(envelope, "provisioning.deprovisioned", {
-                "orderId": order_id, "customerId": data.customer_id, "resources": refs, "reason": reason},
-                key=f"{order_id}/deprovisioned")
+                        conn.execute(
+                            update(resources)
+                            .where(resources.c.resource_id == row["resource_id"])
+                            .values(state="deleted")
+                        )
+                self.emit.derive(
+                    envelope,
+                    "provisioning.resource-deleted",
+                    {"orderId": order_id, "resource": ref},
+                    key=f"{order_id}/deleted/{row['name']}",
+                )
+            self.emit.derive(
+                envelope,
+                "provisioning.deprovisioned",
+                {"orderId": order_id, "customerId": data.customer_id, "resources": refs, "reason": reason},
+                key=f"{order_id}/deprovisioned",
+            )
             self._set_state(order_id, "deprovisioned")
 
 
 def count_live_resources(engine: Engine, order_id: uuid.UUID) -> int:
     """How many of an order's resources exist at the simulated provider (tests, `order show`)."""
     with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(cloud).where(
-            cloud.c.order_id == order_id, cloud.c.deleted_at.is_(None))).scalar_one()
+        return conn.execute(
+            select(func.count())
+            .select_from(cloud)
+            .where(cloud.c.order_id == order_id, cloud.c.deleted_at.is_(None))
+        ).scalar_one()

@@ -17,8 +17,14 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.provisioning.tables import cloud, faults
 
-__all__ = ["FAULT_MODES", "PermanentProviderError", "ProviderError", "SimulatedProvider",
-           "TransientProviderError", "inject_fault"]
+__all__ = [
+    "FAULT_MODES",
+    "PermanentProviderError",
+    "ProviderError",
+    "SimulatedProvider",
+    "TransientProviderError",
+    "inject_fault",
+]
 
 FAULT_MODES = ("permanent", "transient", "delete", "slow")
 
@@ -41,17 +47,20 @@ class PermanentProviderError(ProviderError):
     retryable = False
 
 
-def inject_fault(engine: Engine, order_id: uuid.UUID | str, step: str, mode: str, *, times: int = 1,
-                 delay_ms: int = 0) -> None:
+def inject_fault(
+    engine: Engine, order_id: uuid.UUID | str, step: str, mode: str, *, times: int = 1, delay_ms: int = 0
+) -> None:
     """Tell the simulator to misbehave for one order at one step (resource name)."""
     if mode not in FAULT_MODES:
         raise ValueError(f"fault mode {mode!r} is not one of {', '.join(FAULT_MODES)}")
     if times < 1 or delay_ms < 0:
         raise ValueError("inject_fault: times must be ≥ 1 and delay_ms ≥ 0")
-    statement = insert(faults).values(order_id=uuid.UUID(str(order_id)), step=step, mode=mode, remaining=times,
-                                      delay_ms=delay_ms)
-    statement = statement.on_conflict_do_update(constraint="faults_pkey",
-                                                set_={"remaining": times, "delay_ms": delay_ms})
+    statement = insert(faults).values(
+        order_id=uuid.UUID(str(order_id)), step=step, mode=mode, remaining=times, delay_ms=delay_ms
+    )
+    statement = statement.on_conflict_do_update(
+        constraint="faults_pkey", set_={"remaining": times, "delay_ms": delay_ms}
+    )
     with engine.begin() as conn:
         conn.execute(statement)
 
@@ -65,7 +74,9 @@ class SimulatedProvider:
         """(remaining, delay_ms) of an active fault, consuming one transient occurrence."""
         where = and_(faults.c.order_id == order_id, faults.c.step == step, faults.c.mode == mode)
         with self.engine.begin() as conn:
-            row = conn.execute(select(faults.c.remaining, faults.c.delay_ms).where(where).with_for_update()).first()
+            row = conn.execute(
+                select(faults.c.remaining, faults.c.delay_ms).where(where).with_for_update()
+            ).first()
             if row is None or row.remaining <= 0:
                 return None
             if mode == "transient":
@@ -81,8 +92,11 @@ class SimulatedProvider:
         if self._fault(order_id, name, "transient"):
             raise TransientProviderError("PROVIDER_UNAVAILABLE", f"provider timed out creating {name}")
         with self.engine.begin() as conn:
-            conn.execute(insert(cloud).values(resource_id=resource_id, order_id=order_id, name=name, kind=kind)
-                         .on_conflict_do_nothing(index_elements=["resource_id"]))
+            conn.execute(
+                insert(cloud)
+                .values(resource_id=resource_id, order_id=order_id, name=name, kind=kind)
+                .on_conflict_do_nothing(index_elements=["resource_id"])
+            )
         scheme = "ssh" if kind == "vm" else "https"
         return f"{scheme}://{name}-{str(resource_id)[:8]}.{region}.cloud-factory.example"
 
@@ -92,5 +106,8 @@ class SimulatedProvider:
         if self._fault(order_id, name, "delete"):
             raise PermanentProviderError("DELETE_REFUSED", f"provider refused to delete {name}")
         with self.engine.begin() as conn:
-            conn.execute(update(cloud).where(cloud.c.resource_id == resource_id, cloud.c.deleted_at.is_(None))
-                         .values(deleted_at=func.now()))
+            conn.execute(
+                update(cloud)
+                .where(cloud.c.resource_id == resource_id, cloud.c.deleted_at.is_(None))
+                .values(deleted_at=func.now())
+            )

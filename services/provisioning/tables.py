@@ -33,7 +33,9 @@ orders = Table(
     Column("region", String(32)),  # None for a tombstone: cancelled before provisioning started
     # provisioning → completed | failed; any → cancelled (nothing existed) | deprovisioned
     Column("state", String(16), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()),
+    Column(
+        "updated_at", DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    ),
 )
 
 resources = Table(

@@ -21,7 +21,11 @@ class SupportCommands:
         self.emit = emitter
 
     def _ticket(self, conn, ticket_id: uuid.UUID, *, states: tuple[str, ...] | None = None) -> dict:
-        row = conn.execute(select(tickets).where(tickets.c.ticket_id == ticket_id).with_for_update()).mappings().first()
+        row = (
+            conn.execute(select(tickets).where(tickets.c.ticket_id == ticket_id).with_for_update())
+            .mappings()
+            .first()
+        )
         if row is None:
             raise LookupError(f"no ticket {ticket_id}")
         if states is not None and row["state"] not in states:
@@ -29,9 +33,20 @@ class SupportCommands:
         return dict(row)
 
     def _step(self, conn, ticket: dict, step: str, event_type: str, data: dict, actor: schemas.Actor) -> None:
-        publish_step(conn, self.emit, tickets, "ticket_id", ticket["ticket_id"], kind="ticket", step=step,
-                     event_type=event_type, tenant_id=ticket["tenant_id"], actor=actor,
-                     previous=ticket["last_event_id"], data=data)
+        publish_step(
+            conn,
+            self.emit,
+            tickets,
+            "ticket_id",
+            ticket["ticket_id"],
+            kind="ticket",
+            step=step,
+            event_type=event_type,
+            tenant_id=ticket["tenant_id"],
+            actor=actor,
+            previous=ticket["last_event_id"],
+            data=data,
+        )
 
     @staticmethod
     def _customer(customer_id: uuid.UUID) -> schemas.Actor:
@@ -39,35 +54,85 @@ class SupportCommands:
 
     _agent = schemas.Actor(id="support-desk", type=schemas.ActorType.USER)
 
-    def open(self, tenant_id: str, customer_id: uuid.UUID, subject: str, *, priority: str = "normal",
-             category: str = "technical", order_id: uuid.UUID | None = None) -> uuid.UUID:
+    def open(
+        self,
+        tenant_id: str,
+        customer_id: uuid.UUID,
+        subject: str,
+        *,
+        priority: str = "normal",
+        category: str = "technical",
+        order_id: uuid.UUID | None = None,
+    ) -> uuid.UUID:
         ticket_id = uuid.uuid4()
         with self.engine.begin() as conn:
-            conn.execute(tickets.insert().values(ticket_id=ticket_id, tenant_id=tenant_id, customer_id=customer_id,
-                                                 subject=subject, priority=priority, category=category,
-                                                 order_id=order_id, state="open"))
+            conn.execute(
+                tickets.insert().values(
+                    ticket_id=ticket_id,
+                    tenant_id=tenant_id,
+                    customer_id=customer_id,
+                    subject=subject,
+                    priority=priority,
+                    category=category,
+                    order_id=order_id,
+                    state="open",
+                )
+            )
             ticket = self._ticket(conn, ticket_id)
-            self._step(conn, ticket, "created", "support.ticket-created", {
-                "ticketId": ticket_id, "customerId": customer_id, "subject": subject, "priority": priority,
-                "category": category, "orderId": order_id}, self._customer(customer_id))
+            self._step(
+                conn,
+                ticket,
+                "created",
+                "support.ticket-created",
+                {
+                    "ticketId": ticket_id,
+                    "customerId": customer_id,
+                    "subject": subject,
+                    "priority": priority,
+                    "category": category,
+                    "orderId": order_id,
+                },
+                self._customer(customer_id),
+            )
         return ticket_id
 
     def assign(self, ticket_id: uuid.UUID, assignee_id: uuid.UUID, team: str = "cloud-ops") -> None:
         with self.engine.begin() as conn:
             ticket = self._ticket(conn, ticket_id, states=("open", "reopened"))
-            conn.execute(update(tickets).where(tickets.c.ticket_id == ticket_id).values(assignee_id=assignee_id))
-            self._step(conn, ticket, f"assigned/{assignee_id}", "support.ticket-assigned", {
-                "ticketId": ticket_id, "assigneeId": assignee_id, "team": team, "tier": ticket["tier"]}, self._agent)
+            conn.execute(
+                update(tickets).where(tickets.c.ticket_id == ticket_id).values(assignee_id=assignee_id)
+            )
+            self._step(
+                conn,
+                ticket,
+                f"assigned/{assignee_id}",
+                "support.ticket-assigned",
+                {"ticketId": ticket_id, "assigneeId": assignee_id, "team": team, "tier": ticket["tier"]},
+                self._agent,
+            )
 
     def reply(self, ticket_id: uuid.UUID, author: str, body: str) -> uuid.UUID:
         reply_id = uuid.uuid4()
         with self.engine.begin() as conn:
             ticket = self._ticket(conn, ticket_id, states=("open", "reopened"))
-            conn.execute(replies.insert().values(reply_id=reply_id, ticket_id=ticket_id, author=author, body=body))
+            conn.execute(
+                replies.insert().values(reply_id=reply_id, ticket_id=ticket_id, author=author, body=body)
+            )
             actor = self._customer(ticket["customer_id"]) if author == "customer" else self._agent
-            self._step(conn, ticket, f"reply/{reply_id}", "support.ticket-replied", {
-                "ticketId": ticket_id, "replyId": reply_id, "customerId": ticket["customer_id"], "author": author,
-                "preview": body[:280]}, actor)
+            self._step(
+                conn,
+                ticket,
+                f"reply/{reply_id}",
+                "support.ticket-replied",
+                {
+                    "ticketId": ticket_id,
+                    "replyId": reply_id,
+                    "customerId": ticket["customer_id"],
+                    "author": author,
+                    "preview": body[:280],
+                },
+                actor,
+            )
         return reply_id
 
     def escalate(self, ticket_id: uuid.UUID, reason: str) -> None:
@@ -75,31 +140,67 @@ class SupportCommands:
             ticket = self._ticket(conn, ticket_id, states=("open", "reopened"))
             if ticket["tier"] >= 3:
                 raise ValueError(f"ticket {ticket_id} is already at the top tier")
-            conn.execute(update(tickets).where(tickets.c.ticket_id == ticket_id).values(tier=ticket["tier"] + 1))
-            self._step(conn, ticket, f"escalated/{ticket['tier'] + 1}", "support.ticket-escalated", {
-                "ticketId": ticket_id, "fromTier": ticket["tier"], "toTier": ticket["tier"] + 1, "reason": reason},
-                self._agent)
+            conn.execute(
+                update(tickets).where(tickets.c.ticket_id == ticket_id).values(tier=ticket["tier"] + 1)
+            )
+            self._step(
+                conn,
+                ticket,
+                f"escalated/{ticket['tier'] + 1}",
+                "support.ticket-escalated",
+                {
+                    "ticketId": ticket_id,
+                    "fromTier": ticket["tier"],
+                    "toTier": ticket["tier"] + 1,
+                    "reason": reason,
+                },
+                self._agent,
+            )
 
     def resolve(self, ticket_id: uuid.UUID, code: str, summary: str) -> None:
         with self.engine.begin() as conn:
             ticket = self._ticket(conn, ticket_id, states=("open", "reopened"))
             conn.execute(update(tickets).where(tickets.c.ticket_id == ticket_id).values(state="resolved"))
-            self._step(conn, ticket, f"resolved/{ticket['reopen_count']}", "support.ticket-resolved", {
-                "ticketId": ticket_id, "customerId": ticket["customer_id"], "resolutionCode": code,
-                "summary": summary}, self._agent)
+            self._step(
+                conn,
+                ticket,
+                f"resolved/{ticket['reopen_count']}",
+                "support.ticket-resolved",
+                {
+                    "ticketId": ticket_id,
+                    "customerId": ticket["customer_id"],
+                    "resolutionCode": code,
+                    "summary": summary,
+                },
+                self._agent,
+            )
 
     def reopen(self, ticket_id: uuid.UUID, reason: str) -> None:
         with self.engine.begin() as conn:
             ticket = self._ticket(conn, ticket_id, states=("resolved",))
-            conn.execute(update(tickets).where(tickets.c.ticket_id == ticket_id).values(
-                state="reopened", reopen_count=ticket["reopen_count"] + 1))
-            self._step(conn, ticket, f"reopened/{ticket['reopen_count'] + 1}", "support.ticket-reopened", {
-                "ticketId": ticket_id, "customerId": ticket["customer_id"], "reason": reason},
-                self._customer(ticket["customer_id"]))
+            conn.execute(
+                update(tickets)
+                .where(tickets.c.ticket_id == ticket_id)
+                .values(state="reopened", reopen_count=ticket["reopen_count"] + 1)
+            )
+            self._step(
+                conn,
+                ticket,
+                f"reopened/{ticket['reopen_count'] + 1}",
+                "support.ticket-reopened",
+                {"ticketId": ticket_id, "customerId": ticket["customer_id"], "reason": reason},
+                self._customer(ticket["customer_id"]),
+            )
 
     def close(self, ticket_id: uuid.UUID, closed_by: str = "agent", satisfaction: int | None = None) -> None:
         with self.engine.begin() as conn:
             ticket = self._ticket(conn, ticket_id, states=("resolved",))
             conn.execute(update(tickets).where(tickets.c.ticket_id == ticket_id).values(state="closed"))
-            self._step(conn, ticket, "closed", "support.ticket-closed", {
-                "ticketId": ticket_id, "closedBy": closed_by, "satisfactionScore": satisfaction}, self._agent)
+            self._step(
+                conn,
+                ticket,
+                "closed",
+                "support.ticket-closed",
+                {"ticketId": ticket_id, "closedBy": closed_by, "satisfactionScore": satisfaction},
+                self._agent,
+            )

@@ -11,7 +11,8 @@ __all__ = ["metadata", "replies", "tickets"]
 metadata = MetaData(schema="support")
 
 tickets = Table(
-    "tickets", metadata,
+    "tickets",
+    metadata,
     Column("ticket_id", UUID(as_uuid=True), primary_key=True),
     Column("tenant_id", String(64), nullable=False, index=True),
     Column("customer_id", UUID(as_uuid=True), nullable=False),
@@ -28,7 +29,8 @@ tickets = Table(
 )
 
 replies = Table(
-    "replies", metadata,
+    "replies",
+    metadata,
     Column("reply_id", UUID(as_uuid=True), primary_key=True),
     Column("ticket_id", UUID(as_uuid=True), nullable=False, index=True),
     Column("author", String(16), nullable=False),

@@ -35,11 +35,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _start_workers(settings: Settings, tag: str) -> subprocess.Popen:
-    env = {**os.environ, "CF_ORDER_TASK_QUEUE": f"kill-{tag}", "CF_WORKER_GROUP_SUFFIX": f"-kill-{tag}",
-           "CF_WORKER_TENANT_PREFIX": f"k{tag}-", "CF_KAFKA_SESSION_TIMEOUT_MS": "6000",
-           "CF_IDEMPOTENCY_LEASE_S": "12"}
-    process = subprocess.Popen([str(Path(sys.executable).parent / "cloud-factory"), "worker", "all"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "CF_ORDER_TASK_QUEUE": f"kill-{tag}",
+        "CF_WORKER_GROUP_SUFFIX": f"-kill-{tag}",
+        "CF_WORKER_TENANT_PREFIX": f"k{tag}-",
+        "CF_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "CF_IDEMPOTENCY_LEASE_S": "12",
+    }
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "cloud-factory"), "worker", "all"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while not any(beat.pid == process.pid for beat in read_heartbeats(settings.state_dir)):
         assert process.poll() is None, "the worker process died on start"
@@ -64,7 +74,9 @@ async def test_sigkill_mid_provisioning_then_restart(stack, settings: Settings, 
     try:
         client = await connect_client(settings)
         placed = await place_order(client, engine, order, fail_at="vps", task_queue=f"kill-{unique}")
-        created = select(resources.c.name).where(resources.c.order_id == order_id, resources.c.state == "created")
+        created = select(resources.c.name).where(
+            resources.c.order_id == order_id, resources.c.state == "created"
+        )
         deadline = time.monotonic() + 60
         while [r.name for r in _rows(engine, created)] != ["network"]:
             assert time.monotonic() < deadline, "provisioning never got past the network"
@@ -81,13 +93,24 @@ async def test_sigkill_mid_provisioning_then_restart(stack, settings: Settings, 
 
     assert result.status == "compensated"
     # Each resource exists at the provider exactly once, and all of them are gone again.
-    at_provider = _rows(engine, select(cloud.c.name, cloud.c.deleted_at).where(cloud.c.order_id == order_id)
-                        .order_by(cloud.c.created_at))
+    at_provider = _rows(
+        engine,
+        select(cloud.c.name, cloud.c.deleted_at)
+        .where(cloud.c.order_id == order_id)
+        .order_by(cloud.c.created_at),
+    )
     assert [r.name for r in at_provider] == ["network", "disk"]
     assert all(r.deleted_at is not None for r in at_provider)
     # Exactly one refund, paid out once.
-    assert [r.status for r in _rows(engine, select(refunds.c.status).where(refunds.c.order_id == order_id))] == [
-        "completed"]
+    assert [
+        r.status for r in _rows(engine, select(refunds.c.status).where(refunds.c.order_id == order_id))
+    ] == ["completed"]
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(psp_operations).where(
-            psp_operations.c.order_id == order_id, psp_operations.c.kind == "refund")).scalar_one() == 1
+        assert (
+            conn.execute(
+                select(func.count())
+                .select_from(psp_operations)
+                .where(psp_operations.c.order_id == order_id, psp_operations.c.kind == "refund")
+            ).scalar_one()
+            == 1
+        )

@@ -9,6 +9,7 @@ causation chain, signatures) and on the rows each service owns.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -50,14 +51,8 @@ async def _finish(placed, timeout: float = 90) -> OrderResult:
 
 async def _search_attributes(placed) -> dict[str, str]:
     description = await placed.handle.describe()
-    return {key: values[0] for key, values in description.raw_description.workflow_execution_info
-            .search_attributes.indexed_fields.items() for values in [[_decode(values)]]}
-
-
-def _decode(payload) -> str:
-    import json
-
-    return json.loads(payload.data)
+    fields = description.raw_description.workflow_execution_info.search_attributes.indexed_fields
+    return {key: json.loads(payload.data) for key, payload in fields.items()}
 
 
 def _flow(settings: Settings, placed, since_ms: int) -> list[FlowRecord]:
@@ -112,18 +107,32 @@ async def test_success_path(harness: SagaHarness, settings: Settings) -> None:
     assert result.status == "delivered"
     attrs = await _search_attributes(placed)
     assert attrs["OrderStatus"] == "delivered" and attrs["OrderStep"] == "done"
-    assert attrs["CorrelationId"] == placed.order.correlation_id and attrs["TenantId"] == placed.order.tenant_id
+    assert (
+        attrs["CorrelationId"] == placed.order.correlation_id and attrs["TenantId"] == placed.order.tenant_id
+    )
     snapshot = await placed.handle.query(OrderFulfillmentWorkflow.status)
-    assert snapshot.compensation_stack == [] and [r["name"] for r in snapshot.resources] == ["network", "disk", "vps"]
+    assert snapshot.compensation_stack == [] and [r["name"] for r in snapshot.resources] == [
+        "network",
+        "disk",
+        "vps",
+    ]
     ledger_rows = select(func.count()).select_from(ledger).where(ledger.c.order_id == order_id)
     assert await _wait_rows(harness, ledger_rows, 2) == 2  # capture + invoice
 
     records = _flow(settings, placed, since)
     _assert_chain(records, placed)
-    assert _types(records, "order.") == ["order.created", "order.payment-confirmed", "order.provisioning-started",
-                                         "order.fulfilled", "order.service-delivered"]
-    assert _types(records, "provisioning.") == ["provisioning.started", *["provisioning.resource-created"] * 3,
-                                                "provisioning.completed"]
+    assert _types(records, "order.") == [
+        "order.created",
+        "order.payment-confirmed",
+        "order.provisioning-started",
+        "order.fulfilled",
+        "order.service-delivered",
+    ]
+    assert _types(records, "provisioning.") == [
+        "provisioning.started",
+        *["provisioning.resource-created"] * 3,
+        "provisioning.completed",
+    ]
     by_type = {r.envelope.event_type: r.envelope for r in records}
     assert by_type["order.fulfilled"].causation_id == by_type["provisioning.completed"].event_id
     assert by_type["provisioning.completed"].causation_id == by_type["order.provisioning-started"].event_id
@@ -131,14 +140,25 @@ async def test_success_path(harness: SagaHarness, settings: Settings) -> None:
     assert by_type["order.service-delivered"].data.console_url.startswith("https://")
 
     with harness.engine.connect() as conn:
-        rows = conn.execute(select(resources.c.name, resources.c.state).where(resources.c.order_id == order_id)
-                            .order_by(resources.c.seq)).all()
+        rows = conn.execute(
+            select(resources.c.name, resources.c.state)
+            .where(resources.c.order_id == order_id)
+            .order_by(resources.c.seq)
+        ).all()
         assert [tuple(r) for r in rows] == [("network", "created"), ("disk", "created"), ("vps", "created")]
-        assert conn.execute(select(payments.c.status).where(payments.c.order_id == order_id)).scalar_one() == "captured"
+        assert (
+            conn.execute(select(payments.c.status).where(payments.c.order_id == order_id)).scalar_one()
+            == "captured"
+        )
     assert count_live_resources(harness.engine, order_id) == 3
-    delivered = select(func.count()).select_from(notifications).where(
-        notifications.c.correlation_id == uuid.UUID(placed.order.correlation_id),
-        notifications.c.event_type == "order.service-delivered")
+    delivered = (
+        select(func.count())
+        .select_from(notifications)
+        .where(
+            notifications.c.correlation_id == uuid.UUID(placed.order.correlation_id),
+            notifications.c.event_type == "order.service-delivered",
+        )
+    )
     assert await _wait_rows(harness, delivered, 2) == 2  # email + in-app
 
 
@@ -158,28 +178,51 @@ async def test_provisioning_failure_compensates_in_reverse(harness: SagaHarness,
     records = _flow(settings, placed, since)
     _assert_chain(records, placed)
     assert _types(records, "order.") == [
-        "order.created", "order.payment-confirmed", "order.provisioning-started", "order.compensation-started",
-        "order.cancelled", "order.compensation-completed", "order.failed"]
+        "order.created",
+        "order.payment-confirmed",
+        "order.provisioning-started",
+        "order.compensation-started",
+        "order.cancelled",
+        "order.compensation-completed",
+        "order.failed",
+    ]
     sequence = _types(records)
     # Reverse order: the resources go first, then the money; the newest resource is deleted first.
     assert sequence.index("provisioning.deprovisioned") < sequence.index("billing.refund-requested")
-    deleted = [r.envelope.data.resource.name for r in records if r.envelope.event_type == "provisioning.resource-deleted"]
+    deleted = [
+        r.envelope.data.resource.name
+        for r in records
+        if r.envelope.event_type == "provisioning.resource-deleted"
+    ]
     assert deleted == ["disk", "network"]
     by_type = {r.envelope.event_type: r.envelope for r in records}
     assert by_type["provisioning.failed"].data.error_code == "CAPACITY_EXHAUSTED"
-    assert [s.value for s in by_type["order.compensation-started"].data.steps] == ["deprovision_resources",
-                                                                                   "refund_payment"]
+    assert [s.value for s in by_type["order.compensation-started"].data.steps] == [
+        "deprovision_resources",
+        "refund_payment",
+    ]
     assert by_type["order.failed"].data.compensated is True
     assert by_type["order.compensation-completed"].data.refunded.amount_minor == 2900 + 551
 
     assert count_live_resources(harness.engine, order_id) == 0
     with harness.engine.connect() as conn:
-        assert conn.execute(select(refunds.c.status).where(refunds.c.order_id == order_id)).scalars().all() == [
-            "completed"]
-        assert conn.execute(select(func.count()).select_from(psp_operations).where(
-            psp_operations.c.order_id == order_id, psp_operations.c.kind == "refund")).scalar_one() == 1
-        assert conn.execute(select(func.sum(ledger.c.amount_minor)).where(ledger.c.order_id == order_id)
-                            ).scalar_one() == 0  # captured and refunded
+        assert conn.execute(
+            select(refunds.c.status).where(refunds.c.order_id == order_id)
+        ).scalars().all() == ["completed"]
+        assert (
+            conn.execute(
+                select(func.count())
+                .select_from(psp_operations)
+                .where(psp_operations.c.order_id == order_id, psp_operations.c.kind == "refund")
+            ).scalar_one()
+            == 1
+        )
+        assert (
+            conn.execute(
+                select(func.sum(ledger.c.amount_minor)).where(ledger.c.order_id == order_id)
+            ).scalar_one()
+            == 0
+        )  # captured and refunded
 
 
 async def test_payment_failure_ends_without_provisioning(harness: SagaHarness, settings: Settings) -> None:
@@ -196,13 +239,23 @@ async def test_payment_failure_ends_without_provisioning(harness: SagaHarness, s
     assert failed.stage.value == "payment" and failed.compensated is False
     with harness.engine.connect() as conn:
         order_id = uuid.UUID(placed.order.order_id)
-        assert conn.execute(select(func.count()).select_from(payments).where(payments.c.order_id == order_id)
-                            ).scalar_one() == 0
-        assert conn.execute(select(func.count()).select_from(resources).where(resources.c.order_id == order_id)
-                            ).scalar_one() == 0
+        assert (
+            conn.execute(
+                select(func.count()).select_from(payments).where(payments.c.order_id == order_id)
+            ).scalar_one()
+            == 0
+        )
+        assert (
+            conn.execute(
+                select(func.count()).select_from(resources).where(resources.c.order_id == order_id)
+            ).scalar_one()
+            == 0
+        )
 
 
-async def test_customer_cancel_during_provisioning_compensates(harness: SagaHarness, settings: Settings) -> None:
+async def test_customer_cancel_during_provisioning_compensates(
+    harness: SagaHarness, settings: Settings
+) -> None:
     since = _now_ms()
     placed = await harness.place("cancel", pay=False)
     inject_fault(harness.engine, placed.order.order_id, "disk", "slow", delay_ms=1500)
@@ -222,21 +275,32 @@ async def test_customer_cancel_during_provisioning_compensates(harness: SagaHarn
     records = _flow(settings, placed, since)
     _assert_chain(records, placed)
     assert _types(records, "order.") == [
-        "order.created", "order.payment-confirmed", "order.provisioning-started", "order.compensation-started",
-        "order.cancelled", "order.compensation-completed"]
+        "order.created",
+        "order.payment-confirmed",
+        "order.provisioning-started",
+        "order.compensation-started",
+        "order.cancelled",
+        "order.compensation-completed",
+    ]
     cancelled = next(r.envelope.data for r in records if r.envelope.event_type == "order.cancelled")
     assert cancelled.reason.value == "customer_request" and cancelled.note == "changed my mind"
     assert [r.name for r in cancelled.resources_to_release] == ["vps", "disk", "network"]
-    deleted = [r.envelope.data.resource.name for r in records if r.envelope.event_type == "provisioning.resource-deleted"]
+    deleted = [
+        r.envelope.data.resource.name
+        for r in records
+        if r.envelope.event_type == "provisioning.resource-deleted"
+    ]
     assert deleted == ["vps", "disk", "network"]
     assert count_live_resources(harness.engine, order_id) == 0
     with harness.engine.connect() as conn:
-        assert conn.execute(select(refunds.c.status).where(refunds.c.order_id == order_id)).scalars().all() == [
-            "completed"]
+        assert conn.execute(
+            select(refunds.c.status).where(refunds.c.order_id == order_id)
+        ).scalars().all() == ["completed"]
 
 
-async def test_cancel_before_payment_publishes_only_the_cancellation(harness: SagaHarness,
-                                                                     settings: Settings) -> None:
+async def test_cancel_before_payment_publishes_only_the_cancellation(
+    harness: SagaHarness, settings: Settings
+) -> None:
     since = _now_ms()
     placed = await harness.place("early", pay=False)
     from services.order.api import cancel_order
@@ -250,8 +314,9 @@ async def test_cancel_before_payment_publishes_only_the_cancellation(harness: Sa
     assert _types(records, "billing.") == []
 
 
-async def test_refund_failure_is_a_compensation_failure_with_an_incident(harness: SagaHarness,
-                                                                         settings: Settings) -> None:
+async def test_refund_failure_is_a_compensation_failure_with_an_incident(
+    harness: SagaHarness, settings: Settings
+) -> None:
     since = _now_ms()
     placed = await harness.place("refund", fail_at="refund")
     result = await _finish(placed)
@@ -270,14 +335,20 @@ async def test_refund_failure_is_a_compensation_failure_with_an_incident(harness
     assert [s.value for s in failed.completed_steps] == ["deprovision_resources"]
     assert by_type["order.compensation-failed"].causation_id == by_type["billing.refund-failed"].event_id
     with harness.engine.connect() as conn:
-        rows = conn.execute(select(incidents).where(incidents.c.workflow_id == placed.order.workflow_id)
-                            ).mappings().all()
+        rows = (
+            conn.execute(select(incidents).where(incidents.c.workflow_id == placed.order.workflow_id))
+            .mappings()
+            .all()
+        )
         assert [(r["failed_step"], r["state"]) for r in rows] == [("refund_payment", "open")]
-        assert conn.execute(select(refunds.c.status).where(
-            refunds.c.order_id == uuid.UUID(placed.order.order_id))).scalars().all() == ["failed"]
+        assert conn.execute(
+            select(refunds.c.status).where(refunds.c.order_id == uuid.UUID(placed.order.order_id))
+        ).scalars().all() == ["failed"]
 
 
-async def test_transient_provider_errors_are_retried_to_success(harness: SagaHarness, settings: Settings) -> None:
+async def test_transient_provider_errors_are_retried_to_success(
+    harness: SagaHarness, settings: Settings
+) -> None:
     since = _now_ms()
     placed = await harness.place("flaky", fail_at="transient")
     result = await _finish(placed)
@@ -288,16 +359,29 @@ async def test_transient_provider_errors_are_retried_to_success(harness: SagaHar
     assert count_live_resources(harness.engine, uuid.UUID(placed.order.order_id)) == 3
 
 
-async def test_event_for_no_running_workflow_is_dead_lettered(harness: SagaHarness, settings: Settings) -> None:
+async def test_event_for_no_running_workflow_is_dead_lettered(
+    harness: SagaHarness, settings: Settings
+) -> None:
     since = _now_ms()
     from workflows.contracts import correlation_id_for, order_workflow_id
 
     tenant, order_id = harness.tenant("ghost"), uuid.uuid4()
     correlation = correlation_id_for(order_workflow_id(tenant, str(order_id)))
-    envelope = schemas.new_event("provisioning.failed", {
-        "orderId": order_id, "region": "eu-west-1", "errorCode": "CAPACITY_EXHAUSTED", "reason": "test",
-        "retryable": False, "partialResources": []}, tenant_id=tenant, correlation_id=correlation,
-        actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM), producer="tests")
+    envelope = schemas.new_event(
+        "provisioning.failed",
+        {
+            "orderId": order_id,
+            "region": "eu-west-1",
+            "errorCode": "CAPACITY_EXHAUSTED",
+            "reason": "test",
+            "retryable": False,
+            "partialResources": [],
+        },
+        tenant_id=tenant,
+        correlation_id=correlation,
+        actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM),
+        producer="tests",
+    )
     producer_from(settings).publish(envelope)
     deadline = time.monotonic() + 60
     found: dict[str, str] | None = None

@@ -14,8 +14,14 @@ from workflows.contracts import OrderRequest, OrderResult
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
 
 HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
-PATHS = {"order_created", "success", "provisioning_failure", "payment_failure", "customer_cancel",
-         "compensation_failure"}
+PATHS = {
+    "order_created",
+    "success",
+    "provisioning_failure",
+    "payment_failure",
+    "customer_cancel",
+    "compensation_failure",
+}
 
 
 def _history(name: str) -> WorkflowHistory:
@@ -30,7 +36,9 @@ def test_histories_are_committed() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
 async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    result = await Replayer(workflows=[OrderFulfillmentWorkflow]).replay_workflow(history, raise_on_replay_failure=False)
+    result = await Replayer(workflows=[OrderFulfillmentWorkflow]).replay_workflow(
+        history, raise_on_replay_failure=False
+    )
     assert result.replay_failure is None, result.replay_failure
 
 
@@ -61,14 +69,16 @@ class _UnpatchedWorkflow(OrderFulfillmentWorkflow):
 
 @pytest.mark.parametrize("name", ["success", "provisioning_failure", "compensation_failure"])
 async def test_a_non_deterministic_change_is_caught(name: str) -> None:
-    result = await Replayer(workflows=[_MemoDroppedWorkflow]).replay_workflow(_history(name),
-                                                                               raise_on_replay_failure=False)
+    result = await Replayer(workflows=[_MemoDroppedWorkflow]).replay_workflow(
+        _history(name), raise_on_replay_failure=False
+    )
     assert result.replay_failure is not None
     assert "nondetermin" in str(result.replay_failure).lower()
 
 
 async def test_removing_the_patch_guard_breaks_the_first_release_history() -> None:
-    result = await Replayer(workflows=[_UnpatchedWorkflow]).replay_workflow(_history("order_created"),
-                                                                             raise_on_replay_failure=False)
+    result = await Replayer(workflows=[_UnpatchedWorkflow]).replay_workflow(
+        _history("order_created"), raise_on_replay_failure=False
+    )
     assert result.replay_failure is not None
     assert "nondetermin" in str(result.replay_failure).lower()

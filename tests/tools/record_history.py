@@ -91,7 +91,9 @@ async def record(name: str, out_dir: Path = HISTORIES) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("scenario", choices=[*sorted(SCENARIOS), "all"])
     args = parser.parse_args()
     for name in sorted(SCENARIOS) if args.scenario == "all" else [args.scenario]:

@@ -30,13 +30,20 @@ __all__ = ["SagaHarness", "fast_timings"]
 
 
 def fast_timings() -> SagaTimings:
-    return SagaTimings(payment_timeout_s=60, provisioning_timeout_s=60,
-                       compensation_windows_s=[2.0, 4.0, 8.0, 16.0])
+    return SagaTimings(
+        payment_timeout_s=60, provisioning_timeout_s=60, compensation_windows_s=[2.0, 4.0, 8.0, 16.0]
+    )
 
 
 class SagaHarness:
-    def __init__(self, settings: Settings, tag: str | None = None, *, saga: bool = True,
-                 consumers: tuple[str, ...] = ("bridge", "provisioning", "billing", "notification")) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        tag: str | None = None,
+        *,
+        saga: bool = True,
+        consumers: tuple[str, ...] = ("bridge", "provisioning", "billing", "notification"),
+    ) -> None:
         self.settings = settings
         self.tag = tag or uuid.uuid4().hex[:10]
         self.task_queue = f"saga-{self.tag}"
@@ -56,9 +63,13 @@ class SagaHarness:
         scope, s, tag = TenantScope(self.tenant_prefix), self.settings, self.tag
         return {
             "bridge": lambda: build_bridge_consumer(s, group_id=f"order-bridge-{tag}", scope=scope),
-            "provisioning": lambda: build_provisioning_consumer(s, group_id=f"provisioning-{tag}", scope=scope),
+            "provisioning": lambda: build_provisioning_consumer(
+                s, group_id=f"provisioning-{tag}", scope=scope
+            ),
             "billing": lambda: build_billing_consumer(s, group_id=f"billing-{tag}", scope=scope),
-            "notification": lambda: build_notification_consumer(s, group_id=f"notification-{tag}", scope=scope),
+            "notification": lambda: build_notification_consumer(
+                s, group_id=f"notification-{tag}", scope=scope
+            ),
         }
 
     async def __aenter__(self) -> SagaHarness:
@@ -66,8 +77,9 @@ class SagaHarness:
         builders = self._builders()
         consumers = await asyncio.gather(*(asyncio.to_thread(builders[k]) for k in self.consumer_kinds))
         for kind, consumer in zip(self.consumer_kinds, consumers, strict=True):
-            thread = threading.Thread(target=consumer.run, args=(self._stop,), name=f"{kind}-{self.tag}",
-                                      daemon=True)
+            thread = threading.Thread(
+                target=consumer.run, args=(self._stop,), name=f"{kind}-{self.tag}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
         self.client = await connect_client(self.settings)
@@ -83,9 +95,17 @@ class SagaHarness:
         for thread in self._threads:
             await asyncio.to_thread(thread.join, 30)
 
-    async def place(self, tenant: str = "a", *, fail_at: str | None = None, pay: bool = True,
-                    timings: SagaTimings | None = None, plan_id: str = "vm-standard-2") -> PlacedOrder:
+    async def place(
+        self,
+        tenant: str = "a",
+        *,
+        fail_at: str | None = None,
+        pay: bool = True,
+        timings: SagaTimings | None = None,
+        plan_id: str = "vm-standard-2",
+    ) -> PlacedOrder:
         assert self.client is not None
         order = new_order(self.tenant(tenant), plan_id, timings=timings or fast_timings())
-        return await place_order(self.client, self.engine, order, fail_at=fail_at, pay=pay,
-                                 task_queue=self.task_queue)
+        return await place_order(
+            self.client, self.engine, order, fail_at=fail_at, pay=pay, task_queue=self.task_queue
+        )

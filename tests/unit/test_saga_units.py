@@ -31,8 +31,14 @@ def test_subjects_differ_per_event_type() -> None:
 
 
 def test_correlation_id_is_a_pure_function_of_the_workflow_id() -> None:
-    order = OrderRequest(tenant_id="acme", order_id=str(uuid.uuid4()), customer_id=str(uuid.uuid4()),
-                         plan_id="vm-small-1", region="eu-west-1", amount_minor=900)
+    order = OrderRequest(
+        tenant_id="acme",
+        order_id=str(uuid.uuid4()),
+        customer_id=str(uuid.uuid4()),
+        plan_id="vm-small-1",
+        region="eu-west-1",
+        amount_minor=900,
+    )
     assert order.workflow_id == order_workflow_id("acme", order.order_id)
     assert order.correlation_id == correlation_id_for(order.workflow_id)
     assert correlation_id_for(order_workflow_id("other", order.order_id)) != order.correlation_id

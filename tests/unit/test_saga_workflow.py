@@ -57,27 +57,45 @@ class Recorder:
 async def env():
     environment = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(TEST_SERVER))
     # The saga upserts these; the dev server registers them at `stack up`, the test server here.
-    await environment.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-        namespace="default", search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in
-                                                ("CorrelationId", "TenantId", "OrderStatus", "OrderStep")}))
+    await environment.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace="default",
+            search_attributes={
+                name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                for name in ("CorrelationId", "TenantId", "OrderStatus", "OrderStep")
+            },
+        )
+    )
     yield environment
     await environment.shutdown()
 
 
 def _order(**timings: object) -> OrderRequest:
-    return OrderRequest(tenant_id="unit", order_id=str(uuid.uuid4()), customer_id=str(uuid.uuid4()),
-                        plan_id="vm-standard-2", region="eu-west-1", amount_minor=2900, tax_minor=551,
-                        timings=SagaTimings(**timings))
+    return OrderRequest(
+        tenant_id="unit",
+        order_id=str(uuid.uuid4()),
+        customer_id=str(uuid.uuid4()),
+        plan_id="vm-standard-2",
+        region="eu-west-1",
+        amount_minor=2900,
+        tax_minor=551,
+        timings=SagaTimings(**timings),
+    )
 
 
 async def _run(env: WorkflowEnvironment, order: OrderRequest, recorder: Recorder, signals=()) -> object:
     queue = f"unit-{uuid.uuid4().hex[:8]}"
 
-    async with Worker(env.client, task_queue=queue, workflows=[OrderFulfillmentWorkflow],
-                      activities=[recorder.publish_event, recorder.open_incident],
-                      activity_executor=ThreadPoolExecutor(4)):
-        handle = await env.client.start_workflow(OrderFulfillmentWorkflow.run, order, id=order.workflow_id,
-                                                 task_queue=queue)
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[OrderFulfillmentWorkflow],
+        activities=[recorder.publish_event, recorder.open_incident],
+        activity_executor=ThreadPoolExecutor(4),
+    ):
+        handle = await env.client.start_workflow(
+            OrderFulfillmentWorkflow.run, order, id=order.workflow_id, task_queue=queue
+        )
         for name, arg in signals:
             await handle.signal(name, arg)
         return await handle.result()
@@ -91,14 +109,20 @@ async def test_no_payment_in_time_fails_the_order_without_provisioning(env: Work
     assert recorder.published[-1].data["errorCode"] == "PAYMENT_TIMEOUT"
 
 
-async def test_provisioning_silence_times_out_and_an_unconfirmed_undo_needs_a_person(env: WorkflowEnvironment) -> None:
+async def test_provisioning_silence_times_out_and_an_unconfirmed_undo_needs_a_person(
+    env: WorkflowEnvironment,
+) -> None:
     recorder = Recorder()
     order = _order(provisioning_timeout_s=300, compensation_windows_s=[2, 4, 8, 16, 30, 30])
     result = await _run(env, order, recorder, [("confirm_payment", PaymentConfirmation(str(uuid.uuid4())))])
     assert result.status == "compensation_failed"
     types = recorder.types()
-    assert types[:4] == ["order.created", "order.payment-confirmed", "order.provisioning-started",
-                         "order.compensation-started"]
+    assert types[:4] == [
+        "order.created",
+        "order.payment-confirmed",
+        "order.provisioning-started",
+        "order.compensation-started",
+    ]
     # One ask per backoff window, each a distinct event; then the failure, the incident, the end.
     assert types[4:10] == ["order.cancelled"] * 6
     assert len({step_event_id(order.workflow_id, r.step) for r in recorder.published[4:10]}) == 6
@@ -112,16 +136,43 @@ async def test_a_redelivered_event_is_ignored_and_the_first_outcome_wins(env: Wo
     recorder = Recorder()
     order = _order(provisioning_timeout_s=600)
     completed = InboundEvent(
-        event_id=str(uuid.uuid4()), event_type="provisioning.completed", version="v3", causation_id=None,
-        data={"orderId": order.order_id, "attempts": 1, "endpoints": [],
-              "resources": [{"resourceId": str(uuid.uuid4()), "kind": "vm", "region": "eu-west-1", "name": "vps"}]})
+        event_id=str(uuid.uuid4()),
+        event_type="provisioning.completed",
+        version="v3",
+        causation_id=None,
+        data={
+            "orderId": order.order_id,
+            "attempts": 1,
+            "endpoints": [],
+            "resources": [
+                {"resourceId": str(uuid.uuid4()), "kind": "vm", "region": "eu-west-1", "name": "vps"}
+            ],
+        },
+    )
     failed = InboundEvent(
-        event_id=str(uuid.uuid4()), event_type="provisioning.failed", version="v1",
-        data={"orderId": order.order_id, "region": "eu-west-1", "errorCode": "LATE", "reason": "late",
-              "retryable": False, "partialResources": []})
-    result = await _run(env, order, recorder, [
-        ("confirm_payment", PaymentConfirmation(str(uuid.uuid4()))),
-        ("domain_event", completed), ("domain_event", completed), ("domain_event", failed)])
+        event_id=str(uuid.uuid4()),
+        event_type="provisioning.failed",
+        version="v1",
+        data={
+            "orderId": order.order_id,
+            "region": "eu-west-1",
+            "errorCode": "LATE",
+            "reason": "late",
+            "retryable": False,
+            "partialResources": [],
+        },
+    )
+    result = await _run(
+        env,
+        order,
+        recorder,
+        [
+            ("confirm_payment", PaymentConfirmation(str(uuid.uuid4()))),
+            ("domain_event", completed),
+            ("domain_event", completed),
+            ("domain_event", failed),
+        ],
+    )
     assert result.status == "delivered"
     assert recorder.types()[-2:] == ["order.fulfilled", "order.service-delivered"]
 
