@@ -3,9 +3,10 @@ orders, beside a bare Temporal workflow running the same number of activities, s
 
     .venv/bin/python bench/bench_saga.py [--orders 100] [--notification]
 
-The saga side is the real thing on the real stack: saga worker, inbound bridge, Provisioning and
-Billing consumers in this process (Notification too with --notification), signed events on Kafka,
-rows in PostgreSQL. The bare side is a workflow of 5 sequential no-op activities (the success path
+The saga side is the real thing on the real stack: the saga worker in this process, the inbound
+bridge, Provisioning and Billing as `cloud-factory worker …` processes as deployed (Notification too
+with --notification; --in-process runs them all here, sharing one GIL), signed events on Kafka, rows
+in PostgreSQL. The bare side is a workflow of 5 sequential no-op activities (the success path
 publishes 5 events) with no Kafka at all. A warm-up order runs first so consumer-group joins and
 topic catch-up are not timed.
 """
@@ -15,10 +16,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
+import signal
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from bare_workflow import BareWorkflow, bench_noop  # noqa: E402  (bench/ is on sys.path when run as a script)
 from temporalio.worker import Worker
@@ -28,6 +34,7 @@ from cloud_factory.settings import get_settings
 from cloud_factory.tracing import configure_tracing
 from services.common import TenantScope
 from services.order.api import new_order, place_order
+from workers.heartbeat import read_heartbeats
 from workers.inprocess import InProcessWorkers
 from workflows.contracts import SagaTimings
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
@@ -91,24 +98,49 @@ async def _bare(workers: InProcessWorkers, orders: int) -> tuple[float, list[flo
         return time.perf_counter() - start, list(latencies)
 
 
-async def main(orders: int, notification: bool) -> None:
+def _service_processes(settings, tag: str, prefix: str, kinds: list[str]) -> list[subprocess.Popen]:
+    env = {**os.environ, "CF_WORKER_GROUP_SUFFIX": f"-bench-{tag}", "CF_WORKER_TENANT_PREFIX": prefix}
+    cli = str(Path(sys.executable).parent / "cloud-factory")
+    processes = [
+        subprocess.Popen([cli, "worker", kind], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for kind in kinds
+    ]
+    deadline = time.monotonic() + 60
+    while {p.pid for p in processes} - {beat.pid for beat in read_heartbeats(settings.state_dir)}:
+        if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+            raise RuntimeError("a service worker did not start")
+        time.sleep(0.2)
+    return processes
+
+
+async def main(orders: int, notification: bool, in_process: bool) -> None:
     settings = get_settings()
     configure_tracing("bench")
     tag = uuid.uuid4().hex[:8]
     prefix = f"bench{tag}-"
-    async with InProcessWorkers(
-        settings,
-        task_queue=f"bench-saga-{tag}",
-        group_suffix=f"-bench-{tag}",
-        scope=TenantScope(prefix),
-        notification=notification,
-    ) as workers:
-        saga_s, saga_lat = await _saga(workers, prefix, orders)
-        bare_s, bare_lat = await _bare(workers, orders)
+    kinds = ["bridge", "provisioning", "billing"] + (["notification"] if notification else [])
+    processes = [] if in_process else _service_processes(settings, tag, prefix, kinds)
+    try:
+        async with InProcessWorkers(
+            settings,
+            task_queue=f"bench-saga-{tag}",
+            group_suffix=f"-bench-{tag}",
+            scope=TenantScope(prefix),
+            notification=notification,
+            consumers=in_process,
+        ) as workers:
+            saga_s, saga_lat = await _saga(workers, prefix, orders)
+            bare_s, bare_lat = await _bare(workers, orders)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(60)
     saga_rate, bare_rate = orders / saga_s, orders / bare_s
     print(
         f"{orders} concurrent orders, {ACTIVITIES} activities each "
-        f"(notification {'on' if notification else 'off'})"
+        f"(notification {'on' if notification else 'off'}; services "
+        f"{'in this process' if in_process else 'as worker processes'})"
     )
     print(
         f"saga : {saga_rate:7.1f} sagas/s   created→delivered "
@@ -129,5 +161,6 @@ if __name__ == "__main__":
     )
     parser.add_argument("--orders", type=int, default=100)
     parser.add_argument("--notification", action="store_true", help="Run the Notification consumer as well.")
+    parser.add_argument("--in-process", action="store_true", help="Run the services in this process too.")
     args = parser.parse_args()
-    asyncio.run(main(args.orders, args.notification))
+    asyncio.run(main(args.orders, args.notification, args.in_process))

@@ -19,12 +19,17 @@ from services.common import ALL_TENANTS, Emitter, TenantScope, scoped
 __all__ = [
     "BILLING_GROUP",
     "PROVISIONING_GROUP",
+    "SAGA_POLL_TIMEOUT_S",
     "build_billing_consumer",
     "build_bridge_consumer",
     "build_provisioning_consumer",
     "consumer_for",
     "run_consumer",
 ]
+
+# The runtime fetches in batches and waits up to the poll timeout for a batch to fill; on the saga's
+# path every hop pays that wait, so these consumers poll briefly (cheap when idle, fast per hop).
+SAGA_POLL_TIMEOUT_S = 0.05
 
 PROVISIONING_GROUP = "provisioning"
 BILLING_GROUP = "billing"

@@ -61,14 +61,17 @@ class Heartbeat:
         self.path.unlink(missing_ok=True)
 
 
-def read_heartbeats(state_dir: Path) -> list[WorkerBeat]:
+def read_heartbeats(state_dir: Path, *, forget_dead_after_s: float = 300.0) -> list[WorkerBeat]:
+    """Every worker's last beat; files of processes gone for `forget_dead_after_s` are removed."""
     beats = []
     for path in sorted((Path(state_dir) / "workers").glob("*.json")):
         try:
             raw = json.loads(path.read_text())
-            beats.append(
-                WorkerBeat(int(raw["pid"]), list(raw["kinds"]), float(raw["beatAt"]), bool(raw["healthy"]))
-            )
+            beat = WorkerBeat(int(raw["pid"]), list(raw["kinds"]), float(raw["beatAt"]), bool(raw["healthy"]))
         except (OSError, ValueError, KeyError):
             continue
+        if not beat.alive and time.time() - beat.beat_at > forget_dead_after_s:
+            path.unlink(missing_ok=True)  # a worker killed hard never cleared its file
+            continue
+        beats.append(beat)
     return beats

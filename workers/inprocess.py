@@ -15,6 +15,7 @@ from services.common import ALL_TENANTS, TenantScope
 from workers.consumers import (
     BILLING_GROUP,
     PROVISIONING_GROUP,
+    SAGA_POLL_TIMEOUT_S,
     build_billing_consumer,
     build_bridge_consumer,
     build_provisioning_consumer,
@@ -35,12 +36,16 @@ class InProcessWorkers:
         group_suffix: str = "",
         scope: TenantScope = ALL_TENANTS,
         notification: bool = True,
+        replicas: int = 3,
+        consumers: bool = True,
     ) -> None:
         self.settings = settings
         self.task_queue = task_queue
         self.group_suffix = group_suffix
         self.scope = scope
         self.notification = notification
+        self.with_consumers = consumers  # False: only the saga worker (services run elsewhere)
+        self.replicas = replicas  # consumers per saga-path service (a group uses at most one per partition)
         self.client: Client | None = None
         self._worker: Worker | None = None
         self._stop = threading.Event()
@@ -55,8 +60,8 @@ class InProcessWorkers:
                 lambda: build_provisioning_consumer(s, group_id=f"{PROVISIONING_GROUP}{sfx}", scope=scope),
             ),
             ("billing", lambda: build_billing_consumer(s, group_id=f"{BILLING_GROUP}{sfx}", scope=scope)),
-        ]
-        if self.notification:
+        ] * (self.replicas if self.with_consumers else 0)
+        if self.notification and self.with_consumers:
             builders.append(
                 (
                     "notification",
@@ -67,7 +72,14 @@ class InProcessWorkers:
             )
         consumers = await asyncio.gather(*(asyncio.to_thread(build) for _, build in builders))
         for (name, _), consumer in zip(builders, consumers, strict=True):
-            thread = threading.Thread(target=consumer.run, args=(self._stop,), name=name, daemon=True)
+            timeout = 0.5 if name == "notification" else SAGA_POLL_TIMEOUT_S
+            thread = threading.Thread(
+                target=consumer.run,
+                args=(self._stop,),
+                kwargs={"poll_timeout": timeout},
+                name=name,
+                daemon=True,
+            )
             thread.start()
             self._threads.append(thread)
         self.client = await connect_client(self.settings)

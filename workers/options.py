@@ -4,7 +4,8 @@
 appends to every consumer group id and `CF_WORKER_TENANT_PREFIX` restricts consumers to tenants
 with that prefix, `CF_KAFKA_SESSION_TIMEOUT_MS` shortens how long a crashed consumer keeps its
 partitions and `CF_IDEMPOTENCY_LEASE_S` how long its in-progress idempotency keys block a
-replacement (keep it above the slowest handler) — together they let a fleet (or a test) run
+replacement (keep it above the slowest handler), `CF_CONSUMER_REPLICAS` how many consumers each
+saga-path service runs (default: one per partition) — together they let a fleet (or a test) run
 isolated from the default one.
 """
 
@@ -18,6 +19,15 @@ from services.common import TenantScope
 __all__ = ["WorkerOptions"]
 
 
+def _positive_int(name: str) -> int | None:
+    raw = os.environ.get(name)
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name} must be a positive integer, not {raw!r}")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class WorkerOptions:
     task_queue: str = "cloud-factory-orders"
@@ -25,6 +35,7 @@ class WorkerOptions:
     tenant_prefix: str = ""
     session_timeout_ms: int | None = None
     lease_s: float | None = None
+    replicas: int | None = None  # consumer threads per saga-path service (default: one per partition)
 
     @classmethod
     def from_env(cls) -> WorkerOptions:
@@ -39,6 +50,7 @@ class WorkerOptions:
             lease_s=float(os.environ["CF_IDEMPOTENCY_LEASE_S"])
             if os.environ.get("CF_IDEMPOTENCY_LEASE_S")
             else None,
+            replicas=_positive_int("CF_CONSUMER_REPLICAS"),
         )
 
     @property

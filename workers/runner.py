@@ -60,7 +60,8 @@ def _consumer_target(kind: WorkerKind, options: WorkerOptions) -> Callable[[Sett
             consumer = build_notification_consumer(
                 settings, group_id=options.group(NOTIFICATION_GROUP), **common
             )
-        consumer.run(stop)
+        fast = kind is not WorkerKind.NOTIFICATION
+        consumer.run(stop, poll_timeout=consumers.SAGA_POLL_TIMEOUT_S if fast else 0.5)
 
     return run
 
@@ -79,15 +80,21 @@ async def _run(kinds: set[WorkerKind], settings: Settings, ready: Callable[[], N
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop)
 
+    # Saga-path services run one consumer per partition so orders are handled in parallel.
+    replicas = {
+        kind: 1 if kind is WorkerKind.NOTIFICATION else options.replicas or settings.kafka_partitions
+        for kind in CONSUMER_KINDS
+    }
     threads = [
         threading.Thread(
             target=_consumer_target(kind, options),
             args=(settings, thread_stop),
-            name=kind.value,
+            name=f"{kind.value}-{index}",
             daemon=False,
         )
         for kind in CONSUMER_KINDS
         if kind in kinds
+        for index in range(replicas[kind])
     ]
     for thread in threads:
         thread.start()

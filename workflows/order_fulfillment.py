@@ -88,6 +88,7 @@ class OrderFulfillmentWorkflow:
         self._completed: list[str] = []
         self._resources: list[dict] = []
         self._failure: str | None = None
+        self._memo_stack: list[str] | None = None
 
     # ------------------------------------------------------------------ run
     @workflow.run
@@ -99,9 +100,11 @@ class OrderFulfillmentWorkflow:
             [
                 SA_CORRELATION_ID.value_set(order.correlation_id),
                 SA_TENANT_ID.value_set(order.tenant_id),
+                SA_ORDER_STATUS.value_set("created"),
+                SA_ORDER_STEP.value_set("order-created"),
             ]
         )
-        await self._set("created", "order-created")
+        self._status, self._step = "created", "order-created"
         created = await self._publish("order-created", "order.created", order.created_payload(), None)
         await self._set("awaiting_payment", "awaiting-payment")
         return await self._after_created(order, created.event_id)
@@ -488,9 +491,18 @@ class OrderFulfillmentWorkflow:
         return self._order
 
     async def _set(self, status: str, step: str) -> None:
-        """Status and step, mirrored into search attributes and the memo for the Web UI."""
+        """Status and step into search attributes; the memo only when the stack changed or at the end.
+
+        Every upsert is a history event and a visibility write, so the saga writes the memo (summary,
+        status, compensation stack) only when it says something new to a reader of the Web UI.
+        """
         self._status, self._step = status, step
         workflow.upsert_search_attributes([SA_ORDER_STATUS.value_set(status), SA_ORDER_STEP.value_set(step)])
+        stack = [entry.step for entry in reversed(self._stack)]
+        final = step in {"done", "manual-review"}
+        if stack == self._memo_stack and not final:
+            return
+        self._memo_stack = stack
         order = self._require_order()
         workflow.upsert_memo(
             {
@@ -498,7 +510,7 @@ class OrderFulfillmentWorkflow:
                 f"for tenant {order.tenant_id}",
                 "status": status,
                 "step": step,
-                "compensationStack": [entry.step for entry in reversed(self._stack)],
+                "compensationStack": stack,
             }
         )
 

@@ -29,6 +29,25 @@ def _print_table(statuses: list[ComponentStatus]) -> None:
     Console().print(table)
 
 
+def _print_workers() -> None:
+    """Worker processes (informational: they never change the exit code)."""
+    from cloud_factory.settings import get_settings
+    from cloud_factory.stack.workers import worker_health
+
+    rows = worker_health(get_settings().state_dir)
+    if not rows:
+        Console().print("workers: none running (start them with `cloud-factory worker all`)")
+        return
+    table = Table(title="workers")
+    for column in ("pid", "kinds", "state", "last beat"):
+        table.add_column(column)
+    style = {"healthy": "green", "degraded": "yellow", "stale": "red"}
+    for row in rows:
+        state = f"[{style[row.state]}]{row.state}[/]"
+        table.add_row(str(row.pid), row.kinds, state, f"{row.last_beat_s:.0f}s ago")
+    Console().print(table)
+
+
 @app.command()
 def up() -> None:
     """Start every component that is not running and wait until all are healthy (safe to re-run)."""
@@ -52,6 +71,7 @@ def status() -> None:
     """List each component with its address and state; exit 1 unless all are healthy."""
     statuses = Stack().status()
     _print_table(statuses)
+    _print_workers()
     if any(st.state is not ComponentState.HEALTHY for st in statuses):
         raise typer.Exit(1)
 

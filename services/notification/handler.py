@@ -1,8 +1,11 @@
 """Records the notifications of a verified event, then reports each as `notification.sent`.
 
-The rows are the outbox: unique per (event, channel), so a redelivered event writes nothing new and
-re-sends the same `notification.sent` ids. Events that name no customer (e.g. provisioning ones) go
-to the customer an earlier message of the same flow went to — looked up in Notification's own table.
+The rows are the outbox: unique per (event, channel), so a redelivered event writes nothing new.
+`notification.sent` goes out for the rows this delivery created (ids derived from event + channel),
+so a consumer group reading old history re-sends nothing; the price is that a crash between the
+insert and the publish loses that one report (the message itself is stored). Events that name no
+customer (e.g. provisioning ones) go to the customer an earlier message of the same flow went to —
+looked up in Notification's own table.
 """
 
 from __future__ import annotations
@@ -69,12 +72,13 @@ class NotificationHandler:
             insert(notifications)
             .values(rows)
             .on_conflict_do_nothing(constraint="notifications_event_channel_key")
+            .returning(notifications.c.channel)
         )
         with self.engine.begin() as conn:
-            conn.execute(statement)
+            new_channels = set(conn.execute(statement).scalars())
         if self.emit is None:
             return
-        for message in messages:
+        for message in (m for m in messages if m.channel in new_channels):
             self.emit.derive(
                 envelope,
                 "notification.sent",
