@@ -21,7 +21,12 @@ from cloud_factory.tracing import configure_tracing
 from messaging.consumer import EventConsumer
 from services.common import TenantScope
 from services.order.api import PlacedOrder, new_order, place_order
-from workers.consumers import build_billing_consumer, build_bridge_consumer, build_provisioning_consumer
+from workers.consumers import (
+    SAGA_POLL_TIMEOUT_S,
+    build_billing_consumer,
+    build_bridge_consumer,
+    build_provisioning_consumer,
+)
 from workers.notification import build_notification_consumer
 from workers.saga import build_saga_worker, connect_client
 from workflows.contracts import SagaTimings
@@ -77,8 +82,13 @@ class SagaHarness:
         builders = self._builders()
         consumers = await asyncio.gather(*(asyncio.to_thread(builders[k]) for k in self.consumer_kinds))
         for kind, consumer in zip(self.consumer_kinds, consumers, strict=True):
+            timeout = 0.5 if kind == "notification" else SAGA_POLL_TIMEOUT_S
             thread = threading.Thread(
-                target=consumer.run, args=(self._stop,), name=f"{kind}-{self.tag}", daemon=True
+                target=consumer.run,
+                args=(self._stop,),
+                kwargs={"poll_timeout": timeout},
+                name=f"{kind}-{self.tag}",
+                daemon=True,
             )
             thread.start()
             self._threads.append(thread)
