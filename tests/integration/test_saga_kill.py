@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -26,36 +24,12 @@ from services.billing.tables import psp_operations, refunds
 from services.order.api import new_order, place_order
 from services.provisioning.simulator import inject_fault
 from services.provisioning.tables import cloud, resources
-from workers.heartbeat import read_heartbeats
+from tests.tools.worker_process import isolation_env, start_workers, stop_workers
 from workers.saga import connect_client
 
 pytestmark = pytest.mark.stack
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _start_workers(settings: Settings, tag: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "CF_ORDER_TASK_QUEUE": f"kill-{tag}",
-        "CF_WORKER_GROUP_SUFFIX": f"-kill-{tag}",
-        "CF_WORKER_TENANT_PREFIX": f"k{tag}-",
-        "CF_KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "CF_IDEMPOTENCY_LEASE_S": "12",
-    }
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "cloud-factory"), "worker", "all"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while not any(beat.pid == process.pid for beat in read_heartbeats(settings.state_dir)):
-        assert process.poll() is None, "the worker process died on start"
-        assert time.monotonic() < deadline, "the worker process never reported healthy"
-        time.sleep(0.2)
-    return process
 
 
 def _rows(engine, statement) -> list:
@@ -69,11 +43,14 @@ async def test_sigkill_mid_provisioning_then_restart(stack, settings: Settings, 
     order.timings.provisioning_timeout_s = 120
     order_id = uuid.UUID(order.order_id)
     inject_fault(engine, order.order_id, "disk", "slow", delay_ms=4000)
-    first = _start_workers(settings, unique)
+    env = isolation_env(unique, f"k{unique}-")
+    first = start_workers(settings, env)
     second = None
     try:
         client = await connect_client(settings)
-        placed = await place_order(client, engine, order, fail_at="vps", task_queue=f"kill-{unique}")
+        placed = await place_order(
+            client, engine, order, fail_at="vps", task_queue=env["CF_ORDER_TASK_QUEUE"]
+        )
         created = select(resources.c.name).where(
             resources.c.order_id == order_id, resources.c.state == "created"
         )
@@ -83,13 +60,10 @@ async def test_sigkill_mid_provisioning_then_restart(stack, settings: Settings, 
             await asyncio.sleep(0.1)
         os.kill(first.pid, signal.SIGKILL)  # mid-create of the disk
         first.wait(10)
-        second = _start_workers(settings, unique)
+        second = start_workers(settings, env)
         result = await asyncio.wait_for(placed.handle.result(), 150)
     finally:
-        for process in (first, second):
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                process.wait(30)
+        stop_workers(first, second)
 
     assert result.status == "compensated"
     # Each resource exists at the provider exactly once, and all of them are gone again.
