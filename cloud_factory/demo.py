@@ -98,11 +98,11 @@ def ui_link(settings: Settings, workflow_id: str | None = None) -> str:
     return f"{base}/{workflow_id}" if workflow_id else base
 
 
-async def _place(workers: InProcessWorkers, index: int, scenario: str | None) -> DemoOrder:
+async def _place(workers: InProcessWorkers, index: int, scenario: str | None, tag: str) -> DemoOrder:
     settings, client = workers.settings, workers.client
     assert client is not None
     order = new_order(
-        TENANTS[index % 3],
+        TENANTS[index % 3].replace("demo-", f"demo{tag}-", 1),
         PLANS[index % 3],
         timings=SagaTimings(payment_timeout_s=300, provisioning_timeout_s=120),
     )
@@ -161,17 +161,20 @@ async def run_demo(
     on_progress: Callable[[list[DemoOrder]], None] = lambda _: None,
     say: Callable[[str], None] = print,
     orders: int = len(DEMO_PLAN),
+    tag: str = "",
 ) -> DemoSummary:
+    """Run the main job; `tag` isolates a run (tenants `demo<tag>-…`, own consumer groups and task queue)."""
     configure_tracing("demo")
     say("creating topics for the event catalog")
     await asyncio.to_thread(ensure_catalog_topics, settings)
     started_ms = int(time.time() * 1000) - 1000
     t0 = time.monotonic()
     duplicates_before = METRICS.get("duplicates")
-    async with InProcessWorkers(settings, scope=TenantScope("demo-")) as workers:
+    isolation = {"task_queue": f"demo-{tag}", "group_suffix": f"-demo-{tag}"} if tag else {}
+    async with InProcessWorkers(settings, scope=TenantScope(f"demo{tag}-"), **isolation) as workers:
         say(f"workers up; placing {orders} orders across {len(TENANTS)} tenants")
         plan = [DEMO_PLAN[i % len(DEMO_PLAN)] for i in range(orders)]
-        placed = await asyncio.gather(*(_place(workers, i, scenario) for i, scenario in enumerate(plan)))
+        placed = await asyncio.gather(*(_place(workers, i, scenario, tag) for i, scenario in enumerate(plan)))
         await _watch(list(placed), on_progress)
         say("all sagas finished; reading the flows back from Kafka")
         correlations = {p.placed.order.correlation_id for p in placed}
@@ -201,7 +204,7 @@ async def run_demo(
         duplicates_suppressed=duplicates,
         notifications=sent,
         elapsed_s=time.monotonic() - t0,
-        ui_url=ui_link(settings) + "?query=" + "TenantId%20STARTS_WITH%20%22demo-%22",
+        ui_url=ui_link(settings) + "?query=" + f"TenantId%20STARTS_WITH%20%22demo{tag}-%22",
     )
 
 
