@@ -72,3 +72,58 @@ def test_new_order_prices_and_validates() -> None:
     with pytest.raises(ValueError, match="tenant"):
         new_order("", "vm-standard-2")
     assert set(FAIL_POINTS) >= {"payment", "network", "disk", "vps", "refund"}
+
+
+class _RecordingSignaller:
+    """Stands in for Temporal in this pure test of the mapping (the real path runs on the stack)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, object]] = []
+
+    def signal(self, workflow_id: str, signal: str, arg: object) -> None:
+        self.calls.append((workflow_id, signal, arg))
+
+
+def _provisioning_completed(tenant: str, order_id: str, correlation: str) -> schemas.Envelope:
+    return schemas.new_event(
+        "provisioning.completed",
+        {
+            "orderId": order_id,
+            "attempts": 1,
+            "endpoints": [],
+            "resources": [
+                {"resourceId": str(uuid.uuid4()), "kind": "vm", "region": "eu-west-1", "name": "vps"}
+            ],
+        },
+        tenant_id=tenant,
+        correlation_id=correlation,
+        causation_id=uuid.uuid4(),
+        actor=schemas.Actor(id="provisioning-service", type=schemas.ActorType.SERVICE),
+        producer="provisioning-service",
+    )
+
+
+def test_bridge_signals_the_workflow_of_the_flow_with_the_wire_payload() -> None:
+    from bridges.inbound import OrderBridge
+
+    signaller = _RecordingSignaller()
+    order_id = str(uuid.uuid4())
+    workflow_id = order_workflow_id("acme", order_id)
+    envelope = _provisioning_completed("acme", order_id, correlation_id_for(workflow_id))
+    OrderBridge(signaller)(envelope, None)  # type: ignore[arg-type]
+    [(target, signal, event)] = signaller.calls
+    assert (target, signal) == (workflow_id, "domain_event")
+    assert event.event_id == str(envelope.event_id) and event.causation_id == str(envelope.causation_id)
+    assert event.data["orderId"] == order_id and event.data["resources"][0]["name"] == "vps"
+
+
+def test_bridge_refuses_an_event_whose_correlation_is_not_its_flow() -> None:
+    from bridges.inbound import OrderBridge
+    from messaging.errors import NotFoundError
+
+    signaller = _RecordingSignaller()
+    order_id = str(uuid.uuid4())
+    envelope = _provisioning_completed("acme", order_id, str(uuid.uuid4()))
+    with pytest.raises(NotFoundError, match="is not the flow of"):
+        OrderBridge(signaller)(envelope, None)  # type: ignore[arg-type]
+    assert signaller.calls == []
