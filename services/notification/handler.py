@@ -21,9 +21,11 @@ from services.common.emitter import Emitter
 from services.notification.rendering import render
 from services.notification.tables import notifications
 
-__all__ = ["NotificationHandler", "recipient_uuid"]
+__all__ = ["ONCE_PER_FLOW", "NotificationHandler", "recipient_uuid"]
 
 _NS = uuid.UUID("0e7b5c3a-9f41-4d2a-8c6e-1a2b3c4d5e6f")
+# The saga re-sends `order.cancelled` when deprovisioning is slow to confirm; one notice is enough.
+ONCE_PER_FLOW = frozenset({"order.cancelled"})
 
 
 def recipient_uuid(recipient: str) -> uuid.UUID:
@@ -48,7 +50,25 @@ class NotificationHandler:
                 .limit(1)
             ).scalar()
 
+    def _already_told(self, envelope: schemas.Envelope) -> bool:
+        """A customer hears of some things once per flow, however often the saga re-asks."""
+        if envelope.event_type not in ONCE_PER_FLOW:
+            return False
+        with self.engine.connect() as conn:
+            earlier = conn.execute(
+                select(notifications.c.id)
+                .where(
+                    notifications.c.correlation_id == envelope.correlation_id,
+                    notifications.c.event_type == envelope.event_type,
+                    notifications.c.event_id != envelope.event_id,
+                )
+                .limit(1)
+            ).first()
+        return earlier is not None
+
     def __call__(self, envelope: schemas.Envelope, context: HandlerContext) -> None:
+        if self._already_told(envelope):
+            return
         messages = render(envelope, self._known_recipient(envelope.correlation_id))
         rows = [
             {

@@ -393,3 +393,47 @@ async def test_event_for_no_running_workflow_is_dead_lettered(
         await asyncio.sleep(0.5)
     assert found["x-cf-dlq-error-class"] == "not_found"
     assert "no running workflow" in found["x-cf-dlq-reason"]
+
+
+async def test_a_re_sent_cancellation_notifies_the_customer_once(
+    harness: SagaHarness, settings: Settings
+) -> None:
+    """The saga asks Provisioning again after each backoff window; the customer hears of it once."""
+    from workflows.contracts import correlation_id_for, order_workflow_id
+
+    tenant, order_id, customer = harness.tenant("resend"), str(uuid.uuid4()), str(uuid.uuid4())
+    correlation = correlation_id_for(order_workflow_id(tenant, order_id))
+    producer = producer_from(settings)
+    asks = [
+        schemas.new_event(
+            "order.cancelled",
+            {
+                "orderId": order_id,
+                "customerId": customer,
+                "reason": "out_of_capacity",
+                "resourcesToRelease": [],
+            },
+            tenant_id=tenant,
+            correlation_id=correlation,
+            actor=schemas.Actor(id="order-service", type=schemas.ActorType.SERVICE),
+            producer="order-service",
+        )
+        for _ in range(2)
+    ]
+    for ask in asks:
+        producer.publish(ask)
+    rows = (
+        select(func.count())
+        .select_from(notifications)
+        .where(notifications.c.correlation_id == uuid.UUID(correlation))
+    )
+    assert await _wait_rows(harness, rows, 2) == 2
+    await asyncio.sleep(2)  # time for the second ask to be handled (and skipped)
+    with harness.engine.connect() as conn:
+        told = conn.execute(
+            select(notifications.c.event_id, notifications.c.channel).where(
+                notifications.c.correlation_id == uuid.UUID(correlation)
+            )
+        ).all()
+    assert sorted(channel for _, channel in told) == ["email", "in_app"]
+    assert {event_id for event_id, _ in told} == {asks[0].event_id}
