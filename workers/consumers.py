@@ -6,8 +6,7 @@ Every builder takes a `group_id` (replicas share it; tests pass their own) and a
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from cloud_factory.db import engine_for, ensure_schema
 from cloud_factory.settings import Settings
@@ -24,7 +23,6 @@ __all__ = [
     "build_bridge_consumer",
     "build_provisioning_consumer",
     "consumer_for",
-    "run_consumer",
 ]
 
 # The runtime fetches in batches and waits up to the poll timeout for a batch to fill; on the saga's
@@ -124,12 +122,3 @@ def build_bridge_consumer(
         **tuning,
         handlers={t: bridge for t in BRIDGED_EVENT_TYPES},
     )
-
-
-def run_consumer(build: Callable[[Settings], EventConsumer]) -> Callable[[Settings, threading.Event], None]:
-    """A worker entry point (settings, stop) for the runner."""
-
-    def run(settings: Settings, stop: threading.Event) -> None:
-        build(settings).run(stop)
-
-    return run

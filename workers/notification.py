@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-
 import schemas
 from cloud_factory.db import engine_for, ensure_schema
 from cloud_factory.settings import Settings
-from cloud_factory.tracing import configure_tracing
 from messaging.consumer import EventConsumer
 from messaging.wiring import producer_from
 from services.common import ALL_TENANTS, Emitter, TenantScope
@@ -15,7 +12,7 @@ from services.notification.handler import NotificationHandler
 from services.notification.tables import metadata
 from workers.consumers import consumer_for
 
-__all__ = ["NOTIFICATION_GROUP", "build_notification_consumer", "run_notification_worker"]
+__all__ = ["NOTIFICATION_GROUP", "build_notification_consumer"]
 
 NOTIFICATION_GROUP = "notification"
 
@@ -34,8 +31,3 @@ def build_notification_consumer(
     return consumer_for(
         settings, group_id=group_id, scope=scope, **tuning, handlers={t: handler for t in event_types}
     )
-
-
-def run_notification_worker(settings: Settings, stop: threading.Event) -> None:
-    configure_tracing("notification-worker")
-    build_notification_consumer(settings).run(stop)
