@@ -146,7 +146,7 @@ class EventConsumer:
         wake = [s.resume_at for s in self._retries.values() if s.resume_at is not None]
         if wake:
             timeout = max(0.0, min(timeout, min(wake) - time.monotonic()))
-        messages = self._consumer.consume(self.batch_size, timeout)
+        messages = self._fetch(timeout)
         batch = []
         for msg in messages:
             error = msg.error()
@@ -164,6 +164,23 @@ class EventConsumer:
             self._rewind(batch)
             time.sleep(1.0)
             return False
+
+    def _fetch(self, timeout: float) -> list[Message]:
+        """Up to `batch_size` messages, returning as soon as any is available.
+
+        `consume(n, timeout)` would wait the whole timeout for n messages; instead take what is
+        already fetched without blocking, else block for the first message only and then drain what
+        arrived with it. Both calls read the consumer's one queue in order, so per-partition order
+        is the broker's.
+        """
+        consume = self._consumer.consume
+        messages = consume(self.batch_size, 0)
+        if messages or timeout == 0:
+            return messages
+        messages = consume(1, timeout)
+        if messages and self.batch_size > 1:
+            messages += consume(self.batch_size - 1, 0)
+        return messages
 
     def _rewind(self, batch: list[Message]) -> None:
         """Seek every partition of a failed batch back to its first message (nothing was committed

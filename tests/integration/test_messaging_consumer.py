@@ -224,3 +224,50 @@ def _cancel_data(envelope: schemas.Envelope) -> dict:
     from schemas.examples import example_data
 
     return example_data("order.cancelled", schemas.catalog["order.cancelled"].latest_version)
+
+
+def test_poll_once_returns_as_soon_as_a_message_is_there(stack, settings: Settings, unique: str) -> None:
+    """A lone message is handled right away, not after the poll timeout (which used to be spent
+    waiting for a batch to fill); a backlog is still taken in batches, in order per partition."""
+    s = isolated(settings, unique)
+    ensure(s, "order.created")
+    producer = producer_from(s, fallback=False)
+    handled: list[tuple[int, int]] = []
+
+    def handler(envelope: schemas.Envelope, context: HandlerContext) -> None:
+        handled.append((context.partition, context.offset))
+
+    consumer = consumer_from(s, group_id=f"latency-{unique}", handlers={"order.created": handler},
+                             idempotency=False)
+    try:
+        producer.publish(event())  # warm-up: join the group, get the partitions
+        deadline = time.monotonic() + 60
+        while not handled:
+            assert time.monotonic() < deadline, "the warm-up message never arrived"
+            consumer.poll_once(1.0)
+
+        timeout = 10.0
+        producer.publish(event())
+        started = time.monotonic()
+        while len(handled) < 2 and time.monotonic() - started < 3 * timeout:
+            consumer.poll_once(timeout)
+        took = time.monotonic() - started
+        assert len(handled) == 2
+        assert took < timeout / 3, f"one message took {took:.2f}s with a {timeout}s poll timeout"
+
+        for _ in range(300):
+            producer.send(event())
+        assert producer.flush(30) == 0
+        calls = 0
+        for _ in range(300):
+            if len(handled) >= 302:
+                break
+            calls += consumer.poll_once(timeout)
+        assert len(handled) == 302
+        assert calls <= 60, f"300 messages took {calls} batches"  # batches, not one message per call
+        by_partition: dict[int, list[int]] = defaultdict(list)
+        for partition, offset in handled:
+            by_partition[partition].append(offset)
+        assert all(offsets == sorted(set(offsets)) for offsets in by_partition.values())
+    finally:
+        consumer.close()
