@@ -5,6 +5,8 @@ commit that message's offset. Messages are fetched in batches; idempotency keys 
 stored with one statement per batch, and the offsets committed after a batch are exactly those of
 the last handled-or-dead-lettered message of each partition (`offset + 1`, as `commit(message=…)`
 would) — never the consumer's position. So a crash at any point redelivers what was not finished.
+The leases of the batch's acquired keys are renewed while it is processed (`IdempotencyStore.hold`),
+so a slow handler keeps its claim however short the lease.
 
 A failing message blocks only its own partition: the partition is paused and rewound to the
 message, and resumed when its backoff (the event type's retry profile) has passed; other
@@ -207,6 +209,18 @@ class EventConsumer:
                 claims = store.claim(leased)
             except Exception as exc:  # noqa: BLE001 - database away: every message retries in place
                 claim_error = exc
+        acquired = [key for key, claim in claims.items() if claim.state is ClaimState.ACQUIRED]
+        if not acquired:
+            return self._run_batch(messages, items, store, claims, claim_error, acquired)
+        assert store is not None
+        store.hold(acquired)  # leases renewed while the handlers run, however long they take
+        try:
+            return self._run_batch(messages, items, store, claims, claim_error, acquired)
+        finally:
+            store.drop(acquired)
+
+    def _run_batch(self, messages: list[Message], items: list[_Item], store: IdempotencyStore | None,
+                   claims: dict[str, Claim], claim_error: Exception | None, acquired: list[str]) -> int:
         stopped: set[TP] = set()
         done: dict[TP, Message] = {}
         succeeded: dict[str, Any] = {}
@@ -231,10 +245,9 @@ class EventConsumer:
                 del self._retries[tp]
             done[tp] = item.msg
         if store is not None:
-            acquired = {key for key, claim in claims.items() if claim.state is ClaimState.ACQUIRED}
             store.complete(succeeded)
             store.fail(failed)
-            store.release(acquired - succeeded.keys() - failed.keys())
+            store.release(set(acquired) - succeeded.keys() - failed.keys())
         self._commit(done.values())
         METRICS.add("consumed", len(messages))
         METRICS.add("handled", len(succeeded))

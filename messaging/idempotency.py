@@ -6,6 +6,12 @@ never both run it; a lease that ran out may be taken over) → process → store
 24 h) or the error (kept 30 s and immediately re-acquirable, so a retry can run). `purge_expired`
 deletes what has expired. Every operation takes a whole batch in one statement (`unnest` arrays).
 
+Leases are short (15 s by default, so a killed consumer blocks its replacement briefly) and renewed
+while their handlers run: the consumer `hold`s the keys it acquired for as long as it works on them,
+and a heartbeat thread extends the lease of every held key each `lease / 3` seconds, so a handler
+slower than the lease keeps its claim. A dead process stops renewing and its keys are taken over
+once their lease has run out.
+
 For a handler that writes to the same database, `claim(..., final=True, conn=tx)` inserts the key
 as succeeded inside the handler's own transaction: both commit together or not at all, and a
 concurrent claimant blocks on the row until that transaction ends.
@@ -16,8 +22,11 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import logging
 import os
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -29,7 +38,11 @@ from cloud_factory.db import ensure_schema_once
 from messaging.metrics import METRICS
 from messaging.tables import metadata
 
-__all__ = ["Claim", "ClaimState", "IdempotencyStore", "KeyRequest", "idempotency_key"]
+__all__ = ["DEFAULT_LEASE_S", "Claim", "ClaimState", "IdempotencyStore", "KeyRequest", "idempotency_key"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEASE_S = 15.0
 
 
 def idempotency_key(event_id: uuid.UUID | str, correlation_id: uuid.UUID | str, handler: str) -> str:
@@ -104,19 +117,29 @@ DELETE FROM messaging.idempotency_keys
 WHERE key = ANY(CAST(:keys AS text[])) AND status = 'in_progress' AND owner = :owner
 """)
 
+_RENEW = text("""
+UPDATE messaging.idempotency_keys
+SET lease_until = now() + make_interval(secs => CAST(:lease AS double precision)),
+    expires_at = now() + make_interval(secs => CAST(:lease AS double precision)), updated_at = now()
+WHERE key = ANY(CAST(:keys AS text[])) AND status = 'in_progress' AND owner = :owner
+""")
+
 _PURGE = text("DELETE FROM messaging.idempotency_keys WHERE expires_at < now()")
 
 
 class IdempotencyStore:
     """Batch-oriented idempotency keys for one process (`owner` names its leases)."""
 
-    def __init__(self, engine: Engine, *, lease: float = 60.0, success_ttl: float = 24 * 3600.0,
+    def __init__(self, engine: Engine, *, lease: float = DEFAULT_LEASE_S, success_ttl: float = 24 * 3600.0,
                  error_ttl: float = 30.0, owner: str | None = None, migrate: bool = True) -> None:
         self.engine = engine
         self.lease = lease
         self.success_ttl = success_ttl
         self.error_ttl = error_ttl
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._held: dict[str, int] = {}  # key -> how many holders
+        self._lock = threading.Lock()
+        self._heartbeat: threading.Thread | None = None
         if migrate:
             ensure_schema_once(engine, metadata)
 
@@ -178,6 +201,55 @@ class IdempotencyStore:
         keys = list(keys)
         if keys:
             self._run(_RELEASE, {"keys": keys, "owner": self.owner}, conn)
+
+    # -- lease renewal --------------------------------------------------------------------------
+    def hold(self, keys: Iterable[str]) -> None:
+        """Keep renewing the leases of `keys` (acquired by `claim`) until they are `drop`ped."""
+        with self._lock:
+            for key in keys:
+                self._held[key] = self._held.get(key, 0) + 1
+            if self._held and self._heartbeat is None:
+                self._heartbeat = threading.Thread(target=self._beat, name=f"idempotency-lease-{self.owner}",
+                                                   daemon=True)
+                self._heartbeat.start()
+
+    def drop(self, keys: Iterable[str]) -> None:
+        """Stop renewing `keys` (done with them, whatever the outcome)."""
+        with self._lock:
+            for key in keys:
+                count = self._held.get(key, 0) - 1
+                if count > 0:
+                    self._held[key] = count
+                else:
+                    self._held.pop(key, None)
+
+    def held(self) -> set[str]:
+        with self._lock:
+            return set(self._held)
+
+    def renew(self, keys: Iterable[str]) -> int:
+        """Extend the lease of these in-progress keys of this owner by `lease` from now; returns how many."""
+        keys = list(keys)
+        if not keys:
+            return 0
+        with self.engine.begin() as conn:
+            return conn.execute(_RENEW, {"keys": keys, "owner": self.owner, "lease": self.lease}).rowcount
+
+    def _beat(self) -> None:
+        """Renew every held key each `lease / 3` seconds; exit when nothing is held (`hold` restarts it)."""
+        interval = self.lease / 3
+        while True:
+            time.sleep(interval)
+            with self._lock:
+                keys = list(self._held)
+                if not keys:
+                    self._heartbeat = None
+                    return
+            try:
+                renewed = self.renew(keys)
+                METRICS.add("lease_renewals", renewed)
+            except Exception as exc:  # noqa: BLE001 - database away: the next beat tries again
+                log.warning("cannot renew %d idempotency lease(s): %s", len(keys), exc)
 
     def purge_expired(self) -> int:
         """Delete expired keys (succeeded after 24 h, failed after 30 s, abandoned leases); returns how many."""

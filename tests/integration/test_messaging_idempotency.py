@@ -137,3 +137,81 @@ def test_lease_expiry_and_error_keys_let_a_retry_run(stack, settings: Settings) 
                      {"k": request.key})
     assert first.purge_expired() >= 1
     assert first.status_of(request.key) is None
+
+
+def test_held_keys_are_renewed_until_dropped(stack, settings: Settings) -> None:
+    engine = engine_for(settings.dsn)
+    holder = IdempotencyStore(engine, lease=0.6)
+    other = IdempotencyStore(engine, lease=0.6)
+    request = KeyRequest.of(uuid.uuid4(), uuid.uuid4(), "handler")
+    assert holder.claim([request])[request.key].state is ClaimState.ACQUIRED
+    holder.hold([request.key])
+    try:
+        time.sleep(2.0)  # more than three leases
+        assert other.claim([request])[request.key].state is ClaimState.BUSY  # still held
+    finally:
+        holder.drop([request.key])
+    assert holder.held() == set()
+    wait_until(lambda: other.claim([request])[request.key].state is ClaimState.ACQUIRED, timeout=10,
+               what="the dropped key's lease to run out")
+
+
+def test_slow_handler_keeps_its_claim_beyond_the_lease(stack, settings: Settings, unique: str) -> None:
+    """A handler running for four leases is not overtaken: a second consumer (another group, the same
+    handler name) waits the whole time, then sees the event done; the handler ran once."""
+    s = isolated(settings, unique)
+    ensure(s, "order.created")
+    engine = engine_for(s.dsn)
+    envelope = event()
+    producer_from(s, fallback=False).publish(envelope)
+    runs: list[str] = []
+    started = threading.Event()
+
+    def slow(name: str):  # noqa: ANN202 - small factory
+        def handler(e: schemas.Envelope, context: HandlerContext) -> None:
+            runs.append(name)
+            started.set()
+            time.sleep(4.0)
+        return handler
+
+    patient = RetryPolicy(retries=100, initial=0.2, max=0.3)
+    a, b = (consumer_from(s, group_id=f"slow-{name}-{unique}", handler_name=f"slow-{unique}",
+                          handlers={"order.created": slow(name)}, retry_policy=patient,
+                          idempotency=IdempotencyStore(engine, lease=1.0)) for name in ("a", "b"))
+    topic = schemas.topic_for("order.created", env=s.env)
+    with running(a):
+        assert started.wait(60), "the first consumer never ran the handler"
+        with running(b):
+            wait_until(lambda: all(caught_up(s, f"slow-{name}-{unique}", topic) for name in ("a", "b")),
+                       timeout=60, what="both groups past the event")
+    assert runs == ["a"]
+    key = idempotency_key(envelope.event_id, envelope.correlation_id, f"slow-{unique}")
+    assert a.idempotency.status_of(key)["status"] == "succeeded"
+
+
+def test_dead_holder_is_taken_over_after_the_short_lease(stack, settings: Settings, unique: str) -> None:
+    """A consumer that claimed a key and died (no heartbeat any more) blocks the replacement only for
+    the default lease (15 s, not a minute); the replacement then runs the handler once."""
+    s = isolated(settings, unique)
+    ensure(s, "order.created")
+    engine = engine_for(s.dsn)
+    envelope = event()
+    dead = IdempotencyStore(engine)
+    assert dead.lease <= 15.0
+    request = KeyRequest.of(envelope.event_id, envelope.correlation_id, f"heir-{unique}")
+    assert dead.claim([request])[request.key].state is ClaimState.ACQUIRED  # ... and the process dies
+    claimed = time.monotonic()
+    producer_from(s, fallback=False).publish(envelope)
+    runs: list[float] = []
+
+    def handler(e: schemas.Envelope, context: HandlerContext) -> None:
+        runs.append(time.monotonic() - claimed)
+
+    heir = consumer_from(s, group_id=f"heir-{unique}", handler_name=f"heir-{unique}",
+                         handlers={"order.created": handler},
+                         retry_policy=RetryPolicy(retries=200, initial=0.5, max=0.5))
+    with running(heir):
+        wait_until(lambda: bool(runs), timeout=45, what="the replacement to take the key over")
+    assert len(runs) == 1
+    assert runs[0] >= dead.lease - 1.0, f"taken over after {runs[0]:.1f}s, before the lease ran out"
+    assert heir.idempotency.status_of(request.key)["status"] == "succeeded"
