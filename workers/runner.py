@@ -1,9 +1,10 @@
 """Runs one or more workers in this process until SIGINT/SIGTERM, then stops them gracefully.
 
 Temporal workers run on the asyncio loop; Kafka consumers run in threads (confluent-kafka is
-blocking). A stop signal sets both kinds of stop flag; each worker finishes the message or task in
-hand, commits, and closes. While running, the process keeps a heartbeat file per kind under
-`<state dir>/workers/` so `cloud-factory stack status` can show worker health.
+blocking), and so do the outbox relays of Identity, Product and Support. A stop signal sets both
+kinds of stop flag; each worker finishes the message, batch or task in hand, commits, and closes.
+While running, the process keeps a heartbeat file under `<state dir>/workers/` so
+`cloud-factory stack status` can show worker health.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from cloud_factory.settings import Settings
 from workers.heartbeat import Heartbeat
 from workers.options import WorkerOptions
 
-__all__ = ["CONSUMER_KINDS", "WorkerKind", "run_workers"]
+__all__ = ["CONSUMER_KINDS", "RELAY_KINDS", "WorkerKind", "run_workers"]
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,15 @@ class WorkerKind(enum.StrEnum):
     PROVISIONING = "provisioning"
     BILLING = "billing"
     NOTIFICATION = "notification"
+    IDENTITY = "identity"
+    PRODUCT = "product"
+    SUPPORT = "support"
     ALL = "all"
 
 
 CONSUMER_KINDS = (WorkerKind.BRIDGE, WorkerKind.PROVISIONING, WorkerKind.BILLING, WorkerKind.NOTIFICATION)
+# Services without subscriptions: their worker relays the service's outbox to Kafka.
+RELAY_KINDS = (WorkerKind.IDENTITY, WorkerKind.PRODUCT, WorkerKind.SUPPORT)
 
 
 def _consumer_target(kind: WorkerKind, options: WorkerOptions) -> Callable[[Settings, threading.Event], None]:
@@ -62,6 +68,17 @@ def _consumer_target(kind: WorkerKind, options: WorkerOptions) -> Callable[[Sett
             )
         fast = kind is not WorkerKind.NOTIFICATION
         consumer.run(stop, poll_timeout=consumers.SAGA_POLL_TIMEOUT_S if fast else 0.5)
+
+    return run
+
+
+def _relay_target(kind: WorkerKind) -> Callable[[Settings, threading.Event], None]:
+    from cloud_factory.tracing import configure_tracing
+    from workers.outbox import run_outbox_relay
+
+    def run(settings: Settings, stop: threading.Event) -> None:
+        configure_tracing(f"{kind.value}-worker")
+        run_outbox_relay(settings, kind.value, stop)
 
     return run
 
@@ -95,6 +112,12 @@ async def _run(kinds: set[WorkerKind], settings: Settings, ready: Callable[[], N
         for kind in CONSUMER_KINDS
         if kind in kinds
         for index in range(replicas[kind])
+    ] + [
+        threading.Thread(
+            target=_relay_target(kind), args=(settings, thread_stop), name=f"{kind.value}-relay", daemon=False
+        )
+        for kind in RELAY_KINDS
+        if kind in kinds
     ]
     for thread in threads:
         thread.start()

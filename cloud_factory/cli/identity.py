@@ -1,39 +1,52 @@
-"""`cloud-factory identity …`: Identity's commands (each writes its row and publishes its event)."""
+"""`cloud-factory identity …`: Identity's commands (rows and event commit together via its outbox)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
-import schemas
-from cloud_factory.settings import get_settings
+from cloud_factory.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from services.identity.commands import IdentityCommands
 
 app = typer.Typer(no_args_is_help=True, help="Users and API keys (Identity service).")
 
 __all__ = ["app"]
 
+T = TypeVar("T")
+WAIT = typer.Option(False, "--wait", help="Return once the event is on Kafka (relays it if no worker does).")
 
-def _commands():
+
+def _commands(settings: Settings) -> IdentityCommands:
     from services.common.commands import build_commands
     from services.identity.commands import IdentityCommands
-    from services.identity.tables import metadata
+    from services.identity.tables import metadata, outbox
 
-    return build_commands(
-        get_settings(),
-        "identity",
-        metadata,
-        IdentityCommands,
-        [e.event_type for e in schemas.catalog.published_by("identity")],
-    )
+    return build_commands(settings, "identity", metadata, outbox, IdentityCommands)
 
 
-def _run(action):
+def _run(wait: bool, action: Callable[[IdentityCommands], T]) -> T:
+    """Run one command (its rows and events commit together), then try to get the events onto Kafka."""
+    settings = get_settings()
+    commands = _commands(settings)
     try:
-        return action()
+        result = action(commands)
     except (ValueError, LookupError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    from services.common.outbox_delivery import deliver, explain
+
+    report = deliver(settings, commands.engine, commands.emit, wait=wait)
+    message = explain(report, "identity", wait=wait)
+    if message:
+        typer.echo(message, err=True)
+        if wait:
+            raise typer.Exit(1)
+    return result
 
 
 @app.command()
@@ -42,22 +55,23 @@ def register(
     email: str = typer.Option(..., "--email"),
     name: str = typer.Option(..., "--name"),
     locale: str = typer.Option("en", "--locale"),
+    wait: bool = WAIT,
 ) -> None:
     """Register a user → identity.user-registered."""
-    typer.echo(_run(lambda: _commands().register(tenant, email, name, locale=locale)))
+    typer.echo(_run(wait, lambda c: c.register(tenant, email, name, locale=locale)))
 
 
 @app.command("verify-email")
-def verify_email(user_id: uuid.UUID) -> None:
+def verify_email(user_id: uuid.UUID, wait: bool = WAIT) -> None:
     """Mark a user's e-mail verified → identity.email-verified."""
-    _run(lambda: _commands().verify_email(user_id))
+    _run(wait, lambda c: c.verify_email(user_id))
     typer.echo("verified")
 
 
 @app.command("reset-password")
-def reset_password(user_id: uuid.UUID) -> None:
+def reset_password(user_id: uuid.UUID, wait: bool = WAIT) -> None:
     """Request a password reset → identity.password-reset-requested."""
-    typer.echo(_run(lambda: _commands().request_password_reset(user_id)))
+    typer.echo(_run(wait, lambda c: c.request_password_reset(user_id)))
 
 
 @app.command("create-api-key")
@@ -65,9 +79,10 @@ def create_api_key(
     user_id: uuid.UUID,
     name: str = typer.Option(..., "--name"),
     scope: list[str] = typer.Option(["orders:read"], "--scope"),  # noqa: B008 (typer idiom)
+    wait: bool = WAIT,
 ) -> None:
     """Create an API key (the secret is printed once) → identity.api-key-created."""
-    key = _run(lambda: _commands().create_api_key(user_id, name, scope))
+    key = _run(wait, lambda c: c.create_api_key(user_id, name, scope))
     typer.echo(f"{key.api_key_id} {key.secret}")
 
 
@@ -76,7 +91,8 @@ def revoke_api_key(
     api_key_id: uuid.UUID,
     by: uuid.UUID = typer.Option(..., "--by"),  # noqa: B008 (typer idiom)
     reason: str = typer.Option(..., "--reason"),
+    wait: bool = WAIT,
 ) -> None:
     """Revoke an API key → identity.api-key-revoked."""
-    _run(lambda: _commands().revoke_api_key(api_key_id, by, reason))
+    _run(wait, lambda c: c.revoke_api_key(api_key_id, by, reason))
     typer.echo("revoked")

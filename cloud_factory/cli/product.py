@@ -4,37 +4,50 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
-import schemas
-from cloud_factory.settings import get_settings
+from cloud_factory.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from services.product.commands import ProductCommands
 
 app = typer.Typer(no_args_is_help=True, help="Products and plans (Product service).")
 
 __all__ = ["app"]
 
+T = TypeVar("T")
+WAIT = typer.Option(False, "--wait", help="Return once the event is on Kafka (relays it if no worker does).")
 
-def _commands():
+
+def _commands(settings: Settings) -> ProductCommands:
     from services.common.commands import build_commands
     from services.product.commands import ProductCommands
-    from services.product.tables import metadata
+    from services.product.tables import metadata, outbox
 
-    return build_commands(
-        get_settings(),
-        "product",
-        metadata,
-        ProductCommands,
-        [e.event_type for e in schemas.catalog.published_by("product")],
-    )
+    return build_commands(settings, "product", metadata, outbox, ProductCommands)
 
 
-def _run(action):
+def _run(wait: bool, action: Callable[[ProductCommands], T]) -> T:
+    """Run one command (its rows and events commit together), then try to get the events onto Kafka."""
+    settings = get_settings()
+    commands = _commands(settings)
     try:
-        return action()
+        result = action(commands)
     except (ValueError, LookupError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    from services.common.outbox_delivery import deliver, explain
+
+    report = deliver(settings, commands.engine, commands.emit, wait=wait)
+    message = explain(report, "product", wait=wait)
+    if message:
+        typer.echo(message, err=True)
+        if wait:
+            raise typer.Exit(1)
+    return result
 
 
 @app.command()
@@ -44,9 +57,10 @@ def create(
     description: str = typer.Option(..., "--description"),
     category: str = typer.Option("compute", "--category"),
     region: list[str] = typer.Option(["eu-west-1"], "--region"),  # noqa: B008 (typer idiom)
+    wait: bool = WAIT,
 ) -> None:
     """Create a product → product.created."""
-    typer.echo(_run(lambda: _commands().create_product(sku, name, description, category, region)))
+    typer.echo(_run(wait, lambda c: c.create_product(sku, name, description, category, region)))
 
 
 @app.command("create-plan")
@@ -60,10 +74,12 @@ def create_plan(
     vcpus: int = typer.Option(2, "--vcpus"),
     memory_mib: int = typer.Option(4096, "--memory-mib"),
     storage_gib: int = typer.Option(50, "--storage-gib"),
+    wait: bool = WAIT,
 ) -> None:
     """Create a plan of a product → product.plan-created."""
     _run(
-        lambda: _commands().create_plan(
+        wait,
+        lambda c: c.create_plan(
             product_id,
             plan_id,
             name,
@@ -73,7 +89,7 @@ def create_plan(
             vcpus=vcpus,
             memory_mib=memory_mib,
             storage_gib=storage_gib,
-        )
+        ),
     )
     typer.echo(plan_id)
 
@@ -83,14 +99,17 @@ def change_price(
     plan_id: str,
     price: int = typer.Option(..., "--price-minor"),
     effective: str = typer.Option(..., "--effective", help="YYYY-MM-DD"),
+    wait: bool = WAIT,
 ) -> None:
     """Change a plan's price from a date → product.price-changed."""
-    _run(lambda: _commands().change_price(plan_id, price, dt.date.fromisoformat(effective)))
+    _run(wait, lambda c: c.change_price(plan_id, price, dt.date.fromisoformat(effective)))
     typer.echo("price changed")
 
 
 @app.command("retire-plan")
-def retire_plan(plan_id: str, migrate_to: str | None = typer.Option(None, "--migrate-to")) -> None:
+def retire_plan(
+    plan_id: str, migrate_to: str | None = typer.Option(None, "--migrate-to"), wait: bool = WAIT
+) -> None:
     """Stop selling a plan → product.plan-retired."""
-    _run(lambda: _commands().retire_plan(plan_id, migrate_to=migrate_to))
+    _run(wait, lambda c: c.retire_plan(plan_id, migrate_to=migrate_to))
     typer.echo("retired")

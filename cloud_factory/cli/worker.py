@@ -10,7 +10,7 @@ from cloud_factory.logs import configure_logging
 from cloud_factory.settings import get_settings
 from workers.runner import WorkerKind, run_workers
 
-app = typer.Typer(help="Run workers (saga, notification, all) until SIGTERM.")
+app = typer.Typer(help="Run workers (saga, bridge, services, outbox relays, all) until SIGTERM.")
 
 
 @app.callback(invoke_without_command=True)

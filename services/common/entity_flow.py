@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, update
 
 import schemas
-from services.common.emitter import Emitter
+from services.common.outbox_emitter import OutboxEmitter
 
 __all__ = ["flow_id", "publish_step"]
 
@@ -23,7 +23,7 @@ def flow_id(kind: str, entity_id: uuid.UUID | str) -> uuid.UUID:
 
 def publish_step(
     conn: Connection,
-    emitter: Emitter,
+    emitter: OutboxEmitter,
     table: Table,
     key_column: str,
     entity_id: Any,
@@ -37,11 +37,12 @@ def publish_step(
     previous: str | None,
     flow_of: Any = None,
 ) -> schemas.Envelope:
-    """Publish the step's event and record it as the entity's last event (inside `conn`'s transaction,
-    so a failed publish leaves the row as it was). `flow_of` names the flow's owner when the row is
-    a child (an API key belongs to its user's flow)."""
+    """Queue the step's event in the service's outbox and record it as the entity's last event, both
+    inside `conn`'s transaction (the relay publishes it after the commit). `flow_of` names the flow's
+    owner when the row is a child (an API key belongs to its user's flow)."""
     owner = entity_id if flow_of is None else flow_of
     envelope = emitter.new(
+        conn,
         event_type,
         data,
         tenant_id=tenant_id,

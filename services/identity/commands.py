@@ -1,5 +1,5 @@
-"""Identity's commands: each writes Identity's own rows and publishes the matching event, in one
-transaction (a publish failure rolls the row back). Used by `cloud-factory identity …`."""
+"""Identity's commands: each writes Identity's own rows and queues the matching event in Identity's
+outbox, in one transaction (the outbox relay publishes it). Used by `cloud-factory identity …`."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
 import schemas
-from services.common.emitter import Emitter
 from services.common.entity_flow import publish_step
+from services.common.outbox_emitter import OutboxEmitter
 from services.identity.tables import api_keys, users
 
 __all__ = ["IdentityCommands", "NewApiKey"]
@@ -27,7 +27,7 @@ class NewApiKey:
 
 
 class IdentityCommands:
-    def __init__(self, engine: Engine, emitter: Emitter) -> None:
+    def __init__(self, engine: Engine, emitter: OutboxEmitter) -> None:
         self.engine = engine
         self.emit = emitter
 

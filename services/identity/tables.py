@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Column, DateTime, MetaData, String, Table, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-__all__ = ["api_keys", "metadata", "users"]
+from services.common.outbox import outbox_table
+
+__all__ = ["outbox", "api_keys", "metadata", "users"]
 
 metadata = MetaData(schema="identity")
 
@@ -36,3 +38,6 @@ api_keys = Table(
     Column("last_event_id", String(36)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+# Events waiting for Kafka, written with the rows they announce (see services/common/outbox.py).
+outbox = outbox_table(metadata)

@@ -10,8 +10,8 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
 import schemas
-from services.common.emitter import Emitter
 from services.common.entity_flow import publish_step
+from services.common.outbox_emitter import OutboxEmitter
 from services.product.tables import plans, products
 
 __all__ = ["PLATFORM_TENANT", "ProductCommands"]
@@ -20,7 +20,7 @@ PLATFORM_TENANT = "platform"
 
 
 class ProductCommands:
-    def __init__(self, engine: Engine, emitter: Emitter, *, operator: str = "catalogue-admin") -> None:
+    def __init__(self, engine: Engine, emitter: OutboxEmitter, *, operator: str = "catalogue-admin") -> None:
         self.engine = engine
         self.emit = emitter
         self.actor = schemas.Actor(id=operator, type=schemas.ActorType.USER)

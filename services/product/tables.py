@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, Column, DateTime, MetaData, String, Table, Text, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-__all__ = ["metadata", "plans", "products"]
+from services.common.outbox import outbox_table
+
+__all__ = ["outbox", "metadata", "plans", "products"]
 
 metadata = MetaData(schema="product")
 
@@ -36,3 +38,6 @@ plans = Table(
     Column("retired", Boolean, nullable=False, server_default="false"),
     Column("last_event_id", String(36)),
 )
+
+# Events waiting for Kafka, written with the rows they announce (see services/common/outbox.py).
+outbox = outbox_table(metadata)

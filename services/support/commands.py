@@ -8,15 +8,15 @@ import uuid
 from sqlalchemy import Engine, select, update
 
 import schemas
-from services.common.emitter import Emitter
 from services.common.entity_flow import publish_step
+from services.common.outbox_emitter import OutboxEmitter
 from services.support.tables import replies, tickets
 
 __all__ = ["SupportCommands"]
 
 
 class SupportCommands:
-    def __init__(self, engine: Engine, emitter: Emitter) -> None:
+    def __init__(self, engine: Engine, emitter: OutboxEmitter) -> None:
         self.engine = engine
         self.emit = emitter
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, func
 from sqlalchemy.dialects.postgresql import UUID
 
-__all__ = ["metadata", "replies", "tickets"]
+from services.common.outbox import outbox_table
+
+__all__ = ["outbox", "metadata", "replies", "tickets"]
 
 metadata = MetaData(schema="support")
 
@@ -37,3 +39,6 @@ replies = Table(
     Column("body", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+# Events waiting for Kafka, written with the rows they announce (see services/common/outbox.py).
+outbox = outbox_table(metadata)

@@ -1,5 +1,6 @@
 """Identity, Product and Support publish from their CLI commands: rows in their own schemas, signed
-events on Kafka forming one causation chain per entity, and Notification telling the customer."""
+events (through each service's outbox; `--wait` returns once they are on Kafka) forming one
+causation chain per entity, and Notification telling the customer."""
 
 from __future__ import annotations
 
@@ -29,8 +30,10 @@ CLI = str(Path(sys.executable).parent / "cloud-factory")
 
 
 def _cli(*args: str) -> str:
-    result = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120)
+    """Run a command and wait until its event is on Kafka (relayed from the service's outbox)."""
+    result = subprocess.run([CLI, *args, "--wait"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+    assert "queued" not in result.stderr, result.stderr
     return result.stdout.strip().splitlines()[-1]
 
 
@@ -133,6 +136,7 @@ def test_duplicate_registration_is_refused_with_a_clear_error(stack, settings: S
     _cli(*args)
     again = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=60)
     assert again.returncode == 1 and "already registered" in again.stderr
+    assert "queued" not in again.stderr  # the refused command queued nothing
 
 
 def test_product_and_support_commands(stack, settings: Settings, unique: str) -> None:

@@ -1,0 +1,152 @@
+"""Relays a service's outbox to Kafka: in id order, marked published only once acknowledged.
+
+Any number of relays (worker replicas, a CLI's inline attempt) may run against one outbox. Each
+takes the oldest pending rows with `SELECT … FOR UPDATE SKIP LOCKED`, so two relays never hold the
+same row; a relay whose batch is not the head of the queue (an older pending row is held by
+another relay) lets go and waits, so records reach Kafka in insertion order. A relay that dies
+after the broker acknowledged but before its commit leaves the rows pending: the next relay sends
+them again with the same eventId, and consumers deduplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, Table, exists, func, select, update
+
+from messaging.errors import PublishError
+from messaging.producer import Delivery, EventProducer
+from services.common.outbox import decode_headers
+
+__all__ = ["OutboxRelay", "RelayResult"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RelayResult:
+    published: int = 0
+    failed: int = 0
+    busy: bool = False  # another relay holds the head of the queue
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        engine: Engine,
+        table: Table,
+        producer: EventProducer,
+        *,
+        batch_size: int = 200,
+        ack_timeout_s: float = 30.0,
+    ) -> None:
+        self.engine = engine
+        self.table = table
+        self.producer = producer
+        self.batch_size = batch_size
+        self.ack_timeout_s = ack_timeout_s
+
+    def relay_once(self) -> RelayResult:
+        """Publish the oldest pending batch (if this relay may); commit what the broker acknowledged."""
+        t = self.table
+        with self.engine.begin() as conn:
+            rows = (
+                conn.execute(
+                    select(t.c.id, t.c.topic, t.c.key, t.c.value, t.c.headers)
+                    .where(t.c.published_at.is_(None))
+                    .order_by(t.c.id)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+                .mappings()
+                .all()
+            )
+            if not rows:
+                return RelayResult()
+            older = exists().where(t.c.published_at.is_(None), t.c.id < rows[0]["id"])
+            if conn.execute(select(older)).scalar():  # another relay sends older rows: keep order, wait
+                return RelayResult(busy=True)
+            acked, error = self._send(rows)
+            # Only a prefix: a row after a failed one is sent again next time (deduplicated downstream).
+            done = [row["id"] for row in rows[: self._prefix(rows, acked)]]
+            if done:
+                conn.execute(update(t).where(t.c.id.in_(done)).values(published_at=func.now()))
+            if len(done) < len(rows):
+                conn.execute(
+                    update(t)
+                    .where(t.c.id == rows[len(done)]["id"])
+                    .values(attempts=t.c.attempts + 1, last_error=str(error or "no acknowledgement"))
+                )
+        return RelayResult(published=len(done), failed=len(rows) - len(done))
+
+    def _send(self, rows: Iterable[dict]) -> tuple[set[int], PublishError | None]:
+        acked: set[int] = set()
+        errors: list[PublishError] = []
+        lock = threading.Lock()
+
+        def callback(row_id: int):
+            def on_delivery(err: PublishError | None, delivery: Delivery | None) -> None:
+                with lock:
+                    if err is None:
+                        acked.add(row_id)
+                    else:
+                        errors.append(err)
+
+            return on_delivery
+
+        try:
+            for row in rows:
+                self.producer.send_raw(
+                    row["topic"],
+                    key=row["key"],
+                    value=row["value"],
+                    headers=decode_headers(row["headers"]),
+                    on_delivery=callback(row["id"]),
+                )
+        except PublishError as exc:
+            errors.append(exc)
+        self.producer.flush(self.ack_timeout_s)
+        return acked, (errors[0] if errors else None)
+
+    @staticmethod
+    def _prefix(rows: list, acked: set[int]) -> int:
+        count = 0
+        for row in rows:
+            if row["id"] not in acked:
+                break
+            count += 1
+        return count
+
+    def drain(self) -> RelayResult:
+        """Relay until nothing is pending, a publish fails, or another relay holds the head."""
+        total = 0
+        while True:
+            result = self.relay_once()
+            total += result.published
+            if result.failed or result.busy or result.published == 0:
+                return RelayResult(published=total, failed=result.failed, busy=result.busy)
+
+    def run(self, stop: threading.Event, *, idle_s: float = 0.2, backoff_s: float = 2.0) -> None:
+        """The worker loop: batch after batch until `stop` is set (the batch in hand is finished)."""
+        while not stop.is_set():
+            try:
+                result = self.relay_once()
+            except Exception:  # the database or broker hiccuped: keep the worker alive, try again
+                log.exception("outbox relay of %s failed; retrying", self.table.fullname)
+                result = RelayResult(failed=1)
+            if result.failed:
+                log.warning("outbox %s: %d record(s) unacknowledged", self.table.fullname, result.failed)
+            if not result.published:
+                stop.wait(backoff_s if result.failed else idle_s)
+
+    def pending(self, ids: Iterable[int] | None = None) -> int:
+        """How many rows (of `ids`, or all) still wait for Kafka."""
+        t = self.table
+        query = select(func.count()).select_from(t).where(t.c.published_at.is_(None))
+        if ids is not None:
+            query = query.where(t.c.id.in_(list(ids)))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())

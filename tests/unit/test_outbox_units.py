@@ -1,0 +1,66 @@
+"""The outbox's pure parts: records are signed like the producer's, headers survive JSON, the CLI's
+messages, and which acknowledged rows a relay may mark published (only an in-order prefix)."""
+
+from __future__ import annotations
+
+import uuid
+
+import schemas
+from services.common.emitter import service_event_id
+from services.common.outbox import decode_headers, encode_headers, record_for
+from services.common.outbox_delivery import DeliveryReport, broker_reachable, explain
+from services.common.outbox_relay import OutboxRelay
+
+KEYRING = schemas.Keyring.parse("k1:secret-one")
+
+
+def _envelope() -> schemas.Envelope:
+    user = uuid.uuid4()
+    return schemas.new_event(
+        "identity.email-verified",
+        {"userId": user, "email": "ada@example.com"},
+        tenant_id="acme",
+        correlation_id=uuid.uuid4(),
+        actor=schemas.Actor(id=str(user), type=schemas.ActorType.USER),
+        producer="identity-service",
+        event_id=service_event_id("identity", f"user/{user}/email-verified"),
+    )
+
+
+def test_record_is_the_producers_record_signed_and_keyed_by_correlation() -> None:
+    envelope = _envelope()
+    record = record_for(envelope, KEYRING, env="dev")
+    assert record.topic == "cloud-factory.dev.identity.email-verified.v1"
+    assert record.key == str(envelope.correlation_id).encode()
+    assert record.event_id == envelope.event_id
+    headers = dict(record.headers)
+    assert headers["x-cf-event-id"] == str(envelope.event_id).encode()
+    assert schemas.decode(record.value).event_id == envelope.event_id
+    tampered = dict(record_for(envelope, schemas.Keyring.parse("k1:other"), env="dev").headers)
+    assert tampered["x-cf-signature"] != headers["x-cf-signature"]
+
+
+def test_headers_round_trip_through_json() -> None:
+    headers = [("a", b"\x00\xffbin"), ("traceparent", b"00-abc-def-01"), ("a", b"")]
+    assert decode_headers(encode_headers(headers)) == headers
+
+
+def test_only_the_acknowledged_prefix_is_marked_published() -> None:
+    rows = [{"id": i} for i in (4, 5, 6, 7)]
+    assert OutboxRelay._prefix(rows, {4, 5, 6, 7}) == 4
+    assert OutboxRelay._prefix(rows, {4, 5, 7}) == 2  # 7 waits behind 6, sent again (same eventId)
+    assert OutboxRelay._prefix(rows, {5, 6, 7}) == 0
+
+
+def test_cli_messages_say_the_event_is_queued() -> None:
+    assert explain(DeliveryReport(0, 1), "identity", wait=False) is None
+    queued = explain(DeliveryReport(1, 1), "identity", wait=False)
+    assert queued is not None and "queued in the identity outbox" in queued
+    assert "worker identity" in queued
+    gave_up = explain(DeliveryReport(2, 2), "support", wait=True)
+    assert gave_up is not None and "gave up waiting" in gave_up and "2 event(s)" in gave_up
+
+
+def test_a_closed_port_is_not_a_broker() -> None:
+    assert broker_reachable("127.0.0.1:1", timeout_s=0.5) is False
+    assert broker_reachable("not-a-port", timeout_s=0.5) is False

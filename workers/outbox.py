@@ -1,0 +1,36 @@
+"""Outbox relay workers of the CLI-driven services (Identity, Product, Support).
+
+These services subscribe to nothing; their worker relays the service's outbox to Kafka. Replicas
+may run anywhere: they share the outbox through `FOR UPDATE SKIP LOCKED` (see OutboxRelay).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+
+import schemas
+from cloud_factory.db import engine_for, ensure_schema
+from cloud_factory.settings import Settings
+from messaging.wiring import ensure_catalog_topics, producer_from
+from services.common.outbox_relay import OutboxRelay
+
+__all__ = ["OUTBOX_SERVICES", "build_outbox_relay", "run_outbox_relay"]
+
+OUTBOX_SERVICES = ("identity", "product", "support")
+
+
+def build_outbox_relay(settings: Settings, service: str) -> OutboxRelay:
+    """The service's relay: its schema ensured, its topics created, a producer without file spool
+    (the outbox already is the durable buffer; a broker outage leaves rows pending)."""
+    if service not in OUTBOX_SERVICES:
+        raise ValueError(f"{service!r} has no outbox")
+    tables = importlib.import_module(f"services.{service}.tables")
+    engine = engine_for(settings.dsn)
+    ensure_schema(engine, tables.metadata)
+    ensure_catalog_topics(settings, [e.event_type for e in schemas.catalog.published_by(service)])
+    return OutboxRelay(engine, tables.outbox, producer_from(settings, fallback=False))
+
+
+def run_outbox_relay(settings: Settings, service: str, stop: threading.Event) -> None:
+    build_outbox_relay(settings, service).run(stop)
