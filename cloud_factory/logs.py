@@ -7,37 +7,65 @@ Fields passed with `extra=` win over the bound ones.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
 
 from cloud_factory.tracing import current_trace_ids
 
-__all__ = ["JsonFormatter", "bound_log_fields", "configure_logging", "log_context"]
+__all__ = ["JsonFormatter", "bind_event_ids", "bound_log_fields", "configure_logging", "log_context"]
 
 _FIELDS = ("correlationId", "eventId", "tenantId")
 _ALIASES = {"correlation_id": "correlationId", "event_id": "eventId", "tenant_id": "tenantId",
             "event_type": "eventType"}
-_bound: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("cf_log_fields", default={})
+_bound: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("cf_log_fields", default={})  # noqa: B039 - never mutated
 
 
-@contextlib.contextmanager
-def log_context(**fields: object) -> Iterator[None]:
-    """Bind ids (snake_case or camelCase names) to every log line emitted inside the block."""
-    merged = dict(_bound.get())
-    for name, value in fields.items():
-        if value is not None:
-            merged[_ALIASES.get(name, name)] = str(value)
-    token = _bound.set(merged)
-    try:
-        yield
-    finally:
-        _bound.reset(token)
+class log_context:  # noqa: N801 - used like a function: `with log_context(...):`
+    """Bind ids (snake_case or camelCase names) to every log line emitted inside the block.
+
+    A small class rather than a generator context manager: the consumer enters one per record.
+    """
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, **fields: object) -> None:
+        self._fields = fields
+        self._token: contextvars.Token[dict[str, str]] | None = None
+
+    def __enter__(self) -> None:
+        merged = dict(_bound.get())
+        for name, value in self._fields.items():
+            if value is not None:
+                merged[_ALIASES.get(name, name)] = value if type(value) is str else str(value)
+        self._token = _bound.set(merged)
+
+    def __exit__(self, *exc: object) -> None:
+        _bound.reset(self._token)  # type: ignore[arg-type]
+
+
+class bind_event_ids:  # noqa: N801 - used like a function
+    """`log_context(correlation_id=..., event_id=..., tenant_id=...)` for ids already strings (or None),
+    without the name mapping: the consumer binds one set per record."""
+
+    __slots__ = ("_ids", "_token")
+
+    def __init__(self, correlation_id: str | None, event_id: str | None, tenant_id: str | None) -> None:
+        self._ids = (correlation_id, event_id, tenant_id)
+        self._token: contextvars.Token[dict[str, str]] | None = None
+
+    def __enter__(self) -> None:
+        merged = dict(_bound.get())
+        for name, value in zip(_FIELDS, self._ids):  # noqa: B905 - both have three
+            if value is not None:
+                merged[name] = value
+        self._token = _bound.set(merged)
+
+    def __exit__(self, *exc: object) -> None:
+        _bound.reset(self._token)  # type: ignore[arg-type]
 
 
 def bound_log_fields() -> dict[str, str]:

@@ -121,6 +121,14 @@ def header_value(headers: Sequence[tuple[str, bytes | None]] | None, name: str) 
 # itself. With an exporter, real spans are opened (`scope(..., recording() is True)`).
 
 _random = random.Random()
+_getrandbits = _random.getrandbits
+_SpanContext = trace.SpanContext
+_NonRecordingSpan = trace.NonRecordingSpan
+_get_current_span = trace.get_current_span
+_set_span_in_context = trace.set_span_in_context
+_attach = otel_context.attach
+_detach = otel_context.detach
+_FLAGS = (trace.TraceFlags(0), trace.TraceFlags(1))
 
 
 def recording() -> bool:
@@ -139,8 +147,7 @@ def fast_extract(headers: Iterable[tuple[str, bytes | str | None]] | None) -> tr
                 except ValueError:
                     return None
                 if trace_id and span_id:
-                    return trace.SpanContext(trace_id, span_id, is_remote=True,
-                                             trace_flags=trace.TraceFlags(flags & 1))
+                    return _SpanContext(trace_id, span_id, True, _FLAGS[flags & 1])
             return None
     return None
 
@@ -173,25 +180,25 @@ class scope:  # noqa: N801 - used like a function: `with scope(...):`
                                                                attributes=attributes)  # type: ignore[arg-type]
             self.span = None
             return
-        base = parent or trace.get_current_span().get_span_context()
+        base = parent or _get_current_span().get_span_context()
         if base.is_valid:
-            span_context = trace.SpanContext(base.trace_id, _random.getrandbits(64), is_remote=False,
-                                             trace_flags=base.trace_flags, trace_state=base.trace_state)
+            span_context = _SpanContext(base.trace_id, _getrandbits(64), False, base.trace_flags,
+                                        base.trace_state)
         elif new_root_if_none:
-            span_context = trace.SpanContext(_random.getrandbits(128), _random.getrandbits(64), is_remote=False)
+            span_context = _SpanContext(_getrandbits(128), _getrandbits(64), False)
         else:
             span_context = trace.INVALID_SPAN_CONTEXT
-        self.span = trace.NonRecordingSpan(span_context)
+        self.span = _NonRecordingSpan(span_context)
 
     def __enter__(self) -> trace.Span:
         if self._cm is not None:
             self.span = self._cm.__enter__()
             return self.span
-        self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        self._token = _attach(_set_span_in_context(self.span))
         return self.span
 
     def __exit__(self, *exc: object) -> None:
         if self._cm is not None:
             self._cm.__exit__(*exc)
         else:
-            otel_context.detach(self._token)
+            _detach(self._token)

@@ -31,13 +31,13 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Topic
 from opentelemetry import trace
 
 import schemas
-from cloud_factory.logs import log_context
+from cloud_factory.logs import bind_event_ids
 from cloud_factory.tracing import fast_extract, recording, scope
 from messaging.deadletter import DLQ_RETRIES, DeadLetter, strip_dlq_headers
 from messaging.errors import PublishError, ResourceBusyError, classify
 from messaging.gctune import tune_gc_for_throughput
 from messaging.handlers import Handler, HandlerContext, HandlerEntry, HandlerSpec, specs_of
-from messaging.idempotency import Claim, ClaimState, IdempotencyStore, KeyRequest
+from messaging.idempotency import Claim, ClaimState, IdempotencyStore, KeyRequest, idempotency_key
 from messaging.metrics import METRICS
 from messaging.producer import EventProducer
 from messaging.retry import PolicyLookup, RetryPolicy, policy_for
@@ -60,15 +60,37 @@ class _RetryState:
     resume_at: float | None = None
 
 
-@dataclass
 class _Item:
-    msg: Message
-    headers: list[tuple[str, bytes]]
-    envelope: schemas.Envelope | None = None
-    check: schemas.SignatureCheck | None = None
-    error: Exception | None = None
-    specs: list[HandlerSpec] = field(default_factory=list)
-    requests: list[KeyRequest] = field(default_factory=list)
+    """One fetched record on its way through the batch (a plain slotted class: one per record)."""
+
+    __slots__ = ("check", "envelope", "error", "event_id", "correlation_id", "headers", "msg", "requests",
+                 "specs", "topic", "partition", "offset")
+
+    def __init__(self, msg: Message, headers: list[tuple[str, bytes]]) -> None:
+        self.msg = msg
+        self.headers = headers
+        self.topic: str = msg.topic()
+        self.partition: int = msg.partition()
+        self.offset: int = msg.offset()
+        self.envelope: schemas.Envelope | None = None
+        self.check: schemas.SignatureCheck | None = None
+        self.error: Exception | None = None
+        self.event_id: str | None = None  # str(envelope.event_id), computed once
+        self.correlation_id: str | None = None
+        self.specs: list[HandlerSpec] = _NO_SPECS
+        self.requests: list[KeyRequest] = _NO_REQUESTS
+
+
+_NO_SPECS: list[HandlerSpec] = []
+_NO_REQUESTS: list[KeyRequest] = []
+
+# Headers our producer sets that can never be a signature header (whatever their case), so the
+# signature check need not look at them; every other header still goes to `Keyring.verify`.
+_NOT_SIGNATURE_HEADERS = frozenset({
+    "traceparent", "tracestate", "content-type", "x-cf-event-type", "x-cf-event-id", "ce_specversion",
+    "ce_id", "ce_type", "ce_source", "ce_time", "ce_dataschema", "ce_correlationid", "ce_tenantid",
+    "ce_subject",
+})
 
 
 class _Failed(Exception):
@@ -105,6 +127,7 @@ class EventConsumer:
             self._policy = retry_policy or policy_for
         self._idempotency = idempotency
         self._retries: dict[TP, _RetryState] = {}
+        self._specs: dict[str, tuple[HandlerEntry, list[HandlerSpec]]] = {}
         self._last_cleanup = time.monotonic()
         self._closed = False
         self._consumer = Consumer({
@@ -202,8 +225,9 @@ class EventConsumer:
         store = self.idempotency
         claims: dict[str, Claim] = {}
         claim_error: Exception | None = None
-        leased = [r for item in items for r in item.requests
-                  if not any(s.transactional and s.name == r.handler for s in item.specs)]
+        leased = [] if store is None else [
+            request for item in items for spec, request in zip(item.specs, item.requests, strict=True)
+            if not spec.transactional]
         if store is not None and leased:
             try:
                 claims = store.claim(leased)
@@ -226,7 +250,7 @@ class EventConsumer:
         succeeded: dict[str, Any] = {}
         failed: dict[str, str] = {}
         for item in items:
-            tp = (item.msg.topic(), item.msg.partition())
+            tp = (item.topic, item.partition)
             paused = self._retries.get(tp)
             if tp in stopped or (paused is not None and paused.resume_at is not None):
                 continue  # behind a failed message: it is fetched again after the backoff
@@ -241,7 +265,7 @@ class EventConsumer:
                     stopped.add(tp)
                 continue
             state = self._retries.get(tp)
-            if state is not None and state.offset == item.msg.offset():
+            if state is not None and state.offset == item.offset:
                 del self._retries[tp]
             done[tp] = item.msg
         if store is not None:
@@ -254,40 +278,56 @@ class EventConsumer:
         return len(done)
 
     def _read(self, msg: Message) -> _Item:
-        item = _Item(msg, list(msg.headers() or []))
+        headers = msg.headers() or []  # a fresh list per call
+        item = _Item(msg, headers)
         value = msg.value() or b""
         try:
-            item.check = self.keyring.verify(value, item.headers)
-            schemas.enforce_signature(item.check, self.signing_mode, logger=log,
-                                      context=f"{msg.topic()}/{msg.partition()}/{msg.offset()}")
+            item.check = check = self.keyring.verify(
+                value, [header for header in headers if header[0] not in _NOT_SIGNATURE_HEADERS])
+            if not check.ok:
+                schemas.enforce_signature(check, self.signing_mode, logger=log,
+                                          context=f"{item.topic}/{item.partition}/{item.offset}")
             item.envelope = envelope = schemas.decode(value)
         except schemas.ContractError as exc:
             item.error = exc
             return item
-        item.specs = specs_of(self.handlers.get(envelope.event_type), self.handler_name)
-        item.requests = [KeyRequest.of(envelope.event_id, envelope.correlation_id, spec.name or "")
-                         for spec in item.specs]
+        item.specs = specs = self._specs_for(envelope.event_type)
+        item.event_id = event_id = str(envelope.event_id)
+        item.correlation_id = correlation_id = str(envelope.correlation_id)
+        item.requests = [KeyRequest(idempotency_key(event_id, correlation_id, spec.name or ""),
+                                    spec.name or "", envelope.event_id, envelope.correlation_id)
+                         for spec in specs]
         return item
+
+    def _specs_for(self, event_type: str) -> list[HandlerSpec]:
+        """`specs_of` the current entry, reused while the mapping holds the same (immutable) entry."""
+        entry = self.handlers.get(event_type)
+        cached = self._specs.get(event_type)
+        if cached is not None and cached[0] is entry:
+            return cached[1]
+        specs = specs_of(entry, self.handler_name)
+        if not isinstance(entry, list):  # a list may be changed in place: read it every time
+            self._specs[event_type] = (entry, specs)
+        return specs
 
     def _handle(self, item: _Item, claims: dict[str, Claim], succeeded: dict[str, Any],
                 failed: dict[str, str]) -> None:
-        msg, envelope = item.msg, item.envelope
-        attributes = {"messaging.system": "kafka", "messaging.destination.name": msg.topic(),
-                      "messaging.kafka.partition": msg.partition(),
-                      "messaging.kafka.offset": msg.offset()} if recording() else None
-        with scope(f"consume {msg.topic()}", parent=fast_extract(item.headers), kind=trace.SpanKind.CONSUMER,
-                   attributes=attributes, tracer_name="cloud_factory.consumer"), log_context(correlation_id=envelope.correlation_id if envelope else None,
-                       event_id=envelope.event_id if envelope else None,
-                       tenant_id=envelope.tenant_id if envelope else None):
+        envelope = item.envelope
+        attributes = {"messaging.system": "kafka", "messaging.destination.name": item.topic,
+                      "messaging.kafka.partition": item.partition,
+                      "messaging.kafka.offset": item.offset} if recording() else None
+        with scope(f"consume {item.topic}", parent=fast_extract(item.headers), kind=trace.SpanKind.CONSUMER,
+                   attributes=attributes, tracer_name="cloud_factory.consumer") as consume_span, \
+                bind_event_ids(item.correlation_id, item.event_id, envelope.tenant_id if envelope else None):
             if item.error is not None or envelope is None:
                 raise _Failed(item.error or ValueError("undecodable record"), None)
-            state = self._retries.get((msg.topic(), msg.partition()))
-            attempt = state.failures + 1 if state is not None and state.offset == msg.offset() else 1
+            state = self._retries.get((item.topic, item.partition))
+            attempt = state.failures + 1 if state is not None and state.offset == item.offset else 1
             for spec, request in zip(item.specs, item.requests, strict=True):
                 name = spec.name or self.handler_name
                 try:
                     if spec.transactional and self.idempotency is not None:
-                        self._run_transactional(spec, request, envelope, item, attempt)
+                        self._run_transactional(spec, request, envelope, item, attempt, consume_span)
                         continue
                     claim = claims.get(request.key)
                     if claim is not None and claim.state is ClaimState.DUPLICATE:
@@ -296,14 +336,15 @@ class EventConsumer:
                         continue
                     if claim is not None and claim.state is ClaimState.BUSY:
                         raise ResourceBusyError(f"handler {name}: another consumer holds the lease")
-                    succeeded[request.key] = self._call(spec, envelope, item, attempt, request.key, None)
+                    succeeded[request.key] = self._call(spec, envelope, item, attempt, request.key, None,
+                                                        consume_span)
                 except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
                     if not isinstance(exc, ResourceBusyError):
                         failed[request.key] = f"{type(exc).__name__}: {exc}"[:1000]
                     raise _Failed(exc, name) from exc
 
     def _run_transactional(self, spec: HandlerSpec, request: KeyRequest, envelope: schemas.Envelope,
-                           item: _Item, attempt: int) -> None:
+                           item: _Item, attempt: int, consume_span: trace.Span) -> None:
         store = self.idempotency
         assert store is not None
         with store.engine.begin() as conn:
@@ -313,23 +354,27 @@ class EventConsumer:
                 return
             if claim.state is ClaimState.BUSY:
                 raise ResourceBusyError(f"handler {spec.name}: another consumer holds the lease")
-            result = self._call(spec, envelope, item, attempt, request.key, conn)
+            result = self._call(spec, envelope, item, attempt, request.key, conn, consume_span)
             if result is not None:
                 store.complete({request.key: result}, conn=conn)
 
     def _call(self, spec: HandlerSpec, envelope: schemas.Envelope, item: _Item, attempt: int, key: str,
-              conn: Any) -> Any:
-        msg = item.msg
+              conn: Any, consume_span: trace.Span) -> Any:
         assert item.check is not None
-        attributes = {"cloudfactory.handler": spec.name or "",
-                      "cloudfactory.event_id": str(envelope.event_id)} if recording() else None
-        with scope(f"handle {envelope.event_type}", attributes=attributes,
+        if recording():  # a real child of the current (consume) span
+            attributes: dict[str, object] | None = {"cloudfactory.handler": spec.name or "",
+                                                    "cloudfactory.event_id": item.event_id}
+            parent = None
+        else:  # ids only: the consume span is the current one, name it instead of looking it up
+            attributes, parent = None, consume_span.get_span_context()
+        with scope(f"handle {envelope.event_type}", parent=parent, attributes=attributes,
                    tracer_name="cloud_factory.consumer") as span:
             ids = span.get_span_context()
-            context = HandlerContext(
-                msg.topic(), msg.partition(), msg.offset(), item.headers, item.check,
-                f"{ids.trace_id:032x}" if ids.is_valid else None, f"{ids.span_id:016x}" if ids.is_valid else None,
-                handler=spec.name or "", attempt=attempt, idempotency_key=key, db=conn,
+            valid = ids.is_valid
+            context = HandlerContext.fast(
+                item.topic, item.partition, item.offset, item.headers, item.check,
+                f"{ids.trace_id:032x}" if valid else None, f"{ids.span_id:016x}" if valid else None,
+                spec.name or "", attempt, key, conn,
             )
             result = spec.handler(envelope, context)
         return result

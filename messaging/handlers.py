@@ -36,6 +36,18 @@ class HandlerContext:
     idempotency_key: str | None = None
     db: Connection | None = None  # set for transactional handlers only
 
+    @classmethod
+    def fast(cls, topic: str, partition: int, offset: int, headers: list[tuple[str, bytes]],
+             signature: schemas.SignatureCheck, trace_id: str | None, span_id: str | None, handler: str,
+             attempt: int, idempotency_key: str | None, db: Connection | None) -> HandlerContext:
+        """The same frozen object as the constructor builds, without a frozen `__setattr__` per field
+        (the consumer builds one per handled record)."""
+        context = object.__new__(cls)
+        context.__dict__.update(topic=topic, partition=partition, offset=offset, headers=headers,
+                                signature=signature, trace_id=trace_id, span_id=span_id, handler=handler,
+                                attempt=attempt, idempotency_key=idempotency_key, db=db)
+        return context
+
 
 Handler = Callable[[schemas.Envelope, HandlerContext], Any]
 """Returns None or a JSON-serialisable result (cached with the idempotency key)."""

@@ -200,3 +200,96 @@ def test_json_log_line_carries_the_bound_ids() -> None:
     assert (inside["correlationId"], inside["eventId"], inside["tenantId"]) == ("c-1", "e-1", "t-1")
     assert {"traceId", "spanId", "ts", "level"} <= inside.keys()
     assert outside["correlationId"] is None and outside["eventId"] is None
+
+
+def test_fast_handler_context_is_the_constructors_frozen_object() -> None:
+    import dataclasses
+
+    from messaging.handlers import HandlerContext
+
+    check = schemas.SignatureCheck(schemas.SignatureStatus.OK, "k1")
+    args = ("topic", 2, 7, [("h", b"v")], check, "a" * 32, "b" * 16, "handler", 3, "key", None)
+    fast = HandlerContext.fast(*args)
+    assert fast == HandlerContext(*args[:7], handler="handler", attempt=3, idempotency_key="key", db=None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.attempt = 4  # type: ignore[misc]
+
+
+def test_bind_event_ids_binds_what_log_context_binds() -> None:
+    from cloud_factory.logs import bind_event_ids, bound_log_fields
+
+    with log_context(tenant_id="outer", extra="x"):
+        with bind_event_ids("c-1", "e-1", None):
+            inner = bound_log_fields()
+        with log_context(correlation_id="c-1", event_id="e-1", tenant_id=None):
+            assert bound_log_fields() == inner
+        assert bound_log_fields() == {"tenantId": "outer", "extra": "x"}
+    assert inner == {"tenantId": "outer", "extra": "x", "correlationId": "c-1", "eventId": "e-1"}
+
+
+class _Record:
+    """Just enough of a confluent_kafka.Message for `EventConsumer._read`."""
+
+    def __init__(self, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        self._value, self._headers = value, headers
+
+    def value(self) -> bytes:
+        return self._value
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return list(self._headers)
+
+    def topic(self) -> str:
+        return "t"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return 5
+
+
+def _reader(mode: schemas.SigningMode):  # noqa: ANN202 - an EventConsumer without a broker
+    from messaging.consumer import EventConsumer
+
+    consumer = object.__new__(EventConsumer)
+    consumer.keyring = schemas.Keyring.parse("k1:secret-one,k2:secret-two")
+    consumer.signing_mode = mode
+    consumer.handlers = {"order.created": lambda envelope, context: None}
+    consumer.handler_name = "unit"
+    consumer._specs = {}
+    return consumer
+
+
+def _signed_record(extra: list[tuple[str, bytes]] = ()) -> tuple[schemas.Envelope, _Record]:  # type: ignore[assignment]
+    from schemas.examples import example_data
+
+    version = schemas.catalog["order.created"].latest_version
+    envelope = schemas.new_event("order.created", example_data("order.created", version), tenant_id="t",
+                                 correlation_id=uuid.uuid4(), producer="unit",
+                                 actor=schemas.Actor(id="unit", type=schemas.ActorType.SYSTEM))
+    value = schemas.encode(envelope)
+    keyring = schemas.Keyring.parse("k1:secret-one")
+    headers = [*keyring.sign(value), ("x-cf-event-type", b"order.created"), ("ce_id", b"x"),
+               ("traceparent", b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01"), *extra]
+    return envelope, _Record(value, headers)
+
+
+def test_read_verifies_every_signature_header_whatever_its_case() -> None:
+    """The consumer hands only possible signature headers to the keyring; a second signature or key
+    id header in another case is still seen (and rejected), as `Keyring.verify` on all headers would."""
+    envelope, record = _signed_record()
+    item = _reader(schemas.SigningMode.PRODUCTION)._read(record)
+    assert item.error is None and item.check.ok
+    assert item.envelope.event_id == envelope.event_id and item.event_id == str(envelope.event_id)
+    assert [r.key for r in item.requests] == [idempotency_key(envelope.event_id, envelope.correlation_id, "unit")]
+    for extra in ([("X-CF-Signature", b"sha256=" + b"0" * 64)], [("X-CF-Key-Id", b"k2")]):
+        _, record = _signed_record(extra)
+        keyring = schemas.Keyring.parse("k1:secret-one,k2:secret-two")
+        expected = keyring.verify(record.value(), record.headers())
+        assert not expected.ok
+        item = _reader(schemas.SigningMode.PRODUCTION)._read(record)
+        assert item.check == expected
+        assert isinstance(item.error, schemas.SignatureError) and item.envelope is None
+        item = _reader(schemas.SigningMode.DEVELOPMENT)._read(record)
+        assert item.check == expected and item.error is None and item.envelope is not None
