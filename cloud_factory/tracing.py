@@ -62,7 +62,8 @@ def configure_tracing(service_name: str, exporter: str | None = None) -> None:
         try:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
         except ImportError as exc:
-            raise RuntimeError("CF_TRACE_EXPORTER=otlp needs `pip install opentelemetry-exporter-otlp`") from exc
+            raise RuntimeError(
+                "CF_TRACE_EXPORTER=otlp needs `pip install opentelemetry-exporter-otlp`") from exc
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     elif exporter != "none":
         raise ValueError(f"CF_TRACE_EXPORTER must be none, console or otlp, not {exporter!r}")
@@ -175,7 +176,8 @@ class scope:  # noqa: N801 - used like a function: `with scope(...):`
         self._cm = None
         self._token = None
         if _recording:
-            context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else None
+            context = (trace.set_span_in_context(trace.NonRecordingSpan(parent))
+                       if parent is not None else None)
             self._cm = tracer(tracer_name).start_as_current_span(name, context=context, kind=kind,
                                                                attributes=attributes)  # type: ignore[arg-type]
             self.span = None

@@ -414,7 +414,8 @@ class EventConsumer:
         del self._retries[tp]
         METRICS.add("dead_lettered", topic=msg.topic(), error_class=error_class.value)
         log.warning("dead-lettered %s to %s (%s after %d attempt(s)): %s%s", _where(msg), letter.topic,
-                    error_class.value, letter.attempts, letter.reason, " [spooled]" if delivery.spooled else "")
+                    error_class.value, letter.attempts, letter.reason,
+                    " [spooled]" if delivery.spooled else "")
         return True
 
     def _retry_later(self, msg: Message, state: _RetryState, delay: float) -> None:
@@ -426,7 +427,8 @@ class EventConsumer:
 
     def _resume_due(self) -> None:
         now = time.monotonic()
-        due = [tp for tp, state in self._retries.items() if state.resume_at is not None and state.resume_at <= now]
+        due = [tp for tp, state in self._retries.items()
+               if state.resume_at is not None and state.resume_at <= now]
         if due:
             self._consumer.resume([TopicPartition(topic, partition) for topic, partition in due])
             for tp in due:

@@ -56,8 +56,10 @@ def decide(letter: DeadLetter, *, max_dlq_retries: int = 3, policy: PolicyLookup
     if letter.error_class.retryable:
         if letter.dlq_retries < max_dlq_retries:
             delay = policy(letter.event_type).delay(letter.dlq_retries + 1)
-            return DlqDecision(Outcome.RETRIED, f"DLQ retry {letter.dlq_retries + 1}/{max_dlq_retries}", delay)
-        return DlqDecision(Outcome.MANUAL_REVIEW, f"all {max_dlq_retries} DLQ retries exhausted: {letter.reason}")
+            return DlqDecision(Outcome.RETRIED, f"DLQ retry {letter.dlq_retries + 1}/{max_dlq_retries}",
+                               delay)
+        return DlqDecision(Outcome.MANUAL_REVIEW,
+                           f"all {max_dlq_retries} DLQ retries exhausted: {letter.reason}")
     return DlqDecision(Outcome.MANUAL_REVIEW, f"{letter.error_class.value}: {letter.reason}")
 
 
@@ -116,8 +118,10 @@ class DlqProcessor:
             wait = (due - dt.datetime.now(dt.UTC)).total_seconds()
             if wait > 0:
                 self._sleep(wait)
-            headers = [*strip_dlq_headers(letter.headers), (DLQ_RETRIES, str(letter.dlq_retries + 1).encode())]
-            self.producer.publish_raw(letter.original_topic, key=letter.key, value=letter.value, headers=headers)
+            headers = [*strip_dlq_headers(letter.headers),
+                       (DLQ_RETRIES, str(letter.dlq_retries + 1).encode())]
+            self.producer.publish_raw(letter.original_topic, key=letter.key, value=letter.value,
+                                      headers=headers)
         record_id = self.store.record(position, letter, decision.outcome.value, decision.note)
         if decision.outcome is Outcome.MANUAL_REVIEW:
             self.store.open_incident(record_id, decision.note)

@@ -89,7 +89,8 @@ def redrive(entry: DlqEntry, producer: EventProducer, store: DlqStore, *, note: 
     value = schemas.encode(envelope)
     trace = [(k, v) for k, v in strip_dlq_headers(letter.headers) if k in _TRACE_HEADERS]
     headers = [h for h in record_headers(envelope, value, producer.keyring) if h[0] not in _TRACE_HEADERS]
-    delivery = producer.publish_raw(letter.original_topic, key=letter.key or str(envelope.correlation_id).encode(),
+    delivery = producer.publish_raw(letter.original_topic,
+                                    key=letter.key or str(envelope.correlation_id).encode(),
                                     value=value, headers=[*headers, *trace])
     store.record(entry.position, letter, Outcome.REDRIVEN.value, note or f"redriven as {envelope.version}",
                  correlation_id=str(envelope.correlation_id), tenant_id=envelope.tenant_id)

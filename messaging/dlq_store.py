@@ -74,7 +74,8 @@ class DlqStore:
         since = dt.datetime.now(dt.UTC) - window
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(dlq_records).where(and_(
-                dlq_records.c.original_topic == original_topic, dlq_records.c.recorded_at >= since))).scalar_one())
+                dlq_records.c.original_topic == original_topic,
+                dlq_records.c.recorded_at >= since))).scalar_one())
 
     def raise_alert(self, original_topic: str, records: int) -> bool:
         """True the first time in this clock hour (so one alert per topic per hour)."""

@@ -77,9 +77,11 @@ class Claim:
 
 _CLAIM = text("""
 INSERT INTO messaging.idempotency_keys AS k
-    (key, handler, event_id, correlation_id, status, owner, lease_until, expires_at, attempts, created_at, updated_at)
+    (key, handler, event_id, correlation_id, status, owner, lease_until, expires_at, attempts,
+     created_at, updated_at)
 SELECT r.key, r.handler, r.event_id, r.correlation_id, CAST(:status AS text), CAST(:owner AS text),
-       CASE WHEN CAST(:status AS text) = 'in_progress' THEN now() + make_interval(secs => CAST(:lease AS double precision)) END,
+       CASE WHEN CAST(:status AS text) = 'in_progress'
+            THEN now() + make_interval(secs => CAST(:lease AS double precision)) END,
        now() + make_interval(secs => CAST(:ttl AS double precision)), 1, now(), now()
 FROM unnest(CAST(:keys AS text[]), CAST(:handlers AS text[]), CAST(:event_ids AS uuid[]),
             CAST(:correlation_ids AS uuid[])) AS r(key, handler, event_id, correlation_id)
@@ -252,7 +254,8 @@ class IdempotencyStore:
                 log.warning("cannot renew %d idempotency lease(s): %s", len(keys), exc)
 
     def purge_expired(self) -> int:
-        """Delete expired keys (succeeded after 24 h, failed after 30 s, abandoned leases); returns how many."""
+        """Delete expired keys (succeeded after 24 h, failed after 30 s, abandoned leases); returns how
+        many."""
         with self.engine.begin() as conn:
             return conn.execute(_PURGE).rowcount
 

@@ -55,7 +55,8 @@ class Delivery:
 DeliveryCallback = Callable[[PublishError | None, Delivery | None], None]
 
 
-def record_headers(envelope: schemas.Envelope, value: bytes, keyring: schemas.Keyring) -> list[tuple[str, bytes]]:
+def record_headers(envelope: schemas.Envelope, value: bytes,
+                   keyring: schemas.Keyring) -> list[tuple[str, bytes]]:
     """Every header a platform record carries, in a stable order."""
     return [
         *keyring.sign(value),
@@ -96,7 +97,8 @@ class EventProducer:
             **(extra_config or {}),
         })
         self._lock = threading.Lock()
-        self._replayer = (SpoolReplayer(self._producer, spool, interval=replay_interval, ensure_topic=self.topics.ensure)
+        self._replayer = (SpoolReplayer(self._producer, spool, interval=replay_interval,
+                                        ensure_topic=self.topics.ensure)
                           if spool else None)
         if self._replayer is not None and spool is not None and spool.has_pending():
             self._replayer.start()
@@ -105,7 +107,8 @@ class EventProducer:
     def topic_for(self, envelope: schemas.Envelope) -> str:
         return schemas.topic_for(envelope.event_type, env=self.env)
 
-    def publish(self, envelope: schemas.Envelope, *, topic: str | None = None, timeout: float = 30.0) -> Delivery:
+    def publish(self, envelope: schemas.Envelope, *, topic: str | None = None,
+                timeout: float = 30.0) -> Delivery:
         """Encode, sign and send one event; block until the broker acknowledged (or the spool holds) it."""
         topic = topic or self.topic_for(envelope)
         with self._span(envelope, topic):
@@ -140,7 +143,8 @@ class EventProducer:
         while not done.is_set():
             self._producer.poll(0.02)
             if time.monotonic() > deadline and not done.is_set():
-                error: PublishError = BrokerUnavailableError(f"no acknowledgement from the broker for {topic}")
+                error: PublishError = BrokerUnavailableError(
+                    f"no acknowledgement from the broker for {topic}")
                 break
         else:
             error, delivery = outcome[0]

@@ -74,7 +74,8 @@ class TopicGuard:
             if missed is not None and time.monotonic() - missed < self.retry_after:
                 return False
             try:
-                created = ensure_topics(self._admin, [topic], partitions=self.partitions, timeout=self.timeout)
+                created = ensure_topics(self._admin, [topic], partitions=self.partitions,
+                                        timeout=self.timeout)
             except KafkaException as exc:
                 self._missed_at[topic] = time.monotonic()
                 log.warning("cannot make sure topic %s exists (%s); the broker seems unreachable", topic, exc)

@@ -59,7 +59,8 @@ def producer_from(settings: Settings, *, fallback: bool = True, delivery_timeout
     """
     return EventProducer(settings.bootstrap_servers, keyring_from(settings), env=settings.env,
                          delivery_timeout_ms=delivery_timeout_ms, extra_config=extra_config,
-                         spool=spool_from(settings) if fallback else None, partitions=settings.kafka_partitions)
+                         spool=spool_from(settings) if fallback else None,
+                         partitions=settings.kafka_partitions)
 
 
 def idempotency_from(settings: Settings) -> IdempotencyStore:
@@ -73,7 +74,8 @@ def consumer_from(settings: Settings, *, group_id: str, handlers: Mapping[str, H
                   create_topics: bool = True, extra_config: dict[str, object] | None = None) -> EventConsumer:
     """A consumer in `group_id` for the event types in `handlers` (topics derived from the catalog)."""
     event_types = list(handlers)
-    topic_list = list(topics) if topics is not None else [schemas.topic_for(t, env=settings.env) for t in event_types]
+    topic_list = (list(topics) if topics is not None
+                  else [schemas.topic_for(t, env=settings.env) for t in event_types])
     if create_topics:
         ensure_catalog_topics(settings, event_types)
     store = idempotency if isinstance(idempotency, IdempotencyStore) else (
@@ -91,5 +93,6 @@ def ensure_catalog_topics(settings: Settings, event_types: list[str] | None = No
     types = event_types if event_types is not None else list(schemas.catalog)
     topics = []
     for event_type in types:
-        topics += [schemas.topic_for(event_type, env=settings.env), schemas.dlq_topic_for(event_type, env=settings.env)]
+        topics += [schemas.topic_for(event_type, env=settings.env),
+                   schemas.dlq_topic_for(event_type, env=settings.env)]
     return ensure_topics(settings.bootstrap_servers, topics, partitions=settings.kafka_partitions)

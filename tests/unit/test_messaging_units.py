@@ -261,7 +261,8 @@ def _reader(mode: schemas.SigningMode):  # noqa: ANN202 - an EventConsumer witho
     return consumer
 
 
-def _signed_record(extra: list[tuple[str, bytes]] = ()) -> tuple[schemas.Envelope, _Record]:  # type: ignore[assignment]
+def _signed_record(extra: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]] = (),
+                   ) -> tuple[schemas.Envelope, _Record]:
     from schemas.examples import example_data
 
     version = schemas.catalog["order.created"].latest_version
@@ -282,7 +283,8 @@ def test_read_verifies_every_signature_header_whatever_its_case() -> None:
     item = _reader(schemas.SigningMode.PRODUCTION)._read(record)
     assert item.error is None and item.check.ok
     assert item.envelope.event_id == envelope.event_id and item.event_id == str(envelope.event_id)
-    assert [r.key for r in item.requests] == [idempotency_key(envelope.event_id, envelope.correlation_id, "unit")]
+    key = idempotency_key(envelope.event_id, envelope.correlation_id, "unit")
+    assert [r.key for r in item.requests] == [key]
     for extra in ([("X-CF-Signature", b"sha256=" + b"0" * 64)], [("X-CF-Key-Id", b"k2")]):
         _, record = _signed_record(extra)
         keyring = schemas.Keyring.parse("k1:secret-one,k2:secret-two")
