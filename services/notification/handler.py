@@ -1,4 +1,5 @@
-"""Records the notifications of a verified event, then reports each as `notification.sent`.
+"""Records the notifications of a verified event, delivers each, then reports it as
+`notification.sent` or, when its channel refused it, `notification.failed`.
 
 The rows are the outbox: unique per (event, channel), so a redelivered event writes nothing new.
 `notification.sent` goes out for the rows this delivery created (ids derived from event + channel),
@@ -18,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 import schemas
 from messaging.consumer import HandlerContext
 from services.common.emitter import Emitter
+from services.notification.delivery import SimulatedMailRelay
 from services.notification.rendering import render
 from services.notification.tables import notifications
 
@@ -37,9 +39,12 @@ def recipient_uuid(recipient: str) -> uuid.UUID:
 
 
 class NotificationHandler:
-    def __init__(self, engine: Engine, emitter: Emitter | None = None) -> None:
+    def __init__(
+        self, engine: Engine, emitter: Emitter | None = None, relay: SimulatedMailRelay | None = None
+    ) -> None:
         self.engine = engine
         self.emit = emitter
+        self.relay = relay or SimulatedMailRelay(engine)
 
     def _known_recipient(self, correlation_id: uuid.UUID) -> str | None:
         with self.engine.connect() as conn:
@@ -99,16 +104,24 @@ class NotificationHandler:
         if self.emit is None:
             return
         for message in (m for m in messages if m.channel in new_channels):
-            self.emit.derive(
-                envelope,
-                "notification.sent",
-                {
-                    "notificationId": uuid.uuid5(_NS, f"{envelope.event_id}/{message.channel}"),
-                    "recipientId": recipient_uuid(message.recipient),
-                    "channel": message.channel,
-                    "template": message.template,
-                    "triggerEventId": envelope.event_id,
-                    "triggerEventType": envelope.event_type,
-                },
-                key=f"{envelope.event_id}/{message.channel}/sent",
-            )
+            outcome = self.relay.deliver(message)
+            report = {
+                "notificationId": uuid.uuid5(_NS, f"{envelope.event_id}/{message.channel}"),
+                "recipientId": recipient_uuid(message.recipient),
+                "channel": message.channel,
+                "template": message.template,
+                "triggerEventId": envelope.event_id,
+                "triggerEventType": envelope.event_type,
+            }
+            if outcome.delivered:
+                self.emit.derive(
+                    envelope, "notification.sent", report, key=f"{envelope.event_id}/{message.channel}/sent"
+                )
+            else:
+                report |= {"errorCode": outcome.error_code, "reason": outcome.reason, "attempts": 1}
+                self.emit.derive(
+                    envelope,
+                    "notification.failed",
+                    report,
+                    key=f"{envelope.event_id}/{message.channel}/failed",
+                )

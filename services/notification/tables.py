@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import UUID
 
-__all__ = ["metadata", "notifications"]
+__all__ = ["bounces", "metadata", "notifications"]
 
 metadata = MetaData(schema="notification")
 
@@ -29,4 +29,16 @@ notifications = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # One message per event and channel, however often the event is delivered.
     UniqueConstraint("event_id", "channel", name="notifications_event_channel_key"),
+)
+
+
+# Addresses the local mail relay refuses (the simulator's failure injection): a delivery to one of
+# these fails and is reported as `notification.failed`.
+bounces = Table(
+    "bounces",
+    metadata,
+    Column("recipient", String(128), primary_key=True),
+    Column("error_code", String(64), nullable=False, server_default="MAILBOX_UNAVAILABLE"),
+    Column("reason", String(200), nullable=False, server_default="recipient mailbox does not accept mail"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
