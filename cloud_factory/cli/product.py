@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import typer
 
-from cloud_factory.settings import Settings, get_settings
+from cloud_factory.cli._outbox_commands import WAIT, OutboxCommandRunner
 
 if TYPE_CHECKING:
     from services.product.commands import ProductCommands
@@ -18,36 +17,7 @@ app = typer.Typer(no_args_is_help=True, help="Products and plans (Product servic
 
 __all__ = ["app"]
 
-T = TypeVar("T")
-WAIT = typer.Option(False, "--wait", help="Return once the event is on Kafka (relays it if no worker does).")
-
-
-def _commands(settings: Settings) -> ProductCommands:
-    from services.common.commands import build_commands
-    from services.product.commands import ProductCommands
-    from services.product.tables import metadata, outbox
-
-    return build_commands(settings, "product", metadata, outbox, ProductCommands)
-
-
-def _run(wait: bool, action: Callable[[ProductCommands], T]) -> T:
-    """Run one command (its rows and events commit together), then try to get the events onto Kafka."""
-    settings = get_settings()
-    commands = _commands(settings)
-    try:
-        result = action(commands)
-    except (ValueError, LookupError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    from services.common.outbox_delivery import deliver, explain
-
-    report = deliver(settings, commands.engine, commands.emit, wait=wait)
-    message = explain(report, "product", wait=wait)
-    if message:
-        typer.echo(message, err=True)
-        if wait:
-            raise typer.Exit(1)
-    return result
+_run: OutboxCommandRunner[ProductCommands] = OutboxCommandRunner("product", "ProductCommands")
 
 
 @app.command()
