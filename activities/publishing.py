@@ -7,7 +7,6 @@ event instead of minting a second one; consumers deduplicate on it.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import uuid
 
 from temporalio import activity
@@ -23,11 +22,8 @@ PRODUCER_NAME = "order-service"
 
 
 def step_event_id(workflow_id: str, step: str) -> uuid.UUID:
-    """A UUIDv4-shaped id that is a pure function of the workflow step."""
-    digest = bytearray(hashlib.sha256(f"{workflow_id}\x1f{step}".encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x40  # version 4
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    return uuid.UUID(bytes=bytes(digest))
+    """The event id of one workflow step: a retried activity re-sends the same event."""
+    return schemas.stable_event_id(workflow_id, step)
 
 
 class PublishingActivities:

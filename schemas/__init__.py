@@ -29,6 +29,7 @@ from schemas._internal.errors import (
     UnknownEventTypeError,
     UnsupportedVersionError,
 )
+from schemas._internal.ids import stable_event_id
 from schemas._internal.records import OutboundRecord, RecordIO
 from schemas._internal.routing import (
     TopicName,
@@ -88,6 +89,7 @@ __all__ = [
     "new_event",
     "parse_topic",
     "read_record",
+    "stable_event_id",
     "subscription_topics",
     "topic_for",
     "upcast",

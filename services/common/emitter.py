@@ -7,7 +7,6 @@ name), so the second run re-sends the *same* event and downstream consumers dedu
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -19,11 +18,8 @@ __all__ = ["Emitter", "service_event_id"]
 
 
 def service_event_id(service: str, key: str) -> uuid.UUID:
-    """A UUIDv4-shaped id that is a pure function of (service, business key)."""
-    digest = bytearray(hashlib.sha256(f"{service}\x1f{key}".encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x40
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    return uuid.UUID(bytes=bytes(digest))
+    """The id of an event this service emits for business key `key` (same key → same event)."""
+    return schemas.stable_event_id(service, key)
 
 
 class Emitter:
@@ -51,28 +47,3 @@ class Emitter:
             event_id=service_event_id(self.service, key),
         )
         return self.producer.publish(envelope)
-
-    def new(
-        self,
-        event_type: str,
-        data: schemas.Payload | Mapping[str, Any],
-        *,
-        tenant_id: str,
-        correlation_id: uuid.UUID,
-        actor: schemas.Actor,
-        key: str,
-        causation_id: uuid.UUID | None = None,
-    ) -> schemas.Envelope:
-        """An event of a flow this service drives itself (CLI publishers); returns what was published."""
-        envelope = schemas.new_event(
-            event_type,
-            data,
-            tenant_id=tenant_id,
-            correlation_id=correlation_id,
-            actor=actor,
-            producer=f"{self.service}-service",
-            causation_id=causation_id,
-            event_id=service_event_id(self.service, key),
-        )
-        self.producer.publish(envelope)
-        return envelope

@@ -175,7 +175,8 @@ def test_offset_committed_only_after_row_written(stack, settings: Settings, uniq
         consumer.close()
     with engine.connect() as conn:
         assert conn.execute(count).scalar_one() == 2
-    assert _committed(settings, group, delivery.topic, delivery.partition) == delivery.offset + 1
+    # Committed past the record now (later records of the partition may be committed with it).
+    assert _committed(settings, group, delivery.topic, delivery.partition) >= delivery.offset + 1
 
 
 def test_tampered_record_goes_to_dlq_not_to_the_table(stack, settings: Settings, unique: str,
