@@ -35,6 +35,9 @@ __all__ = ["Delivery", "DeliveryCallback", "EventProducer", "PublishError", "rec
 
 log = logging.getLogger(__name__)
 
+#: Delivery timeout of the spool replayer's records (see `EventProducer.__init__`).
+REPLAY_DELIVERY_TIMEOUT_MS = 120_000
+
 # Delivery errors that mean "no broker took it", i.e. the record belongs in the spool.
 UNAVAILABLE = frozenset({
     KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
@@ -85,7 +88,7 @@ class EventProducer:
         self.spool = spool
         # Missing topics are created with `partitions` before their first record, never by the broker.
         self.topics = TopicGuard(bootstrap_servers, partitions=partitions)
-        self._producer = Producer({
+        config = {
             "bootstrap.servers": bootstrap_servers,
             "enable.idempotence": True,
             "acks": "all",
@@ -95,11 +98,20 @@ class EventProducer:
             "compression.type": "lz4",
             "log_level": 3,
             **(extra_config or {}),
-        })
+        }
+        self._producer = Producer(config)
         self._lock = threading.Lock()
-        self._replayer = (SpoolReplayer(self._producer, spool, interval=replay_interval,
-                                        ensure_topic=self.topics.ensure)
-                          if spool else None)
+        self._replayer = None
+        if spool is not None:
+            # Replay sends a whole batch at once; with a short delivery timeout an early record of a
+            # partition could time out while a later one lands (a reorder). Its own producer waits
+            # long enough for a broker that is still bringing partitions online; direct publishing
+            # resumes only after the replayed batch was flushed, so the two never overlap.
+            replay_timeout_ms = max(delivery_timeout_ms, REPLAY_DELIVERY_TIMEOUT_MS)
+            replay_producer = Producer({**config, "delivery.timeout.ms": replay_timeout_ms})
+            self._replayer = SpoolReplayer(replay_producer, spool, interval=replay_interval,
+                                           ensure_topic=self.topics.ensure,
+                                           flush_timeout=replay_timeout_ms / 1000 + 5)
         if self._replayer is not None and spool is not None and spool.has_pending():
             self._replayer.start()
 
