@@ -8,8 +8,9 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
 import schemas
@@ -40,6 +41,13 @@ class IdentityCommands:
     def _actor(self, user_id: uuid.UUID) -> schemas.Actor:
         return schemas.Actor(id=str(user_id), type=schemas.ActorType.USER)
 
+    def _user_step(self, conn: Connection, user_id: uuid.UUID, *, tenant_id: str, previous: str | None,
+                   step: str, event_type: str, data: dict[str, Any]) -> None:
+        """One step of a user's own flow, acted by that user."""
+        publish_step(conn, self.emit, users, "user_id", user_id, kind="user", step=step,
+                     event_type=event_type, tenant_id=tenant_id, actor=self._actor(user_id),
+                     previous=previous, data=data)
+
     def register(
         self,
         tenant_id: str,
@@ -61,18 +69,13 @@ class IdentityCommands:
                         locale=locale,
                     )
                 )
-                publish_step(
+                self._user_step(
                     conn,
-                    self.emit,
-                    users,
-                    "user_id",
                     user_id,
-                    kind="user",
+                    tenant_id=tenant_id,
+                    previous=None,
                     step="registered",
                     event_type="identity.user-registered",
-                    tenant_id=tenant_id,
-                    actor=self._actor(user_id),
-                    previous=None,
                     data={
                         "userId": user_id,
                         "email": email,
@@ -89,18 +92,13 @@ class IdentityCommands:
         with self.engine.begin() as conn:
             user = self._user(conn, user_id)
             conn.execute(update(users).where(users.c.user_id == user_id).values(email_verified=True))
-            publish_step(
+            self._user_step(
                 conn,
-                self.emit,
-                users,
-                "user_id",
                 user_id,
-                kind="user",
+                tenant_id=user["tenant_id"],
+                previous=user["last_event_id"],
                 step="email-verified",
                 event_type="identity.email-verified",
-                tenant_id=user["tenant_id"],
-                actor=self._actor(user_id),
-                previous=user["last_event_id"],
                 data={"userId": user_id, "email": user["email"]},
             )
 
@@ -108,18 +106,13 @@ class IdentityCommands:
         request_id = uuid.uuid4()
         with self.engine.begin() as conn:
             user = self._user(conn, user_id)
-            publish_step(
+            self._user_step(
                 conn,
-                self.emit,
-                users,
-                "user_id",
                 user_id,
-                kind="user",
+                tenant_id=user["tenant_id"],
+                previous=user["last_event_id"],
                 step=f"reset/{request_id}",
                 event_type="identity.password-reset-requested",
-                tenant_id=user["tenant_id"],
-                actor=self._actor(user_id),
-                previous=user["last_event_id"],
                 data={
                     "userId": user_id,
                     "email": user["email"],

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, Table, select, update
 from sqlalchemy.exc import IntegrityError
 
 import schemas
@@ -37,6 +38,13 @@ class ProductCommands:
             raise LookupError(f"no plan {plan_id!r}")
         return dict(row)
 
+    def _step(self, conn: Connection, table: Table, key_column: str, entity_id: Any, *, step: str,
+              event_type: str, previous: str | None, data: dict[str, Any], flow_of: Any = None) -> None:
+        """One step of a product's flow (plans belong to their product's flow), acted by the service."""
+        publish_step(conn, self.emit, table, key_column, entity_id, kind="product", step=step,
+                     event_type=event_type, tenant_id=PLATFORM_TENANT, actor=self.actor,
+                     previous=previous, flow_of=flow_of, data=data)
+
     def create_product(
         self, sku: str, name: str, description: str, category: str, regions: list[str]
     ) -> uuid.UUID:
@@ -53,17 +61,13 @@ class ProductCommands:
                         regions=regions,
                     )
                 )
-                publish_step(
+                self._step(
                     conn,
-                    self.emit,
                     products,
                     "product_id",
                     product_id,
-                    kind="product",
                     step="created",
                     event_type="product.created",
-                    tenant_id=PLATFORM_TENANT,
-                    actor=self.actor,
                     previous=None,
                     data={
                         "productId": product_id,
@@ -106,17 +110,13 @@ class ProductCommands:
                         limits=limits,
                     )
                 )
-                publish_step(
+                self._step(
                     conn,
-                    self.emit,
                     plans,
                     "plan_id",
                     plan_id,
-                    kind="product",
                     step=f"plan/{plan_id}",
                     event_type="product.plan-created",
-                    tenant_id=PLATFORM_TENANT,
-                    actor=self.actor,
                     previous=product["last_event_id"],
                     flow_of=product_id,
                     data={
@@ -135,17 +135,13 @@ class ProductCommands:
         with self.engine.begin() as conn:
             plan = self._plan(conn, plan_id)
             conn.execute(update(plans).where(plans.c.plan_id == plan_id).values(price_minor=new_price_minor))
-            publish_step(
+            self._step(
                 conn,
-                self.emit,
                 plans,
                 "plan_id",
                 plan_id,
-                kind="product",
                 step=f"plan/{plan_id}/price/{effective_from}/{new_price_minor}",
                 event_type="product.price-changed",
-                tenant_id=PLATFORM_TENANT,
-                actor=self.actor,
                 previous=plan["last_event_id"],
                 flow_of=plan["product_id"],
                 data={
@@ -163,17 +159,13 @@ class ProductCommands:
             if plan["retired"]:
                 raise ValueError(f"plan {plan_id!r} is already retired")
             conn.execute(update(plans).where(plans.c.plan_id == plan_id).values(retired=True))
-            publish_step(
+            self._step(
                 conn,
-                self.emit,
                 plans,
                 "plan_id",
                 plan_id,
-                kind="product",
                 step=f"plan/{plan_id}/retired",
                 event_type="product.plan-retired",
-                tenant_id=PLATFORM_TENANT,
-                actor=self.actor,
                 previous=plan["last_event_id"],
                 flow_of=plan["product_id"],
                 data={
