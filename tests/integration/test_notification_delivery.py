@@ -13,7 +13,7 @@ from confluent_kafka import Consumer
 import schemas
 from cloud_factory.db import engine_for
 from cloud_factory.settings import Settings
-from messaging.wiring import producer_from
+from messaging.wiring import ensure_catalog_topics, producer_from
 from services.common import TenantScope
 from services.notification.delivery import refuse_mail_to
 from workers.notification import build_notification_consumer
@@ -26,6 +26,9 @@ def _reports(
     settings: Settings, group: str, tenant: str, want: int, timeout: float = 60
 ) -> list[schemas.Envelope]:
     """The notification.sent/failed events of `tenant`, read from their topics."""
+    # On a fresh broker these topics appear with the first report; a reader subscribed before that
+    # would not see them until its next metadata refresh.
+    ensure_catalog_topics(settings, ["notification.sent", "notification.failed"])
     reader = Consumer(
         {
             "bootstrap.servers": settings.bootstrap_servers,

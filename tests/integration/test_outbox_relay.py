@@ -59,7 +59,9 @@ def _fill(engine: Engine, table: Table, topic: str, count: int) -> list[str]:
 
 
 def _values(settings: Settings, topic: str, expected: int) -> list[int]:
-    # Ask for one more than expected: a duplicate would show up instead of being cut off.
+    # Wait (generously: CI machines are loaded) until the expected count arrived, then read again
+    # asking for one more than expected, so a duplicate shows up instead of being cut off.
+    read_topic(settings, topic, expect=expected, timeout=60)
     records = read_topic(settings, topic, expect=expected + 1, timeout=4)
     return [int(r.value()) for r in records]
 
