@@ -21,7 +21,7 @@ __all__ = ["JsonFormatter", "bind_event_ids", "bound_log_fields", "configure_log
 _FIELDS = ("correlationId", "eventId", "tenantId")
 _ALIASES = {"correlation_id": "correlationId", "event_id": "eventId", "tenant_id": "tenantId",
             "event_type": "eventType"}
-_bound: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("cf_log_fields", default={})  # noqa: B039 - never mutated
+_bound: contextvars.ContextVar[dict[str, object]] = contextvars.ContextVar("cf_log_fields", default={})  # noqa: B039 - never mutated
 
 
 class log_context:  # noqa: N801 - used like a function: `with log_context(...):`
@@ -34,7 +34,7 @@ class log_context:  # noqa: N801 - used like a function: `with log_context(...):
 
     def __init__(self, **fields: object) -> None:
         self._fields = fields
-        self._token: contextvars.Token[dict[str, str]] | None = None
+        self._token: contextvars.Token[dict[str, object]] | None = None
 
     def __enter__(self) -> None:
         merged = dict(_bound.get())
@@ -48,20 +48,26 @@ class log_context:  # noqa: N801 - used like a function: `with log_context(...):
 
 
 class bind_event_ids:  # noqa: N801 - used like a function
-    """`log_context(correlation_id=..., event_id=..., tenant_id=...)` for ids already strings (or None),
-    without the name mapping: the consumer binds one set per record."""
+    """`log_context(correlation_id=..., event_id=..., tenant_id=...)` without the name mapping: the
+    consumer binds one set per record. The ids may be strings or UUIDs (or None); a UUID is turned
+    into text only when a line is actually written, so a record that logs nothing never pays for it."""
 
     __slots__ = ("_ids", "_token")
 
-    def __init__(self, correlation_id: str | None, event_id: str | None, tenant_id: str | None) -> None:
+    def __init__(self, correlation_id: object, event_id: object, tenant_id: str | None) -> None:
         self._ids = (correlation_id, event_id, tenant_id)
-        self._token: contextvars.Token[dict[str, str]] | None = None
+        self._token: contextvars.Token[dict[str, object]] | None = None
 
     def __enter__(self) -> None:
-        merged = dict(_bound.get())
-        for name, value in zip(_FIELDS, self._ids):  # noqa: B905 - both have three
-            if value is not None:
-                merged[name] = value
+        current = _bound.get()
+        correlation_id, event_id, tenant_id = self._ids
+        if not current and correlation_id is not None and event_id is not None and tenant_id is not None:
+            merged = {"correlationId": correlation_id, "eventId": event_id, "tenantId": tenant_id}
+        else:
+            merged = dict(current)
+            for name, value in zip(_FIELDS, self._ids):  # noqa: B905 - both have three
+                if value is not None:
+                    merged[name] = value
         self._token = _bound.set(merged)
 
     def __exit__(self, *exc: object) -> None:
@@ -70,7 +76,7 @@ class bind_event_ids:  # noqa: N801 - used like a function
 
 def bound_log_fields() -> dict[str, str]:
     """The ids currently bound by `log_context` (for tests and for handing to other threads)."""
-    return dict(_bound.get())
+    return {name: value if type(value) is str else str(value) for name, value in _bound.get().items()}
 
 
 class JsonFormatter(logging.Formatter):
@@ -90,7 +96,8 @@ class JsonFormatter(logging.Formatter):
         }
         bound = _bound.get()
         for name in _FIELDS:
-            line[name] = bound.get(name)
+            value = bound.get(name)
+            line[name] = value if value is None or type(value) is str else str(value)
         for name, value in bound.items():
             line.setdefault(name, value)
         for name, alias in _ALIASES.items():

@@ -28,6 +28,7 @@ __all__ = [
     "configure_tracing",
     "fast_extract",
     "fast_inject",
+    "parse_traceparent",
     "recording",
     "scope",
     "tracing_configured",
@@ -140,16 +141,23 @@ def recording() -> bool:
 def fast_extract(headers: Iterable[tuple[str, bytes | str | None]] | None) -> trace.SpanContext | None:
     """The remote span context of a `traceparent` header (version 00), or None when absent/invalid."""
     for name, value in headers or ():
-        if name == "traceparent" and value:
-            text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
-            if len(text) == 55 and text[:3] == "00-" and text[35] == "-" and text[52] == "-":
-                try:
-                    trace_id, span_id, flags = int(text[3:35], 16), int(text[36:52], 16), int(text[53:], 16)
-                except ValueError:
-                    return None
-                if trace_id and span_id:
-                    return _SpanContext(trace_id, span_id, True, _FLAGS[flags & 1])
+        if name == "traceparent":
+            return parse_traceparent(value)
+    return None
+
+
+def parse_traceparent(value: bytes | str | None) -> trace.SpanContext | None:
+    """The remote span context of one `traceparent` value (version 00), or None when empty/invalid."""
+    if not value:
+        return None
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+    if len(text) == 55 and text[:3] == "00-" and text[35] == "-" and text[52] == "-":
+        try:
+            trace_id, span_id, flags = int(text[3:35], 16), int(text[36:52], 16), int(text[53:], 16)
+        except ValueError:
             return None
+        if trace_id and span_id:
+            return _SpanContext(trace_id, span_id, True, _FLAGS[flags & 1])
     return None
 
 

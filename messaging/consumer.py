@@ -32,7 +32,7 @@ from opentelemetry import trace
 
 import schemas
 from cloud_factory.logs import bind_event_ids
-from cloud_factory.tracing import fast_extract, recording, scope
+from cloud_factory.tracing import parse_traceparent, recording, scope
 from messaging.deadletter import DLQ_RETRIES, DeadLetter, strip_dlq_headers
 from messaging.errors import PublishError, ResourceBusyError, classify
 from messaging.gctune import tune_gc_for_throughput
@@ -63,8 +63,8 @@ class _RetryState:
 class _Item:
     """One fetched record on its way through the batch (a plain slotted class: one per record)."""
 
-    __slots__ = ("check", "envelope", "error", "event_id", "correlation_id", "headers", "msg", "requests",
-                 "specs", "topic", "partition", "offset")
+    __slots__ = ("check", "envelope", "error", "headers", "msg", "requests", "specs", "topic", "partition",
+                 "offset", "trace_parent")
 
     def __init__(self, msg: Message, headers: list[tuple[str, bytes]]) -> None:
         self.msg = msg
@@ -75,8 +75,7 @@ class _Item:
         self.envelope: schemas.Envelope | None = None
         self.check: schemas.SignatureCheck | None = None
         self.error: Exception | None = None
-        self.event_id: str | None = None  # str(envelope.event_id), computed once
-        self.correlation_id: str | None = None
+        self.trace_parent: bytes | None = None  # the raw `traceparent` header value
         self.specs: list[HandlerSpec] = _NO_SPECS
         self.requests: list[KeyRequest] = _NO_REQUESTS
 
@@ -91,6 +90,10 @@ _NOT_SIGNATURE_HEADERS = frozenset({
     "ce_id", "ce_type", "ce_source", "ce_time", "ce_dataschema", "ce_correlationid", "ce_tenantid",
     "ce_subject",
 })
+
+
+_SIGNATURE_HEADER = schemas.SIGNATURE_HEADER
+_KEY_ID_HEADER = schemas.KEY_ID_HEADER
 
 
 class _Failed(Exception):
@@ -221,8 +224,8 @@ class EventConsumer:
 
     # -- one batch ------------------------------------------------------------------------------
     def _process_batch(self, messages: list[Message]) -> int:
+        store = self.idempotency  # resolved before reading: `_read` builds keys only for a store
         items = [self._read(msg) for msg in messages]
-        store = self.idempotency
         claims: dict[str, Claim] = {}
         claim_error: Exception | None = None
         leased = [] if store is None else [
@@ -281,9 +284,23 @@ class EventConsumer:
         headers = msg.headers() or []  # a fresh list per call
         item = _Item(msg, headers)
         value = msg.value() or b""
+        # One pass over the headers finds the signature, the key id and the trace parent.
+        signatures: list[str] = []
+        key_ids: list[str] = []
+        for name, raw in headers:
+            if name in _NOT_SIGNATURE_HEADERS:
+                if name == "traceparent":
+                    item.trace_parent = raw
+                continue
+            if raw is None:
+                continue
+            lowered = name.lower()
+            if lowered == _SIGNATURE_HEADER:
+                signatures.append(raw.decode("ascii", "replace").strip())
+            elif lowered == _KEY_ID_HEADER:
+                key_ids.append(raw.decode("ascii", "replace").strip())
         try:
-            item.check = check = self.keyring.verify(
-                value, [header for header in headers if header[0] not in _NOT_SIGNATURE_HEADERS])
+            item.check = check = self.keyring.verify_found(value, signatures, key_ids)
             if not check.ok:
                 schemas.enforce_signature(check, self.signing_mode, logger=log,
                                           context=f"{item.topic}/{item.partition}/{item.offset}")
@@ -292,11 +309,11 @@ class EventConsumer:
             item.error = exc
             return item
         item.specs = specs = self._specs_for(envelope.event_type)
-        item.event_id = event_id = str(envelope.event_id)
-        item.correlation_id = correlation_id = str(envelope.correlation_id)
-        item.requests = [KeyRequest(idempotency_key(event_id, correlation_id, spec.name or ""),
-                                    spec.name or "", envelope.event_id, envelope.correlation_id)
-                         for spec in specs]
+        if self._idempotency is not None:  # keys only matter when a store records them
+            event_id, correlation_id = str(envelope.event_id), str(envelope.correlation_id)
+            item.requests = [KeyRequest(idempotency_key(event_id, correlation_id, spec.name or ""),
+                                        spec.name or "", envelope.event_id, envelope.correlation_id)
+                             for spec in specs]
         return item
 
     def _specs_for(self, event_type: str) -> list[HandlerSpec]:
@@ -316,31 +333,37 @@ class EventConsumer:
         attributes = {"messaging.system": "kafka", "messaging.destination.name": item.topic,
                       "messaging.kafka.partition": item.partition,
                       "messaging.kafka.offset": item.offset} if recording() else None
-        with scope(f"consume {item.topic}", parent=fast_extract(item.headers), kind=trace.SpanKind.CONSUMER,
-                   attributes=attributes, tracer_name="cloud_factory.consumer") as consume_span, \
-                bind_event_ids(item.correlation_id, item.event_id, envelope.tenant_id if envelope else None):
+        with scope(f"consume {item.topic}", parent=parse_traceparent(item.trace_parent),
+                   kind=trace.SpanKind.CONSUMER, attributes=attributes,
+                   tracer_name="cloud_factory.consumer") as consume_span, \
+                bind_event_ids(envelope.correlation_id if envelope else None,
+                               envelope.event_id if envelope else None,
+                               envelope.tenant_id if envelope else None):
             if item.error is not None or envelope is None:
                 raise _Failed(item.error or ValueError("undecodable record"), None)
             state = self._retries.get((item.topic, item.partition))
             attempt = state.failures + 1 if state is not None and state.offset == item.offset else 1
-            for spec, request in zip(item.specs, item.requests, strict=True):
+            requests = item.requests or [None] * len(item.specs)
+            for spec, request in zip(item.specs, requests, strict=True):
                 name = spec.name or self.handler_name
+                key = request.key if request is not None else None
                 try:
-                    if spec.transactional and self.idempotency is not None:
+                    if spec.transactional and request is not None and self.idempotency is not None:
                         self._run_transactional(spec, request, envelope, item, attempt, consume_span)
                         continue
-                    claim = claims.get(request.key)
+                    claim = claims.get(key) if key is not None else None
                     if claim is not None and claim.state is ClaimState.DUPLICATE:
                         log.info("duplicate %s for handler %s: skipped (cached result kept)",
                                  envelope.event_id, name)
                         continue
                     if claim is not None and claim.state is ClaimState.BUSY:
                         raise ResourceBusyError(f"handler {name}: another consumer holds the lease")
-                    succeeded[request.key] = self._call(spec, envelope, item, attempt, request.key, None,
-                                                        consume_span)
+                    result = self._call(spec, envelope, item, attempt, key, None, consume_span)
+                    if key is not None:
+                        succeeded[key] = result
                 except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
-                    if not isinstance(exc, ResourceBusyError):
-                        failed[request.key] = f"{type(exc).__name__}: {exc}"[:1000]
+                    if key is not None and not isinstance(exc, ResourceBusyError):
+                        failed[key] = f"{type(exc).__name__}: {exc}"[:1000]
                     raise _Failed(exc, name) from exc
 
     def _run_transactional(self, spec: HandlerSpec, request: KeyRequest, envelope: schemas.Envelope,
@@ -358,26 +381,30 @@ class EventConsumer:
             if result is not None:
                 store.complete({request.key: result}, conn=conn)
 
-    def _call(self, spec: HandlerSpec, envelope: schemas.Envelope, item: _Item, attempt: int, key: str,
+    def _call(self, spec: HandlerSpec, envelope: schemas.Envelope, item: _Item, attempt: int, key: str | None,
               conn: Any, consume_span: trace.Span) -> Any:
         assert item.check is not None
-        if recording():  # a real child of the current (consume) span
-            attributes: dict[str, object] | None = {"cloudfactory.handler": spec.name or "",
-                                                    "cloudfactory.event_id": item.event_id}
-            parent = None
-        else:  # ids only: the consume span is the current one, name it instead of looking it up
-            attributes, parent = None, consume_span.get_span_context()
-        with scope(f"handle {envelope.event_type}", parent=parent, attributes=attributes,
+        if not recording():
+            # Ids only: nothing is exported, so the handler runs in the consume span itself instead of
+            # a child nobody will ever see (its ids are what the logs and outgoing events carry).
+            return spec.handler(envelope, self._context(consume_span, spec, item, attempt, key, conn))
+        attributes = {"cloudfactory.handler": spec.name or "",
+                      "cloudfactory.event_id": str(envelope.event_id)}
+        with scope(f"handle {envelope.event_type}", attributes=attributes,
                    tracer_name="cloud_factory.consumer") as span:
-            ids = span.get_span_context()
-            valid = ids.is_valid
-            context = HandlerContext.fast(
-                item.topic, item.partition, item.offset, item.headers, item.check,
-                f"{ids.trace_id:032x}" if valid else None, f"{ids.span_id:016x}" if valid else None,
-                spec.name or "", attempt, key, conn,
-            )
-            result = spec.handler(envelope, context)
-        return result
+            return spec.handler(envelope, self._context(span, spec, item, attempt, key, conn))
+
+    @staticmethod
+    def _context(span: trace.Span, spec: HandlerSpec, item: _Item, attempt: int, key: str | None,
+                 conn: Any) -> HandlerContext:
+        ids = span.get_span_context()
+        valid = ids.is_valid
+        assert item.check is not None
+        return HandlerContext.fast(
+            item.topic, item.partition, item.offset, item.headers, item.check,
+            f"{ids.trace_id:032x}" if valid else None, f"{ids.span_id:016x}" if valid else None,
+            spec.name or "", attempt, key, conn,
+        )
 
     # -- failure routing ------------------------------------------------------------------------
     def _on_failure(self, item: _Item, failure: _Failed) -> bool:

@@ -157,6 +157,12 @@ class Keyring:
     def verify(self, value: bytes, headers: Headers) -> SignatureCheck:
         """Check `value` against its signature headers. Never raises for any header content."""
         signatures, key_ids = _signature_headers(headers)
+        return self.verify_found(value, signatures, key_ids)
+
+    def verify_found(self, value: bytes, signatures: list[str], key_ids: list[str]) -> SignatureCheck:
+        """`verify` for a caller that already picked the signature and key-id header values out of
+        the headers (stripped text, in header order) — the consumer does so in the one pass over the
+        headers that also finds `traceparent`. Never raises."""
         if not signatures:
             return SignatureCheck(SignatureStatus.MISSING, None, "no x-cf-signature header")
         if len(key_ids) != 1:

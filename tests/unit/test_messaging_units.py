@@ -227,6 +227,30 @@ def test_bind_event_ids_binds_what_log_context_binds() -> None:
     assert inner == {"tenantId": "outer", "extra": "x", "correlationId": "c-1", "eventId": "e-1"}
 
 
+def test_bind_event_ids_takes_uuids_and_logs_them_as_text() -> None:
+    import uuid
+
+    from cloud_factory.logs import bind_event_ids, bound_log_fields
+
+    correlation_id, event_id = uuid.uuid4(), uuid.uuid4()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("tests.messaging.uuid-ids")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with bind_event_ids(correlation_id, event_id, "t-1"):
+            assert bound_log_fields() == {"correlationId": str(correlation_id), "eventId": str(event_id),
+                                          "tenantId": "t-1"}
+            logger.warning("handled")
+    finally:
+        logger.removeHandler(handler)
+    line = json.loads(stream.getvalue())
+    assert (line["correlationId"], line["eventId"], line["tenantId"]) == (str(correlation_id), str(event_id), "t-1")
+    assert bound_log_fields() == {}
+
+
 class _Record:
     """Just enough of a confluent_kafka.Message for `EventConsumer._read`."""
 
@@ -249,7 +273,7 @@ class _Record:
         return 5
 
 
-def _reader(mode: schemas.SigningMode):  # noqa: ANN202 - an EventConsumer without a broker
+def _reader(mode: schemas.SigningMode, store: object = "auto"):  # noqa: ANN202 - an EventConsumer without a broker
     from messaging.consumer import EventConsumer
 
     consumer = object.__new__(EventConsumer)
@@ -258,6 +282,7 @@ def _reader(mode: schemas.SigningMode):  # noqa: ANN202 - an EventConsumer witho
     consumer.handlers = {"order.created": lambda envelope, context: None}
     consumer.handler_name = "unit"
     consumer._specs = {}
+    consumer._idempotency = store
     return consumer
 
 
@@ -282,9 +307,11 @@ def test_read_verifies_every_signature_header_whatever_its_case() -> None:
     envelope, record = _signed_record()
     item = _reader(schemas.SigningMode.PRODUCTION)._read(record)
     assert item.error is None and item.check.ok
-    assert item.envelope.event_id == envelope.event_id and item.event_id == str(envelope.event_id)
+    assert item.envelope.event_id == envelope.event_id
+    assert item.trace_parent == b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01"  # found in the same pass
     key = idempotency_key(envelope.event_id, envelope.correlation_id, "unit")
     assert [r.key for r in item.requests] == [key]
+    assert _reader(schemas.SigningMode.PRODUCTION, store=None)._read(record).requests == []  # no store, no keys
     for extra in ([("X-CF-Signature", b"sha256=" + b"0" * 64)], [("X-CF-Key-Id", b"k2")]):
         _, record = _signed_record(extra)
         keyring = schemas.Keyring.parse("k1:secret-one,k2:secret-two")
