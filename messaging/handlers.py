@@ -33,7 +33,7 @@ class HandlerContext:
     span_id: str | None = None
     handler: str = ""
     attempt: int = 1  # 1 on first delivery, n on the (n-1)th in-place retry
-    idempotency_key: str | None = None
+    idempotency_key: str | None = None  # None when the consumer runs without an idempotency store
     db: Connection | None = None  # set for transactional handlers only
 
     @classmethod
