@@ -23,7 +23,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from opentelemetry import trace
 
 import schemas
-from cloud_factory.logs import log_context
+from cloud_factory.logs import bind_event_ids
 from cloud_factory.tracing import fast_inject, recording, scope
 from messaging.errors import BrokerUnavailableError, PublishError
 from messaging.metrics import METRICS
@@ -58,14 +58,16 @@ class Delivery:
 DeliveryCallback = Callable[[PublishError | None, Delivery | None], None]
 
 
-def record_headers(envelope: schemas.Envelope, value: bytes,
-                   keyring: schemas.Keyring) -> list[tuple[str, bytes]]:
-    """Every header a platform record carries, in a stable order."""
+def record_headers(envelope: schemas.Envelope, value: bytes, keyring: schemas.Keyring,
+                   *, key: bytes | None = None) -> list[tuple[str, bytes]]:
+    """Every header a platform record carries, in a stable order (`key`: the record key, i.e. the
+    correlation id as bytes, when the caller has it already)."""
+    event_id = str(envelope.event_id).encode()
     return [
         *keyring.sign(value),
         ("x-cf-event-type", envelope.event_type.encode()),
-        ("x-cf-event-id", str(envelope.event_id).encode()),
-        *schemas.cloudevent_headers(envelope),
+        ("x-cf-event-id", event_id),
+        *schemas.cloudevent_headers(envelope, event_id=event_id, correlation_id=key),
         *fast_inject(),
     ]
 
@@ -125,8 +127,10 @@ class EventProducer:
         topic = topic or self.topic_for(envelope)
         with self._span(envelope, topic):
             value = schemas.encode(envelope)
-            return self.publish_raw(topic, key=str(envelope.correlation_id).encode(), value=value,
-                                    headers=record_headers(envelope, value, self.keyring), timeout=timeout)
+            key = str(envelope.correlation_id).encode()
+            return self.publish_raw(topic, key=key, value=value,
+                                    headers=record_headers(envelope, value, self.keyring, key=key),
+                                    timeout=timeout)
 
     def send(self, envelope: schemas.Envelope, *, topic: str | None = None,
              on_delivery: DeliveryCallback | None = None) -> None:
@@ -134,8 +138,9 @@ class EventProducer:
         topic = topic or self.topic_for(envelope)
         with self._span(envelope, topic):
             value = schemas.encode(envelope)
-            self.send_raw(topic, key=str(envelope.correlation_id).encode(), value=value,
-                          headers=record_headers(envelope, value, self.keyring), on_delivery=on_delivery)
+            key = str(envelope.correlation_id).encode()
+            self.send_raw(topic, key=key, value=value, headers=record_headers(envelope, value, self.keyring, key=key),
+                          on_delivery=on_delivery)
 
     # -- raw records ----------------------------------------------------------------------------
     def publish_raw(self, topic: str, *, key: bytes | None, value: bytes,
@@ -259,8 +264,7 @@ class _PublishScope:
         self._span = scope(f"publish {self._topic}", kind=trace.SpanKind.PRODUCER, attributes=attributes,
                            tracer_name="cloud_factory.producer")
         self._span.__enter__()
-        self._logs = log_context(correlation_id=envelope.correlation_id, event_id=envelope.event_id,
-                                 tenant_id=envelope.tenant_id)
+        self._logs = bind_event_ids(envelope.correlation_id, envelope.event_id, envelope.tenant_id)
         self._logs.__enter__()
 
     def __exit__(self, *exc: object) -> None:

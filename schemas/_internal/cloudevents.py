@@ -7,6 +7,7 @@ CloudEvents consumer can read the record (it sees the envelope JSON as the event
 from __future__ import annotations
 
 import datetime as dt
+from functools import cache
 
 from schemas._internal.envelope import Envelope
 
@@ -22,17 +23,32 @@ def dataschema_uri(event_type: str, version: str) -> str:
     return f"urn:cloud-factory:events:{event_type}:{version}"
 
 
-def cloudevent_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
-    """`ce_*` headers (plus `content-type`) describing `envelope`; `ce_causationid` only when set."""
+@cache
+def _source(producer: str) -> bytes:
+    return f"{CE_SOURCE_PREFIX}{producer}".encode()
+
+
+@cache
+def _dataschema(event_type: str, version: str) -> bytes:
+    return dataschema_uri(event_type, version).encode()
+
+
+def cloudevent_headers(envelope: Envelope, *, event_id: bytes | None = None,
+                       correlation_id: bytes | None = None) -> list[tuple[str, bytes]]:
+    """`ce_*` headers (plus `content-type`) describing `envelope`; `ce_causationid` only when set.
+
+    `event_id`/`correlation_id` are the ids as ASCII bytes when the caller already has them (the
+    producer writes them into other headers and the key too), so each UUID is formatted once.
+    """
     occurred = envelope.occurred_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     headers = [
         ("ce_specversion", SPEC_VERSION),
-        ("ce_id", str(envelope.event_id).encode()),
+        ("ce_id", event_id or str(envelope.event_id).encode()),
         ("ce_type", envelope.event_type.encode()),
-        ("ce_source", f"{CE_SOURCE_PREFIX}{envelope.producer}".encode()),
+        ("ce_source", _source(envelope.producer)),
         ("ce_time", occurred.encode()),
-        ("ce_dataschema", dataschema_uri(envelope.event_type, envelope.version).encode()),
-        ("ce_correlationid", str(envelope.correlation_id).encode()),
+        ("ce_dataschema", _dataschema(envelope.event_type, envelope.version)),
+        ("ce_correlationid", correlation_id or str(envelope.correlation_id).encode()),
         ("ce_tenantid", envelope.tenant_id.encode()),
         ("content-type", CONTENT_TYPE),
     ]
