@@ -8,17 +8,18 @@ from sqlalchemy import Engine
 from sqlalchemy.dialects.postgresql import insert
 from temporalio import activity
 
-from services.order.tables import incidents
+from services.order.tables import ensure_incident_columns, incidents
 from workflows.contracts import IncidentRequest
 
 __all__ = ["IncidentActivities"]
 
 
 class IncidentActivities:
-    """Holds the Order service's engine; idempotent (one row per saga and failed step)."""
+    """Holds the Order service's engine; idempotent (one row per saga and first failed step)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        ensure_incident_columns(engine)
 
     @activity.defn(name="open_incident")
     def open_incident(self, request: IncidentRequest) -> None:
@@ -31,6 +32,7 @@ class IncidentActivities:
                 correlation_id=uuid.UUID(request.correlation_id),
                 failed_step=request.failed_step,
                 completed_steps=request.completed_steps,
+                failed_steps=request.failed_steps or [request.failed_step],
                 reason=request.reason,
             )
             .on_conflict_do_nothing(constraint="incidents_workflow_step_key")
@@ -38,5 +40,8 @@ class IncidentActivities:
         with self.engine.begin() as conn:
             conn.execute(statement)
         activity.logger.warning(
-            "incident opened for %s: %s failed (%s)", request.workflow_id, request.failed_step, request.reason
+            "incident opened for %s: %s failed (%s)",
+            request.workflow_id,
+            ", ".join(request.failed_steps or [request.failed_step]),
+            request.reason,
         )

@@ -212,7 +212,11 @@ class OrderSnapshot:
 
 @dataclass
 class IncidentRequest:
-    """Activity input: a compensation that cannot finish goes to a person."""
+    """Activity input: a compensation that cannot finish goes to a person.
+
+    `failed_step` is the first undo that failed (the incident's key); `failed_steps` names every one
+    (empty from sagas that stopped at the first failure, whose only failed step is `failed_step`).
+    """
 
     workflow_id: str
     tenant_id: str
@@ -221,3 +225,4 @@ class IncidentRequest:
     failed_step: str
     completed_steps: list[str]
     reason: str
+    failed_steps: list[str] = field(default_factory=list)

@@ -4,7 +4,8 @@ Deterministic by construction: no clock, randomness or I/O here; every side effe
 event, opening an incident) is an activity, and each published event's id is derived from the
 workflow id and the step, so a retried activity never mints a second event. Behaviour changes go
 behind `workflow.patched` so the histories under tests/histories/ keep replaying: the first release
-(publish `order.created`, return) is kept verbatim for workflows without the `full-saga` marker.
+(publish `order.created`, return) is kept verbatim for workflows without the `full-saga` marker, and
+compensation that stops at the first failed undo for workflows without `every-undo`.
 
 The saga talks to the other services only through events: it publishes through the `publish_event`
 activity and hears back through the `domain_event` signal, which the inbound bridge sends.
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = [
     "ORDER_TASK_QUEUE",
+    "PATCH_EVERY_UNDO",
     "PATCH_FULL_SAGA",
     "OrderFulfillmentWorkflow",
     "SA_CORRELATION_ID",
@@ -46,6 +48,8 @@ __all__ = [
 
 ORDER_TASK_QUEUE = "cloud-factory-orders"
 PATCH_FULL_SAGA = "full-saga"
+# After a failed undo, still try every remaining one (newest first) and name every failure.
+PATCH_EVERY_UNDO = "every-undo"
 
 SA_CORRELATION_ID = SearchAttributeKey.for_keyword("CorrelationId")
 SA_TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
@@ -70,6 +74,15 @@ _PROV_FAILED = "provisioning.failed"
 def _short(text: str) -> str:
     """Event reasons are ShortText (≤ 200 characters)."""
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _failures_reason(failures: list[tuple[str, str]]) -> str:
+    """One undo's reason as it was; several: the step names first, so a cut to ShortText keeps them."""
+    if len(failures) == 1:
+        return failures[0][1]
+    names = ", ".join(step for step, _ in failures)
+    details = "; ".join(f"{step}: {why}" for step, why in failures)
+    return f"undos failed: {names} — {details}"
 
 
 @workflow.defn
@@ -320,22 +333,20 @@ class OrderFulfillmentWorkflow:
             )
             last = notice.event_id
         refunded = None
-        while self._stack:
-            entry = self._stack[-1]
-            await self._set("compensating", f"compensate:{entry.step}")
-            if entry.step == "deprovision_resources":
-                ok, last, why = (
-                    (True, last, "")
-                    if entry.resources == []
-                    else await self._deprovision(entry, cancel_reason, last)
-                )
-            else:
-                ok, last, why = await self._refund(by_customer, last)
+        failures: list[tuple[str, str]] = []  # (step, why), in the order they failed
+        for entry in list(reversed(self._stack)):  # newest first
+            ok, last, why = await self._undo(entry, cancel_reason, by_customer, last)
+            if entry.step == "refund_payment":
                 refunded = order.created_payload()["total"] if ok else None
-            if not ok:
-                return await self._compensation_failed(entry.step, why, last)
-            self._stack.pop()
-            self._completed.append(entry.step)
+            if ok:
+                self._stack = [owed for owed in self._stack if owed is not entry]
+                self._completed.append(entry.step)
+                continue
+            failures.append((entry.step, why))
+            if not workflow.patched(PATCH_EVERY_UNDO):
+                break  # the first release gave up at the first failed undo
+        if failures:
+            return await self._compensation_failed(failures, last)
         if self._completed:
             done = await self._publish(
                 "compensation-completed",
@@ -363,6 +374,17 @@ class OrderFulfillmentWorkflow:
         )
         await self._set("compensated", "done")
         return self._result(failed.event_id)
+
+    async def _undo(
+        self, entry: CompensationEntry, cancel_reason: str, by_customer: bool, cause_id: str
+    ) -> tuple[bool, str, str]:
+        """Run one undo: (confirmed, the last event of it, why it failed)."""
+        await self._set("compensating", f"compensate:{entry.step}")
+        if entry.step != "deprovision_resources":
+            return await self._refund(by_customer, cause_id)
+        if entry.resources == []:
+            return True, cause_id, ""  # nothing was created, nothing to release
+        return await self._deprovision(entry, cancel_reason, cause_id)
 
     async def _deprovision(
         self, entry: CompensationEntry, reason: str, cause_id: str
@@ -428,8 +450,12 @@ class OrderFulfillmentWorkflow:
             )
         return False, last, "the refund was never confirmed"
 
-    async def _compensation_failed(self, step: str, why: str, cause_id: str) -> OrderResult:
+    async def _compensation_failed(self, failures: list[tuple[str, str]], cause_id: str) -> OrderResult:
+        """Every failed undo goes to a person: the event and the incident name each one (the first
+        in `failedStep`, all in the reason and the incident's `failed_steps`) and what was undone."""
         order = self._require_order()
+        step = failures[0][0]
+        why = _failures_reason(failures)
         self._failure = why
         failed_comp = await self._publish(
             "compensation-failed",
@@ -454,6 +480,7 @@ class OrderFulfillmentWorkflow:
                 failed_step=step,
                 completed_steps=list(self._completed),
                 reason=why,
+                failed_steps=[failed for failed, _ in failures],
             ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_COMPENSATION_RETRY,

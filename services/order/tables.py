@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, func
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    inspect,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-__all__ = ["incidents", "metadata"]
+__all__ = ["ensure_incident_columns", "incidents", "metadata"]
 
 metadata = MetaData(schema="orders")
 
@@ -19,9 +32,30 @@ incidents = Table(
     Column("correlation_id", UUID(as_uuid=True), nullable=False, index=True),
     Column("failed_step", String(64), nullable=False),
     Column("completed_steps", JSONB, nullable=False),
+    # Every undo that failed, first one first (= failed_step); `[]` on rows from before it existed.
+    Column("failed_steps", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("reason", Text, nullable=False),
     Column("state", String(16), nullable=False, server_default="open"),
     Column("opened_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # One incident per saga and failed step, however often the activity is retried.
     UniqueConstraint("workflow_id", "failed_step", name="incidents_workflow_step_key"),
 )
+
+
+def ensure_incident_columns(engine: Engine) -> None:
+    """Add `failed_steps` to an `orders.incidents` created before it (`create_all` adds no columns).
+
+    Idempotent and cheap when the column exists; its server default keeps older writers working.
+    """
+    inspector = inspect(engine)
+    if not inspector.has_table("incidents", schema="orders"):
+        return  # `ensure_schema` will create it with the column
+    if "failed_steps" in {c["name"] for c in inspector.get_columns("incidents", schema="orders")}:
+        return
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "ALTER TABLE orders.incidents "
+                "ADD COLUMN IF NOT EXISTS failed_steps JSONB NOT NULL DEFAULT '[]'::jsonb"
+            )
+        )

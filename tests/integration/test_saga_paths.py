@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 import schemas
 from cloud_factory.settings import Settings
 from messaging.wiring import producer_from
+from services.billing.gateway import inject_gateway_fault
 from services.billing.tables import ledger, payments, psp_operations, refunds
 from services.notification.tables import notifications
 from services.order.flow import FlowRecord, read_dlq, read_flow
@@ -28,7 +29,7 @@ from services.provisioning.handler import count_live_resources
 from services.provisioning.simulator import inject_fault
 from services.provisioning.tables import resources
 from tests.tools.saga_harness import SagaHarness
-from workflows.contracts import OrderResult
+from workflows.contracts import OrderResult, SagaTimings
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
 
 pytestmark = pytest.mark.stack
@@ -437,3 +438,116 @@ async def test_a_re_sent_cancellation_notifies_the_customer_once(
         ).all()
     assert sorted(channel for _, channel in told) == ["email", "in_app"]
     assert {event_id for event_id, _ in told} == {asks[0].event_id}
+
+
+# Short backoff: two asks per undo (3 s, then 6 s) keep the unconfirmed paths under ~10 s each.
+_SHORT_UNDO = SagaTimings(payment_timeout_s=60, provisioning_timeout_s=60, compensation_windows_s=[3.0, 6.0])
+
+
+def _first_of_each(records: list[FlowRecord]) -> list[FlowRecord]:
+    """Provisioning answers each re-ask with the same events (same ids): keep each event once."""
+    seen: set[uuid.UUID] = set()
+    unique, repeated = [], set()
+    for record in records:
+        if record.envelope.event_id in seen:
+            repeated.add(record.envelope.event_type)
+        else:
+            seen.add(record.envelope.event_id)
+            unique.append(record)
+    assert all(t.startswith("provisioning.") for t in repeated), f"re-sent by the saga: {repeated}"
+    return unique
+
+
+def _incident_rows(harness: SagaHarness, placed) -> list[tuple]:
+    with harness.engine.connect() as conn:
+        rows = conn.execute(
+            select(incidents).where(incidents.c.workflow_id == placed.order.workflow_id)
+        ).mappings()
+        return [(r["failed_step"], r["failed_steps"], r["completed_steps"], r["state"]) for r in rows]
+
+
+def _refund_statuses(harness: SagaHarness, placed) -> list[str]:
+    with harness.engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(refunds.c.status).where(refunds.c.order_id == uuid.UUID(placed.order.order_id))
+            ).scalars()
+        )
+
+
+async def test_an_unconfirmed_deprovision_still_refunds_and_needs_a_person(
+    harness: SagaHarness, settings: Settings
+) -> None:
+    """Deleting the disk is refused (never confirmed); the refund is still asked for and done."""
+    since = _now_ms()
+    placed = await harness.place("undo1", fail_at="deprovision", timings=_SHORT_UNDO)
+    result = await _finish(placed)
+
+    assert result.status == "compensation_failed"
+    attrs = await _search_attributes(placed)
+    assert attrs["OrderStatus"] == "compensation_failed" and attrs["OrderStep"] == "manual-review"
+    stack = await placed.handle.query(OrderFulfillmentWorkflow.compensation_stack)
+    assert [entry.step for entry in stack] == ["deprovision_resources"]  # still owed
+    snapshot = await placed.handle.query(OrderFulfillmentWorkflow.status)
+    assert snapshot.completed_compensations == ["refund_payment"]
+
+    records = _first_of_each(_flow(settings, placed, since))
+    _assert_chain(records, placed)
+    assert _types(records, "order.") == [
+        "order.created",
+        "order.payment-confirmed",
+        "order.provisioning-started",
+        "order.compensation-started",
+        "order.cancelled",
+        "order.cancelled",
+        "order.compensation-failed",
+        "order.failed",
+    ]
+    sequence = _types(records)
+    assert "provisioning.deprovisioned" not in sequence
+    assert sequence.index("provisioning.deprovision-failed") < sequence.index("billing.refund-requested")
+    assert sequence.index("billing.refund-completed") < sequence.index("order.compensation-failed")
+    by_type = {r.envelope.event_type: r.envelope for r in records}
+    failed = by_type["order.compensation-failed"].data
+    assert failed.failed_step.value == "deprovision_resources" and failed.requires_manual_action
+    assert [s.value for s in failed.completed_steps] == ["refund_payment"]
+    assert failed.reason == "deprovisioning was never confirmed"
+    assert by_type["order.compensation-failed"].causation_id == by_type["billing.refund-completed"].event_id
+    assert by_type["order.failed"].data.compensated is False
+
+    assert _incident_rows(harness, placed) == [
+        ("deprovision_resources", ["deprovision_resources"], ["refund_payment"], "open")
+    ]
+    assert _refund_statuses(harness, placed) == ["completed"]
+    assert count_live_resources(harness.engine, uuid.UUID(placed.order.order_id)) == 2  # network, disk
+
+
+async def test_every_undo_is_tried_and_every_failure_is_named(
+    harness: SagaHarness, settings: Settings
+) -> None:
+    """Deprovisioning is never confirmed and the refund is declined: both are tried, both named."""
+    since = _now_ms()
+    placed = await harness.place("undo2", fail_at="deprovision", timings=_SHORT_UNDO)
+    inject_gateway_fault(harness.engine, placed.order.order_id, "refund")  # asked for ≥ 9 s later
+    result = await _finish(placed)
+
+    assert result.status == "compensation_failed"
+    stack = await placed.handle.query(OrderFulfillmentWorkflow.compensation_stack)
+    assert [entry.step for entry in stack] == ["deprovision_resources", "refund_payment"]
+    records = _first_of_each(_flow(settings, placed, since))
+    _assert_chain(records, placed)
+    assert _types(records, "order.")[-2:] == ["order.compensation-failed", "order.failed"]
+    sequence = _types(records)
+    assert sequence.index("provisioning.deprovision-failed") < sequence.index("billing.refund-requested")
+    by_type = {r.envelope.event_type: r.envelope for r in records}
+    failed = by_type["order.compensation-failed"].data
+    assert failed.failed_step.value == "deprovision_resources" and list(failed.completed_steps) == []
+    assert failed.reason.startswith("undos failed: deprovision_resources, refund_payment — ")
+    assert "refund failed:" in failed.reason
+    assert by_type["order.compensation-failed"].causation_id == by_type["billing.refund-failed"].event_id
+
+    assert _incident_rows(harness, placed) == [
+        ("deprovision_resources", ["deprovision_resources", "refund_payment"], [], "open")
+    ]
+    assert _refund_statuses(harness, placed) == ["failed"]
+

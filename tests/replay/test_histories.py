@@ -3,6 +3,8 @@ and the replayer does catch a change that would break running sagas."""
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -10,8 +12,8 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from workflows.contracts import OrderRequest, OrderResult
-from workflows.order_fulfillment import OrderFulfillmentWorkflow
+from workflows.contracts import CompensationEntry, OrderRequest, OrderResult
+from workflows.order_fulfillment import PATCH_EVERY_UNDO, PATCH_FULL_SAGA, OrderFulfillmentWorkflow
 
 HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
 PATHS = {
@@ -21,6 +23,7 @@ PATHS = {
     "payment_failure",
     "customer_cancel",
     "compensation_failure",
+    "every_undo_failure",
 }
 
 
@@ -79,6 +82,50 @@ async def test_a_non_deterministic_change_is_caught(name: str) -> None:
 async def test_removing_the_patch_guard_breaks_the_first_release_history() -> None:
     result = await Replayer(workflows=[_UnpatchedWorkflow]).replay_workflow(
         _history("order_created"), raise_on_replay_failure=False
+    )
+    assert result.replay_failure is not None
+    assert "nondetermin" in str(result.replay_failure).lower()
+
+
+def _patch_ids(name: str) -> list[str]:
+    """The `workflow.patched` markers a history recorded, in order."""
+    history = json.loads((Path(__file__).resolve().parents[1] / "histories" / f"{name}.json").read_text())
+    key = "markerRecordedEventAttributes"
+    payloads = [e[key]["details"]["patch-data"]["payloads"][0] for e in history["events"] if key in e]
+    return [json.loads(base64.b64decode(p["data"]))["id"] for p in payloads]
+
+
+def test_only_the_every_undo_history_took_the_new_compensation_path() -> None:
+    assert _patch_ids("every_undo_failure") == [PATCH_FULL_SAGA, PATCH_EVERY_UNDO]
+    # Recorded before the change: replaying them must keep stopping at the first failed undo.
+    assert _patch_ids("compensation_failure") == [PATCH_FULL_SAGA]
+
+
+@workflow.defn(name="OrderFulfillmentWorkflow", sandboxed=False)
+class _StopsAtFirstFailureWorkflow(OrderFulfillmentWorkflow):
+    """The first release's compensation: after a failed undo, the later ones are not tried."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._gave_up = False
+
+    @workflow.run
+    async def run(self, order: OrderRequest) -> OrderResult:
+        return await super().run(order)
+
+    async def _undo(
+        self, entry: CompensationEntry, cancel_reason: str, by_customer: bool, cause_id: str
+    ) -> tuple[bool, str, str]:
+        if self._gave_up:
+            return False, cause_id, "not tried"
+        ok, last, why = await super()._undo(entry, cancel_reason, by_customer, cause_id)
+        self._gave_up = not ok
+        return ok, last, why
+
+
+async def test_the_every_undo_history_needs_every_undo_tried() -> None:
+    result = await Replayer(workflows=[_StopsAtFirstFailureWorkflow]).replay_workflow(
+        _history("every_undo_failure"), raise_on_replay_failure=False
     )
     assert result.replay_failure is not None
     assert "nondetermin" in str(result.replay_failure).lower()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cloud_factory.settings import get_settings
 from messaging.wiring import ensure_catalog_topics
+from services.billing.gateway import inject_gateway_fault
 from services.order.api import PlacedOrder, cancel_order, pay_order
 from services.provisioning.simulator import inject_fault
 from tests.tools.saga_harness import SagaHarness
@@ -32,6 +33,7 @@ EXPECTED_STATUS = {
     "payment_failure": "payment_failed",
     "customer_cancel": "cancelled",
     "compensation_failure": "compensation_failed",
+    "every_undo_failure": "compensation_failed",
 }
 
 
@@ -49,6 +51,13 @@ async def _payment_failure(h: SagaHarness) -> PlacedOrder:
 
 async def _compensation_failure(h: SagaHarness) -> PlacedOrder:
     return await h.place("history", fail_at="refund")
+
+
+async def _every_undo_failure(h: SagaHarness) -> PlacedOrder:
+    """Deprovisioning never confirmed and the refund declined: both undos tried (`every-undo`)."""
+    placed = await h.place("history", fail_at="deprovision")
+    inject_gateway_fault(h.engine, placed.order.order_id, "refund")  # asked for after the windows
+    return placed
 
 
 async def _customer_cancel(h: SagaHarness) -> PlacedOrder:
@@ -72,6 +81,7 @@ SCENARIOS: dict[str, Callable[[SagaHarness], Awaitable[PlacedOrder]]] = {
     "payment_failure": _payment_failure,
     "customer_cancel": _customer_cancel,
     "compensation_failure": _compensation_failure,
+    "every_undo_failure": _every_undo_failure,
 }
 
 

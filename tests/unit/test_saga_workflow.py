@@ -109,7 +109,7 @@ async def test_no_payment_in_time_fails_the_order_without_provisioning(env: Work
     assert recorder.published[-1].data["errorCode"] == "PAYMENT_TIMEOUT"
 
 
-async def test_provisioning_silence_times_out_and_an_unconfirmed_undo_needs_a_person(
+async def test_provisioning_silence_times_out_and_every_unconfirmed_undo_needs_a_person(
     env: WorkflowEnvironment,
 ) -> None:
     recorder = Recorder()
@@ -123,13 +123,54 @@ async def test_provisioning_silence_times_out_and_an_unconfirmed_undo_needs_a_pe
         "order.provisioning-started",
         "order.compensation-started",
     ]
-    # One ask per backoff window, each a distinct event; then the failure, the incident, the end.
+    # One ask per backoff window, each a distinct event; the refund is still tried after the
+    # deprovisioning went unconfirmed; then the failure, the incident, the end.
     assert types[4:10] == ["order.cancelled"] * 6
     assert len({step_event_id(order.workflow_id, r.step) for r in recorder.published[4:10]}) == 6
-    assert types[10:] == ["order.compensation-failed", "order.failed"]
+    assert types[10:16] == ["billing.refund-requested"] * 6
+    assert types[16:] == ["order.compensation-failed", "order.failed"]
     assert recorder.published[4].data["resourcesToRelease"] == []  # unknown: release whatever exists
-    assert [(i.failed_step, i.completed_steps) for i in recorder.incidents] == [("deprovision_resources", [])]
+    failed = recorder.published[16].data
+    assert failed["failedStep"] == "deprovision_resources" and failed["completedSteps"] == []
+    assert failed["reason"].startswith("undos failed: deprovision_resources, refund_payment — ")
+    assert [(i.failed_step, i.failed_steps, i.completed_steps) for i in recorder.incidents] == [
+        ("deprovision_resources", ["deprovision_resources", "refund_payment"], [])
+    ]
     assert recorder.published[-1].data["compensated"] is False
+
+
+async def test_a_failed_undo_does_not_stop_the_next_one(env: WorkflowEnvironment) -> None:
+    """Deprovisioning is never confirmed, the refund still goes out and is confirmed; both are named."""
+    recorder = Recorder()
+    order = _order(provisioning_timeout_s=300, compensation_windows_s=[2, 4])
+    refunded = InboundEvent(
+        event_id=str(uuid.uuid4()),
+        event_type="billing.refund-completed",
+        version="v1",
+        data={"orderId": order.order_id},
+    )
+    result = await _run(
+        env,
+        order,
+        recorder,
+        [("confirm_payment", PaymentConfirmation(str(uuid.uuid4()))), ("domain_event", refunded)],
+    )
+    assert result.status == "compensation_failed"
+    assert recorder.types()[4:] == [
+        "order.cancelled",
+        "order.cancelled",
+        "billing.refund-requested",
+        "order.compensation-failed",
+        "order.failed",
+    ]
+    failed = recorder.published[-2].data
+    assert failed["failedStep"] == "deprovision_resources"
+    assert failed["completedSteps"] == ["refund_payment"]
+    assert failed["reason"] == "deprovisioning was never confirmed"
+    assert [(i.failed_steps, i.completed_steps) for i in recorder.incidents] == [
+        (["deprovision_resources"], ["refund_payment"])
+    ]
+    assert recorder.published[-1].data["stage"] == "provisioning"
 
 
 async def test_a_redelivered_event_is_ignored_and_the_first_outcome_wins(env: WorkflowEnvironment) -> None:
