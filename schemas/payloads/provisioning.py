@@ -120,9 +120,17 @@ class ProvisioningResourceDeletedV1(Payload):
 
 
 class ProvisioningDeprovisionedV1(Payload):
+    """`resources` may be empty: "nothing existed, nothing left" is a confirmation too.
+
+    The saga asks to release whatever exists when provisioning timed out before saying what it
+    created; when nothing was, an empty list lets it go on at once instead of waiting out every
+    backoff window. Relaxing `min_length=1` to 0 within v1 is backward compatible (every event valid
+    before still is, and the upcast chain is untouched); no v2, because nothing else changed.
+    """
+
     order_id: UUID
     customer_id: UUID
-    resources: ResourceList
+    resources: Annotated[list[ResourceRef], Field(max_length=100)]
     reason: DeprovisionReason
 
 

@@ -19,11 +19,18 @@ from sqlalchemy.dialects.postgresql import insert
 
 import schemas
 from messaging.consumer import HandlerContext
+from schemas.payloads.order import OrderCancelledV1
 from services.common.emitter import Emitter
 from services.provisioning.simulator import ProviderError, SimulatedProvider, TransientProviderError
 from services.provisioning.tables import cloud, orders, resources
 
-__all__ = ["ProvisioningHandlers", "count_live_resources", "resource_id_for"]
+__all__ = [
+    "ProvisioningHandlers",
+    "count_live_resources",
+    "deprovision_reason",
+    "is_notice",
+    "resource_id_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +248,8 @@ class ProvisioningHandlers:
                     .all()
                 )
             if not rows:
-                log.info("order %s cancelled with nothing provisioned", order_id)
                 self._set_state(order_id, "cancelled")
+                self._confirm_nothing_to_release(envelope)
                 return
             refs = [
                 {
@@ -253,7 +260,7 @@ class ProvisioningHandlers:
                 }
                 for r in rows
             ]
-            reason = "order_cancelled" if data.reason.value == "customer_request" else "compensation"
+            reason = deprovision_reason(data)
             self.emit.derive(
                 envelope,
                 "provisioning.deprovisioning-started",
@@ -296,6 +303,43 @@ class ProvisioningHandlers:
                 key=f"{order_id}/deprovisioned",
             )
             self._set_state(order_id, "deprovisioned")
+
+    def _confirm_nothing_to_release(self, envelope: schemas.Envelope) -> None:
+        """Answer an ask to release whatever exists, when nothing does, with an empty
+        `provisioning.deprovisioned` — so a saga whose provisioning timed out before anything was
+        created ends `compensated` at once instead of after every backoff window.
+
+        A customer's cancellation listing nothing is only a notice (the saga sends it when it knows
+        nothing was created and waits for no answer; an answer would reach a finished saga and be
+        dead-lettered), so it stays unanswered. The create path sees the order `cancelled` and
+        creates nothing, so the empty answer stays true.
+        """
+        data = envelope.data
+        if is_notice(data):
+            log.info("order %s cancelled with nothing provisioned", data.order_id)
+            return
+        log.info("order %s: asked to release its resources, none exist", data.order_id)
+        self.emit.derive(
+            envelope,
+            "provisioning.deprovisioned",
+            {
+                "orderId": data.order_id,
+                "customerId": data.customer_id,
+                "resources": [],
+                "reason": deprovision_reason(data),
+            },
+            key=f"{data.order_id}/deprovisioned",
+        )
+
+
+def is_notice(cancelled: OrderCancelledV1) -> bool:
+    """An `order.cancelled` that asks nothing of Provisioning: the customer's, releasing nothing."""
+    return cancelled.reason.value == "customer_request" and not cancelled.resources_to_release
+
+
+def deprovision_reason(cancelled: OrderCancelledV1) -> str:
+    """Why Provisioning releases: the customer cancelled, or the saga compensates a failure."""
+    return "order_cancelled" if cancelled.reason.value == "customer_request" else "compensation"
 
 
 def count_live_resources(engine: Engine, order_id: uuid.UUID) -> int:

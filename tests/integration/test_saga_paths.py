@@ -27,6 +27,7 @@ from services.order.flow import FlowRecord, read_dlq, read_flow
 from services.order.tables import incidents
 from services.provisioning.handler import count_live_resources
 from services.provisioning.simulator import inject_fault
+from services.provisioning.tables import orders as provisioning_orders
 from services.provisioning.tables import resources
 from tests.tools.saga_harness import SagaHarness
 from workflows.contracts import OrderResult, SagaTimings
@@ -309,10 +310,22 @@ async def test_cancel_before_payment_publishes_only_the_cancellation(
     await cancel_order(harness.client, placed.order.workflow_id)
     result = await _finish(placed)
     assert result.status == "cancelled"
+    # Provisioning records the cancellation (a tombstone) and, since it is only a notice, answers
+    # nothing: an answer would reach a finished saga and be dead-lettered.
+    tombstone = (
+        select(func.count())
+        .select_from(provisioning_orders)
+        .where(
+            provisioning_orders.c.order_id == uuid.UUID(placed.order.order_id),
+            provisioning_orders.c.state == "cancelled",
+        )
+    )
+    assert await _wait_rows(harness, tombstone, 1) == 1
+    await asyncio.sleep(1.5)  # time for an answer to reach the topic if one were sent
     records = _flow(settings, placed, since)
     _assert_chain(records, placed)
     assert _types(records, "order.") == ["order.created", "order.cancelled"]
-    assert _types(records, "billing.") == []
+    assert _types(records, "billing.") == [] and _types(records, "provisioning.") == []
 
 
 async def test_refund_failure_is_a_compensation_failure_with_an_incident(
@@ -423,18 +436,16 @@ async def test_a_re_sent_cancellation_notifies_the_customer_once(
     ]
     for ask in asks:
         producer.publish(ask)
-    rows = (
-        select(func.count())
-        .select_from(notifications)
-        .where(notifications.c.correlation_id == uuid.UUID(correlation))
+    of_cancellation = (
+        notifications.c.correlation_id == uuid.UUID(correlation),
+        notifications.c.event_type == "order.cancelled",
     )
+    rows = select(func.count()).select_from(notifications).where(*of_cancellation)
     assert await _wait_rows(harness, rows, 2) == 2
     await asyncio.sleep(2)  # time for the second ask to be handled (and skipped)
     with harness.engine.connect() as conn:
         told = conn.execute(
-            select(notifications.c.event_id, notifications.c.channel).where(
-                notifications.c.correlation_id == uuid.UUID(correlation)
-            )
+            select(notifications.c.event_id, notifications.c.channel).where(*of_cancellation)
         ).all()
     assert sorted(channel for _, channel in told) == ["email", "in_app"]
     assert {event_id for event_id, _ in told} == {asks[0].event_id}
@@ -551,3 +562,48 @@ async def test_every_undo_is_tried_and_every_failure_is_named(
     ]
     assert _refund_statuses(harness, placed) == ["failed"]
 
+
+async def test_provisioning_timeout_with_nothing_created_compensates_promptly(
+    stack, settings: Settings
+) -> None:
+    """Provisioning never got to create anything: it confirms the release of nothing on the first
+    ask, so the saga refunds and ends `compensated` instead of failing after every backoff window."""
+    since = _now_ms()
+    kinds = ("bridge", "provisioning-cancels", "billing", "notification")
+    timings = SagaTimings(
+        payment_timeout_s=60, provisioning_timeout_s=3, compensation_windows_s=[8.0, 16.0, 30.0]
+    )
+    async with SagaHarness(settings, consumers=kinds) as own:
+        placed = await own.place("timeout", timings=timings)
+        result = await _finish(placed, timeout=45)
+        snapshot = await placed.handle.query(OrderFulfillmentWorkflow.status)
+        order_id = uuid.UUID(placed.order.order_id)
+
+        assert result.status == "compensated"
+        assert snapshot.completed_compensations == ["deprovision_resources", "refund_payment"]
+        records = _flow(settings, placed, since)
+        _assert_chain(records, placed)
+        assert _types(records, "order.") == [
+            "order.created",
+            "order.payment-confirmed",
+            "order.provisioning-started",
+            "order.compensation-started",
+            "order.cancelled",  # one ask: confirmed within the first window
+            "order.compensation-completed",
+            "order.failed",
+        ]
+        assert _types(records, "provisioning.") == ["provisioning.deprovisioned"]
+        by_type = {r.envelope.event_type: r.envelope for r in records}
+        deprovisioned = by_type["provisioning.deprovisioned"]
+        assert deprovisioned.data.resources == [] and deprovisioned.data.reason.value == "compensation"
+        assert deprovisioned.causation_id == by_type["order.cancelled"].event_id
+        assert by_type["order.failed"].data.error_code == "PROVISIONING_TIMEOUT"
+        assert by_type["order.failed"].data.compensated is True
+        assert _refund_statuses(own, placed) == ["completed"]
+        assert _incident_rows(own, placed) == []
+        with own.engine.connect() as conn:
+            state = conn.execute(
+                select(provisioning_orders.c.state).where(provisioning_orders.c.order_id == order_id)
+            ).scalar_one()
+        assert state == "cancelled"  # a late provisioning request will create nothing
+        assert count_live_resources(own.engine, order_id) == 0

@@ -15,17 +15,22 @@ from collections.abc import Callable
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from cloud_factory.db import engine_for
+from cloud_factory.db import engine_for, ensure_schema
 from cloud_factory.settings import Settings
 from cloud_factory.tracing import configure_tracing
 from messaging.consumer import EventConsumer
-from services.common import TenantScope
+from messaging.wiring import producer_from
+from services.common import Emitter, TenantScope
 from services.order.api import PlacedOrder, new_order, place_order
+from services.provisioning import tables as provisioning_tables
+from services.provisioning.handler import ProvisioningHandlers
+from services.provisioning.simulator import SimulatedProvider
 from workers.consumers import (
     SAGA_POLL_TIMEOUT_S,
     build_billing_consumer,
     build_bridge_consumer,
     build_provisioning_consumer,
+    consumer_for,
 )
 from workers.notification import build_notification_consumer
 from workers.saga import build_saga_worker, connect_client
@@ -37,6 +42,19 @@ __all__ = ["SagaHarness", "fast_timings"]
 def fast_timings() -> SagaTimings:
     return SagaTimings(
         payment_timeout_s=60, provisioning_timeout_s=60, compensation_windows_s=[2.0, 4.0, 8.0, 16.0]
+    )
+
+
+def _cancels_only_provisioning(settings: Settings, group_id: str, scope: TenantScope) -> EventConsumer:
+    """The real Provisioning handlers with its create path down: it hears only `order.cancelled`,
+    so a saga's provisioning times out with nothing created (and nothing ever will be)."""
+    engine = engine_for(settings.dsn)
+    ensure_schema(engine, provisioning_tables.metadata)
+    handlers = ProvisioningHandlers(
+        engine, Emitter(producer_from(settings), "provisioning"), SimulatedProvider(engine)
+    )
+    return consumer_for(
+        settings, group_id=group_id, scope=scope, handlers={"order.cancelled": handlers.on_order_cancelled}
     )
 
 
@@ -75,6 +93,7 @@ class SagaHarness:
             "notification": lambda: build_notification_consumer(
                 s, group_id=f"notification-{tag}", scope=scope
             ),
+            "provisioning-cancels": lambda: _cancels_only_provisioning(s, f"provisioning-{tag}", scope),
         }
 
     async def __aenter__(self) -> SagaHarness:
