@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from cloud_factory.db import engine_for, ensure_schema
 from cloud_factory.settings import Settings
 from messaging.consumer import EventConsumer, Handler
+from messaging.handlers import HandlerSpec
 from messaging.idempotency import IdempotencyStore
 from messaging.wiring import consumer_from, producer_from
 from services.common import ALL_TENANTS, Emitter, TenantScope, scoped
@@ -37,7 +38,7 @@ def consumer_for(
     settings: Settings,
     *,
     group_id: str,
-    handlers: Mapping[str, Handler],
+    handlers: Mapping[str, Handler | HandlerSpec],
     scope: TenantScope = ALL_TENANTS,
     extra_config: dict[str, object] | None = None,
     lease_s: float | None = None,

@@ -1,6 +1,6 @@
-"""Every worker kind inside the calling process (the demo, benchmarks): consumers in threads and the
-saga worker on the caller's asyncio loop. Same builders as `cloud-factory worker`, same isolation
-knobs (task queue, group ids, tenant scope)."""
+"""Every worker kind inside the calling process (the demo, benchmarks): consumers (and Notification's
+outbox relay) in threads and the saga worker on the caller's asyncio loop. Same builders as
+`cloud-factory worker`, same isolation knobs (task queue, group ids, tenant scope)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from workers.consumers import (
     build_provisioning_consumer,
 )
 from workers.notification import NOTIFICATION_GROUP, build_notification_consumer
+from workers.outbox import build_outbox_relay
 from workers.saga import build_saga_worker, connect_client
 from workflows.order_fulfillment import ORDER_TASK_QUEUE
 
@@ -79,6 +80,13 @@ class InProcessWorkers:
                 kwargs={"poll_timeout": timeout},
                 name=name,
                 daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+        if self.notification and self.with_consumers:  # its reports wait in its outbox until relayed
+            relay = await asyncio.to_thread(build_outbox_relay, s, "notification")
+            thread = threading.Thread(
+                target=relay.run, args=(self._stop,), name="notification-relay", daemon=True
             )
             thread.start()
             self._threads.append(thread)

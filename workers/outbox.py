@@ -1,7 +1,9 @@
-"""Outbox relay workers of the CLI-driven services (Identity, Product, Support).
+"""Outbox relay workers: each service with an outbox (Identity, Product, Support, Notification) runs
+one next to its work, publishing the outbox to Kafka.
 
-These services subscribe to nothing; their worker relays the service's outbox to Kafka. Replicas
-may run anywhere: they share the outbox through `FOR UPDATE SKIP LOCKED` (see OutboxRelay).
+Identity, Product and Support subscribe to nothing, so the relay is their whole worker; the
+Notification worker runs it beside its consumer. Replicas may run anywhere: they share the outbox
+through `FOR UPDATE SKIP LOCKED` (see OutboxRelay).
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ from services.common.outbox_relay import OutboxRelay
 
 __all__ = ["OUTBOX_SERVICES", "build_outbox_relay", "run_outbox_relay"]
 
-OUTBOX_SERVICES = ("identity", "product", "support")
+OUTBOX_SERVICES = ("identity", "product", "support", "notification")
 
 
 def build_outbox_relay(settings: Settings, service: str) -> OutboxRelay:
     """The service's relay: its schema ensured, its topics created, a producer without file spool
     (the outbox already is the durable buffer; a broker outage leaves rows pending)."""
     if service not in OUTBOX_SERVICES:
-        raise ValueError(f"{service!r} has no outbox")
+        raise ValueError(f"{service!r} has no outbox; services with one: {', '.join(OUTBOX_SERVICES)}")
     tables = importlib.import_module(f"services.{service}.tables")
     engine = engine_for(settings.dsn)
     ensure_schema(engine, tables.metadata)

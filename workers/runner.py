@@ -1,9 +1,9 @@
 """Runs one or more workers in this process until SIGINT/SIGTERM, then stops them gracefully.
 
 Temporal workers run on the asyncio loop; Kafka consumers run in threads (confluent-kafka is
-blocking), and so do the outbox relays of Identity, Product and Support. A stop signal sets both
-kinds of stop flag; each worker finishes the message, batch or task in hand, commits, and closes.
-While running, the process keeps a heartbeat file under `<state dir>/workers/` so
+blocking), and so do the outbox relays of Identity, Product, Support and Notification. A stop signal
+sets both kinds of stop flag; each worker finishes the message, batch or task in hand, commits, and
+closes. While running, the process keeps a heartbeat file under `<state dir>/workers/` so
 `cloud-factory stack status` can show worker health.
 """
 
@@ -20,7 +20,7 @@ from cloud_factory.settings import Settings
 from workers.heartbeat import Heartbeat
 from workers.options import WorkerOptions
 
-__all__ = ["CONSUMER_KINDS", "RELAY_KINDS", "WorkerKind", "run_workers"]
+__all__ = ["CONSUMER_KINDS", "OUTBOX_KINDS", "RELAY_KINDS", "WorkerKind", "run_workers"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ class WorkerKind(enum.StrEnum):
 CONSUMER_KINDS = (WorkerKind.BRIDGE, WorkerKind.PROVISIONING, WorkerKind.BILLING, WorkerKind.NOTIFICATION)
 # Services without subscriptions: their worker relays the service's outbox to Kafka.
 RELAY_KINDS = (WorkerKind.IDENTITY, WorkerKind.PRODUCT, WorkerKind.SUPPORT)
+# Every kind whose service keeps an outbox: its process runs that outbox's relay.
+OUTBOX_KINDS = (*RELAY_KINDS, WorkerKind.NOTIFICATION)
 
 
 def _consumer_target(kind: WorkerKind, options: WorkerOptions) -> Callable[[Settings, threading.Event], None]:
@@ -116,7 +118,7 @@ async def _run(kinds: set[WorkerKind], settings: Settings, ready: Callable[[], N
         threading.Thread(
             target=_relay_target(kind), args=(settings, thread_stop), name=f"{kind.value}-relay", daemon=False
         )
-        for kind in RELAY_KINDS
+        for kind in OUTBOX_KINDS
         if kind in kinds
     ]
     for thread in threads:

@@ -1,7 +1,8 @@
-"""Events of flows a CLI-driven service drives itself, written to its outbox (not sent to Kafka).
+"""A service's events written to its outbox (not sent to Kafka): the relay publishes them later.
 
 The emitter signs and encodes the event at once (the record in the outbox is final) and inserts it
-in the caller's transaction, next to the domain rows it announces.
+in the caller's transaction, next to the domain rows it announces. CLI-driven services start flows
+(`new`); consumers such as Notification answer an incoming event (`derive`).
 """
 
 from __future__ import annotations
@@ -20,14 +21,20 @@ __all__ = ["OutboxEmitter"]
 
 
 class OutboxEmitter:
-    """`new(conn, …)` builds the envelope and queues its record; `written` lists the outbox ids."""
+    """`new(conn, …)` / `derive(conn, …)` build the envelope and queue its record in `conn`'s
+    transaction. With `track=True` (a CLI command) `written` lists the outbox ids this emitter
+    queued, so the command can wait for exactly those; a long-running worker keeps no list."""
 
-    def __init__(self, service: str, table: Table, keyring: schemas.Keyring, *, env: str) -> None:
+    def __init__(
+        self, service: str, table: Table, keyring: schemas.Keyring, *, env: str, track: bool = True
+    ) -> None:
         self.service = service
         self.table = table
         self.keyring = keyring
         self.env = env
+        self.track = track
         self.written: list[int] = []
+        self.actor = schemas.Actor(id=f"{service}-service", type=schemas.ActorType.SERVICE)
 
     def new(
         self,
@@ -51,5 +58,30 @@ class OutboxEmitter:
             causation_id=causation_id,
             event_id=service_event_id(self.service, key),
         )
-        self.written.append(enqueue(conn, self.table, record_for(envelope, self.keyring, env=self.env)))
+        return self._queue(conn, envelope)
+
+    def derive(
+        self,
+        conn: Connection,
+        parent: schemas.Envelope,
+        event_type: str,
+        data: schemas.Payload | Mapping[str, Any],
+        *,
+        key: str,
+    ) -> schemas.Envelope:
+        """An event caused by `parent` (its tenant and flow), acted by this service, id from `key`."""
+        envelope = schemas.derive_event(
+            parent,
+            event_type,
+            data,
+            actor=self.actor,
+            producer=f"{self.service}-service",
+            event_id=service_event_id(self.service, key),
+        )
+        return self._queue(conn, envelope)
+
+    def _queue(self, conn: Connection, envelope: schemas.Envelope) -> schemas.Envelope:
+        outbox_id = enqueue(conn, self.table, record_for(envelope, self.keyring, env=self.env))
+        if self.track:
+            self.written.append(outbox_id)
         return envelope

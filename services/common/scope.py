@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import schemas
 from messaging.consumer import HandlerContext
+from messaging.handlers import HandlerSpec
 
 __all__ = ["ALL_TENANTS", "TenantScope", "scoped"]
 
@@ -30,11 +31,16 @@ class TenantScope:
 ALL_TENANTS = TenantScope()
 
 
-def scoped(handler: Handler, scope: TenantScope) -> Handler:
-    """`handler`, skipping events of tenants outside `scope`."""
+def scoped(handler: Handler | HandlerSpec, scope: TenantScope) -> Handler | HandlerSpec:
+    """`handler`, skipping events of tenants outside `scope` (a spec keeps its name and mode)."""
     if not scope.prefix:
         return handler
+    if isinstance(handler, HandlerSpec):
+        return HandlerSpec(_only_in(handler.handler, scope), handler.name, handler.transactional)
+    return _only_in(handler, scope)
 
+
+def _only_in(handler: Handler, scope: TenantScope) -> Handler:
     def run(envelope: schemas.Envelope, context: HandlerContext) -> None:
         if scope.serves(envelope.tenant_id):
             handler(envelope, context)

@@ -1,26 +1,30 @@
 """Records the notifications of a verified event, delivers each, then reports it as
 `notification.sent` or, when its channel refused it, `notification.failed`.
 
-The rows are the outbox: unique per (event, channel), so a redelivered event writes nothing new.
-`notification.sent` goes out for the rows this delivery created (ids derived from event + channel),
-so a consumer group reading old history re-sends nothing; the price is that a crash between the
-insert and the publish loses that one report (the message itself is stored). Events that name no
-customer (e.g. provisioning ones) go to the customer an earlier message of the same flow went to —
-looked up in Notification's own table.
+Everything one event causes commits in one transaction — the message rows, the reports (queued in
+Notification's outbox, relayed to Kafka by the worker's outbox relay) and, when the consumer runs
+the handler as transactional, its idempotency key — so a crash anywhere either leaves nothing (the
+redelivered event is handled afresh) or leaves everything, reports included. Message rows are
+unique per (event, channel): a redelivered event writes nothing new, and reports go out only for
+the rows this delivery created (ids derived from event + channel), so a consumer group reading old
+history re-sends nothing. A crash after the mail relay accepted a message but before the commit
+sends that mail again on redelivery (at least once, never lost). Events that name no customer
+(e.g. provisioning ones) go to the customer an earlier message of the same flow went to — looked up
+in Notification's own table.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects.postgresql import insert
 
 import schemas
 from messaging.consumer import HandlerContext
-from services.common.emitter import Emitter
+from services.common.outbox_emitter import OutboxEmitter
 from services.notification.delivery import SimulatedMailRelay
-from services.notification.rendering import render
+from services.notification.rendering import Message, render
 from services.notification.tables import notifications
 
 __all__ = ["ONCE_PER_FLOW", "NotificationHandler", "recipient_uuid"]
@@ -39,42 +43,52 @@ def recipient_uuid(recipient: str) -> uuid.UUID:
 
 
 class NotificationHandler:
+    """Run it as a transactional handler (`HandlerSpec(..., transactional=True)`): it then writes in
+    `context.db`, the transaction holding the idempotency key; otherwise it opens its own."""
+
     def __init__(
-        self, engine: Engine, emitter: Emitter | None = None, relay: SimulatedMailRelay | None = None
+        self, engine: Engine, emitter: OutboxEmitter, relay: SimulatedMailRelay | None = None
     ) -> None:
         self.engine = engine
         self.emit = emitter
         self.relay = relay or SimulatedMailRelay(engine)
 
-    def _known_recipient(self, correlation_id: uuid.UUID) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(notifications.c.recipient)
-                .where(notifications.c.correlation_id == correlation_id)
-                .order_by(notifications.c.id)
-                .limit(1)
-            ).scalar()
+    @staticmethod
+    def _known_recipient(conn: Connection, correlation_id: uuid.UUID) -> str | None:
+        return conn.execute(
+            select(notifications.c.recipient)
+            .where(notifications.c.correlation_id == correlation_id)
+            .order_by(notifications.c.id)
+            .limit(1)
+        ).scalar()
 
-    def _already_told(self, envelope: schemas.Envelope) -> bool:
+    @staticmethod
+    def _already_told(conn: Connection, envelope: schemas.Envelope) -> bool:
         """A customer hears of some things once per flow, however often the saga re-asks."""
         if envelope.event_type not in ONCE_PER_FLOW:
             return False
-        with self.engine.connect() as conn:
-            earlier = conn.execute(
-                select(notifications.c.id)
-                .where(
-                    notifications.c.correlation_id == envelope.correlation_id,
-                    notifications.c.event_type == envelope.event_type,
-                    notifications.c.event_id != envelope.event_id,
-                )
-                .limit(1)
-            ).first()
+        earlier = conn.execute(
+            select(notifications.c.id)
+            .where(
+                notifications.c.correlation_id == envelope.correlation_id,
+                notifications.c.event_type == envelope.event_type,
+                notifications.c.event_id != envelope.event_id,
+            )
+            .limit(1)
+        ).first()
         return earlier is not None
 
     def __call__(self, envelope: schemas.Envelope, context: HandlerContext) -> None:
-        if self._already_told(envelope):
+        if context.db is not None:
+            self._handle(context.db, envelope, context)
             return
-        messages = render(envelope, self._known_recipient(envelope.correlation_id))
+        with self.engine.begin() as conn:
+            self._handle(conn, envelope, context)
+
+    def _handle(self, conn: Connection, envelope: schemas.Envelope, context: HandlerContext) -> None:
+        if self._already_told(conn, envelope):
+            return
+        messages = render(envelope, self._known_recipient(conn, envelope.correlation_id))
         rows = [
             {
                 "event_id": envelope.event_id,
@@ -99,29 +113,26 @@ class NotificationHandler:
             .on_conflict_do_nothing(constraint="notifications_event_channel_key")
             .returning(notifications.c.channel)
         )
-        with self.engine.begin() as conn:
-            new_channels = set(conn.execute(statement).scalars())
-        if self.emit is None:
-            return
+        new_channels = set(conn.execute(statement).scalars())
         for message in (m for m in messages if m.channel in new_channels):
-            outcome = self.relay.deliver(message)
-            report = {
-                "notificationId": uuid.uuid5(_NS, f"{envelope.event_id}/{message.channel}"),
-                "recipientId": recipient_uuid(message.recipient),
-                "channel": message.channel,
-                "template": message.template,
-                "triggerEventId": envelope.event_id,
-                "triggerEventType": envelope.event_type,
-            }
-            if outcome.delivered:
-                self.emit.derive(
-                    envelope, "notification.sent", report, key=f"{envelope.event_id}/{message.channel}/sent"
-                )
-            else:
-                report |= {"errorCode": outcome.error_code, "reason": outcome.reason, "attempts": 1}
-                self.emit.derive(
-                    envelope,
-                    "notification.failed",
-                    report,
-                    key=f"{envelope.event_id}/{message.channel}/failed",
-                )
+            self._report(conn, envelope, message)
+
+    def _report(self, conn: Connection, envelope: schemas.Envelope, message: Message) -> None:
+        """Deliver `message` and queue `notification.sent` or `notification.failed` in the outbox."""
+        outcome = self.relay.deliver(message)
+        report: dict[str, object] = {
+            "notificationId": uuid.uuid5(_NS, f"{envelope.event_id}/{message.channel}"),
+            "recipientId": recipient_uuid(message.recipient),
+            "channel": message.channel,
+            "template": message.template,
+            "triggerEventId": envelope.event_id,
+            "triggerEventType": envelope.event_type,
+        }
+        if outcome.delivered:
+            event_type, outcome_key = "notification.sent", "sent"
+        else:
+            event_type, outcome_key = "notification.failed", "failed"
+            report |= {"errorCode": outcome.error_code, "reason": outcome.reason, "attempts": 1}
+        self.emit.derive(
+            conn, envelope, event_type, report, key=f"{envelope.event_id}/{message.channel}/{outcome_key}"
+        )

@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import UUID
 
-__all__ = ["bounces", "metadata", "notifications"]
+from services.common.outbox import outbox_table
+
+__all__ = ["bounces", "metadata", "notifications", "outbox"]
 
 metadata = MetaData(schema="notification")
 
@@ -42,3 +44,8 @@ bounces = Table(
     Column("reason", String(200), nullable=False, server_default="recipient mailbox does not accept mail"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+
+# `notification.sent` / `notification.failed` waiting for Kafka, written in the same transaction as
+# the messages they report (see services/common/outbox.py); the notification worker relays them.
+outbox = outbox_table(metadata)

@@ -1,5 +1,6 @@
 """Notification reports every message it handles: `notification.sent`, or `notification.failed`
-when the channel refuses it (the simulated mail relay bounces listed recipients)."""
+when the channel refuses it (the simulated mail relay bounces listed recipients). The reports go
+through Notification's outbox, so the test runs the consumer and the relay, as the worker does."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from messaging.wiring import ensure_catalog_topics, producer_from
 from services.common import TenantScope
 from services.notification.delivery import refuse_mail_to
 from workers.notification import build_notification_consumer
+from workers.outbox import build_outbox_relay
 from workflows.contracts import OrderRequest
 
 pytestmark = pytest.mark.stack
@@ -63,9 +65,14 @@ def test_bounced_email_is_reported_failed_and_in_app_sent(stack, settings: Setti
     consumer = build_notification_consumer(
         settings, group_id=f"notification-{unique}", scope=TenantScope(prefix=tenant)
     )
+    relay = build_outbox_relay(settings, "notification")
     stop = threading.Event()
-    thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
-    thread.start()
+    threads = [
+        threading.Thread(target=consumer.run, args=(stop,), daemon=True),
+        threading.Thread(target=relay.run, args=(stop,), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
     try:
         producer = producer_from(settings, fallback=False)
         created = {}
@@ -91,7 +98,8 @@ def test_bounced_email_is_reported_failed_and_in_app_sent(stack, settings: Setti
         reports = _reports(settings, f"reader-{unique}", tenant, want=4)
     finally:
         stop.set()
-        thread.join(30)
+        for thread in threads:
+            thread.join(30)
 
     outcome = {(str(r.data.trigger_event_id), r.data.channel): r for r in reports}
     assert len(reports) == 4, [(r.event_type, r.data.channel) for r in reports]

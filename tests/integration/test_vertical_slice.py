@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -146,7 +147,7 @@ def test_offset_committed_only_after_row_written(stack, settings: Settings, uniq
     delivery = producer.publish(envelope)
     group = f"notification-crash-{unique}"
     consumer = build_notification_consumer(settings, group_id=group)
-    real_handler = consumer.handlers["order.created"]
+    real = consumer.handlers["order.created"]  # a transactional HandlerSpec
     calls: list[str] = []
 
     def failing_once(env: schemas.Envelope, ctx: HandlerContext) -> None:
@@ -154,9 +155,9 @@ def test_offset_committed_only_after_row_written(stack, settings: Settings, uniq
             calls.append("call")
             if len(calls) == 1:
                 raise ConnectionError("database went away")
-        real_handler(env, ctx)
+        real.handler(env, ctx)
 
-    consumer.handlers["order.created"] = failing_once
+    consumer.handlers["order.created"] = replace(real, handler=failing_once)
     engine = engine_for(settings.dsn)
     count = select(func.count()).select_from(notifications).where(notifications.c.event_id == envelope.event_id)
     try:
