@@ -58,6 +58,9 @@ class Settings(BaseSettings):
 
     fallback_dir: Path | None = None
 
+    # Outbox relays delete rows published longer ago than this (hours); pending rows always stay.
+    outbox_retention_h: float = Field(default=168.0, gt=0)
+
     @property
     def spool_dir(self) -> Path:
         """Where producers spool records while Kafka is unreachable."""

@@ -8,7 +8,7 @@ through `FOR UPDATE SKIP LOCKED` (see OutboxRelay).
 
 from __future__ import annotations
 
-import importlib
+import datetime as dt
 import threading
 
 import schemas
@@ -16,22 +16,25 @@ from cloud_factory.db import engine_for, ensure_schema
 from cloud_factory.settings import Settings
 from messaging.wiring import ensure_catalog_topics, producer_from
 from services.common.outbox_relay import OutboxRelay
+from services.common.outbox_services import OUTBOX_SERVICES, service_tables
 
 __all__ = ["OUTBOX_SERVICES", "build_outbox_relay", "run_outbox_relay"]
-
-OUTBOX_SERVICES = ("identity", "product", "support", "notification")
 
 
 def build_outbox_relay(settings: Settings, service: str) -> OutboxRelay:
     """The service's relay: its schema ensured, its topics created, a producer without file spool
-    (the outbox already is the durable buffer; a broker outage leaves rows pending)."""
-    if service not in OUTBOX_SERVICES:
-        raise ValueError(f"{service!r} has no outbox; services with one: {', '.join(OUTBOX_SERVICES)}")
-    tables = importlib.import_module(f"services.{service}.tables")
+    (the outbox already is the durable buffer; a broker outage leaves rows pending), and the
+    retention `CF_OUTBOX_RETENTION_H` for published rows."""
+    tables = service_tables(service)
     engine = engine_for(settings.dsn)
     ensure_schema(engine, tables.metadata)
     ensure_catalog_topics(settings, [e.event_type for e in schemas.catalog.published_by(service)])
-    return OutboxRelay(engine, tables.outbox, producer_from(settings, fallback=False))
+    return OutboxRelay(
+        engine,
+        tables.outbox,
+        producer_from(settings, fallback=False),
+        retention=dt.timedelta(hours=settings.outbox_retention_h),
+    )
 
 
 def run_outbox_relay(settings: Settings, service: str, stop: threading.Event) -> None:

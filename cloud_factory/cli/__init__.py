@@ -8,7 +8,19 @@ from __future__ import annotations
 
 import typer
 
-from cloud_factory.cli import demo, dlq, events, fallback, identity, order, product, stack, support, worker
+from cloud_factory.cli import (
+    demo,
+    dlq,
+    events,
+    fallback,
+    identity,
+    order,
+    outbox,
+    product,
+    stack,
+    support,
+    worker,
+)
 
 __all__ = ["app", "main"]
 
@@ -27,6 +39,7 @@ app.add_typer(fallback.app, name="fallback", help="The local spool used while Ka
 app.add_typer(identity.app, name="identity")
 app.add_typer(product.app, name="product")
 app.add_typer(support.app, name="support")
+app.add_typer(outbox.app, name="outbox")
 app.add_typer(demo.app, name="demo", help="The main job: about 20 orders across 3 tenants, some failing, end to end on the real stack.")
 
 

@@ -5,13 +5,16 @@ takes the oldest pending rows with `SELECT … FOR UPDATE SKIP LOCKED`, so two r
 same row; a relay whose batch is not the head of the queue (an older pending row is held by
 another relay) lets go and waits, so records reach Kafka in insertion order. A relay that dies
 after the broker acknowledged but before its commit leaves the rows pending: the next relay sends
-them again with the same eventId, and consumers deduplicate.
+them again with the same eventId, and consumers deduplicate. Given a retention, the worker loop
+also deletes rows published longer ago than that, every `purge_every_s` (see outbox_retention).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -20,6 +23,7 @@ from sqlalchemy import Engine, Table, exists, func, select, update
 from messaging.errors import PublishError
 from messaging.producer import Delivery, EventProducer
 from services.common.outbox import decode_headers
+from services.common.outbox_retention import purge_published
 
 __all__ = ["OutboxRelay", "RelayResult"]
 
@@ -42,12 +46,17 @@ class OutboxRelay:
         *,
         batch_size: int = 200,
         ack_timeout_s: float = 30.0,
+        retention: dt.timedelta | None = None,
+        purge_every_s: float = 3600.0,
     ) -> None:
         self.engine = engine
         self.table = table
         self.producer = producer
         self.batch_size = batch_size
         self.ack_timeout_s = ack_timeout_s
+        self.retention = retention  # None: published rows are kept (the CLI's inline relay)
+        self.purge_every_s = purge_every_s
+        self._next_purge = 0.0  # the first loop purges at once
 
     def relay_once(self) -> RelayResult:
         """Publish the oldest pending batch (if this relay may); commit what the broker acknowledged."""
@@ -132,6 +141,7 @@ class OutboxRelay:
     def run(self, stop: threading.Event, *, idle_s: float = 0.2, backoff_s: float = 2.0) -> None:
         """The worker loop: batch after batch until `stop` is set (the batch in hand is finished)."""
         while not stop.is_set():
+            self._purge_when_due()
             try:
                 result = self.relay_once()
             except Exception:  # the database or broker hiccuped: keep the worker alive, try again
@@ -141,6 +151,25 @@ class OutboxRelay:
                 log.warning("outbox %s: %d record(s) unacknowledged", self.table.fullname, result.failed)
             if not result.published:
                 stop.wait(backoff_s if result.failed else idle_s)
+
+    def _purge_when_due(self) -> None:
+        if self.retention is None or time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + self.purge_every_s
+        try:
+            purged = purge_published(self.engine, self.table, self.retention)
+        except Exception:  # the database hiccuped: relaying matters more, purge next time
+            log.exception(
+                "purging outbox %s failed; next try in %.0f s", self.table.fullname, self.purge_every_s
+            )
+            return
+        if purged:
+            log.info(
+                "outbox %s: %d row(s) published over %s ago purged",
+                self.table.fullname,
+                purged,
+                self.retention,
+            )
 
     def pending(self, ids: Iterable[int] | None = None) -> int:
         """How many rows (of `ids`, or all) still wait for Kafka."""

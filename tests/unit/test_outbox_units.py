@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 import schemas
 from services.common.emitter import service_event_id
 from services.common.outbox import decode_headers, encode_headers, record_for
@@ -64,3 +66,26 @@ def test_cli_messages_say_the_event_is_queued() -> None:
 def test_a_closed_port_is_not_a_broker() -> None:
     assert broker_reachable("127.0.0.1:1", timeout_s=0.5) is False
     assert broker_reachable("not-a-port", timeout_s=0.5) is False
+
+
+def test_outbox_retention_is_a_positive_number_of_hours(monkeypatch) -> None:
+    from pydantic import ValidationError
+
+    from cloud_factory.settings import Settings
+
+    monkeypatch.delenv("CF_OUTBOX_RETENTION_H", raising=False)
+    assert Settings().outbox_retention_h == 168
+    monkeypatch.setenv("CF_OUTBOX_RETENTION_H", "24")
+    assert Settings().outbox_retention_h == 24
+    monkeypatch.setenv("CF_OUTBOX_RETENTION_H", "0")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_only_services_with_an_outbox_are_named() -> None:
+    from services.common.outbox_services import OUTBOX_SERVICES, service_tables
+
+    assert service_tables("notification").outbox.fullname == "notification.outbox"
+    assert all(service_tables(name).outbox.name == "outbox" for name in OUTBOX_SERVICES)
+    with pytest.raises(ValueError, match="'billing' has no outbox; services with one: identity"):
+        service_tables("billing")
