@@ -29,9 +29,10 @@ class OutboxCommandRunner(Generic[C]):
 
     def commands(self) -> C:
         from services.common.commands import build_commands
+        from services.common.outbox_services import service_tables
 
         commands_module = importlib.import_module(f"services.{self.service}.commands")
-        tables = importlib.import_module(f"services.{self.service}.tables")
+        tables = service_tables(self.service)
         commands_class: Any = getattr(commands_module, self.class_name)
         return build_commands(get_settings(), self.service, tables.metadata, tables.outbox, commands_class)
 

@@ -14,12 +14,32 @@ from typing import Any
 import schemas
 from messaging.producer import Delivery, EventProducer
 
-__all__ = ["Emitter", "service_event_id"]
+__all__ = ["Emitter", "derived_event", "service_event_id"]
 
 
 def service_event_id(service: str, key: str) -> uuid.UUID:
     """The id of an event this service emits for business key `key` (same key → same event)."""
     return schemas.stable_event_id(service, key)
+
+
+def derived_event(
+    service: str,
+    parent: schemas.Envelope,
+    event_type: str,
+    data: schemas.Payload | Mapping[str, Any],
+    *,
+    key: str,
+) -> schemas.Envelope:
+    """The event `service` emits in answer to `parent` (its tenant and flow, causation = `parent`),
+    acted by the service itself, its id derived from `key`. Shared by the direct and outbox emitters."""
+    return schemas.derive_event(
+        parent,
+        event_type,
+        data,
+        actor=schemas.Actor(id=f"{service}-service", type=schemas.ActorType.SERVICE),
+        producer=f"{service}-service",
+        event_id=service_event_id(service, key),
+    )
 
 
 class Emitter:
@@ -28,7 +48,6 @@ class Emitter:
     def __init__(self, producer: EventProducer, service: str) -> None:
         self.producer = producer
         self.service = service
-        self.actor = schemas.Actor(id=f"{service}-service", type=schemas.ActorType.SERVICE)
 
     def derive(
         self,
@@ -38,12 +57,4 @@ class Emitter:
         *,
         key: str,
     ) -> Delivery:
-        envelope = schemas.derive_event(
-            parent,
-            event_type,
-            data,
-            actor=self.actor,
-            producer=f"{self.service}-service",
-            event_id=service_event_id(self.service, key),
-        )
-        return self.producer.publish(envelope)
+        return self.producer.publish(derived_event(self.service, parent, event_type, data, key=key))

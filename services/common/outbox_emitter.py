@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Table
 
 import schemas
-from services.common.emitter import service_event_id
+from services.common.emitter import derived_event, service_event_id
 from services.common.outbox import enqueue, record_for
 
 __all__ = ["OutboxEmitter"]
@@ -34,7 +34,6 @@ class OutboxEmitter:
         self.env = env
         self.track = track
         self.written: list[int] = []
-        self.actor = schemas.Actor(id=f"{service}-service", type=schemas.ActorType.SERVICE)
 
     def new(
         self,
@@ -70,15 +69,7 @@ class OutboxEmitter:
         key: str,
     ) -> schemas.Envelope:
         """An event caused by `parent` (its tenant and flow), acted by this service, id from `key`."""
-        envelope = schemas.derive_event(
-            parent,
-            event_type,
-            data,
-            actor=self.actor,
-            producer=f"{self.service}-service",
-            event_id=service_event_id(self.service, key),
-        )
-        return self._queue(conn, envelope)
+        return self._queue(conn, derived_event(self.service, parent, event_type, data, key=key))
 
     def _queue(self, conn: Connection, envelope: schemas.Envelope) -> schemas.Envelope:
         outbox_id = enqueue(conn, self.table, record_for(envelope, self.keyring, env=self.env))

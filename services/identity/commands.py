@@ -48,6 +48,14 @@ class IdentityCommands:
                      event_type=event_type, tenant_id=tenant_id, actor=self._actor(user_id),
                      previous=previous, data=data)
 
+    def _key_step(self, conn: Connection, api_key_id: uuid.UUID, *, user_id: uuid.UUID, tenant_id: str,
+                  actor: schemas.Actor, previous: str | None, step: str, event_type: str,
+                  data: dict[str, Any]) -> None:
+        """One step of an API key, recorded on the key's row, in its user's flow."""
+        publish_step(conn, self.emit, api_keys, "api_key_id", api_key_id, kind="user", step=step,
+                     event_type=event_type, tenant_id=tenant_id, actor=actor, previous=previous,
+                     flow_of=user_id, data=data)
+
     def register(
         self,
         tenant_id: str,
@@ -138,19 +146,15 @@ class IdentityCommands:
                     scopes=scopes,
                 )
             )
-            publish_step(
+            self._key_step(
                 conn,
-                self.emit,
-                api_keys,
-                "api_key_id",
                 key_id,
-                kind="user",
-                step=f"key/{key_id}",
-                event_type="identity.api-key-created",
+                user_id=user_id,
                 tenant_id=user["tenant_id"],
                 actor=self._actor(user_id),
                 previous=user["last_event_id"],
-                flow_of=user_id,
+                step=f"key/{key_id}",
+                event_type="identity.api-key-created",
                 data={
                     "apiKeyId": key_id,
                     "userId": user_id,
@@ -174,19 +178,15 @@ class IdentityCommands:
                 .where(api_keys.c.api_key_id == api_key_id)
                 .values(revoked_at=dt.datetime.now(dt.UTC))
             )
-            publish_step(
+            self._key_step(
                 conn,
-                self.emit,
-                api_keys,
-                "api_key_id",
                 api_key_id,
-                kind="user",
-                step=f"key/{api_key_id}/revoked",
-                event_type="identity.api-key-revoked",
+                user_id=key["user_id"],
                 tenant_id=user["tenant_id"],
                 actor=self._actor(revoked_by),
                 previous=key["last_event_id"],
-                flow_of=key["user_id"],
+                step=f"key/{api_key_id}/revoked",
+                event_type="identity.api-key-revoked",
                 data={
                     "apiKeyId": api_key_id,
                     "userId": key["user_id"],
