@@ -1,10 +1,11 @@
-"""The transactional outbox of a CLI-driven service (Identity, Product, Support).
+"""The transactional outbox of a service (Identity, Product and Support commands; Notification's
+consumer).
 
-A command writes its domain rows and the *finished* Kafka record (topic, key, signed value, headers,
-event id) into the service's own `outbox` table in one transaction. Nothing is lost between the
-commit and Kafka: a relay (`OutboxRelay`) publishes rows in id order and marks them published only
-after the broker acknowledged them; a re-publish after a crash carries the same eventId, which
-consumers deduplicate.
+A command (or a transactional handler) writes its domain rows and the *finished* Kafka record
+(topic, key, signed value, headers, event id) into the service's own `outbox` table in one
+transaction. Nothing is lost between the commit and Kafka: a relay (`OutboxRelay`) publishes rows
+in id order and marks them published only after the broker acknowledged them; a re-publish after
+a crash carries the same eventId, which consumers deduplicate.
 """
 
 from __future__ import annotations
