@@ -23,7 +23,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -113,8 +113,13 @@ class EventConsumer:
                  handler_name: str | None = None,
                  idempotency: IdempotencyStore | None | Literal["auto"] = "auto",
                  retry_policy: RetryPolicy | PolicyLookup | None = None,
-                 batch_size: int = 500, cleanup_interval: float = 300.0) -> None:
+                 batch_size: int = 500, cleanup_interval: float = 300.0,
+                 accept: Callable[[schemas.Envelope], bool] | None = None) -> None:
+        """`accept`, when given, decides after verification and decoding whether this consumer serves a
+        record at all (tenant sharding): a record it refuses is acknowledged like a handled one, but
+        without an idempotency key, a transaction or a handler call — as if another shard had it."""
         self.handlers: dict[str, HandlerEntry] = dict(handlers)
+        self.accept = accept
         self.keyring = keyring
         self.signing_mode = schemas.SigningMode(signing_mode)
         self.dlq_producer = dlq_producer
@@ -257,10 +262,12 @@ class EventConsumer:
             paused = self._retries.get(tp)
             if tp in stopped or (paused is not None and paused.resume_at is not None):
                 continue  # behind a failed message: it is fetched again after the backoff
+            served = item.error is not None or item.specs  # else no handler here, or `accept` refused it
             try:
-                if claim_error is not None:
+                if served and claim_error is not None:
                     raise _Failed(claim_error, None)
-                self._handle(item, claims, succeeded, failed)
+                if served:
+                    self._handle(item, claims, succeeded, failed)
             except _Failed as failure:
                 if self._on_failure(item, failure):
                     done[tp] = item.msg
@@ -308,6 +315,8 @@ class EventConsumer:
         except schemas.ContractError as exc:
             item.error = exc
             return item
+        if self.accept is not None and not self.accept(envelope):
+            return item  # not ours: no specs, so no key, no handler; committed with the batch
         item.specs = specs = self._specs_for(envelope.event_type)
         if self._idempotency is not None:  # keys only matter when a store records them
             event_id, correlation_id = str(envelope.event_id), str(envelope.correlation_id)

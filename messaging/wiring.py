@@ -7,7 +7,7 @@ keys live in the settings' PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import schemas
@@ -71,8 +71,10 @@ def consumer_from(settings: Settings, *, group_id: str, handlers: Mapping[str, H
                   handler_name: str | None = None, topics: Iterable[str] | None = None,
                   dlq_producer: EventProducer | None = None, idempotency: bool | IdempotencyStore = True,
                   retry_policy: RetryPolicy | PolicyLookup | None = None, batch_size: int = 500,
-                  create_topics: bool = True, extra_config: dict[str, object] | None = None) -> EventConsumer:
-    """A consumer in `group_id` for the event types in `handlers` (topics derived from the catalog)."""
+                  create_topics: bool = True, extra_config: dict[str, object] | None = None,
+                  accept: Callable[[schemas.Envelope], bool] | None = None) -> EventConsumer:
+    """A consumer in `group_id` for the event types in `handlers` (topics derived from the catalog);
+    `accept` filters the records it serves (see `EventConsumer`)."""
     event_types = list(handlers)
     topic_list = (list(topics) if topics is not None
                   else [schemas.topic_for(t, env=settings.env) for t in event_types])
@@ -85,6 +87,7 @@ def consumer_from(settings: Settings, *, group_id: str, handlers: Mapping[str, H
         keyring=keyring_from(settings), signing_mode=signing_mode_from(settings),
         dlq_producer=dlq_producer or producer_from(settings), extra_config=extra_config,
         handler_name=handler_name, idempotency=store, retry_policy=retry_policy, batch_size=batch_size,
+        accept=accept,
     )
 
 

@@ -1,4 +1,4 @@
-"""Builds each domain service's Kafka consumer the same way: own schema, topics, scoped handlers.
+"""Builds each domain service's Kafka consumer the same way: own schema, topics, tenant scope.
 
 Every builder takes a `group_id` (replicas share it; tests pass their own) and a `TenantScope`
 (default: all tenants). The returned consumer runs until its stop flag is set.
@@ -14,7 +14,7 @@ from messaging.consumer import EventConsumer, Handler
 from messaging.handlers import HandlerSpec
 from messaging.idempotency import IdempotencyStore
 from messaging.wiring import consumer_from, producer_from
-from services.common import ALL_TENANTS, Emitter, TenantScope, scoped
+from services.common import ALL_TENANTS, Emitter, TenantScope
 
 __all__ = [
     "BILLING_GROUP",
@@ -43,7 +43,7 @@ def consumer_for(
     extra_config: dict[str, object] | None = None,
     lease_s: float | None = None,
 ) -> EventConsumer:
-    """A consumer over exactly the topics of `handlers`' event types, each handler tenant-scoped.
+    """A consumer over exactly the topics of `handlers`' event types, serving the tenants of `scope`.
 
     The runtime verifies, decodes, upcasts and deduplicates (idempotency keys per group) before a
     handler runs; the handlers are idempotent in their own tables as well.
@@ -52,7 +52,8 @@ def consumer_for(
     return consumer_from(
         settings,
         group_id=group_id,
-        handlers={t: scoped(h, scope) for t, h in handlers.items()},
+        handlers=handlers,
+        accept=scope.record_filter,
         extra_config=extra_config,
         idempotency=idempotency,
     )

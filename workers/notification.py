@@ -31,19 +31,17 @@ def build_notification_consumer(
     outbox: Table = notification_outbox,
     **tuning: object,
 ) -> EventConsumer:
-    """Messages and their reports (queued in `outbox`) always commit in one transaction. Serving
-    every tenant (production), the handler runs transactional, so the idempotency key commits with
-    them. A tenant-scoped consumer (a shard, a test, the demo) mostly skips other tenants' records,
-    and a transaction per skipped record makes it catch up ~6x slower on a long history; it claims
-    keys in batches instead and the handler opens its own transaction (a redelivery after a crash
-    writes nothing new). Tests pass their own `outbox` table so that no other relay publishes it."""
+    """Messages, their reports (queued in `outbox`) and the record's idempotency key commit in one
+    transaction (a transactional handler). A tenant-scoped consumer (a shard, a test, the demo)
+    refuses other tenants' records before any key or transaction, so catching up on a long history
+    stays cheap. Tests pass their own `outbox` table so that no other relay publishes it."""
     engine = engine_for(settings.dsn)
     ensure_schema(engine, metadata)
     if outbox.metadata is not metadata:
         ensure_schema(engine, outbox.metadata)
     event_types = [entry.event_type for entry in schemas.catalog.subscriptions("notification")]
     emitter = OutboxEmitter("notification", outbox, keyring_from(settings), env=settings.env, track=False)
-    spec = HandlerSpec(NotificationHandler(engine, emitter), transactional=not scope.prefix)
+    spec = HandlerSpec(NotificationHandler(engine, emitter), transactional=True)
     return consumer_for(
         settings, group_id=group_id, scope=scope, **tuning, handlers={t: spec for t in event_types}
     )

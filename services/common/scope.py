@@ -1,7 +1,10 @@
 """Tenant scoping: a worker may serve only some tenants (tenant sharding, isolated test runs).
 
-An event outside the scope is acknowledged without side effects, exactly as if another shard had
-taken it; the default scope serves every tenant.
+A record outside the scope is acknowledged without side effects, exactly as if another shard had
+taken it: the consumer asks `TenantScope.accepts` after verifying and decoding the record (only the
+signed value decides, never a header) and before any idempotency key, transaction or handler.
+Shards are separate consumer groups, each reading every record. The default scope serves every
+tenant and filters nothing.
 """
 
 from __future__ import annotations
@@ -10,12 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import schemas
-from messaging.consumer import HandlerContext
-from messaging.handlers import HandlerSpec
 
-__all__ = ["ALL_TENANTS", "TenantScope", "scoped"]
-
-Handler = Callable[[schemas.Envelope, HandlerContext], None]
+__all__ = ["ALL_TENANTS", "TenantScope"]
 
 
 @dataclass(frozen=True)
@@ -27,22 +26,14 @@ class TenantScope:
     def serves(self, tenant_id: str) -> bool:
         return tenant_id.startswith(self.prefix)
 
+    def accepts(self, envelope: schemas.Envelope) -> bool:
+        """The consumer's record filter (`EventConsumer(accept=...)`)."""
+        return envelope.tenant_id.startswith(self.prefix)
+
+    @property
+    def record_filter(self) -> Callable[[schemas.Envelope], bool] | None:
+        """`accepts`, or None when every tenant is served (nothing to filter)."""
+        return self.accepts if self.prefix else None
+
 
 ALL_TENANTS = TenantScope()
-
-
-def scoped(handler: Handler | HandlerSpec, scope: TenantScope) -> Handler | HandlerSpec:
-    """`handler`, skipping events of tenants outside `scope` (a spec keeps its name and mode)."""
-    if not scope.prefix:
-        return handler
-    if isinstance(handler, HandlerSpec):
-        return HandlerSpec(_only_in(handler.handler, scope), handler.name, handler.transactional)
-    return _only_in(handler, scope)
-
-
-def _only_in(handler: Handler, scope: TenantScope) -> Handler:
-    def run(envelope: schemas.Envelope, context: HandlerContext) -> None:
-        if scope.serves(envelope.tenant_id):
-            handler(envelope, context)
-
-    return run

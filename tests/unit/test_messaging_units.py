@@ -251,6 +251,21 @@ def test_bind_event_ids_takes_uuids_and_logs_them_as_text() -> None:
     assert bound_log_fields() == {}
 
 
+def test_a_refused_record_gets_no_key_and_no_handler() -> None:
+    """`accept` (tenant sharding) runs on the verified, decoded envelope; a refused record is not
+    served here at all: no handler spec, no idempotency key to claim."""
+    envelope, record = _signed_record()
+    seen: list[str] = []
+    reader = _reader(schemas.SigningMode.PRODUCTION)
+    reader.accept = lambda env: seen.append(env.tenant_id) or False
+    item = reader._read(record)
+    assert seen == [envelope.tenant_id]
+    assert item.error is None and item.envelope is not None and item.specs == [] and item.requests == []
+    reader.accept = lambda env: env.tenant_id == envelope.tenant_id
+    served = reader._read(record)
+    assert len(served.specs) == 1 and len(served.requests) == 1
+
+
 class _Record:
     """Just enough of a confluent_kafka.Message for `EventConsumer._read`."""
 
@@ -283,6 +298,7 @@ def _reader(mode: schemas.SigningMode, store: object = "auto"):  # noqa: ANN202 
     consumer.handler_name = "unit"
     consumer._specs = {}
     consumer._idempotency = store
+    consumer.accept = None
     return consumer
 
 
