@@ -8,7 +8,8 @@ from sqlalchemy import Engine
 from sqlalchemy.dialects.postgresql import insert
 from temporalio import activity
 
-from services.order.tables import ensure_incident_columns, incidents
+from cloud_factory.db import ensure_schema_once
+from services.order.tables import incidents, metadata
 from workflows.contracts import IncidentRequest
 
 __all__ = ["IncidentActivities"]
@@ -19,7 +20,7 @@ class IncidentActivities:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        ensure_incident_columns(engine)
+        ensure_schema_once(engine, metadata)  # also adds columns newer than the table (failed_steps)
 
     @activity.defn(name="open_incident")
     def open_incident(self, request: IncidentRequest) -> None:

@@ -1,16 +1,27 @@
 """SQLAlchemy engines and schema creation; each service owns one PostgreSQL schema.
 
 Tables are declared with SQLAlchemy metadata per service and created idempotently at worker start
-(`ensure_schema`), so a fresh database needs no hand-run DDL.
+(`ensure_schema`), so a fresh database needs no hand-run DDL. The metadata is also the migration:
+a column or an index added to a table that already exists is added to the database the next time a
+worker starts (additive evolution only — nothing is dropped, renamed or retyped; a new NOT NULL
+column needs a server default, so the rows already there get a value and older writers keep working).
 """
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 
-from sqlalchemy import Engine, MetaData, create_engine, text
+from sqlalchemy import Connection, Engine, MetaData, create_engine, inspect, text
+from sqlalchemy.schema import CreateColumn
 
-__all__ = ["engine_for", "ensure_schema", "ensure_schema_once"]
+__all__ = ["SchemaEvolutionError", "engine_for", "ensure_schema", "ensure_schema_once"]
+
+log = logging.getLogger(__name__)
+
+
+class SchemaEvolutionError(RuntimeError):
+    """The declared tables cannot be reached from the database's by adding columns and indexes."""
 
 
 @lru_cache(maxsize=8)
@@ -19,8 +30,9 @@ def engine_for(dsn: str) -> Engine:
     return create_engine(dsn, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-def ensure_schema(engine: Engine, metadata: MetaData) -> None:
-    """Create the metadata's PostgreSQL schema(s) and tables when missing."""
+def ensure_schema(engine: Engine, metadata: MetaData) -> list[str]:
+    """Create the metadata's PostgreSQL schema(s) and tables when missing, and add the columns and
+    indexes that tables created by an older release lack. Returns what it added (for logs/tests)."""
     schemas = {table.schema for table in metadata.tables.values() if table.schema}
     with engine.begin() as conn:
         for schema in sorted(schemas):
@@ -28,6 +40,34 @@ def ensure_schema(engine: Engine, metadata: MetaData) -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": schema})
             conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         metadata.create_all(conn, checkfirst=True)
+        added = _add_missing_columns_and_indexes(conn, metadata)
+    for change in added:
+        log.info("schema evolved: %s", change)
+    return added
+
+
+def _add_missing_columns_and_indexes(conn: Connection, metadata: MetaData) -> list[str]:
+    inspector = inspect(conn)
+    preparer = conn.dialect.identifier_preparer
+    added: list[str] = []
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name, schema=table.schema)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable and column.server_default is None:
+                raise SchemaEvolutionError(
+                    f"{table.fullname}.{column.name} is NOT NULL without a server default, so it cannot be "
+                    "added to the rows already there: give it a server_default or migrate by hand")
+            spec = CreateColumn(column).compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN IF NOT EXISTS {spec}"))
+            added.append(f"column {table.fullname}.{column.name}")
+        indexes = {index["name"] for index in inspector.get_indexes(table.name, schema=table.schema)}
+        for index in table.indexes:
+            if index.name not in indexes:
+                index.create(conn, checkfirst=True)
+                added.append(f"index {index.name} on {table.fullname}")
+    return added
 
 
 _ensured: set[tuple[str, int]] = set()

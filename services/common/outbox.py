@@ -55,6 +55,8 @@ def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
         Column("last_error", Text),
     )
     Index(f"{name}_pending_idx", table.c.id, postgresql_where=table.c.published_at.is_(None))
+    # Retention deletes by publication time; without it each purge scans the whole table.
+    Index(f"{name}_published_idx", table.c.published_at, postgresql_where=table.c.published_at.is_not(None))
     return table
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy import (
     Column,
     DateTime,
-    Engine,
     Integer,
     MetaData,
     String,
@@ -13,12 +12,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
-    inspect,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-__all__ = ["ensure_incident_columns", "incidents", "metadata"]
+__all__ = ["incidents", "metadata"]
 
 metadata = MetaData(schema="orders")
 
@@ -32,7 +30,8 @@ incidents = Table(
     Column("correlation_id", UUID(as_uuid=True), nullable=False, index=True),
     Column("failed_step", String(64), nullable=False),
     Column("completed_steps", JSONB, nullable=False),
-    # Every undo that failed, first one first (= failed_step); `[]` on rows from before it existed.
+    # Every undo that failed, first one first (= failed_step); `[]` on rows from before it existed
+    # (added to older tables by `ensure_schema`, which is why it has a server default).
     Column("failed_steps", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("reason", Text, nullable=False),
     Column("state", String(16), nullable=False, server_default="open"),
@@ -40,22 +39,3 @@ incidents = Table(
     # One incident per saga and failed step, however often the activity is retried.
     UniqueConstraint("workflow_id", "failed_step", name="incidents_workflow_step_key"),
 )
-
-
-def ensure_incident_columns(engine: Engine) -> None:
-    """Add `failed_steps` to an `orders.incidents` created before it (`create_all` adds no columns).
-
-    Idempotent and cheap when the column exists; its server default keeps older writers working.
-    """
-    inspector = inspect(engine)
-    if not inspector.has_table("incidents", schema="orders"):
-        return  # `ensure_schema` will create it with the column
-    if "failed_steps" in {c["name"] for c in inspector.get_columns("incidents", schema="orders")}:
-        return
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "ALTER TABLE orders.incidents "
-                "ADD COLUMN IF NOT EXISTS failed_steps JSONB NOT NULL DEFAULT '[]'::jsonb"
-            )
-        )
