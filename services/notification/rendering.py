@@ -48,7 +48,10 @@ SUBJECTS: dict[str, Callable[[Any], str]] = {
     "provisioning.started": lambda d: f"We are creating {_names(d.resources)} in {d.region}",
     "provisioning.completed": lambda d: f"Your resources are up: {_names(d.resources)}",
     "provisioning.failed": lambda d: f"Creating your resources failed in {d.region}: {d.reason}",
-    "provisioning.deprovisioned": lambda d: f"Released {_names(d.resources)}",
+    "provisioning.deprovisioned": lambda d: (
+        f"Released {_names(d.resources)}" if d.resources
+        else f"Nothing was created for order {d.order_id}, so nothing had to be released"
+    ),
     "billing.payment-failed": lambda d: f"Your payment of {_money(d.amount)} failed ({d.failure_code.value})",
     "billing.invoice-created": lambda d: f"Invoice {d.invoice_number}: {_money(d.total)} due {d.due_date}",
     "billing.invoice-overdue": lambda d: (

@@ -30,6 +30,14 @@ def test_subjects_differ_per_event_type() -> None:
     assert len(set(subjects.values())) == len(subjects)
 
 
+def test_releasing_nothing_tells_the_customer_so() -> None:
+    event = example_event("provisioning.deprovisioned")
+    assert event.data.resources and render(event)[0].subject.startswith("Released ")
+    empty = event.model_copy(update={"data": event.data.model_copy(update={"resources": []})})
+    subject = render(empty)[0].subject
+    assert subject == f"Nothing was created for order {event.data.order_id}, so nothing had to be released"
+
+
 def test_correlation_id_is_a_pure_function_of_the_workflow_id() -> None:
     order = OrderRequest(
         tenant_id="acme",
