@@ -2,13 +2,22 @@
 
 The event id is derived from (workflow id, step), so Temporal's activity retries re-send the same
 event instead of minting a second one; consumers deduplicate on it.
+
+The workflow hands over wire-shaped data and the event is encoded as the type's latest version. A
+retry runs with the input recorded when the activity was scheduled, so after a deploy that adds a
+version an activity scheduled by the previous build still carries the older shape: such data is
+validated as the newest older version it fits and upcast, as the DLQ redrive does.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
+import pydantic_core
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -62,9 +71,19 @@ class PublishingActivities:
 
     @staticmethod
     def _envelope(request: PublishRequest) -> schemas.Envelope:
+        try:
+            return PublishingActivities._build(request, request.data)
+        except schemas.ContractError:
+            older = _as_older_version(request.event_type, request.data)
+            if older is None:
+                raise
+        return schemas.upcast(PublishingActivities._build(request, older))
+
+    @staticmethod
+    def _build(request: PublishRequest, data: schemas.Payload | Mapping[str, Any]) -> schemas.Envelope:
         return schemas.new_event(
             request.event_type,
-            request.data,
+            data,
             tenant_id=request.tenant_id,
             correlation_id=uuid.UUID(request.correlation_id),
             causation_id=uuid.UUID(request.causation_id) if request.causation_id else None,
@@ -73,3 +92,21 @@ class PublishingActivities:
             event_id=step_event_id(request.workflow_id, request.step),
             occurred_at=dt.datetime.fromisoformat(request.occurred_at),
         )
+
+
+def _as_older_version(event_type: str, data: Mapping[str, Any]) -> schemas.Payload | None:
+    """`data` as the newest older payload version it validates against (payloads are closed, so only
+    data of that exact shape fits), or None: then the latest version's error stands."""
+    entry = schemas.catalog.get(event_type)
+    if entry is None or not isinstance(data, Mapping):
+        return None
+    try:
+        raw = pydantic_core.to_json(dict(data))
+    except pydantic_core.PydanticSerializationError:
+        return None
+    for version in reversed(entry.versions[:-1]):
+        try:
+            return entry.payloads[version].model_validate_json(raw)
+        except ValidationError:
+            continue
+    return None

@@ -119,7 +119,8 @@ SPECS: tuple[EventSpec, ...] = (
         ORDER,
         (),
         o.OrderCompensationFailedV1,
-        summary="A compensation step failed; an operator must act.",
+        o.OrderCompensationFailedV2,
+        summary="One or more compensation steps failed; an operator must act.",
     ),
     _event(
         "billing.refund-requested",

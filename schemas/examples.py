@@ -130,6 +130,15 @@ EXAMPLES: MappingProxyType[tuple[str, str], dict[str, Any]] = MappingProxyType(
             "reason": "Payment provider rejected the refund",
             "requiresManualAction": True,
         },
+        ("order.compensation-failed", "v2"): {
+            "orderId": ORDER,
+            "failedStep": "deprovision_resources",
+            "failedSteps": ["deprovision_resources", "refund_payment"],
+            "completedSteps": [],
+            "reason": "undos failed: deprovision_resources, refund_payment — deprovisioning was never "
+            "confirmed; refund failed: PSP_DECLINED the refund was declined",
+            "requiresManualAction": True,
+        },
         ("billing.refund-requested", "v1"): {
             "orderId": ORDER,
             "paymentId": PAYMENT,

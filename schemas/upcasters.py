@@ -15,7 +15,15 @@ from schemas.payloads.billing import (
     RefundInitiator,
     RefundReason,
 )
-from schemas.payloads.order import OrderChannel, OrderCreatedV1, OrderCreatedV2, OrderCreatedV3, OrderLine
+from schemas.payloads.order import (
+    OrderChannel,
+    OrderCompensationFailedV1,
+    OrderCompensationFailedV2,
+    OrderCreatedV1,
+    OrderCreatedV2,
+    OrderCreatedV3,
+    OrderLine,
+)
 from schemas.payloads.provisioning import (
     ProvisionedResourceV2,
     ProvisioningCompletedV1,
@@ -62,6 +70,24 @@ def order_created_v2_to_v3(old: OrderCreatedV2) -> OrderCreatedV3:
         billing_cycle=BillingCycle.MONTHLY,
         channel=OrderChannel.WEB,
         promotion_code=None,
+    )
+
+
+# --- order.compensation-failed --------------------------------------------------------------------------
+
+
+@upcasters.register("order.compensation-failed", "v1")
+def compensation_failed_v1_to_v2(old: OrderCompensationFailedV1) -> OrderCompensationFailedV2:
+    """A v1 record's only structured failure is `failedStep` (sagas before "every-undo" stopped there;
+    later v1 producers named further failures only in the free-text reason, kept verbatim), so the
+    list is that one step."""
+    return OrderCompensationFailedV2(
+        order_id=old.order_id,
+        failed_step=old.failed_step,
+        failed_steps=[old.failed_step],
+        completed_steps=old.completed_steps,
+        reason=old.reason,
+        requires_manual_action=old.requires_manual_action,
     )
 
 

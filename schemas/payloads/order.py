@@ -1,7 +1,7 @@
 """Payloads of the Order domain (the saga's own lifecycle events).
 
-`order.created` has evolved twice; older versions stay here verbatim because old producers and
-retained records still carry them (see `schemas.upcasters`).
+`order.created` has evolved twice and `order.compensation-failed` once; older versions stay here
+verbatim because old producers and retained records still carry them (see `schemas.upcasters`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from schemas.payloads._base import (
     BillingCycle,
@@ -33,6 +33,7 @@ __all__ = [
     "OrderChannel",
     "OrderCompensationCompletedV1",
     "OrderCompensationFailedV1",
+    "OrderCompensationFailedV2",
     "OrderCompensationStartedV1",
     "OrderCreatedV1",
     "OrderCreatedV2",
@@ -187,8 +188,44 @@ class OrderCompensationCompletedV1(Payload):
 
 
 class OrderCompensationFailedV1(Payload):
+    """v1: one `failedStep`; when several undos failed, the others were named only in `reason`."""
+
     order_id: UUID
     failed_step: CompensationStep
     completed_steps: list[CompensationStep]
     reason: ShortText
     requires_manual_action: bool
+
+
+class OrderCompensationFailedV2(Payload):
+    """v2: `failedSteps` names every undo that failed, in the order they failed (the saga tries every
+    undo after one fails).
+
+    `failedStep` stays and always equals `failedSteps[0]`: the first failure is what incidents are
+    keyed on, and consumers written against v1 keep reading it unchanged. The two cannot disagree:
+    a payload whose `failedSteps` does not start with `failedStep`, or names a step twice (each undo
+    runs once), is rejected. v1 records are read with `failedSteps = [failedStep]`.
+    """
+
+    order_id: UUID
+    failed_step: CompensationStep
+    failed_steps: Annotated[
+        list[CompensationStep],
+        Field(
+            min_length=1,
+            max_length=len(CompensationStep),
+            description="Every undo that failed, in the order they failed; the first is failedStep.",
+        ),
+    ]
+    completed_steps: list[CompensationStep]
+    reason: ShortText
+    requires_manual_action: bool
+
+    @model_validator(mode="after")
+    def _first_failure_leads(self) -> OrderCompensationFailedV2:
+        """One source of truth for the first failure: `failed_step` must be `failed_steps[0]`."""
+        if self.failed_steps[0] != self.failed_step:
+            raise ValueError("failedSteps must start with failedStep (the first undo that failed)")
+        if len(set(self.failed_steps)) != len(self.failed_steps):
+            raise ValueError("failedSteps names each undo once")
+        return self

@@ -12,7 +12,7 @@ from schemas import ContractError, catalog, decode, encode, upcast
 from schemas.examples import example_event
 from schemas.payloads._base import BillingCycle, ResourceKind
 from schemas.payloads.billing import BillingRefundRequestedV3, RefundInitiator, RefundReason
-from schemas.payloads.order import OrderChannel, OrderCreatedV3
+from schemas.payloads.order import CompensationStep, OrderChannel, OrderCompensationFailedV2, OrderCreatedV3
 from schemas.payloads.provisioning import ProvisioningCompletedV3
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "events"
@@ -102,6 +102,49 @@ def test_refund_requested_v2_becomes_v3() -> None:
     assert data.amount.currency == "EUR"
     # Redelivery of the same old record yields the same idempotency key.
     assert decode(_fixture("billing.refund-requested.v2")).data.idempotency_key == data.idempotency_key
+
+
+def test_compensation_failed_v1_becomes_v2_listing_its_one_failed_step() -> None:
+    raw = _fixture("order.compensation-failed.v1")
+    event = decode(raw)
+    assert event.version == "v2"
+    data = event.data
+    assert isinstance(data, OrderCompensationFailedV2)
+    assert data.failed_step is CompensationStep.DEPROVISION_RESOURCES
+    assert data.failed_steps == [CompensationStep.DEPROVISION_RESOURCES]
+    # A v1 producer named the later failures only in the text: it is kept verbatim, not parsed.
+    original = json.loads(raw)
+    assert data.reason == original["data"]["reason"] and "refund_payment" in data.reason
+    assert data.completed_steps == [] and data.requires_manual_action is True
+    assert str(event.event_id) == original["eventId"] and str(event.causation_id) == original["causationId"]
+    assert json.loads(encode(event))["data"]["failedSteps"] == ["deprovision_resources"]
+
+
+def test_compensation_failed_v1_keeps_its_completed_steps() -> None:
+    document = json.loads(_fixture("order.compensation-failed.v1"))
+    document["data"].update(failedStep="refund_payment", completedSteps=["deprovision_resources"])
+    data = decode(json.dumps(document).encode()).data
+    assert data.failed_steps == [CompensationStep.REFUND_PAYMENT]
+    assert data.completed_steps == [CompensationStep.DEPROVISION_RESOURCES]
+
+
+@pytest.mark.parametrize(
+    ("failed_steps", "problem"),
+    [
+        ([], "at least 1"),
+        (["refund_payment", "deprovision_resources"], "start with failedStep"),
+        (["deprovision_resources", "deprovision_resources"], "each undo once"),
+    ],
+)
+def test_compensation_failed_v2_lists_the_first_failure_first_and_each_once(
+    failed_steps: list[str], problem: str
+) -> None:
+    document = json.loads(encode(example_event("order.compensation-failed", "v2")))
+    assert document["data"]["failedStep"] == "deprovision_resources"
+    document["data"]["failedSteps"] = failed_steps
+    with pytest.raises(ContractError) as info:
+        decode(json.dumps(document).encode())
+    assert info.value.field in {"data", "data.failedSteps"} and problem in info.value.reason
 
 
 def test_unknown_free_text_reason_maps_to_other() -> None:

@@ -11,7 +11,7 @@ from schemas.examples import example_event
 from services.common import TenantScope, service_event_id
 from services.notification.rendering import SUBJECTS, render
 from services.order.api import FAIL_POINTS, new_order
-from workflows.contracts import OrderRequest, correlation_id_for, order_workflow_id
+from workflows.contracts import OrderRequest, PublishRequest, correlation_id_for, order_workflow_id
 from workflows.plans import RESOURCE_STEPS, resources_for_plan
 
 
@@ -135,3 +135,62 @@ def test_bridge_refuses_an_event_whose_correlation_is_not_its_flow() -> None:
     with pytest.raises(NotFoundError, match="is not the flow of"):
         OrderBridge(signaller)(envelope, None)  # type: ignore[arg-type]
     assert signaller.calls == []
+
+
+def _compensation_failed_request(data: dict) -> PublishRequest:
+    """The saga's publish input for `order.compensation-failed`, as a given build scheduled it."""
+    return PublishRequest(
+        workflow_id="order-acme-1",
+        step="compensation-failed",
+        event_type="order.compensation-failed",
+        data=data,
+        tenant_id="acme",
+        correlation_id=correlation_id_for("order-acme-1"),
+        causation_id=str(uuid.uuid4()),
+        actor_id="order-service",
+        actor_type="service",
+        occurred_at="2025-02-11T08:14:07+00:00",
+    )
+
+
+_V1_SHAPED = {
+    "orderId": str(uuid.uuid4()),
+    "failedStep": "deprovision_resources",
+    "completedSteps": ["refund_payment"],
+    "reason": "deprovisioning was never confirmed",
+    "requiresManualAction": True,
+}
+
+
+def test_publish_encodes_the_latest_version_with_every_failed_step() -> None:
+    from activities.publishing import PublishingActivities, step_event_id
+
+    data = {**_V1_SHAPED, "failedSteps": ["deprovision_resources", "refund_payment"], "completedSteps": []}
+    envelope = PublishingActivities._envelope(_compensation_failed_request(data))
+    assert envelope.version == "v2" == schemas.catalog["order.compensation-failed"].latest_version
+    assert [s.value for s in envelope.data.failed_steps] == ["deprovision_resources", "refund_payment"]
+    assert envelope.event_id == step_event_id("order-acme-1", "compensation-failed")
+
+
+def test_publish_upcasts_the_older_shape_a_previous_build_scheduled() -> None:
+    """A retry after a deploy runs with the input the old build recorded: still published, as v2."""
+    from activities.publishing import PublishingActivities, step_event_id
+
+    envelope = PublishingActivities._envelope(_compensation_failed_request(dict(_V1_SHAPED)))
+    assert envelope.version == "v2"
+    assert [s.value for s in envelope.data.failed_steps] == ["deprovision_resources"]
+    assert [s.value for s in envelope.data.completed_steps] == ["refund_payment"]
+    assert envelope.event_id == step_event_id("order-acme-1", "compensation-failed")  # same event
+    assert str(envelope.correlation_id) == correlation_id_for("order-acme-1")
+
+
+def test_publish_rejects_data_that_fits_no_version_with_the_latest_versions_error() -> None:
+    from activities.publishing import PublishingActivities
+
+    data = {**_V1_SHAPED, "failedSteps": ["refund_payment"]}  # v2-shaped, first failure mismatched
+    with pytest.raises(schemas.ContractError, match="start with failedStep"):
+        PublishingActivities._envelope(_compensation_failed_request(data))
+    with pytest.raises(schemas.ContractError) as info:
+        PublishingActivities._envelope(_compensation_failed_request({**_V1_SHAPED, "reason": ""}))
+    # Old-shaped but invalid as v1 too: the error is the latest version's, not v1's.
+    assert info.value.field == "data.failedSteps" and "more problem" in info.value.reason
