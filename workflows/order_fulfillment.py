@@ -451,10 +451,14 @@ class OrderFulfillmentWorkflow:
         return False, last, "the refund was never confirmed"
 
     async def _compensation_failed(self, failures: list[tuple[str, str]], cause_id: str) -> OrderResult:
-        """Every failed undo goes to a person: the event and the incident name each one (the first
-        in `failedStep`, all in the reason and the incident's `failed_steps`) and what was undone."""
+        """Every failed undo goes to a person: the event (v2: `failedSteps`, the first also in
+        `failedStep`) and the incident name each one, the reason says why, and what was undone.
+
+        Only the activity's input gains `failedSteps` (the publish activity encodes the latest
+        version): the commands are the same, so no `workflow.patched` guard is needed."""
         order = self._require_order()
         step = failures[0][0]
+        failed_steps = [failed for failed, _ in failures]
         why = _failures_reason(failures)
         self._failure = why
         failed_comp = await self._publish(
@@ -463,6 +467,7 @@ class OrderFulfillmentWorkflow:
             {
                 "orderId": order.order_id,
                 "failedStep": step,
+                "failedSteps": failed_steps,
                 "completedSteps": list(self._completed),
                 "reason": _short(why),
                 "requiresManualAction": True,
@@ -480,7 +485,7 @@ class OrderFulfillmentWorkflow:
                 failed_step=step,
                 completed_steps=list(self._completed),
                 reason=why,
-                failed_steps=[failed for failed, _ in failures],
+                failed_steps=list(failed_steps),
             ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_COMPENSATION_RETRY,

@@ -553,6 +553,10 @@ async def test_every_undo_is_tried_and_every_failure_is_named(
     by_type = {r.envelope.event_type: r.envelope for r in records}
     failed = by_type["order.compensation-failed"].data
     assert failed.failed_step.value == "deprovision_resources" and list(failed.completed_steps) == []
+    # Published as v2 (not a v1 record upcast on read), listing every failed undo in order.
+    [published] = [r for r in records if r.envelope.event_type == "order.compensation-failed"]
+    assert published.headers["ce_dataschema"] == schemas.dataschema_uri("order.compensation-failed", "v2")
+    assert [s.value for s in failed.failed_steps] == ["deprovision_resources", "refund_payment"]
     assert failed.reason.startswith("undos failed: deprovision_resources, refund_payment — ")
     assert "refund failed:" in failed.reason
     assert by_type["order.compensation-failed"].causation_id == by_type["billing.refund-failed"].event_id

@@ -132,6 +132,8 @@ async def test_provisioning_silence_times_out_and_every_unconfirmed_undo_needs_a
     assert recorder.published[4].data["resourcesToRelease"] == []  # unknown: release whatever exists
     failed = recorder.published[16].data
     assert failed["failedStep"] == "deprovision_resources" and failed["completedSteps"] == []
+    assert failed["failedSteps"] == ["deprovision_resources", "refund_payment"]
+    assert PublishingActivities._envelope(recorder.published[16]).version == "v2"
     assert failed["reason"].startswith("undos failed: deprovision_resources, refund_payment — ")
     assert [(i.failed_step, i.failed_steps, i.completed_steps) for i in recorder.incidents] == [
         ("deprovision_resources", ["deprovision_resources", "refund_payment"], [])
@@ -165,6 +167,7 @@ async def test_a_failed_undo_does_not_stop_the_next_one(env: WorkflowEnvironment
     ]
     failed = recorder.published[-2].data
     assert failed["failedStep"] == "deprovision_resources"
+    assert failed["failedSteps"] == ["deprovision_resources"]
     assert failed["completedSteps"] == ["refund_payment"]
     assert failed["reason"] == "deprovisioning was never confirmed"
     assert [(i.failed_steps, i.completed_steps) for i in recorder.incidents] == [
