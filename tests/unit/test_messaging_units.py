@@ -148,6 +148,19 @@ def test_spool_appends_replays_in_order_and_deletes_done_files(tmp_path: Path) -
     assert not path.exists() and not spool.has_pending() and spool.next_batch() is None
 
 
+def test_spool_line_format_is_stable() -> None:
+    """A line as earlier releases wrote it (standard base64 fields) still reads back, and a record
+    written now is byte-for-byte that format (apart from its spooledAt)."""
+    line = (b'{"topic":"topic","key":"azA=","value":"djA=","headers":[["h","AP8="],["traceparent","MDAteA=="]],'
+            b'"spooledAt":"2026-01-01T00:00:00.000+00:00"}\n')
+    assert SpooledRecord.from_line(line) == _record(0)
+    written = json.loads(_record(0).to_line())
+    assert {k: v for k, v in written.items() if k != "spooledAt"} == {
+        k: v for k, v in json.loads(line).items() if k != "spooledAt"}
+    with pytest.raises(ValueError):
+        SpooledRecord.from_line(line.replace(b'"djA="', b'"d"'))  # not base64: a clear error, not garbage
+
+
 def test_spool_quarantines_bad_lines_and_ignores_a_torn_tail(tmp_path: Path) -> None:
     spool = FallbackSpool(tmp_path)
     path = spool.append([_record(0)])
