@@ -3,12 +3,14 @@ format, spool files, handler specs, idempotency keys and the JSON log line."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
 import json
 import logging
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -195,20 +197,29 @@ def test_idempotency_key_is_sha256_of_the_three_parts() -> None:
     assert idempotency_key(event_id, correlation_id, "other") != expected
 
 
-def test_json_log_line_carries_the_bound_ids() -> None:
+@contextlib.contextmanager
+def _json_logger(name: str) -> Iterator[tuple[logging.Logger, list[dict]]]:
+    """A logger writing JSON lines; the list holds the parsed lines once the block is left."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("tests.messaging.json")
+    logger = logging.getLogger(name)
     logger.addHandler(handler)
     logger.propagate = False
+    lines: list[dict] = []
     try:
+        yield logger, lines
+    finally:
+        logger.removeHandler(handler)
+        lines += [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_json_log_line_carries_the_bound_ids() -> None:
+    with _json_logger("tests.messaging.json") as (logger, lines):
         with log_context(correlation_id="c-1", event_id="e-1", tenant_id="t-1"):
             logger.warning("inside %s", "block")
         logger.warning("outside")
-    finally:
-        logger.removeHandler(handler)
-    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
+    inside, outside = lines
     assert inside["message"] == "inside block"
     assert (inside["correlationId"], inside["eventId"], inside["tenantId"]) == ("c-1", "e-1", "t-1")
     assert {"traceId", "spanId", "ts", "level"} <= inside.keys()
@@ -246,20 +257,12 @@ def test_bind_event_ids_takes_uuids_and_logs_them_as_text() -> None:
     from cloud_factory.logs import bind_event_ids, bound_log_fields
 
     correlation_id, event_id = uuid.uuid4(), uuid.uuid4()
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("tests.messaging.uuid-ids")
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
+    with _json_logger("tests.messaging.uuid-ids") as (logger, lines):
         with bind_event_ids(correlation_id, event_id, "t-1"):
             assert bound_log_fields() == {"correlationId": str(correlation_id), "eventId": str(event_id),
                                           "tenantId": "t-1"}
             logger.warning("handled")
-    finally:
-        logger.removeHandler(handler)
-    line = json.loads(stream.getvalue())
+    [line] = lines
     assert (line["correlationId"], line["eventId"], line["tenantId"]) == (str(correlation_id), str(event_id), "t-1")
     assert bound_log_fields() == {}
 
