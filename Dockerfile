@@ -11,7 +11,7 @@ COPY bridges ./bridges
 COPY workers ./workers
 COPY services ./services
 COPY messaging ./messaging
-RUN pip install .
+RUN pip install '.[otlp]'
 RUN useradd --system --uid 10001 cloudfactory
 USER cloudfactory
 ENTRYPOINT ["cloud-factory"]

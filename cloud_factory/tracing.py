@@ -3,7 +3,8 @@
 Every process installs an SDK tracer provider so that spans have real ids (the `traceparent`
 header is part of the event contract); exporting them is optional: `CF_TRACE_EXPORTER` is `none`
 (default: ids only — spans are not sampled, so nothing is recorded or leaves the process and a span
-costs little more than its ids), `console`, or `otlp` (needs opentelemetry-exporter-otlp installed).
+costs little more than its ids), `console`, or `otlp` (OTLP/HTTP to `OTEL_EXPORTER_OTLP_ENDPOINT`,
+default http://localhost:4318; the `otlp` extra installs the exporter).
 
 Spans: the producer opens `publish {topic}` (PRODUCER), the consumer `consume {topic}` (CONSUMER)
 parented on the record's `traceparent`, and each handler `handle {eventType}`; Temporal's
@@ -62,11 +63,12 @@ def configure_tracing(service_name: str, exporter: str | None = None) -> None:
     if exporter == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     elif exporter == "otlp":
-        try:
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        try:  # OTLP over HTTP/protobuf: the protocol's default, and no gRPC runtime to install
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         except ImportError as exc:
-            raise RuntimeError(
-                "CF_TRACE_EXPORTER=otlp needs `pip install opentelemetry-exporter-otlp`") from exc
+            raise RuntimeError("CF_TRACE_EXPORTER=otlp needs the otlp extra: "
+                               "pip install 'cloud-factory[otlp]'") from exc
+        # Endpoint, headers and timeout come from the standard OTEL_EXPORTER_OTLP_* variables.
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     elif exporter != "none":
         raise ValueError(f"CF_TRACE_EXPORTER must be none, console or otlp, not {exporter!r}")
