@@ -84,7 +84,9 @@ class EventProducer:
     def __init__(self, bootstrap_servers: str, keyring: schemas.Keyring, *, env: str = "dev",
                  delivery_timeout_ms: int = 30_000, extra_config: dict[str, object] | None = None,
                  spool: FallbackSpool | None = None, replay_interval: float = 1.0,
-                 partitions: int = 3) -> None:
+                 partitions: int = 3, replay_in_background: bool = True) -> None:
+        """`replay_in_background=False` leaves a spool found at start to an explicit `replay_spool`
+        (the `fallback replay` command reports what it replayed itself)."""
         self.keyring = keyring
         self.env = env
         self.spool = spool
@@ -114,7 +116,7 @@ class EventProducer:
             self._replayer = SpoolReplayer(replay_producer, spool, interval=replay_interval,
                                            ensure_topic=self.topics.ensure,
                                            flush_timeout=replay_timeout_ms / 1000 + 5)
-        if self._replayer is not None and spool is not None and spool.has_pending():
+        if self._replayer is not None and spool is not None and spool.has_pending() and replay_in_background:
             self._replayer.start()
 
     # -- envelopes ------------------------------------------------------------------------------
@@ -139,8 +141,8 @@ class EventProducer:
         with self._span(envelope, topic):
             value = schemas.encode(envelope)
             key = str(envelope.correlation_id).encode()
-            self.send_raw(topic, key=key, value=value, headers=record_headers(envelope, value, self.keyring, key=key),
-                          on_delivery=on_delivery)
+            headers = record_headers(envelope, value, self.keyring, key=key)
+            self.send_raw(topic, key=key, value=value, headers=headers, on_delivery=on_delivery)
 
     # -- raw records ----------------------------------------------------------------------------
     def publish_raw(self, topic: str, *, key: bytes | None, value: bytes,
@@ -227,11 +229,11 @@ class EventProducer:
         self._replayer.start()
         return Delivery(topic, -1, -1, spooled=True)
 
-    def replay_spool(self) -> ReplayReport:
+    def replay_spool(self, on_progress: Callable[[ReplayReport], None] | None = None) -> ReplayReport:
         """Re-publish what the spool holds now (the background replayer does this by itself)."""
         if self._replayer is None:
             return ReplayReport()
-        return self._replayer.replay()
+        return self._replayer.replay(on_progress)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def _span(self, envelope: schemas.Envelope, topic: str) -> _PublishScope:

@@ -84,8 +84,11 @@ class SpoolReplayer:
         except KafkaException:
             return False
 
-    def replay(self) -> ReplayReport:
-        """One pass over the spool; `remaining` tells whether anything is still waiting."""
+    def replay(self, on_progress: Callable[[ReplayReport], None] | None = None) -> ReplayReport:
+        """One pass over the spool; `remaining` tells whether anything is still waiting.
+
+        `on_progress` gets the running report after every batch (a CLI draws its progress bar
+        from it: a large spool takes a while to drain)."""
         report = ReplayReport()
         with self._replay_lock:
             while not self._stop.is_set():
@@ -124,6 +127,8 @@ class SpoolReplayer:
                     upto = end
                 self.spool.advance(batch, upto)
                 METRICS.add("replayed", report.replayed)
+                if on_progress is not None:
+                    on_progress(report)
                 if stalled:
                     report.remaining = True
                     return report

@@ -51,7 +51,8 @@ def spool_from(settings: Settings) -> FallbackSpool:
 
 
 def producer_from(settings: Settings, *, fallback: bool = True, delivery_timeout_ms: int = 30_000,
-                  extra_config: dict[str, object] | None = None) -> EventProducer:
+                  extra_config: dict[str, object] | None = None,
+                  replay_in_background: bool = True) -> EventProducer:
     """The process's producer; with `fallback` (default) records survive a Kafka outage in the spool.
 
     Temporal activities may pass `fallback=False` and let Temporal's activity retries cover an
@@ -60,7 +61,7 @@ def producer_from(settings: Settings, *, fallback: bool = True, delivery_timeout
     return EventProducer(settings.bootstrap_servers, keyring_from(settings), env=settings.env,
                          delivery_timeout_ms=delivery_timeout_ms, extra_config=extra_config,
                          spool=spool_from(settings) if fallback else None,
-                         partitions=settings.kafka_partitions)
+                         partitions=settings.kafka_partitions, replay_in_background=replay_in_background)
 
 
 def idempotency_from(settings: Settings) -> IdempotencyStore:

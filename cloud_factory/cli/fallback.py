@@ -33,11 +33,20 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print one JSON ob
 @app.command()
 def replay() -> None:
     """Re-publish every spooled record now, in order (workers also do this by themselves)."""
-    from messaging.wiring import producer_from
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    producer = producer_from(get_settings())
+    from messaging.wiring import producer_from, spool_from
+
+    settings = get_settings()
+    pending = spool_from(settings).status().pending_records
+    producer = producer_from(settings, replay_in_background=False)  # this command does the replay
+    columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
-        report = producer.replay_spool()
+        with Progress(*columns, console=Console(stderr=True), disable=not pending) as progress:
+            task = progress.add_task("replay", total=pending)
+            report = producer.replay_spool(
+                on_progress=lambda so_far: progress.update(task, completed=so_far.replayed + so_far.failed))
     finally:
         producer.close()
     typer.echo(f"replayed {report.replayed} record(s); {report.failed} moved to .failed; "
