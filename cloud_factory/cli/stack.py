@@ -48,6 +48,35 @@ def _print_workers() -> None:
     Console().print(table)
 
 
+def _print_backlog() -> None:
+    """What waits to reach Kafka: the file fallback spool and each outbox's pending rows (informational:
+    never changes the exit code). Anything here for long means a broker or a relay is missing."""
+    from sqlalchemy import func, inspect, select
+
+    from cloud_factory.db import engine_for
+    from cloud_factory.settings import get_settings
+    from messaging.wiring import spool_from
+    from services.common.outbox_services import OUTBOX_SERVICES, service_tables
+
+    settings = get_settings()
+    spool = spool_from(settings).status()
+    parts = [f"fallback spool {spool.pending_records} pending"
+             + (f", {spool.failed_records} failed line(s)" if spool.failed_records else "")]
+    try:
+        engine = engine_for(settings.dsn)
+        with engine.connect() as conn:
+            for service in OUTBOX_SERVICES:
+                outbox = service_tables(service).outbox
+                if not inspect(conn).has_table(outbox.name, schema=outbox.schema):
+                    continue  # the service never ran here
+                pending = conn.execute(
+                    select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))).scalar_one()
+                parts.append(f"{service} outbox {pending} pending")
+    except Exception as exc:  # noqa: BLE001 - informational only; the component table says what is down
+        parts.append(f"outboxes unknown ({type(exc).__name__})")
+    Console().print("backlog: " + "; ".join(parts))
+
+
 @app.command()
 def up() -> None:
     """Start every component that is not running and wait until all are healthy (safe to re-run)."""
@@ -72,6 +101,7 @@ def status() -> None:
     statuses = Stack().status()
     _print_table(statuses)
     _print_workers()
+    _print_backlog()
     if any(st.state is not ComponentState.HEALTHY for st in statuses):
         raise typer.Exit(1)
 

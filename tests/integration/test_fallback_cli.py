@@ -1,6 +1,6 @@
 """`cloud-factory fallback status | replay` on the real broker: status counts what waits (exit 1 while
 anything does), replay re-publishes it in order with key and headers intact, moves an unreadable line
-to `.failed`, and leaves the spool empty (status exit 0)."""
+to `.failed`, and leaves the spool empty (status exit 0); `stack status` shows the same backlog."""
 
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ def test_status_and_replay_drain_the_spool_in_order(stack, settings: Settings, u
 
     waiting = _cli("status", env=env)
     assert waiting.returncode == 1 and "25 pending record(s)" in waiting.stdout, waiting.stdout + waiting.stderr
+    assert "backlog: fallback spool 25 pending" in _stack_status(env)
 
     replayed = _cli("replay", env=env)
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
@@ -63,3 +64,12 @@ def test_status_and_replay_drain_the_spool_in_order(stack, settings: Settings, u
     drained = _cli("status", env=env)
     assert drained.returncode == 0, drained.stdout
     assert "0 pending record(s)" in drained.stdout and "1 failed line(s)" in drained.stdout
+    backlog = _stack_status(env)
+    assert "backlog: fallback spool 0 pending, 1 failed line(s)" in backlog and "outbox" in backlog
+
+
+def _stack_status(env: dict[str, str]) -> str:
+    """`stack status` output on one line (rich wraps it at the terminal width)."""
+    run = subprocess.run([CLI, "stack", "status"], env={**env, "COLUMNS": "300"}, capture_output=True,
+                         text=True, timeout=60)
+    return run.stdout.replace("\n", " ")

@@ -33,6 +33,7 @@ from workers.consumers import (
     consumer_for,
 )
 from workers.notification import build_notification_consumer
+from workers.outbox import build_outbox_relay
 from workers.saga import build_saga_worker, connect_client
 from workflows.contracts import SagaTimings
 
@@ -109,6 +110,11 @@ class SagaHarness:
                 name=f"{kind}-{self.tag}",
                 daemon=True,
             )
+            thread.start()
+            self._threads.append(thread)
+        if "notification" in self.consumer_kinds:  # its reports wait in its outbox until relayed
+            relay = await asyncio.to_thread(build_outbox_relay, self.settings, "notification")
+            thread = threading.Thread(target=relay.run, args=(self._stop,), name=f"relay-{self.tag}", daemon=True)
             thread.start()
             self._threads.append(thread)
         self.client = await connect_client(self.settings)
