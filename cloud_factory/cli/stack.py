@@ -67,10 +67,10 @@ def _print_backlog() -> None:
         with engine.connect() as conn:
             for service in OUTBOX_SERVICES:
                 outbox = service_tables(service).outbox
-                if not inspect(conn).has_table(outbox.name, schema=outbox.schema):
-                    continue  # the service never ran here
-                pending = conn.execute(
-                    select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))).scalar_one()
+                pending = 0  # no table yet: the service never ran here, so nothing waits
+                if inspect(conn).has_table(outbox.name, schema=outbox.schema):
+                    pending = conn.execute(select(func.count()).select_from(outbox)
+                                           .where(outbox.c.published_at.is_(None))).scalar_one()
                 parts.append(f"{service} outbox {pending} pending")
     except Exception as exc:  # noqa: BLE001 - informational only; the component table says what is down
         parts.append(f"outboxes unknown ({type(exc).__name__})")

@@ -65,7 +65,8 @@ def test_status_and_replay_drain_the_spool_in_order(stack, settings: Settings, u
     assert drained.returncode == 0, drained.stdout
     assert "0 pending record(s)" in drained.stdout and "1 failed line(s)" in drained.stdout
     backlog = _stack_status(env)
-    assert "backlog: fallback spool 0 pending, 1 failed line(s)" in backlog and "outbox" in backlog
+    assert "backlog: fallback spool 0 pending, 1 failed line(s); identity outbox " in backlog
+    assert all(f"{service} outbox " in backlog for service in ("product", "support", "notification"))
 
 
 def _stack_status(env: dict[str, str]) -> str:
