@@ -16,7 +16,7 @@ from pathlib import Path
 from cloud_factory.stack._component import Component
 from cloud_factory.stack._process import StackError, port_open, spawn
 
-__all__ = ["KAFKA_VERSION", "KafkaComponent"]
+__all__ = ["KAFKA_VERSION", "KafkaComponent", "new_cluster_id"]
 
 KAFKA_VERSION = "4.4.0"
 
@@ -35,6 +35,16 @@ logger.controller.name = org.apache.kafka.controller
 logger.controller.level = WARN
 """
 
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id (22 url-safe base64 characters of a random UUID), never starting with "-":
+    the storage tool would read such an id as an option and fail (1 start in 64) — Kafka's own
+    generator avoids it the same way."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 class KafkaComponent(Component):
     name = "kafka"
@@ -125,7 +135,7 @@ class KafkaComponent(Component):
         ]
 
     def _format_storage(self) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         result = subprocess.run(
             self._java("kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
                        "-c", str(self.home / "server.properties")),
