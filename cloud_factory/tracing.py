@@ -30,6 +30,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 __all__ = [
     "configure_tracing",
     "fast_extract",
+    "child_traceparent",
     "fast_inject",
     "parse_traceparent",
     "recording",
@@ -174,6 +175,22 @@ def fast_inject() -> list[tuple[str, bytes]]:
     headers = [("traceparent", header.encode())]
     if span_context.trace_state:
         headers.append(("tracestate", span_context.trace_state.to_header().encode()))
+    return headers
+
+
+def child_traceparent() -> list[tuple[str, bytes]]:
+    """Ids-only `publish` span: a `traceparent` naming a fresh span id under the current span (or a
+    new trace), without making that span current. With nothing recorded only the header needs its
+    id, and skipping the context switch is most of a publish span's cost per record."""
+    base = _get_current_span().get_span_context()
+    if base.is_valid:
+        trace_id, flags, state = base.trace_id, base.trace_flags, base.trace_state
+    else:
+        trace_id, flags, state = _getrandbits(128) or 1, 0, None
+    header = f"00-{trace_id:032x}-{_getrandbits(64) or 1:016x}-{flags:02x}"
+    headers = [("traceparent", header.encode())]
+    if state:
+        headers.append(("tracestate", state.to_header().encode()))
     return headers
 
 

@@ -24,7 +24,7 @@ from opentelemetry import trace
 
 import schemas
 from cloud_factory.logs import bind_event_ids
-from cloud_factory.tracing import fast_inject, recording, scope
+from cloud_factory.tracing import child_traceparent, fast_inject, recording, scope
 from messaging.errors import BrokerUnavailableError, PublishError
 from messaging.metrics import METRICS
 from messaging.replay import ReplayReport, SpoolReplayer
@@ -59,16 +59,18 @@ DeliveryCallback = Callable[[PublishError | None, Delivery | None], None]
 
 
 def record_headers(envelope: schemas.Envelope, value: bytes, keyring: schemas.Keyring,
-                   *, key: bytes | None = None) -> list[tuple[str, bytes]]:
+                   *, key: bytes | None = None,
+                   trace_headers: list[tuple[str, bytes]] | None = None) -> list[tuple[str, bytes]]:
     """Every header a platform record carries, in a stable order (`key`: the record key, i.e. the
-    correlation id as bytes, when the caller has it already)."""
+    correlation id as bytes, when the caller has it already; `trace_headers`: the trace context to
+    carry, by default the current span's)."""
     event_id = str(envelope.event_id).encode()
     return [
         *keyring.sign(value),
         ("x-cf-event-type", envelope.event_type.encode()),
         ("x-cf-event-id", event_id),
         *schemas.cloudevent_headers(envelope, event_id=event_id, correlation_id=key),
-        *fast_inject(),
+        *(fast_inject() if trace_headers is None else trace_headers),
     ]
 
 
@@ -127,21 +129,20 @@ class EventProducer:
                 timeout: float = 30.0) -> Delivery:
         """Encode, sign and send one event; block until the broker acknowledged (or the spool holds) it."""
         topic = topic or self.topic_for(envelope)
-        with self._span(envelope, topic):
+        with _PublishScope(envelope, topic) as trace_headers:
             value = schemas.encode(envelope)
             key = str(envelope.correlation_id).encode()
-            return self.publish_raw(topic, key=key, value=value,
-                                    headers=record_headers(envelope, value, self.keyring, key=key),
-                                    timeout=timeout)
+            headers = record_headers(envelope, value, self.keyring, key=key, trace_headers=trace_headers)
+            return self.publish_raw(topic, key=key, value=value, headers=headers, timeout=timeout)
 
     def send(self, envelope: schemas.Envelope, *, topic: str | None = None,
              on_delivery: DeliveryCallback | None = None) -> None:
         """Pipelined publish: queue one event and return; `flush` waits for every acknowledgement."""
         topic = topic or self.topic_for(envelope)
-        with self._span(envelope, topic):
+        with _PublishScope(envelope, topic) as trace_headers:
             value = schemas.encode(envelope)
             key = str(envelope.correlation_id).encode()
-            headers = record_headers(envelope, value, self.keyring, key=key)
+            headers = record_headers(envelope, value, self.keyring, key=key, trace_headers=trace_headers)
             self.send_raw(topic, key=key, value=value, headers=headers, on_delivery=on_delivery)
 
     # -- raw records ----------------------------------------------------------------------------
@@ -236,9 +237,6 @@ class EventProducer:
         return self._replayer.replay(on_progress)
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def _span(self, envelope: schemas.Envelope, topic: str) -> _PublishScope:
-        return _PublishScope(envelope, topic)
-
     def flush(self, timeout: float = 30.0) -> int:
         """Deliver what is queued; returns how many records are still undelivered."""
         return self._producer.flush(timeout)
@@ -251,24 +249,35 @@ class EventProducer:
 
 
 class _PublishScope:
-    """The `publish {topic}` span plus the event's ids bound to the log lines inside it."""
+    """The `publish {topic}` span plus the event's ids bound to the log lines inside it; entering it
+    gives the trace headers the record carries.
+
+    Recording, it is a real PRODUCER span made current (its child ids go out in `traceparent`).
+    Ids only (no exporter), nothing would ever see the span but the consumer, so only its id is made
+    (`child_traceparent`) and no context is switched: log lines inside name the caller's span.
+    """
 
     __slots__ = ("_span", "_logs", "_envelope", "_topic")
 
     def __init__(self, envelope: schemas.Envelope, topic: str) -> None:
         self._envelope, self._topic = envelope, topic
+        self._span: scope | None = None
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> list[tuple[str, bytes]]:
         envelope = self._envelope
+        self._logs = bind_event_ids(envelope.correlation_id, envelope.event_id, envelope.tenant_id)
+        self._logs.__enter__()
+        if not recording():
+            return child_traceparent()
         attributes = {"messaging.system": "kafka", "messaging.destination.name": self._topic,
                       "cloudfactory.event_type": envelope.event_type,
-                      "cloudfactory.event_id": str(envelope.event_id)} if recording() else None
+                      "cloudfactory.event_id": str(envelope.event_id)}
         self._span = scope(f"publish {self._topic}", kind=trace.SpanKind.PRODUCER, attributes=attributes,
                            tracer_name="cloud_factory.producer")
         self._span.__enter__()
-        self._logs = bind_event_ids(envelope.correlation_id, envelope.event_id, envelope.tenant_id)
-        self._logs.__enter__()
+        return fast_inject()
 
     def __exit__(self, *exc: object) -> None:
+        if self._span is not None:
+            self._span.__exit__(*exc)
         self._logs.__exit__(*exc)
-        self._span.__exit__(*exc)
