@@ -1,9 +1,11 @@
 """Relays a service's outbox to Kafka: in id order, marked published only once acknowledged.
 
-Any number of relays (worker replicas, a CLI's inline attempt) may run against one outbox. Each
-takes the oldest pending rows with `SELECT … FOR UPDATE SKIP LOCKED`, so two relays never hold the
-same row; a relay whose batch is not the head of the queue (an older pending row is held by
-another relay) lets go and waits, so records reach Kafka in insertion order. A relay that dies
+Any number of relays (worker replicas, a CLI's inline attempt) may run against one outbox; one at a
+time relays a batch: it holds a transaction-scoped advisory lock on the outbox from taking the
+oldest pending rows until the broker acknowledged them and they are marked, and the others step
+aside (busy) meanwhile, so records reach Kafka in insertion order even across relays with
+producers of their own. The rows are also taken `FOR UPDATE SKIP LOCKED`, and a batch that is not
+the head of the queue is let go, as a second line of defence. A relay that dies
 after the broker acknowledged but before its commit leaves the rows pending: the next relay sends
 them again with the same eventId, and consumers deduplicate. Given a retention, the worker loop
 also deletes rows published longer ago than that, every `purge_every_s` (see outbox_retention).
@@ -62,6 +64,10 @@ class OutboxRelay:
         """Publish the oldest pending batch (if this relay may); commit what the broker acknowledged."""
         t = self.table
         with self.engine.begin() as conn:
+            # One relay at a time per outbox, until its batch is acknowledged and marked: the lock
+            # ends with the transaction, so the next relay's records always follow these in Kafka.
+            if not conn.execute(select(func.pg_try_advisory_xact_lock(func.hashtext(t.fullname)))).scalar():
+                return RelayResult(busy=True)
             rows = (
                 conn.execute(
                     select(t.c.id, t.c.topic, t.c.key, t.c.value, t.c.headers)

@@ -63,7 +63,9 @@ def _values(settings: Settings, topic: str, expected: int) -> list[int]:
     # asking for one more than expected, so a duplicate shows up instead of being cut off.
     read_topic(settings, topic, expect=expected, timeout=60)
     records = read_topic(settings, topic, expect=expected + 1, timeout=4)
-    return [int(r.value()) for r in records]
+    placed = sorted((r.partition(), r.offset(), int(r.value())) for r in records)
+    assert len({partition for partition, _, _ in placed}) == 1, f"one key, several partitions: {placed}"
+    return [value for _, _, value in placed]  # in log order
 
 
 def _pending(engine: Engine, table: Table) -> int:
