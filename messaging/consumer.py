@@ -34,7 +34,7 @@ import schemas
 from cloud_factory.logs import bind_event_ids
 from cloud_factory.tracing import parse_traceparent, recording, scope
 from messaging.deadletter import DLQ_RETRIES, DeadLetter, strip_dlq_headers
-from messaging.errors import PublishError, ResourceBusyError, classify
+from messaging.errors import LeaseHeldError, PublishError, ResourceBusyError, classify
 from messaging.gctune import tune_gc_for_throughput
 from messaging.handlers import Handler, HandlerContext, HandlerEntry, HandlerSpec, specs_of
 from messaging.idempotency import Claim, ClaimState, IdempotencyStore, KeyRequest, idempotency_key
@@ -91,6 +91,10 @@ _NOT_SIGNATURE_HEADERS = frozenset({
     "ce_subject",
 })
 
+
+#: How often a record whose idempotency lease another consumer holds is tried again (a dead holder's
+#: lease runs out within `IdempotencyStore.lease`; a live one finishes and the claim turns duplicate).
+LEASE_POLL_S = 1.0
 
 _SIGNATURE_HEADER = schemas.SIGNATURE_HEADER
 _KEY_ID_HEADER = schemas.KEY_ID_HEADER
@@ -366,7 +370,7 @@ class EventConsumer:
                                  envelope.event_id, name)
                         continue
                     if claim is not None and claim.state is ClaimState.BUSY:
-                        raise ResourceBusyError(f"handler {name}: another consumer holds the lease")
+                        raise LeaseHeldError(f"handler {name}: another consumer holds the lease")
                     result = self._call(spec, envelope, item, attempt, key, None, consume_span)
                     if key is not None:
                         succeeded[key] = result
@@ -385,7 +389,7 @@ class EventConsumer:
                 log.info("duplicate %s for handler %s: skipped", envelope.event_id, spec.name)
                 return
             if claim.state is ClaimState.BUSY:
-                raise ResourceBusyError(f"handler {spec.name}: another consumer holds the lease")
+                raise LeaseHeldError(f"handler {spec.name}: another consumer holds the lease")
             result = self._call(spec, envelope, item, attempt, request.key, conn, consume_span)
             if result is not None:
                 store.complete({request.key: result}, conn=conn)
@@ -424,6 +428,10 @@ class EventConsumer:
         state = self._retries.get(tp)
         if state is None or state.offset != msg.offset():
             state = self._retries[tp] = _RetryState(msg.offset())
+        if isinstance(exc, LeaseHeldError):  # someone else's work in progress, not a failure here
+            self._retry_later(msg, state, LEASE_POLL_S)
+            log.info("%s: %s; asking again in %.1fs", _where(msg), exc, LEASE_POLL_S)
+            return False
         state.failures += 1
         state.last_failure = dt.datetime.now(dt.UTC)
         event_type = item.envelope.event_type if item.envelope else None

@@ -8,7 +8,9 @@ retry profile and dead-lettered when it is exhausted; permanent ones go to the D
      ├── ProcessingError                 a message could not be handled; .error_class
      │    ├── RetryableError             → retry with backoff, then DLQ
      │    │    ├── TransientError            timeout, connection refused, broker/database away
-     │    │    └── ResourceBusyError         rate limited, locked, idempotency lease held elsewhere
+     │    │    └── ResourceBusyError         rate limited, locked
+     │    │         └── LeaseHeldError         another consumer holds the idempotency lease: waited
+     │    │                                    out (never counts as a retry, never dead-lettered)
      │    └── PermanentError             → DLQ at once
      │         ├── ValidationError           invalid payload, missing field (every schemas.ContractError)
      │         ├── NotFoundError             the entity the event refers to does not exist
@@ -29,6 +31,7 @@ __all__ = [
     "BrokerUnavailableError",
     "ErrorClass",
     "InconsistencyError",
+    "LeaseHeldError",
     "MessagingError",
     "NotFoundError",
     "PermanentError",
@@ -82,6 +85,13 @@ class TransientError(RetryableError):
 
 class ResourceBusyError(RetryableError):
     error_class = ErrorClass.RESOURCE_BUSY
+
+
+class LeaseHeldError(ResourceBusyError):
+    """Another consumer holds this record's idempotency lease: it is handling the record now, or it
+    died and its lease runs out within seconds. Either way this is not a failure of the record, so
+    the consumer waits (polling) instead of spending the retry profile: a replacement for a crashed
+    consumer must not dead-letter what the dead one was working on."""
 
 
 class ValidationError(PermanentError):

@@ -17,7 +17,7 @@ from messaging.idempotency import ClaimState, IdempotencyStore, KeyRequest, idem
 from messaging.metrics import METRICS
 from messaging.retry import RetryPolicy
 from messaging.wiring import consumer_from, producer_from
-from tests.integration.messaging_support import caught_up, ensure, event, isolated, running, wait_until
+from tests.integration.messaging_support import caught_up, ensure, event, isolated, read_topic, running, wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -191,7 +191,9 @@ def test_slow_handler_keeps_its_claim_beyond_the_lease(stack, settings: Settings
 
 def test_dead_holder_is_taken_over_after_the_short_lease(stack, settings: Settings, unique: str) -> None:
     """A consumer that claimed a key and died (no heartbeat any more) blocks the replacement only for
-    the default lease (15 s, not a minute); the replacement then runs the handler once."""
+    the default lease (15 s, not a minute); the replacement then runs the handler once. Waiting for a
+    lease held elsewhere spends no retries: with a budget of one retry the record is still handled,
+    not dead-lettered."""
     s = isolated(settings, unique)
     ensure(s, "order.created")
     engine = engine_for(s.dsn)
@@ -209,9 +211,11 @@ def test_dead_holder_is_taken_over_after_the_short_lease(stack, settings: Settin
 
     heir = consumer_from(s, group_id=f"heir-{unique}", handler_name=f"heir-{unique}",
                          handlers={"order.created": handler},
-                         retry_policy=RetryPolicy(retries=200, initial=0.5, max=0.5))
+                         retry_policy=RetryPolicy(retries=1, initial=0.2, max=0.2))
     with running(heir):
         wait_until(lambda: bool(runs), timeout=45, what="the replacement to take the key over")
     assert len(runs) == 1
+    dlq = schemas.dlq_topic_for("order.created", env=s.env)
+    assert read_topic(s, dlq, expect=1, timeout=2) == [], "a held lease was dead-lettered"
     assert runs[0] >= dead.lease - 1.0, f"taken over after {runs[0]:.1f}s, before the lease ran out"
     assert heir.idempotency.status_of(request.key)["status"] == "succeeded"
