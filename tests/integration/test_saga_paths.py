@@ -23,6 +23,7 @@ from messaging.wiring import producer_from
 from services.billing.gateway import inject_gateway_fault
 from services.billing.tables import ledger, payments, psp_operations, refunds
 from services.notification.tables import notifications
+from services.order.api import PlacedOrder
 from services.order.flow import FlowRecord, read_dlq, read_flow
 from services.order.tables import incidents
 from services.provisioning.handler import count_live_resources
@@ -328,6 +329,15 @@ async def test_cancel_before_payment_publishes_only_the_cancellation(
     assert _types(records, "billing.") == [] and _types(records, "provisioning.") == []
 
 
+async def _assert_needs_a_person(placed: PlacedOrder, result: OrderResult, *, owed: list[str]) -> None:
+    """Ended compensation_failed, shown as such in the Web UI, with `owed` undos still on the stack."""
+    assert result.status == "compensation_failed"
+    attrs = await _search_attributes(placed)
+    assert attrs["OrderStatus"] == "compensation_failed" and attrs["OrderStep"] == "manual-review"
+    stack = await placed.handle.query(OrderFulfillmentWorkflow.compensation_stack)
+    assert [entry.step for entry in stack] == owed  # still owed
+
+
 async def test_refund_failure_is_a_compensation_failure_with_an_incident(
     harness: SagaHarness, settings: Settings
 ) -> None:
@@ -335,11 +345,7 @@ async def test_refund_failure_is_a_compensation_failure_with_an_incident(
     placed = await harness.place("refund", fail_at="refund")
     result = await _finish(placed)
 
-    assert result.status == "compensation_failed"
-    attrs = await _search_attributes(placed)
-    assert attrs["OrderStatus"] == "compensation_failed" and attrs["OrderStep"] == "manual-review"
-    stack = await placed.handle.query(OrderFulfillmentWorkflow.compensation_stack)
-    assert [entry.step for entry in stack] == ["refund_payment"]  # still owed
+    await _assert_needs_a_person(placed, result, owed=["refund_payment"])
     records = _flow(settings, placed, since)
     _assert_chain(records, placed)
     assert _types(records, "order.")[-2:] == ["order.compensation-failed", "order.failed"]
@@ -494,11 +500,7 @@ async def test_an_unconfirmed_deprovision_still_refunds_and_needs_a_person(
     placed = await harness.place("undo1", fail_at="deprovision", timings=_SHORT_UNDO)
     result = await _finish(placed)
 
-    assert result.status == "compensation_failed"
-    attrs = await _search_attributes(placed)
-    assert attrs["OrderStatus"] == "compensation_failed" and attrs["OrderStep"] == "manual-review"
-    stack = await placed.handle.query(OrderFulfillmentWorkflow.compensation_stack)
-    assert [entry.step for entry in stack] == ["deprovision_resources"]  # still owed
+    await _assert_needs_a_person(placed, result, owed=["deprovision_resources"])
     snapshot = await placed.handle.query(OrderFulfillmentWorkflow.status)
     assert snapshot.completed_compensations == ["refund_payment"]
 
@@ -542,9 +544,7 @@ async def test_every_undo_is_tried_and_every_failure_is_named(
     inject_gateway_fault(harness.engine, placed.order.order_id, "refund")  # asked for ≥ 9 s later
     result = await _finish(placed)
 
-    assert result.status == "compensation_failed"
-    stack = await placed.handle.query(OrderFulfillmentWorkflow.compensation_stack)
-    assert [entry.step for entry in stack] == ["deprovision_resources", "refund_payment"]
+    await _assert_needs_a_person(placed, result, owed=["deprovision_resources", "refund_payment"])
     records = _first_of_each(_flow(settings, placed, since))
     _assert_chain(records, placed)
     assert _types(records, "order.")[-2:] == ["order.compensation-failed", "order.failed"]
