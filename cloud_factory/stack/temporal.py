@@ -6,8 +6,8 @@ fresh machine needs nothing else. The project's custom search attributes are reg
 
 from __future__ import annotations
 
-import asyncio
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -71,15 +71,21 @@ class TemporalComponent(Component):
         s = self.settings
         if not (port_open(s.host, s.temporal_port) and port_open(s.host, s.temporal_ui_port)):
             return False
-        return asyncio.run(self._grpc_healthy())
+        return self._grpc_healthy()
 
-    async def _grpc_healthy(self) -> bool:
-        from temporalio.client import Client
+    def _grpc_healthy(self) -> bool:
+        """The gRPC health check, asked through the `temporal` CLI in a subprocess.
 
+        Not through the Python SDK in this process: a probe that times out while the server starts
+        would cancel an SDK connect whose Rust side completes later on its own thread, after the
+        probe's event loop is gone — a use-after-close that crashed a test session (SIGSEGV in a
+        tokio thread) about once in eight cold starts.
+        """
+        argv = [str(temporal_binary()), "operator", "cluster", "health",
+                "--address", self.settings.temporal_target, "--namespace", self.settings.temporal_namespace,
+                "--command-timeout", "5s"]
         try:
-            client = await asyncio.wait_for(
-                Client.connect(self.settings.temporal_target, namespace=self.settings.temporal_namespace), 5
-            )
-            return bool(await asyncio.wait_for(client.service_client.check_health(), 5))
-        except Exception:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
             return False
+        return result.returncode == 0 and "SERVING" in result.stdout
