@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, TopicPartition
 
 import schemas
 from cloud_factory.settings import Settings
@@ -26,8 +25,11 @@ def test_lag_is_what_the_group_has_not_committed(stack, settings: Settings, uniq
     group = f"lag-{unique}"
     assert group_lag(s.bootstrap_servers, group) is None  # has committed nothing
 
-    # The group's committed position: past the first two records, as a consumer that handled them.
-    admin = AdminClient({"bootstrap.servers": s.bootstrap_servers})
-    position = TopicPartition(topic, partition, deliveries[1].offset + 1)
-    admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, [position])])[group].result(30)
+    consumer = Consumer({"bootstrap.servers": s.bootstrap_servers, "group.id": group,
+                         "enable.auto.commit": False})
+    try:  # commit past the first two records, as a consumer that handled them would
+        consumer.commit(offsets=[TopicPartition(topic, partition, deliveries[1].offset + 1)],
+                        asynchronous=False)
+    finally:
+        consumer.close()
     assert group_lag(s.bootstrap_servers, group) == {topic: 3}
