@@ -74,28 +74,7 @@ def _print_backlog() -> None:
                 parts.append(f"{service} outbox {pending} pending")
     except Exception as exc:  # noqa: BLE001 - informational only; the component table says what is down
         parts.append(f"outboxes unknown ({type(exc).__name__})")
-    parts += _consumer_lag(settings.bootstrap_servers)
     Console().print("backlog: " + "; ".join(parts))
-
-
-def _consumer_lag(bootstrap_servers: str) -> list[str]:
-    """Lag of the service workers' consumer groups that exist (`CF_WORKER_GROUP_SUFFIX` applies)."""
-    from bridges.inbound import ORDER_BRIDGE_GROUP
-    from messaging.lag import group_lag
-    from workers.consumers import BILLING_GROUP, PROVISIONING_GROUP
-    from workers.notification import NOTIFICATION_GROUP
-    from workers.options import WorkerOptions
-
-    options = WorkerOptions.from_env()
-    parts = []
-    try:
-        for base in (ORDER_BRIDGE_GROUP, PROVISIONING_GROUP, BILLING_GROUP, NOTIFICATION_GROUP):
-            lag = group_lag(bootstrap_servers, options.group(base), timeout=5)
-            if lag is not None:
-                parts.append(f"{options.group(base)} lag {sum(lag.values())}")
-    except Exception as exc:  # noqa: BLE001 - informational only
-        parts.append(f"consumer lag unknown ({type(exc).__name__})")
-    return parts
 
 
 @app.command()
