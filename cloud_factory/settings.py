@@ -53,18 +53,34 @@ class Settings(BaseSettings):
     pg_database: str = "cloud_factory"
     database_url: str | None = None
 
-    signing_keys: str = "dev-1:cloud-factory-local-development-key"
+    # `service/kid:secret,…` (see schemas._internal.keys); with neither this nor a keys file set, the
+    # development keys `stack up` wrote into the state directory are used.
+    signing_keys: str = ""
+    signing_keys_file: Path | None = None
     signing_mode: str = "production"
+    # Records signed longer ago than this are refused (Inconsistency → DLQ) unless an operator redrives them.
+    max_event_age_h: float = Field(default=168.0, gt=0)
 
     fallback_dir: Path | None = None
 
     # Outbox relays delete rows published longer ago than this (hours); pending rows always stay.
     outbox_retention_h: float = Field(default=168.0, gt=0)
 
+    # A record whose dead-lettering keeps failing this long (seconds) is parked in PostgreSQL and its
+    # offset committed; a partition held on one failing offset longer than the second makes its
+    # worker `degraded` in `stack status`.
+    dlq_park_after_s: float = Field(default=180.0, gt=0)
+    partition_stuck_after_s: float = Field(default=60.0, gt=0)
+
     @property
     def spool_dir(self) -> Path:
         """Where producers spool records while Kafka is unreachable."""
         return self.fallback_dir or self.state_dir / "fallback"
+
+    @property
+    def development_keys_path(self) -> Path:
+        """Where `stack up` writes the per-service development signing keys (mode 0600)."""
+        return self.state_dir / "signing-keys"
 
     @property
     def bootstrap_servers(self) -> str:

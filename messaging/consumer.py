@@ -11,7 +11,11 @@ so a slow handler keeps its claim however short the lease.
 A failing message blocks only its own partition: the partition is paused and rewound to the
 message, and resumed when its backoff (the event type's retry profile) has passed; other
 partitions keep flowing. Retryable errors are retried until the profile is exhausted, then
-dead-lettered; permanent ones are dead-lettered at once (see `messaging.errors`). Revoked
+dead-lettered; permanent ones are dead-lettered at once (see `messaging.errors`). A dead letter too
+big for a DLQ record goes as a reference (`messaging.dlq_route`); when dead-lettering itself keeps
+failing for `park_after_s` the record is parked in PostgreSQL and its offset committed — unless
+PostgreSQL cannot take it either, then it stays in place. `health()` reports parked records and
+partitions held on one offset for longer than `stuck_after_s` (the worker heartbeat). Revoked
 partitions are committed and forgotten; `run` stops gracefully when its stop event is set
 (`run_until_signalled` sets it on SIGTERM/SIGINT).
 """
@@ -34,9 +38,12 @@ import schemas
 from cloud_factory.logs import bind_event_ids
 from cloud_factory.tracing import parse_traceparent, recording, scope
 from messaging.deadletter import DLQ_RETRIES, DeadLetter, strip_dlq_headers
-from messaging.errors import LeaseHeldError, PublishError, ResourceBusyError, classify
+from messaging.dlq_route import DeadLetterRoute
+from messaging.errors import InconsistencyError, LeaseHeldError, ResourceBusyError, classify
+from messaging.freshness import DEFAULT_MAX_EVENT_AGE_S, stale_reason
 from messaging.gctune import tune_gc_for_throughput
 from messaging.handlers import Handler, HandlerContext, HandlerEntry, HandlerSpec, specs_of
+from messaging.health import DEFAULT_PARK_AFTER_S, DEFAULT_STUCK_AFTER_S, ConsumerHealth, StuckPartition
 from messaging.idempotency import Claim, ClaimState, IdempotencyStore, KeyRequest, idempotency_key
 from messaging.metrics import METRICS
 from messaging.producer import EventProducer
@@ -58,6 +65,7 @@ class _RetryState:
     first_failure: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     last_failure: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     resume_at: float | None = None
+    dlq_failing_since: float | None = None  # monotonic time dead-lettering it first failed
 
 
 class _Item:
@@ -98,6 +106,7 @@ LEASE_POLL_S = 1.0
 
 _SIGNATURE_HEADER = schemas.SIGNATURE_HEADER
 _KEY_ID_HEADER = schemas.KEY_ID_HEADER
+_SIGNED_AT_HEADER = schemas.SIGNED_AT_HEADER
 
 
 class _Failed(Exception):
@@ -118,15 +127,27 @@ class EventConsumer:
                  idempotency: IdempotencyStore | None | Literal["auto"] = "auto",
                  retry_policy: RetryPolicy | PolicyLookup | None = None,
                  batch_size: int = 500, cleanup_interval: float = 300.0,
-                 accept: Callable[[schemas.Envelope], bool] | None = None) -> None:
+                 accept: Callable[[schemas.Envelope], bool] | None = None,
+                 max_event_age_s: float = DEFAULT_MAX_EVENT_AGE_S,
+                 dead_letters: DeadLetterRoute | None = None,
+                 park_after_s: float = DEFAULT_PARK_AFTER_S,
+                 stuck_after_s: float = DEFAULT_STUCK_AFTER_S) -> None:
         """`accept`, when given, decides after verification and decoding whether this consumer serves a
         record at all (tenant sharding): a record it refuses is acknowledged like a handled one, but
-        without an idempotency key, a transaction or a handler call — as if another shard had it."""
+        without an idempotency key, a transaction or a handler call — as if another shard had it.
+        A record signed more than `max_event_age_s` ago is dead-lettered as an Inconsistency (a replay).
+        `dead_letters` routes records to the DLQ (default: through `dlq_producer`, references and parked
+        records in the process settings' database)."""
         self.handlers: dict[str, HandlerEntry] = dict(handlers)
+        self.max_event_age_s = max_event_age_s
         self.accept = accept
         self.keyring = keyring
         self.signing_mode = schemas.SigningMode(signing_mode)
         self.dlq_producer = dlq_producer
+        self.dead_letters = dead_letters or DeadLetterRoute(dlq_producer)
+        self.park_after_s = park_after_s
+        self.stuck_after_s = stuck_after_s
+        self._parked = 0
         self.topics = list(topics)
         self.group_id = group_id
         self.handler_name = handler_name or group_id
@@ -295,9 +316,10 @@ class EventConsumer:
         headers = msg.headers() or []  # a fresh list per call
         item = _Item(msg, headers)
         value = msg.value() or b""
-        # One pass over the headers finds the signature, the key id and the trace parent.
+        # One pass over the headers finds the signature, the key id, the signed time and the trace parent.
         signatures: list[str] = []
         key_ids: list[str] = []
+        stamps: list[str] = []
         for name, raw in headers:
             if name in _NOT_SIGNATURE_HEADERS:
                 if name == "traceparent":
@@ -310,14 +332,22 @@ class EventConsumer:
                 signatures.append(raw.decode("ascii", "replace").strip())
             elif lowered == _KEY_ID_HEADER:
                 key_ids.append(raw.decode("ascii", "replace").strip())
+            elif lowered == _SIGNED_AT_HEADER:
+                stamps.append(raw.decode("ascii", "replace").strip())
         try:
-            item.check = check = self.keyring.verify_found(value, signatures, key_ids)
+            item.check = check = self.keyring.verify_found(value, signatures, key_ids, stamps)
+            where = f"{item.topic}/{item.partition}/{item.offset}"
             if not check.ok:
-                schemas.enforce_signature(check, self.signing_mode, logger=log,
-                                          context=f"{item.topic}/{item.partition}/{item.offset}")
+                schemas.enforce_signature(check, self.signing_mode, logger=log, context=where)
             item.envelope = envelope = schemas.decode(value)
+            if check.ok:  # who signed it must be who may say it (the signed `producer` included)
+                schemas.authorize_signer(envelope, check, self.signing_mode, logger=log, context=where)
         except schemas.ContractError as exc:
             item.error = exc
+            return item
+        stale = stale_reason(envelope, check, self.max_event_age_s)
+        if stale is not None:
+            item.error = InconsistencyError(stale)
             return item
         if self.accept is not None and not self.accept(envelope):
             return item  # not ours: no specs, so no key, no handler; committed with the batch
@@ -449,18 +479,57 @@ class EventConsumer:
             handler=failure.handler, group=self.group_id, dlq_retries=_dlq_retries(item.headers),
         )
         try:
-            delivery = self.dlq_producer.publish_raw(letter.topic, key=letter.key, value=letter.value,
-                                                     headers=letter.record_headers())
-        except PublishError as publish_error:
-            log.error("cannot dead-letter %s (%s); retrying it in place", _where(msg), publish_error)
-            self._retry_later(msg, state, policy.delay(min(state.failures, policy.retries or 1)))
-            return False
+            delivery, sent = self.dead_letters.dead_letter(letter)
+        except Exception as dlq_error:  # noqa: BLE001 - refused, no broker, or no database for a reference
+            return self._dead_letter_failed(msg, state, letter, dlq_error,
+                                            policy.delay(min(state.failures, policy.retries or 1)))
         del self._retries[tp]
         METRICS.add("dead_lettered", topic=msg.topic(), error_class=error_class.value)
-        log.warning("dead-lettered %s to %s (%s after %d attempt(s)): %s%s", _where(msg), letter.topic,
+        log.warning("dead-lettered %s to %s (%s after %d attempt(s)): %s%s%s", _where(msg), letter.topic,
                     error_class.value, letter.attempts, letter.reason,
-                    " [spooled]" if delivery.spooled else "")
+                    f" [as a reference: its {sent.value_size} bytes are kept in PostgreSQL]"
+                    if sent.is_reference else "", " [spooled]" if delivery.spooled else "")
         return True
+
+    def _dead_letter_failed(self, msg: Message, state: _RetryState, letter: DeadLetter, error: Exception,
+                            delay: float) -> bool:
+        """Retry in place (False) — or, once dead-lettering has kept failing for `park_after_s`, park the
+        record (True: its offset may be committed). A record PostgreSQL cannot take either stays."""
+        now = time.monotonic()
+        if state.dlq_failing_since is None:
+            state.dlq_failing_since = now
+        failing_for = now - state.dlq_failing_since
+        if failing_for < self.park_after_s:
+            log.error("cannot dead-letter %s (%s); retrying it in place, parking it if this lasts %.0fs more",
+                      _where(msg), error, self.park_after_s - failing_for)
+            self._retry_later(msg, state, delay)
+            return False
+        try:
+            row = self.dead_letters.park(letter, dlq_error=f"{type(error).__name__}: {error}")
+        except Exception as park_error:  # noqa: BLE001 - kept in place until somewhere holds it
+            log.error("cannot park %s either (%s: %s) after %.0fs of failed dead-lettering (%s); retrying it "
+                      "in place — nothing behind it on this partition moves until it is dead-lettered or "
+                      "parked", _where(msg), type(park_error).__name__, park_error, failing_for, error)
+            self._retry_later(msg, state, delay)
+            return False
+        del self._retries[(msg.topic(), msg.partition())]
+        self._parked += 1
+        METRICS.add("parked", topic=msg.topic())
+        log.error("parked %s in PostgreSQL (messaging.parked row %d) after %.0fs of failed dead-lettering "
+                  "(%s); the partition moves on — see `cloud-factory dlq parked`", _where(msg), row,
+                  failing_for, error)
+        return True
+
+    def health(self) -> ConsumerHealth:
+        """Records parked since start and partitions held on one offset past `stuck_after_s` (for the
+        worker heartbeat; safe from another thread: it reads a snapshot of the retry states)."""
+        now = time.time()
+        stuck = []
+        for (topic, partition), state in list(self._retries.items()):
+            since = state.first_failure.timestamp()
+            if now - since > self.stuck_after_s:
+                stuck.append(StuckPartition(topic, partition, state.offset, since))
+        return ConsumerHealth(self.group_id, self._parked, tuple(stuck))
 
     def _retry_later(self, msg: Message, state: _RetryState, delay: float) -> None:
         partition = TopicPartition(msg.topic(), msg.partition())

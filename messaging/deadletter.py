@@ -4,21 +4,38 @@ A DLQ record on `<original topic>.dlq` keeps the original key, value (so the sig
 verifies) and headers, and adds `x-cf-dlq-*` headers: error class, reason, exception type, attempts,
 first/last failure time, original topic/partition/offset, handler, consumer group and how many
 times the DLQ handler already re-published it (`x-cf-dlq-retries`, which survives the round trip).
+
+A record whose dead letter would not fit the producer's limit (`MAX_DLQ_RECORD_BYTES`) travels as a
+*reference*, so the partition behind it is not held up: the record carries the original headers and
+only the first KiB of the value (`REFERENCE_HEAD_BYTES`), plus `x-cf-dlq-value-size` (bytes of the
+whole value), `x-cf-dlq-value-sha256` (hex) and `x-cf-dlq-value-stored` (`postgresql`: the whole
+value is in `messaging.dlq_values`, keyed by that sha256; `DlqStore.full_value` reads it back).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from messaging.errors import ErrorClass
 
-__all__ = ["DLQ_PREFIX", "DLQ_RETRIES", "DeadLetter", "dlq_topic_of", "strip_dlq_headers"]
+__all__ = ["DLQ_PREFIX", "DLQ_RETRIES", "DLQ_SUFFIX", "MAX_DLQ_RECORD_BYTES", "REFERENCE_HEAD_BYTES",
+           "DeadLetter", "dlq_topic_of", "strip_dlq_headers"]
 
 DLQ_PREFIX = "x-cf-dlq-"
 DLQ_RETRIES = "x-cf-dlq-retries"
 DLQ_SUFFIX = ".dlq"
+
+#: A dead letter larger than this goes as a reference: librdkafka's default `message.max.bytes`
+#: (1,000,000, below the broker's 1 MiB default), less room for the record's framing.
+MAX_DLQ_RECORD_BYTES = 1_000_000 - 16_384
+#: How much of the value a reference carries.
+REFERENCE_HEAD_BYTES = 1024
+#: Where a reference's whole value is kept.
+STORED_IN_POSTGRESQL = "postgresql"
 
 
 def dlq_topic_of(topic: str) -> str:
@@ -68,6 +85,23 @@ class DeadLetter:
     handler: str | None = None
     group: str | None = None
     dlq_retries: int = 0
+    value_size: int | None = None  # set on a reference: the whole value's size ...
+    value_sha256: str | None = None  # ... and digest; `value` then holds only its head
+
+    @property
+    def is_reference(self) -> bool:
+        return self.value_sha256 is not None
+
+    def as_reference(self, head: int = REFERENCE_HEAD_BYTES) -> DeadLetter:
+        """The same letter carrying only the value's first `head` bytes, its size and sha256."""
+        if self.is_reference:
+            return self
+        return dataclasses.replace(self, value=self.value[:head], value_size=len(self.value),
+                                   value_sha256=hashlib.sha256(self.value).hexdigest())
+
+    def record_size(self) -> int:
+        """Bytes of key, value and headers of the DLQ record (what the producer's limit counts)."""
+        return len(self.key or b"") + len(self.value) + sum(len(k) + len(v) for k, v in self.record_headers())
 
     @property
     def topic(self) -> str:
@@ -97,6 +131,9 @@ class DeadLetter:
             "group": self.group or "",
             "retries": str(self.dlq_retries),
         }
+        if self.is_reference:
+            extra |= {"value-size": str(self.value_size), "value-sha256": self.value_sha256 or "",
+                      "value-stored": STORED_IN_POSTGRESQL}
         return [*self.headers, *((DLQ_PREFIX + name, value.encode()) for name, value in extra.items())]
 
     @classmethod
@@ -129,4 +166,6 @@ class DeadLetter:
             handler=get("handler") or None,
             group=get("group") or None,
             dlq_retries=int(get("retries") or 0),
+            value_size=int(get("value-size") or 0) if get("value-sha256") else None,
+            value_sha256=get("value-sha256") or None,
         )

@@ -4,8 +4,9 @@
   profile's backoff, re-publish the original value and headers to the original topic (with
   `x-cf-dlq-retries` + 1; the consumers' idempotency keys make a second delivery harmless);
 - **discard**: validation (corrupt data, invalid schema) → logged and abandoned, with an audit row;
-- **manual review**: DLQ retries exhausted, or not-found / permission / inconsistency → an incident
-  row in PostgreSQL for a human (`cloud-factory dlq show|redrive|discard`);
+- **manual review**: DLQ retries exhausted, or not-found / permission / inconsistency, or a record
+  dead-lettered as a reference (too big for a DLQ record: re-feeding it automatically would only
+  bring it back) → an incident row in PostgreSQL for a human (`cloud-factory dlq show|redrive|discard`);
 - **alert**: more than `alert_threshold` DLQ records for one original topic within an hour → one
   alert row per topic and hour, an error log line and the `dlq_alerts` metric.
 """
@@ -53,6 +54,9 @@ def decide(letter: DeadLetter, *, max_dlq_retries: int = 3, policy: PolicyLookup
     """The outcome of one DLQ record (alerting is decided separately, per topic and hour)."""
     if letter.error_class is ErrorClass.VALIDATION:
         return DlqDecision(Outcome.DISCARDED, f"corrupt or invalid record: {letter.reason}")
+    if letter.is_reference:
+        return DlqDecision(Outcome.MANUAL_REVIEW, f"{letter.error_class.value}, a {letter.value_size}-byte "
+                                                  f"record dead-lettered as a reference: {letter.reason}")
     if letter.error_class.retryable:
         if letter.dlq_retries < max_dlq_retries:
             delay = policy(letter.event_type).delay(letter.dlq_retries + 1)

@@ -82,13 +82,17 @@ def redrive(entry: DlqEntry, producer: EventProducer, store: DlqStore, *, note: 
     """Decode (upcasting to the latest version), re-sign and re-publish to the original topic.
 
     Same eventId, key and trace headers, so consumers' idempotency keys recognise what already ran.
-    Raises `schemas.ContractError` for a record that cannot be decoded: discard it instead.
+    Raises `schemas.ContractError` for a record that cannot be decoded (discard it instead) or whose
+    publisher's signing key this process lacks (`SignatureError`), LookupError when the value of a
+    record dead-lettered as a reference is not in PostgreSQL.
     """
     letter = entry.letter
-    envelope = schemas.decode(letter.value)
+    envelope = schemas.decode(store.full_value(letter))  # a reference's value comes from PostgreSQL
     value = schemas.encode(envelope)
     trace = [(k, v) for k, v in strip_dlq_headers(letter.headers) if k in _TRACE_HEADERS]
-    headers = [h for h in record_headers(envelope, value, producer.keyring) if h[0] not in _TRACE_HEADERS]
+    # Re-signed as the type's publisher (the operator's keyring must hold its key), so it is fresh again.
+    signer = producer.keyring.as_signer(schemas.catalog.require(envelope.event_type).publisher)
+    headers = [h for h in record_headers(envelope, value, signer) if h[0] not in _TRACE_HEADERS]
     delivery = producer.publish_raw(letter.original_topic,
                                     key=letter.key or str(envelope.correlation_id).encode(),
                                     value=value, headers=[*headers, *trace])

@@ -1,9 +1,11 @@
 """PostgreSQL side of the DLQ: one audit row per dead-lettered record and what became of it,
-incidents for manual review, and at most one alert per original topic per hour."""
+incidents for manual review, at most one alert per original topic per hour, and the whole values of
+records dead-lettered as references (too big for a DLQ record)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from cloud_factory.db import ensure_schema_once
 from messaging.deadletter import DeadLetter
-from messaging.tables import dlq_alerts, dlq_incidents, dlq_records, metadata
+from messaging.tables import dlq_alerts, dlq_incidents, dlq_records, dlq_values, metadata
 
 __all__ = ["DlqPosition", "DlqStore"]
 
@@ -30,7 +32,13 @@ class DlqPosition:
 
     @classmethod
     def parse(cls, text: str) -> DlqPosition:
-        topic, partition, offset = text.rsplit(":", 2)
+        """Raises ValueError with a one-line message naming what is wrong."""
+        parts = text.rsplit(":", 2)
+        if len(parts) != 3 or not parts[0]:
+            raise ValueError(f"{text!r} is not topic:partition:offset")
+        topic, partition, offset = parts
+        if not partition.isdigit() or not offset.isdigit():
+            raise ValueError(f"{text!r}: partition and offset must be whole numbers (topic:partition:offset)")
         return cls(topic, int(partition), int(offset))
 
 
@@ -59,6 +67,27 @@ class DlqStore:
         ).returning(dlq_records.c.id)
         with self.engine.begin() as conn:
             return int(conn.execute(statement).scalar_one())
+
+    def keep_value(self, value: bytes) -> str:
+        """Store a whole value before a reference to it is dead-lettered; returns its sha256 (hex)."""
+        digest = hashlib.sha256(value).hexdigest()
+        statement = insert(dlq_values).values(sha256=digest, size=len(value), value=value)
+        with self.engine.begin() as conn:
+            conn.execute(statement.on_conflict_do_nothing(index_elements=["sha256"]))
+        return digest
+
+    def full_value(self, letter: DeadLetter) -> bytes:
+        """The letter's whole value: its own, or for a reference the one kept here (checked against
+        its sha256). Raises LookupError when a reference's value is not (or no longer) here."""
+        if not letter.is_reference:
+            return letter.value
+        with self.engine.connect() as conn:
+            value = conn.execute(select(dlq_values.c.value)
+                                 .where(dlq_values.c.sha256 == letter.value_sha256)).scalar_one_or_none()
+        if value is None or hashlib.sha256(value).hexdigest() != letter.value_sha256:
+            raise LookupError(f"the value of this reference (sha256 {letter.value_sha256}) is not in "
+                              "messaging.dlq_values")
+        return bytes(value)
 
     def open_incident(self, record_id: int, summary: str) -> None:
         statement = insert(dlq_incidents).values(dlq_record_id=record_id, summary=summary)

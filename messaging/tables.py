@@ -1,6 +1,7 @@
 """The runtime's own tables, in PostgreSQL schema `messaging`, created from this metadata by
 `cloud_factory.db.ensure_schema` (no hand-run DDL): idempotency keys, DLQ records (the audit trail of
-every DLQ outcome), incidents for manual review, and hourly DLQ alerts."""
+every DLQ outcome), incidents for manual review, hourly DLQ alerts, the whole values of records
+dead-lettered as references, and parked records (those the DLQ itself kept refusing)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-__all__ = ["dlq_alerts", "dlq_incidents", "dlq_records", "idempotency_keys", "metadata"]
+__all__ = ["dlq_alerts", "dlq_incidents", "dlq_records", "dlq_values", "idempotency_keys", "metadata",
+           "parked"]
 
 metadata = MetaData(schema="messaging")
 
@@ -93,4 +95,46 @@ dlq_alerts = Table(
     Column("records", Integer, nullable=False),
     Column("raised_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("original_topic", "hour", name="dlq_alerts_topic_hour_key"),
+)
+
+# The whole value of a record dead-lettered as a reference (its DLQ record carries the first KiB),
+# content-addressed, so keeping it again after a crash is a no-op.
+dlq_values = Table(
+    "dlq_values",
+    metadata,
+    Column("sha256", String(64), primary_key=True),  # hex, as in `x-cf-dlq-value-sha256`
+    Column("size", BigInteger, nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    Column("stored_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# A record whose dead-lettering kept failing for the park window: kept here whole (key, value, headers
+# byte for byte), its offset committed, until `cloud-factory dlq redrive` re-publishes it.
+parked = Table(
+    "parked",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("group_id", String(249), nullable=False),
+    Column("topic", String(249), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("key", LargeBinary),
+    Column("value", LargeBinary, nullable=False),
+    Column("headers", JSONB, nullable=False),  # [[name, base64 value], …] in record order
+    Column("value_size", BigInteger, nullable=False),
+    Column("value_sha256", String(64), nullable=False),
+    Column("event_id", String(64)),
+    Column("event_type", String(80)),
+    Column("error_class", String(32), nullable=False),
+    Column("reason", Text, nullable=False),  # why the record failed
+    Column("dlq_error", Text, nullable=False),  # why it could not be dead-lettered
+    Column("attempts", Integer, nullable=False, server_default="1"),
+    Column("handler", String(200)),
+    Column("first_failure", DateTime(timezone=True)),
+    Column("status", String(16), nullable=False, server_default="parked"),  # parked | redriven | discarded
+    Column("parked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("redriven_at", DateTime(timezone=True)),  # when it was redriven (or discarded)
+    Column("note", Text),
+    UniqueConstraint("group_id", "topic", "partition", "offset", name="parked_position_key"),
+    Index("parked_status_time", "status", "parked_at"),
 )

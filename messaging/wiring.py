@@ -2,7 +2,7 @@
 
 `consumer_from` is the one way services build consumers: topics of the handled event types (and
 their DLQ topics) are created when missing, the DLQ producer has the file fallback, idempotency
-keys live in the settings' PostgreSQL.
+keys, the values of DLQ references and parked records live in the settings' PostgreSQL.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from pathlib import Path
 import schemas
 from cloud_factory.db import engine_for
 from cloud_factory.settings import Settings
+from cloud_factory.signing_keys import load_keyring
 from messaging.consumer import EventConsumer
+from messaging.dlq_route import DeadLetterRoute
 from messaging.handlers import HandlerEntry
 from messaging.idempotency import IdempotencyStore
 from messaging.producer import EventProducer
@@ -33,8 +35,10 @@ __all__ = [
 ]
 
 
-def keyring_from(settings: Settings) -> schemas.Keyring:
-    return schemas.Keyring.parse(settings.signing_keys)
+def keyring_from(settings: Settings, service: schemas.Service | str | None = None) -> schemas.Keyring:
+    """Every key of the process (they all verify); with `service`, bound to sign as that service."""
+    ring = load_keyring(settings)
+    return ring.as_signer(service) if service is not None else ring
 
 
 def signing_mode_from(settings: Settings) -> schemas.SigningMode:
@@ -50,15 +54,17 @@ def spool_from(settings: Settings) -> FallbackSpool:
     return FallbackSpool(fallback_dir_from(settings))
 
 
-def producer_from(settings: Settings, *, fallback: bool = True, delivery_timeout_ms: int = 30_000,
-                  extra_config: dict[str, object] | None = None,
+def producer_from(settings: Settings, *, service: schemas.Service | str | None = None, fallback: bool = True,
+                  delivery_timeout_ms: int = 30_000, extra_config: dict[str, object] | None = None,
                   replay_in_background: bool = True) -> EventProducer:
-    """The process's producer; with `fallback` (default) records survive a Kafka outage in the spool.
+    """A producer signing as `service` (it may publish only that service's event types); without a
+    service it only re-publishes records that are signed already (DLQ, spool replay, outbox relay).
+    With `fallback` (default) records survive a Kafka outage in the spool.
 
-    Temporal activities may pass `fallback=False` and let Temporal's activity retries cover an
-    outage instead (see the README).
+    Temporal activities pass `fallback=False` and let Temporal's activity retries cover an outage
+    instead (see the README).
     """
-    return EventProducer(settings.bootstrap_servers, keyring_from(settings), env=settings.env,
+    return EventProducer(settings.bootstrap_servers, keyring_from(settings, service), env=settings.env,
                          delivery_timeout_ms=delivery_timeout_ms, extra_config=extra_config,
                          spool=spool_from(settings) if fallback else None,
                          partitions=settings.kafka_partitions, replay_in_background=replay_in_background)
@@ -83,12 +89,15 @@ def consumer_from(settings: Settings, *, group_id: str, handlers: Mapping[str, H
         ensure_catalog_topics(settings, event_types)
     store = idempotency if isinstance(idempotency, IdempotencyStore) else (
         idempotency_from(settings) if idempotency else None)
+    dlq = dlq_producer or producer_from(settings)
     return EventConsumer(
         settings.bootstrap_servers, group_id=group_id, topics=topic_list, handlers=handlers,
         keyring=keyring_from(settings), signing_mode=signing_mode_from(settings),
-        dlq_producer=dlq_producer or producer_from(settings), extra_config=extra_config,
+        dlq_producer=dlq, extra_config=extra_config,
         handler_name=handler_name, idempotency=store, retry_policy=retry_policy, batch_size=batch_size,
-        accept=accept,
+        accept=accept, max_event_age_s=settings.max_event_age_h * 3600,
+        dead_letters=DeadLetterRoute(dlq, engine_for(settings.dsn)),
+        park_after_s=settings.dlq_park_after_s, stuck_after_s=settings.partition_stuck_after_s,
     )
 
 

@@ -1,5 +1,7 @@
 """Worker heartbeats: one small JSON file per running worker process, refreshed every few seconds.
 
+Each beat says whether every worker thread is alive and carries its consumers' health: how many
+records they parked and which partitions are stuck on one offset (`messaging.health`).
 `cloud-factory stack status` reads them (`read_heartbeats`): a file whose process is gone or whose
 beat is older than `STALE_AFTER_S` is reported as not healthy.
 """
@@ -10,9 +12,11 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from messaging.health import ConsumerHealth, StuckPartition
 
 __all__ = ["STALE_AFTER_S", "Heartbeat", "WorkerBeat", "read_heartbeats"]
 
@@ -25,7 +29,9 @@ class WorkerBeat:
     pid: int
     kinds: list[str]
     beat_at: float
-    healthy: bool
+    healthy: bool  # every worker thread alive
+    parked: int = 0  # records its consumers parked since the process started
+    stuck: tuple[StuckPartition, ...] = ()  # partitions held on one offset past the threshold
 
     @property
     def alive(self) -> bool:
@@ -41,17 +47,21 @@ class Heartbeat:
         self.path = Path(state_dir) / "workers" / f"{os.getpid()}.json"
         self.kinds = kinds
 
-    def beat(self, healthy: bool) -> None:
+    def beat(self, healthy: bool, consumers: Sequence[ConsumerHealth] = ()) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps({"pid": os.getpid(), "kinds": self.kinds, "beatAt": time.time(), "healthy": healthy})
-        )
+        stuck = [{"topic": s.topic, "partition": s.partition, "offset": s.offset, "since": s.since}
+                 for health in consumers for s in health.stuck]
+        tmp.write_text(json.dumps({
+            "pid": os.getpid(), "kinds": self.kinds, "beatAt": time.time(), "healthy": healthy,
+            "parked": sum(health.parked for health in consumers), "stuck": stuck,
+        }))
         tmp.replace(self.path)
 
-    async def run(self, stop: asyncio.Event, alive: Callable[[], bool]) -> None:
+    async def run(self, stop: asyncio.Event, alive: Callable[[], bool],
+                  consumers: Callable[[], Sequence[ConsumerHealth]] = tuple) -> None:
         while not stop.is_set():
-            self.beat(alive())
+            self.beat(alive(), consumers())
             try:
                 await asyncio.wait_for(stop.wait(), INTERVAL_S)
             except TimeoutError:
@@ -67,8 +77,11 @@ def read_heartbeats(state_dir: Path, *, forget_dead_after_s: float = 300.0) -> l
     for path in sorted((Path(state_dir) / "workers").glob("*.json")):
         try:
             raw = json.loads(path.read_text())
-            beat = WorkerBeat(int(raw["pid"]), list(raw["kinds"]), float(raw["beatAt"]), bool(raw["healthy"]))
-        except (OSError, ValueError, KeyError):
+            beat = WorkerBeat(int(raw["pid"]), list(raw["kinds"]), float(raw["beatAt"]), bool(raw["healthy"]),
+                              int(raw.get("parked", 0)),
+                              tuple(StuckPartition(str(s["topic"]), int(s["partition"]), int(s["offset"]),
+                                                   float(s["since"])) for s in raw.get("stuck", ())))
+        except (OSError, ValueError, KeyError, TypeError):
             continue
         if not beat.alive and time.time() - beat.beat_at > forget_dead_after_s:
             path.unlink(missing_ok=True)  # a worker killed hard never cleared its file

@@ -4,7 +4,8 @@ Temporal workers run on the asyncio loop; Kafka consumers run in threads (conflu
 blocking), and so do the outbox relays of Identity, Product, Support and Notification. A stop signal
 sets both kinds of stop flag; each worker finishes the message, batch or task in hand, commits, and
 closes. While running, the process keeps a heartbeat file under `<state dir>/workers/` so
-`cloud-factory stack status` can show worker health.
+`cloud-factory stack status` can show worker health (threads alive, and each consumer's parked
+records and stuck partitions).
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from cloud_factory.settings import Settings
 from workers.heartbeat import Heartbeat
 from workers.options import WorkerOptions
+
+if TYPE_CHECKING:
+    from messaging.consumer import EventConsumer
 
 __all__ = ["CONSUMER_KINDS", "OUTBOX_KINDS", "RELAY_KINDS", "WorkerKind", "run_workers"]
 
@@ -44,7 +49,10 @@ RELAY_KINDS = (WorkerKind.IDENTITY, WorkerKind.PRODUCT, WorkerKind.SUPPORT)
 OUTBOX_KINDS = (*RELAY_KINDS, WorkerKind.NOTIFICATION)
 
 
-def _consumer_target(kind: WorkerKind, options: WorkerOptions) -> Callable[[Settings, threading.Event], None]:
+def _consumer_target(kind: WorkerKind, options: WorkerOptions,
+                     started: list[EventConsumer]) -> Callable[[Settings, threading.Event], None]:
+    """The thread body running one consumer of `kind`; it adds the consumer to `started` (the heartbeat
+    reports their health)."""
     from cloud_factory.tracing import configure_tracing
     from workers import consumers
     from workers.notification import NOTIFICATION_GROUP, build_notification_consumer
@@ -68,6 +76,7 @@ def _consumer_target(kind: WorkerKind, options: WorkerOptions) -> Callable[[Sett
             consumer = build_notification_consumer(
                 settings, group_id=options.group(NOTIFICATION_GROUP), **common
             )
+        started.append(consumer)
         fast = kind is not WorkerKind.NOTIFICATION
         consumer.run(stop, poll_timeout=consumers.SAGA_POLL_TIMEOUT_S if fast else 0.5)
 
@@ -104,9 +113,10 @@ async def _run(kinds: set[WorkerKind], settings: Settings, ready: Callable[[], N
         kind: 1 if kind is WorkerKind.NOTIFICATION else options.replicas or settings.kafka_partitions
         for kind in CONSUMER_KINDS
     }
+    consumers: list[EventConsumer] = []
     threads = [
         threading.Thread(
-            target=_consumer_target(kind, options),
+            target=_consumer_target(kind, options, consumers),
             args=(settings, thread_stop),
             name=f"{kind.value}-{index}",
             daemon=False,
@@ -132,7 +142,8 @@ async def _run(kinds: set[WorkerKind], settings: Settings, ready: Callable[[], N
         )
     heartbeat = Heartbeat(settings.state_dir, sorted(k.value for k in kinds))
     tasks.append(
-        asyncio.create_task(heartbeat.run(async_stop, alive=lambda: all(t.is_alive() for t in threads)))
+        asyncio.create_task(heartbeat.run(async_stop, alive=lambda: all(t.is_alive() for t in threads),
+                                          consumers=lambda: [c.health() for c in list(consumers)]))
     )
     if ready:
         ready()

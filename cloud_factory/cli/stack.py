@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cloud_factory.stack import ComponentState, ComponentStatus, Stack, StackError
@@ -39,12 +40,12 @@ def _print_workers() -> None:
         Console().print("workers: none running (start them with `cloud-factory worker all`)")
         return
     table = Table(title="workers")
-    for column in ("pid", "kinds", "state", "last beat"):
-        table.add_column(column)
+    for column in ("pid", "kinds", "state", "last beat", "detail"):
+        table.add_column(column, overflow="fold")
     style = {"healthy": "green", "degraded": "yellow", "stale": "red"}
     for row in rows:
         state = f"[{style[row.state]}]{row.state}[/]"
-        table.add_row(str(row.pid), row.kinds, state, f"{row.last_beat_s:.0f}s ago")
+        table.add_row(str(row.pid), row.kinds, state, f"{row.last_beat_s:.0f}s ago", escape(row.detail))
     Console().print(table)
 
 

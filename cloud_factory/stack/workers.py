@@ -2,7 +2,8 @@
 
 Workers are not part of the stack (any number may run, anywhere), so their rows inform and never
 change the command's exit code; a worker whose heartbeat went stale or whose process is gone is
-shown as unhealthy.
+shown as stale, one with a dead thread, parked records or a partition stuck on one offset as
+degraded (the detail says which).
 """
 
 from __future__ import annotations
@@ -18,15 +19,23 @@ __all__ = ["WorkerHealth", "worker_health"]
 class WorkerHealth:
     pid: int
     kinds: str
-    state: str  # healthy | degraded (a consumer thread died) | stale (no beat, or the process is gone)
+    state: str  # healthy | degraded (thread died, records parked, partition stuck) | stale (no beat, gone)
     last_beat_s: float
+    detail: str = ""  # why degraded, e.g. "1 parked; stuck: <topic>[0]@5 for 75s"
 
 
 def worker_health(state_dir: Path) -> list[WorkerHealth]:
     from workers.heartbeat import read_heartbeats
 
     rows = []
+    now = time.time()
     for beat in read_heartbeats(state_dir):
-        state = "stale" if not beat.alive else ("healthy" if beat.healthy else "degraded")
-        rows.append(WorkerHealth(beat.pid, ",".join(beat.kinds), state, time.time() - beat.beat_at))
+        reasons = [] if beat.healthy else ["a worker thread died"]
+        if beat.parked:
+            reasons.append(f"{beat.parked} parked (see `cloud-factory dlq parked`)")
+        if beat.stuck:
+            reasons.append("stuck: " + ", ".join(f"{s} for {now - s.since:.0f}s" for s in beat.stuck))
+        state = "stale" if not beat.alive else ("degraded" if reasons else "healthy")
+        rows.append(WorkerHealth(beat.pid, ",".join(beat.kinds), state, now - beat.beat_at,
+                                 "; ".join(reasons)))
     return rows

@@ -1,0 +1,88 @@
+"""How a record that cannot be handled leaves its partition: whole to its DLQ topic, as a reference
+when the whole would not fit a DLQ record, or — when dead-lettering keeps failing — parked.
+
+The consumer decides *when* (retries, the park window); this decides *how*. A reference's value is
+stored in PostgreSQL before the reference is published, and a parked record is stored before its
+offset is committed, so each way off the partition keeps the record whole.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import Engine
+
+from messaging.deadletter import MAX_DLQ_RECORD_BYTES, REFERENCE_HEAD_BYTES, DeadLetter
+from messaging.dlq_store import DlqStore
+from messaging.errors import PublishError
+from messaging.parking import ParkingLot
+from messaging.producer import Delivery, EventProducer
+
+__all__ = ["DeadLetterRoute"]
+
+log = logging.getLogger(__name__)
+
+
+class DeadLetterRoute:
+    """Dead-letters through `producer`; keeps references' values and parked records in `engine`'s
+    database (the process settings' one when None), connecting only when one is needed."""
+
+    def __init__(self, producer: EventProducer, engine: Engine | None = None, *,
+                 max_record_bytes: int = MAX_DLQ_RECORD_BYTES,
+                 head_bytes: int = REFERENCE_HEAD_BYTES) -> None:
+        self.producer = producer
+        self.max_record_bytes = max_record_bytes
+        self.head_bytes = head_bytes
+        self._engine = engine
+        self._store: DlqStore | None = None
+        self._lot: ParkingLot | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from cloud_factory.db import engine_for
+            from cloud_factory.settings import get_settings
+
+            self._engine = engine_for(get_settings().dsn)
+        return self._engine
+
+    @property
+    def store(self) -> DlqStore:
+        if self._store is None:
+            self._store = DlqStore(self.engine)
+        return self._store
+
+    @property
+    def lot(self) -> ParkingLot:
+        if self._lot is None:
+            self._lot = ParkingLot(self.engine)
+        return self._lot
+
+    def dead_letter(self, letter: DeadLetter) -> tuple[Delivery, DeadLetter]:
+        """Publish `letter` (or a reference to it); returns the delivery and what was sent.
+
+        Raises `PublishError` when the DLQ took neither, or a database error when a reference's
+        value could not be stored (then no reference was published)."""
+        if letter.record_size() > self.max_record_bytes:
+            return self._reference(letter), letter.as_reference(self.head_bytes)
+        try:
+            return self._publish(letter), letter
+        except PublishError as refused:
+            if refused.retriable or len(letter.value) <= self.head_bytes:
+                raise  # a broker away, or a reference would be no smaller
+            log.warning("the DLQ refused the dead letter of %s/%d/%d whole (%s); sending a reference",
+                        letter.original_topic, letter.original_partition, letter.original_offset, refused)
+            return self._reference(letter), letter.as_reference(self.head_bytes)
+
+    def park(self, letter: DeadLetter, *, dlq_error: str) -> int:
+        """Keep the whole record in `messaging.parked`; returns its row id (raises when the database
+        cannot take it: then the record must stay where it is)."""
+        return self.lot.park(letter, dlq_error=dlq_error)
+
+    def _reference(self, letter: DeadLetter) -> Delivery:
+        self.store.keep_value(letter.value)  # first: a reference never points at nothing
+        return self._publish(letter.as_reference(self.head_bytes))
+
+    def _publish(self, letter: DeadLetter) -> Delivery:
+        return self.producer.publish_raw(letter.topic, key=letter.key, value=letter.value,
+                                         headers=letter.record_headers())
