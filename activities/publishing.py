@@ -24,15 +24,16 @@ from temporalio.exceptions import ApplicationError
 import schemas
 from messaging.producer import EventProducer
 from workflows.contracts import PublishedEvent, PublishRequest
+from workflows.contracts import step_event_id as workflow_step_event_id
 
 __all__ = ["PublishingActivities", "step_event_id"]
 
-PRODUCER_NAME = "order-service"
+PRODUCER_NAME = schemas.producer_name(schemas.Service.ORDER)  # the saga publishes as Order
 
 
 def step_event_id(workflow_id: str, step: str) -> uuid.UUID:
     """The event id of one workflow step: a retried activity re-sends the same event."""
-    return schemas.stable_event_id(workflow_id, step)
+    return uuid.UUID(workflow_step_event_id(workflow_id, step))
 
 
 class PublishingActivities:
@@ -52,7 +53,12 @@ class PublishingActivities:
                 type="ContractError",
                 non_retryable=True,
             ) from exc
-        delivery = self.producer.publish(envelope)
+        try:
+            delivery = self.producer.publish(envelope)
+        except schemas.SignatureError as exc:
+            # This worker may not sign that type (or has no Order key): no retry can change that.
+            raise ApplicationError(f"cannot sign {request.event_type}: {exc}", type="SignatureError",
+                                   non_retryable=True) from exc
         activity.logger.info(
             "published %s %s to %s[%d]@%d",
             envelope.event_type,

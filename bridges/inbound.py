@@ -1,10 +1,15 @@
 """The inbound bridge: the events Order subscribes to become `domain_event` signals of the saga.
 
-The consumer runtime has already verified the signature, decoded and upcast the event; the bridge
-finds the workflow from the event (tenant + order id → workflow id) and checks that its
-correlationId is the flow's, then signals it. The workflow ignores an event id it has seen, so
-redelivery is harmless. An event for no running workflow raises `NotFoundError`: the runtime
-dead-letters it at once instead of retrying.
+The consumer runtime has already verified the signature, checked that the signer is the event type's
+publisher, decoded and upcast the event. The bridge finds the workflow from the event (tenant + order
+id → workflow id), checks that its correlationId is that flow's and that it answers one of the
+saga's open asks (its `causationId` is the id of a request the saga published and still waits on,
+and its type answers that request — the `pending_asks` query), then signals it. Anything else is an
+`InconsistencyError` naming the mismatch, dead-lettered at once; an event for no workflow at all is a
+`NotFoundError`. When the saga cannot answer the query (no saga worker in time, or a saga of an
+earlier release), the bridge signals anyway — a signal is durable while a worker is away — and the
+workflow applies the same check itself, recording a refused event in its timeline as ignored.
+The workflow ignores an event id it has seen, so redelivery is harmless.
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ from __future__ import annotations
 import logging
 
 import schemas
-from bridges.signaller import WorkflowNotFound, WorkflowSignaller
+from bridges.signaller import QueryUnavailable, WorkflowNotFound, WorkflowSignaller
 from messaging.consumer import HandlerContext
-from messaging.errors import NotFoundError
+from messaging.errors import InconsistencyError, NotFoundError
 from workflows.contracts import InboundEvent, correlation_id_for, order_workflow_id
 
 __all__ = ["BRIDGED_EVENT_TYPES", "ORDER_BRIDGE_GROUP", "OrderBridge", "inbound_event"]
@@ -33,21 +38,46 @@ def inbound_event(envelope: schemas.Envelope) -> InboundEvent:
         data=envelope.data.model_dump(mode="json", by_alias=True),
         causation_id=str(envelope.causation_id) if envelope.causation_id else None,
         occurred_at=envelope.occurred_at.isoformat(),
+        tenant_id=envelope.tenant_id,
     )
 
 
 class OrderBridge:
     """Consumer handler for every event type in `BRIDGED_EVENT_TYPES`."""
 
-    def __init__(self, signaller: WorkflowSignaller) -> None:
+    def __init__(self, signaller: WorkflowSignaller, *, query_timeout: float = 5.0) -> None:
         self.signaller = signaller
+        self.query_timeout = query_timeout
 
     def __call__(self, envelope: schemas.Envelope, context: HandlerContext) -> None:
         workflow_id = order_workflow_id(envelope.tenant_id, str(envelope.data.order_id))
         if correlation_id_for(workflow_id) != str(envelope.correlation_id):
-            raise NotFoundError(f"correlationId {envelope.correlation_id} is not the flow of {workflow_id}")
+            raise InconsistencyError(
+                f"correlationId {envelope.correlation_id} is not the flow of {workflow_id} "
+                f"(tenant {envelope.tenant_id}, order {envelope.data.order_id})")
         try:
+            self._check_answers_an_open_ask(workflow_id, envelope)
             self.signaller.signal(workflow_id, "domain_event", inbound_event(envelope))
         except WorkflowNotFound as exc:
             raise NotFoundError(str(exc)) from exc
         log.info("signalled %s with %s %s", workflow_id, envelope.event_type, envelope.event_id)
+
+    def _check_answers_an_open_ask(self, workflow_id: str, envelope: schemas.Envelope) -> None:
+        try:
+            asks: dict[str, list[str]] = self.signaller.query(
+                workflow_id, "pending_asks", timeout=self.query_timeout)
+        except QueryUnavailable as exc:
+            log.warning("cannot ask %s what it waits for (%s); signalling, the saga checks it itself",
+                        workflow_id, exc)
+            return
+        causation = str(envelope.causation_id) if envelope.causation_id else None
+        answers = asks.get(causation or "")
+        if answers is None:
+            waiting = ", ".join(sorted(asks)) or "nothing"
+            raise InconsistencyError(
+                f"{envelope.event_type} {envelope.event_id} answers {causation}, which is not a request "
+                f"{workflow_id} waits on (it waits on: {waiting})")
+        if envelope.event_type not in answers:
+            raise InconsistencyError(
+                f"{envelope.event_type} {envelope.event_id} cannot answer request {causation} of "
+                f"{workflow_id} (expected {' or '.join(answers)})")

@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import timedelta
 from typing import Any
 
 from opentelemetry import context as otel_context
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.service import RPCError, RPCStatusCode
 
-__all__ = ["WorkflowNotFound", "WorkflowSignaller"]
+__all__ = ["QueryUnavailable", "WorkflowNotFound", "WorkflowSignaller"]
 
 
 class WorkflowNotFound(LookupError):
     """No running workflow with that id (never started, or already finished)."""
+
+
+class QueryUnavailable(RuntimeError):
+    """The workflow exists but could not answer the query now (no worker in time, or a workflow of an
+    earlier release that has no such query)."""
 
 
 class WorkflowSignaller:
@@ -39,6 +45,22 @@ class WorkflowSignaller:
     def signal(self, workflow_id: str, signal: str, arg: Any) -> None:
         """Deliver one signal; raises WorkflowNotFound when nothing is running under that id."""
         self._run(self._signal(workflow_id, signal, arg, otel_context.get_current()))
+
+    def query(self, workflow_id: str, query: str, *, timeout: float = 5.0) -> Any:
+        """Ask a workflow a query; WorkflowNotFound when there is none, QueryUnavailable when it cannot
+        answer within `timeout` seconds."""
+        return self._run(self._query(workflow_id, query, timeout))
+
+    async def _query(self, workflow_id: str, query: str, timeout: float) -> Any:
+        handle = self._client.get_workflow_handle(workflow_id)
+        try:
+            return await handle.query(query, rpc_timeout=timedelta(seconds=timeout))
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise WorkflowNotFound(f"no workflow {workflow_id}: {exc.message}") from None
+            raise QueryUnavailable(f"{workflow_id} did not answer {query}: {exc.message}") from None
+        except (WorkflowQueryFailedError, WorkflowQueryRejectedError, asyncio.TimeoutError) as exc:
+            raise QueryUnavailable(f"{workflow_id} did not answer {query}: {exc}") from None
 
     async def _signal(self, workflow_id: str, signal: str, arg: Any, ctx: otel_context.Context) -> None:
         token = otel_context.attach(ctx)

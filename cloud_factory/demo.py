@@ -148,8 +148,9 @@ async def _watch(orders: list[DemoOrder], on_progress: Callable[[list[DemoOrder]
 
 
 def _replay_some(settings: Settings, records, count: int = 3) -> int:
-    """Re-send a few records byte for byte (an at-least-once redelivery) to show they are suppressed."""
-    producer = producer_from(settings)
+    """Re-send a few of Provisioning's records (an at-least-once redelivery, signed by Provisioning as
+    its worker would after a crash) to show they are suppressed."""
+    producer = producer_from(settings, service="provisioning")
     for record in records[:count]:
         producer.publish(record.envelope)  # same event id: consumers must recognise it
     return min(count, len(records))

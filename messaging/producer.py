@@ -1,8 +1,9 @@
 """The signed, ordered event producer, with the file fallback behind it.
 
 Each record: value = the encoded envelope, key = correlationId (the Java-compatible
-`murmur2_random` partitioner keeps a business flow on one partition), headers = HMAC signature +
-key id, CloudEvents mirror headers and the W3C trace context of the `publish` span. The producer is
+`murmur2_random` partitioner keeps a business flow on one partition), headers = signature + key id
++ signed-at (the producer signs as its one service, and only that service's event types), CloudEvents
+mirror headers and the W3C trace context of the `publish` span. The producer is
 idempotent with `acks=all`; `publish` returns only once the broker acknowledged the record — or,
 when a spool is attached and no broker answers, once the record is fsynced into the spool, from
 which a background replayer re-publishes it as soon as Kafka is back. While the spool holds
@@ -66,7 +67,7 @@ def record_headers(envelope: schemas.Envelope, value: bytes, keyring: schemas.Ke
     carry, by default the current span's)."""
     event_id = str(envelope.event_id).encode()
     return [
-        *keyring.sign(value),
+        *keyring.sign(value, event_type=envelope.event_type),
         ("x-cf-event-type", envelope.event_type.encode()),
         ("x-cf-event-id", event_id),
         *schemas.cloudevent_headers(envelope, event_id=event_id, correlation_id=key),

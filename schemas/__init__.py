@@ -12,12 +12,15 @@ Exceptions (all bad input, never retryable)::
           ├── UnknownEventTypeError   eventType not in this build's catalog
           ├── UnsupportedVersionError payload version unknown to this build (e.g. from the future)
           └── SignatureError          signature missing/invalid and SigningMode.PRODUCTION (.check)
+               └── UnauthorizedSignerError  verified, but the signer is not the type's publisher
+                                            or disagrees with `producer`
 
 `decode` raises nothing but these, whatever bytes it is given.
 """
 
 from __future__ import annotations
 
+from schemas._internal.authorization import SignerPolicy, producer_name
 from schemas._internal.builders import EventFactory
 from schemas._internal.catalog import Catalog, CatalogEntry
 from schemas._internal.cloudevents import cloudevent_headers, dataschema_uri
@@ -26,9 +29,11 @@ from schemas._internal.envelope import Actor, ActorType, Envelope
 from schemas._internal.errors import (
     ContractError,
     SignatureError,
+    UnauthorizedSignerError,
     UnknownEventTypeError,
     UnsupportedVersionError,
 )
+from schemas._internal.keys import Algorithm, generate_entry, public_entry
 from schemas._internal.ids import stable_event_id
 from schemas._internal.records import OutboundRecord, RecordIO
 from schemas._internal.routing import (
@@ -44,6 +49,7 @@ from schemas._internal.services import RetryProfile, Service
 from schemas._internal.signing import (
     KEY_ID_HEADER,
     SIGNATURE_HEADER,
+    SIGNED_AT_HEADER,
     Keyring,
     SignatureCheck,
     SignatureStatus,
@@ -56,8 +62,10 @@ from schemas.payloads._base import Money, Payload
 __all__ = [
     "KEY_ID_HEADER",
     "SIGNATURE_HEADER",
+    "SIGNED_AT_HEADER",
     "Actor",
     "ActorType",
+    "Algorithm",
     "Catalog",
     "CatalogEntry",
     "ContractError",
@@ -73,9 +81,11 @@ __all__ = [
     "SignatureStatus",
     "SigningMode",
     "TopicName",
+    "UnauthorizedSignerError",
     "UnknownEventTypeError",
     "UnsupportedVersionError",
     "all_topics",
+    "authorize_signer",
     "build_record",
     "catalog",
     "cloudevent_headers",
@@ -85,10 +95,14 @@ __all__ = [
     "dlq_topic_for",
     "encode",
     "enforce_signature",
+    "generate_entry",
     "message_key",
     "new_event",
     "parse_topic",
+    "producer_name",
+    "public_entry",
     "read_record",
+    "signer_violation",
     "stable_event_id",
     "subscription_topics",
     "topic_for",
@@ -97,7 +111,8 @@ __all__ = [
 
 _codec = Codec(catalog)
 _factory = EventFactory(catalog)
-_records = RecordIO(_codec)
+_signers = SignerPolicy(catalog)
+_records = RecordIO(_codec, _signers)
 
 encode = _codec.encode
 decode = _codec.decode
@@ -106,3 +121,5 @@ new_event = _factory.new_event
 derive_event = _factory.derive_event
 build_record = _records.build_record
 read_record = _records.read_record
+authorize_signer = _signers.enforce
+signer_violation = _signers.violation

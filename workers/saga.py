@@ -18,6 +18,7 @@ from cloud_factory.db import engine_for, ensure_schema
 from cloud_factory.settings import Settings
 from cloud_factory.tracing import configure_tracing
 from messaging.wiring import ensure_catalog_topics, producer_from
+from schemas import Service
 from services.order.tables import metadata as order_metadata
 from workflows.order_fulfillment import ORDER_TASK_QUEUE, OrderFulfillmentWorkflow
 
@@ -38,7 +39,9 @@ def build_saga_worker(
     task_queue: str = ORDER_TASK_QUEUE,
     max_concurrent_activities: int = 32,
 ) -> Worker:
-    producer = producer_from(settings)
+    # No file spool: a broker outage fails the publish activity and Temporal retries it, so the saga
+    # never moves on with an event that is only in a local file.
+    producer = producer_from(settings, service=Service.ORDER, fallback=False)
     engine = engine_for(settings.dsn)
     ensure_schema(engine, order_metadata)
     publishing = PublishingActivities(producer)

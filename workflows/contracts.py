@@ -8,6 +8,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from schemas._internal.ids import stable_event_id
+
 __all__ = [
     "CancelRequest",
     "CompensationEntry",
@@ -22,8 +24,10 @@ __all__ = [
     "PublishedEvent",
     "SagaTimings",
     "TimelineEntry",
+    "REPLIES",
     "correlation_id_for",
     "order_workflow_id",
+    "step_event_id",
 ]
 
 _CORRELATION_NAMESPACE = uuid.UUID("6f1c7a8e-3c1b-4b7e-9d1e-2a4f0c9b5e10")
@@ -37,6 +41,20 @@ def order_workflow_id(tenant_id: str, order_id: str) -> str:
 def correlation_id_for(workflow_id: str) -> str:
     """The flow's correlationId, a pure function of the workflow id (so the bridge can check a match)."""
     return str(uuid.uuid5(_CORRELATION_NAMESPACE, workflow_id))
+
+
+def step_event_id(workflow_id: str, step: str) -> str:
+    """The event id of one saga step: a retried activity re-sends the same event, and the saga knows
+    the id of each of its asks before publishing it (so an answer can never outrun the ask)."""
+    return str(stable_event_id(workflow_id, step))
+
+
+#: The saga's asks and the only event types that may answer each (`causationId` = the ask's id).
+REPLIES: dict[str, tuple[str, ...]] = {
+    "order.provisioning-started": ("provisioning.completed", "provisioning.failed"),
+    "order.cancelled": ("provisioning.deprovisioned",),
+    "billing.refund-requested": ("billing.refund-completed", "billing.refund-failed"),
+}
 
 
 @dataclass
@@ -170,6 +188,7 @@ class InboundEvent:
     data: dict
     causation_id: str | None = None
     occurred_at: str = ""
+    tenant_id: str | None = None  # None from bridges of earlier releases
 
 
 @dataclass
@@ -193,6 +212,7 @@ class TimelineEntry:
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
+    ignored: str | None = None  # why an inbound event was not applied (not an answer to an open ask)
 
 
 @dataclass

@@ -4,11 +4,16 @@ Deterministic by construction: no clock, randomness or I/O here; every side effe
 event, opening an incident) is an activity, and each published event's id is derived from the
 workflow id and the step, so a retried activity never mints a second event. Behaviour changes go
 behind `workflow.patched` so the histories under tests/histories/ keep replaying: the first release
-(publish `order.created`, return) is kept verbatim for workflows without the `full-saga` marker, and
-compensation that stops at the first failed undo for workflows without `every-undo`.
+(publish `order.created`, return) is kept verbatim for workflows without the `full-saga` marker;
+compensation that stops at the first failed undo for workflows without `every-undo`; inbound events
+applied unchecked (the first of each type, asked for or not) for workflows without `trusted-replies`.
 
 The saga talks to the other services only through events: it publishes through the `publish_event`
-activity and hears back through the `domain_event` signal, which the inbound bridge sends.
+activity and hears back through the `domain_event` signal, which the inbound bridge sends. It
+applies an inbound event only when it answers one of its own open asks: its `causationId` is the id
+of a request the saga published and still waits on (ids are derived from the step, so the saga knows
+an ask's id before publishing it), its type is an answer to that request (`REPLIES`) and its tenant
+is the saga's. Anything else is recorded in the timeline as ignored; the bridge dead-letters it first.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ with workflow.unsafe.imports_passed_through():
         PublishedEvent,
         PublishRequest,
         TimelineEntry,
+        REPLIES,
+        step_event_id,
     )
     from workflows.plans import resources_for_plan
 
@@ -39,6 +46,7 @@ __all__ = [
     "ORDER_TASK_QUEUE",
     "PATCH_EVERY_UNDO",
     "PATCH_FULL_SAGA",
+    "PATCH_TRUSTED_REPLIES",
     "OrderFulfillmentWorkflow",
     "SA_CORRELATION_ID",
     "SA_ORDER_STATUS",
@@ -50,6 +58,8 @@ ORDER_TASK_QUEUE = "cloud-factory-orders"
 PATCH_FULL_SAGA = "full-saga"
 # After a failed undo, still try every remaining one (newest first) and name every failure.
 PATCH_EVERY_UNDO = "every-undo"
+# Apply only answers to the saga's own open asks, of its tenant (the release of per-service keys).
+PATCH_TRUSTED_REPLIES = "trusted-replies"
 
 SA_CORRELATION_ID = SearchAttributeKey.for_keyword("CorrelationId")
 SA_TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
@@ -102,12 +112,15 @@ class OrderFulfillmentWorkflow:
         self._resources: list[dict] = []
         self._failure: str | None = None
         self._memo_stack: list[str] | None = None
+        self._trusted = False  # decided once per run: see PATCH_TRUSTED_REPLIES
+        self._asks: dict[str, tuple[str, tuple[str, ...]]] = {}  # open ask id → (its type, answer types)
 
     # ------------------------------------------------------------------ run
     @workflow.run
     async def run(self, order: OrderRequest) -> OrderResult:
         if not workflow.patched(PATCH_FULL_SAGA):
             return await self._first_release(order)
+        self._trusted = workflow.patched(PATCH_TRUSTED_REPLIES)
         self._order = order
         workflow.upsert_search_attributes(
             [
@@ -191,6 +204,7 @@ class OrderFulfillmentWorkflow:
                 "resources": resources_for_plan(order.plan_id),
             },
             paid_id,
+            ask=True,
         )
         entry = CompensationEntry("deprovision_resources", "order.provisioning-started", None)
         self._stack.append(entry)
@@ -202,6 +216,7 @@ class OrderFulfillmentWorkflow:
                 timeout=timedelta(seconds=order.timings.provisioning_timeout_s),
             )
         except TimeoutError:
+            self._close_asks("order.provisioning-started")
             return await self._compensate(
                 stage="provisioning",
                 error_code="PROVISIONING_TIMEOUT",
@@ -209,6 +224,7 @@ class OrderFulfillmentWorkflow:
                 cause_id=started.event_id,
                 by_customer=False,
             )
+        self._close_asks("order.provisioning-started")
         if _PROV_FAILED in self._inbound and _PROV_DONE not in self._inbound:
             failed = self._inbound[_PROV_FAILED]
             entry.resources = list(failed.data.get("partialResources") or [])
@@ -400,15 +416,18 @@ class OrderFulfillmentWorkflow:
                 self._cancelled_payload(reason, resources),
                 cause_id,
                 compensation=True,
+                ask=True,
             )
             last = asked.event_id
             try:
                 await workflow.wait_condition(
                     lambda: _DEPROVISIONED in self._inbound, timeout=timedelta(seconds=window)
                 )
+                self._close_asks("order.cancelled")
                 return True, self._inbound[_DEPROVISIONED].event_id, ""
             except TimeoutError:
                 continue
+        self._close_asks("order.cancelled")
         return False, last, "deprovisioning was never confirmed"
 
     async def _refund(self, by_customer: bool, cause_id: str) -> tuple[bool, str, str]:
@@ -431,6 +450,7 @@ class OrderFulfillmentWorkflow:
                 },
                 cause_id,
                 compensation=True,
+                ask=True,
             )
             last = asked.event_id
             try:
@@ -440,6 +460,7 @@ class OrderFulfillmentWorkflow:
                 )
             except TimeoutError:
                 continue
+            self._close_asks("billing.refund-requested")
             if _REFUND_DONE in self._inbound:
                 return True, self._inbound[_REFUND_DONE].event_id, ""
             failed = self._inbound[_REFUND_FAILED]
@@ -448,6 +469,7 @@ class OrderFulfillmentWorkflow:
                 failed.event_id,
                 f"refund failed: {failed.data['errorCode']} {failed.data['reason']}",
             )
+        self._close_asks("billing.refund-requested")
         return False, last, "the refund was never confirmed"
 
     async def _compensation_failed(self, failures: list[tuple[str, str]], cause_id: str) -> OrderResult:
@@ -546,10 +568,38 @@ class OrderFulfillmentWorkflow:
             }
         )
 
-    async def _publish(
-        self, step: str, event_type: str, data: dict, causation_id: str | None, *, compensation: bool = False
-    ) -> PublishedEvent:
+    def _close_asks(self, ask_type: str) -> None:
+        """The saga no longer waits for answers to its `ask_type` requests: later ones are ignored."""
+        self._asks = {ask: entry for ask, entry in self._asks.items() if entry[0] != ask_type}
+
+    def _refusal(self, event: InboundEvent) -> str | None:
+        """Why `event` is not applied (None: it answers an open ask of this saga's tenant)."""
         order = self._require_order()
+        if event.tenant_id is not None and event.tenant_id != order.tenant_id:
+            return f"tenant {event.tenant_id} is not the saga's tenant {order.tenant_id}"
+        ask = self._asks.get(event.causation_id or "")
+        if ask is None:
+            return f"its causationId {event.causation_id} is not an open ask of this saga"
+        if event.event_type not in ask[1]:
+            return f"{event.event_type} does not answer {ask[0]}"
+        return None
+
+    async def _publish(
+        self,
+        step: str,
+        event_type: str,
+        data: dict,
+        causation_id: str | None,
+        *,
+        compensation: bool = False,
+        ask: bool = False,
+    ) -> PublishedEvent:
+        """Publish one step's event; an `ask` is registered (by its derived id) before it goes out, so
+        its answer always finds it open."""
+        order = self._require_order()
+        if ask and self._trusted:
+            ask_id = step_event_id(workflow.info().workflow_id, step)
+            self._asks[ask_id] = (event_type, REPLIES[event_type])
         published: PublishedEvent = await workflow.execute_activity(
             "publish_event",
             PublishRequest(
@@ -613,6 +663,20 @@ class OrderFulfillmentWorkflow:
         if event.event_id in self._seen:
             return
         self._seen[event.event_id] = None
+        refusal = self._refusal(event) if self._trusted else None
+        if refusal is not None:
+            self._timeline.append(
+                TimelineEntry(
+                    "in",
+                    event.event_type,
+                    event.event_id,
+                    workflow.now().isoformat(),
+                    event.causation_id,
+                    ignored=refusal,
+                )
+            )
+            workflow.logger.warning("ignored %s %s: %s", event.event_type, event.event_id, refusal)
+            return
         self._timeline.append(
             TimelineEntry(
                 "in", event.event_type, event.event_id, workflow.now().isoformat(), event.causation_id
@@ -644,3 +708,8 @@ class OrderFulfillmentWorkflow:
     @workflow.query
     def timeline(self) -> list[TimelineEntry]:
         return list(self._timeline)
+
+    @workflow.query
+    def pending_asks(self) -> dict[str, list[str]]:
+        """Open asks (event id → the event types that may answer it): what the bridge checks against."""
+        return {ask: list(replies) for ask, (_, replies) in self._asks.items()}

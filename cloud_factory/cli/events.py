@@ -3,6 +3,9 @@
 `sign` and `verify` read JSON on stdin so they compose in shell pipelines::
 
     cloud-factory events example order.created | cloud-factory events sign | cloud-factory events verify
+
+Keys come from `--keys`, else the process configuration (CF_SIGNING_KEYS, CF_SIGNING_KEYS_FILE, or the
+development keys of `stack up`); `keygen` makes new ones.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ app = typer.Typer(
 )
 
 KEYS_ENV = "CF_SIGNING_KEYS"
-_KEYS_HELP = f"Keyring 'kid:secret,kid2:secret2' (first signs). Defaults to ${KEYS_ENV}."
+_KEYS_HELP = (f"Keys 'service/kid:secret,…' (a service's first key signs). Defaults to ${KEYS_ENV}, "
+              "CF_SIGNING_KEYS_FILE or the stack's development keys.")
 
 
 def _console() -> Console:
@@ -39,8 +43,12 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 def _keyring(keys: str | None) -> schemas.Keyring:
     if keys is None:
         from cloud_factory.settings import get_settings
+        from cloud_factory.signing_keys import SigningKeysError, load_keyring
 
-        keys = get_settings().signing_keys
+        try:
+            return load_keyring(get_settings())
+        except SigningKeysError as exc:
+            raise _fail(str(exc)) from None
     try:
         return schemas.Keyring.parse(keys)
     except ContractError as exc:
@@ -178,21 +186,39 @@ def topics(
 @app.command()
 def sign(
     keys: str | None = typer.Option(None, "--keys", envvar=KEYS_ENV, help=_KEYS_HELP, show_default=False),
+    as_service: Annotated[
+        Service | None,
+        typer.Option("--as", help="Sign as this service (default: the event type's catalog publisher)."),
+    ] = None,
     env: str = typer.Option("dev", "--env", "-e"),
 ) -> None:
-    """Read an envelope (JSON) on stdin, print the record to produce: topic, key, canonical value, headers."""
+    """Read an envelope (JSON) on stdin, print the record to produce: topic, key, canonical value, headers.
+
+    Signing as a service that does not publish the type is allowed here (to try a deployment's
+    defences) with a warning: every consumer refuses such a record.
+    """
     document = _stdin_json()
     try:
         envelope = schemas.decode(json.dumps(document).encode(), upcast=False)
-        record = schemas.build_record(envelope, _keyring(keys), env=env)
     except ContractError as exc:
         raise _fail(f"invalid event: {exc}", 2) from None
+    publisher = catalog.require(envelope.event_type).publisher
+    signer = as_service or publisher
+    try:
+        ring = _keyring(keys).as_signer(signer)
+    except ContractError as exc:
+        raise _fail(str(exc.reason)) from None
+    if signer is not publisher:
+        typer.echo(f"warning: {envelope.event_type} is published by {publisher.value}, not {signer.value}: "
+                   "consumers will refuse this record", err=True)
+    value = schemas.encode(envelope)
+    headers = ring.sign(value) + schemas.cloudevent_headers(envelope)
     _print_json(
         {
-            "topic": record.topic,
-            "key": record.key.decode(),
-            "value": record.value.decode(),
-            "headers": {name: value.decode() for name, value in record.headers},
+            "topic": schemas.topic_for(envelope.event_type, env),
+            "key": schemas.message_key(envelope).decode(),
+            "value": value.decode(),
+            "headers": {name: header.decode() for name, header in headers},
         }
     )
 
@@ -204,10 +230,11 @@ def verify(
         SigningMode, typer.Option("--mode", help="production rejects, development warns.")
     ] = SigningMode.PRODUCTION,
 ) -> None:
-    """Read a record (as printed by `sign`: value string + headers) on stdin; check signature and contract.
+    """Read a record (as printed by `sign`: value string + headers) on stdin; check signature, signer and
+    contract, and print the signer's service.
 
-    Exit 0 when the record would be processed, 1 when its signature is rejected, 2 when it breaks
-    the contract.
+    Exit 0 when the record would be processed, 1 when its signature or its signer is rejected (the
+    message names the signer and the type's catalog publisher), 2 when it breaks the contract.
     """
     document = _stdin_json()
     if not isinstance(document, dict) or not isinstance(document.get("value"), str):
@@ -216,7 +243,10 @@ def verify(
     raw_headers = document.get("headers") or {}
     headers = list(raw_headers.items()) if isinstance(raw_headers, dict) else [tuple(h) for h in raw_headers]
     check = _keyring(keys).verify(value, headers)
-    report: dict[str, Any] = {"signature": check.status.value, "keyId": check.key_id}
+    report: dict[str, Any] = {"signature": check.status.value, "keyId": check.key_id,
+                              "signer": check.service.value if check.service else None}
+    if check.signed_at_ms is not None:
+        report["signedAtMs"] = check.signed_at_ms
     if check.detail:
         report["detail"] = check.detail
     try:
@@ -236,10 +266,47 @@ def verify(
         eventType=original.event_type,
         version=original.version,
         decodedVersion=latest.version,
+        publisher=catalog.require(original.event_type).publisher.value,
+        producer=original.producer,
         eventId=str(original.event_id),
         correlationId=str(original.correlation_id),
     )
+    violation = schemas.signer_violation(original, check)
+    if violation is not None:
+        report.update(error=violation[1], field=violation[0], errorClass="UnauthorizedSignerError")
+        _print_json(report)
+        typer.echo(f"rejected: {violation[1]}", err=True)
+        if SigningMode(mode) is SigningMode.PRODUCTION:
+            raise typer.Exit(1)
+        return
     _print_json(report)
+
+
+@app.command()
+def keygen(
+    service: Annotated[Service, typer.Option("--service", "-s", help="Whose key.")],
+    key_id: str | None = typer.Option(None, "--key-id", help="Default: <service>-<date>-<random>."),
+    algorithm: Annotated[
+        schemas.Algorithm, typer.Option("--algorithm", "-a", help="hmac-sha256 (shared secret) or ed25519.")
+    ] = schemas.Algorithm.HMAC_SHA256,
+) -> None:
+    """Print a new signing key entry for CF_SIGNING_KEYS / CF_SIGNING_KEYS_FILE.
+
+    Ed25519 also prints the public entry: give the private line to the service only and the public line
+    to every process that verifies its events (they can then verify but never forge them).
+    """
+    import datetime as dt
+    import secrets
+
+    kid = key_id or f"{service.value}-{dt.date.today():%Y%m%d}-{secrets.token_hex(2)}"
+    try:
+        line = schemas.generate_entry(service, kid, algorithm)
+        schemas.Keyring.parse(line)
+    except ContractError as exc:
+        raise _fail(exc.reason, 2) from None
+    typer.echo(line)
+    if algorithm is schemas.Algorithm.ED25519:
+        typer.echo(schemas.public_entry(line))
 
 
 @app.command()

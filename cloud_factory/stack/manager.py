@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from cloud_factory.settings import Settings, get_settings
+from cloud_factory.signing_keys import ensure_development_keys
 from cloud_factory.stack._component import Component, ComponentState, ComponentStatus
 from cloud_factory.stack._process import StackError, pid_alive
 from cloud_factory.stack.kafka import KafkaComponent
@@ -44,6 +45,10 @@ class Stack:
     def up(self, progress: Progress = _quiet) -> list[ComponentStatus]:
         for component in self.components:
             component.check_prerequisites()
+        keys = self.settings.development_keys_path
+        existed = keys.is_file()
+        if ensure_development_keys(self.settings) is not None and not existed:
+            progress("keys", f"wrote development signing keys, one per service, to {keys}")
         waiting: list[Component] = []
         for component in self.components:
             current = component.status()

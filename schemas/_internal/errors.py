@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-__all__ = ["ContractError", "SignatureError", "UnknownEventTypeError", "UnsupportedVersionError"]
+__all__ = [
+    "ContractError",
+    "SignatureError",
+    "UnauthorizedSignerError",
+    "UnknownEventTypeError",
+    "UnsupportedVersionError",
+]
 
 
 class ContractError(ValueError):
@@ -53,3 +59,9 @@ class SignatureError(ContractError):
     def __init__(self, reason: str, *, field: str | None = None, check: object | None = None) -> None:
         super().__init__(reason, field=field)
         self.check = check
+
+
+class UnauthorizedSignerError(SignatureError):
+    """The signature verifies, but its signer may not say this: the event type's catalog publisher is
+    another service, or the envelope's `producer` names someone else. A permission problem, not a
+    malformed record: it goes to the DLQ for a person (production) or is logged (development)."""

@@ -42,7 +42,7 @@ def example_envelope(entry: CatalogEntry, version: str) -> Envelope:
         causation_id=None if entry.event_type == "order.created" else _EXAMPLE_CAUSATION,
         actor=Actor(id=f"{entry.publisher.value}-service", type=ActorType.SERVICE),
         occurred_at=_EXAMPLE_TIME,
-        producer=entry.publisher.value,
+        producer=f"{entry.publisher.value}-service",
         data=data,
     )
 

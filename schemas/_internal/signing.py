@@ -1,26 +1,33 @@
-"""HMAC-SHA256 signing of record values, with key rotation.
+"""Signing of record values by services, with key rotation and a signed timestamp.
 
-The signature covers the exact value bytes, so it must be computed after encoding and checked before
-decoding. Several keys may be configured: the first signs, every one verifies — rotate by prepending a
-new key, deploying everywhere, then dropping the old one. Key material never appears in reprs, errors or
-logs.
+The signature covers the signing time and the exact value bytes, so it is computed after encoding
+and checked before decoding. Every key belongs to one service (see `schemas._internal.keys`): a
+keyring signs only when bound to its own service (`as_signer`) and only with that service's first
+key; every key verifies, and a verified record names the service that signed it. Rotate by putting
+a new key of a service first, deploying everywhere, then dropping the old one.
+
+Wire format: ``x-cf-signature: sha256=<hex>`` (or ``ed25519=<base64url>``), ``x-cf-key-id``, and
+``x-cf-signed-at`` (milliseconds since the epoch). The signed bytes are ``<signed-at>\n<value>``,
+so neither the time nor the value can be changed or dropped without breaking the signature. A record
+without ``x-cf-signed-at`` (earlier releases) is verified over the value alone.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from schemas._internal.errors import ContractError, SignatureError
+from schemas._internal.keys import KeyEntry, parse_entries
+from schemas._internal.services import Service
 
 __all__ = [
     "KEY_ID_HEADER",
     "SIGNATURE_HEADER",
+    "SIGNED_AT_HEADER",
     "Headers",
     "Keyring",
     "SignatureCheck",
@@ -31,10 +38,9 @@ __all__ = [
 
 SIGNATURE_HEADER = "x-cf-signature"
 KEY_ID_HEADER = "x-cf-key-id"
-_PREFIX = "sha256="
-_KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_SIGNATURE_LENGTH = len(_PREFIX) + 64
-_NAMES = frozenset({SIGNATURE_HEADER, KEY_ID_HEADER})
+SIGNED_AT_HEADER = "x-cf-signed-at"
+_NAMES = frozenset({SIGNATURE_HEADER, KEY_ID_HEADER, SIGNED_AT_HEADER})
+_MAX_SIGNATURE = 200
 
 Headers = Iterable[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None] | None
 """Kafka headers as confluent-kafka returns them (list of pairs, possibly None) or a mapping."""
@@ -51,11 +57,16 @@ class SignatureStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SignatureCheck:
-    """Outcome of verifying one record: never raises, the policy decides what to do with it."""
+    """Outcome of verifying one record: never raises, the policy decides what to do with it.
+
+    `service` is the signer (the owner of `key_id`) when the signature verified; `signed_at_ms` the
+    signed time, None for a record of an earlier release that carries none."""
 
     status: SignatureStatus
     key_id: str | None = None
     detail: str = ""
+    service: Service | None = None
+    signed_at_ms: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -72,97 +83,112 @@ class SigningMode(StrEnum):
     DEVELOPMENT = "development"
 
 
-class _HmacSha256:
-    """HMAC-SHA256 keyed once: the stdlib `hmac` object is built per key and copied per record.
-
-    Copying the keyed object skips re-deriving the padded key states on every call, which roughly
-    halves the cost per record; every produced and consumed record is signed or verified.
-    """
-
-    __slots__ = ("_keyed",)
-
-    def __init__(self, secret: bytes) -> None:
-        self._keyed = hmac.new(secret, digestmod=hashlib.sha256)
-
-    def hexdigest(self, message: bytes) -> str:
-        mac = self._keyed.copy()
-        mac.update(message)
-        return mac.hexdigest()
-
-    def __repr__(self) -> str:
-        return "_HmacSha256(<secret>)"
-
-
 class Keyring:
-    """Named HMAC keys; the first one signs, all of them verify."""
+    """The keys of every service a process knows; bound to one service (`as_signer`) it also signs."""
 
-    __slots__ = ("_keys", "_ok")
+    __slots__ = ("_by_id", "_signer", "_signing")
 
-    def __init__(self, keys: Iterable[tuple[str, bytes | str]] = ()) -> None:
-        ordered: dict[str, _HmacSha256] = {}
-        for position, (key_id, secret) in enumerate(keys, start=1):
-            if not isinstance(key_id, str) or not _KEY_ID.match(key_id):
-                raise ContractError(f"key {position}: key id must match {_KEY_ID.pattern}", field="keyring")
-            if key_id in ordered:
-                raise ContractError(f"key id {key_id!r} appears twice", field="keyring")
-            material = secret.encode() if isinstance(secret, str) else bytes(secret)
-            if not material:
-                raise ContractError(f"key {key_id!r} has an empty secret", field="keyring")
-            ordered[key_id] = _HmacSha256(material)
-        self._keys = ordered
-        self._ok = {key_id: SignatureCheck(SignatureStatus.OK, key_id) for key_id in ordered}
+    def __init__(self, entries: Iterable[KeyEntry] = (), *, signer: Service | str | None = None) -> None:
+        by_id: dict[str, KeyEntry] = {}
+        for entry in entries:
+            if entry.key_id in by_id:
+                raise ContractError(f"key id {entry.key_id!r} appears twice", field="keyring")
+            by_id[entry.key_id] = entry
+        self._by_id = by_id
+        self._signer = Service(signer) if signer is not None else None
+        self._signing: KeyEntry | None = None
+        if self._signer is not None:
+            own = [e for e in by_id.values() if e.service is self._signer and e.can_sign]
+            if not own:
+                raise SignatureError(
+                    f"no signing key of service {self._signer.value} in the keyring "
+                    "(set CF_SIGNING_KEYS or CF_SIGNING_KEYS_FILE, or run `cloud-factory stack up`)",
+                    field="keyring")
+            self._signing = own[0]
 
     @classmethod
-    def parse(cls, config: str) -> Keyring:
-        """Build from ``"kid:secret,kid2:secret2"`` (first = signing key). Blank → empty keyring."""
-        pairs: list[tuple[str, str]] = []
-        for position, item in enumerate((config or "").split(","), start=1):
-            item = item.strip()
-            if not item:
-                continue
-            key_id, sep, secret = item.partition(":")
-            if not sep:
-                # Never echo the entry: a missing colon may mean it is a bare secret.
-                raise ContractError(f"entry {position} is not of the form kid:secret", field="keyring")
-            pairs.append((key_id.strip(), secret.strip()))
-        return cls(pairs)
+    def parse(cls, config: str, *, signer: Service | str | None = None) -> Keyring:
+        """Build from ``"service/kid:secret,service/kid2:secret2"`` (a service's first key signs).
+        Blank → empty keyring."""
+        return cls(parse_entries(config), signer=signer)
+
+    @classmethod
+    def from_file_text(cls, text: str, *, source: str = "key file") -> Keyring:
+        """Build from a key file: one entry per line, ``#`` comments."""
+        return cls(parse_entries(text, separator="\n", source=source))
+
+    def merged(self, other: Keyring) -> Keyring:
+        """Both keyrings' keys (a key id in both is an error); the signer of neither."""
+        return Keyring([*self._by_id.values(), *other._by_id.values()])
+
+    def as_signer(self, service: Service | str) -> Keyring:
+        """The same keys, signing as `service` with its first signing key (SignatureError if none)."""
+        return Keyring(self._by_id.values(), signer=service)
+
+    @property
+    def signer(self) -> Service | None:
+        return self._signer
 
     @property
     def key_ids(self) -> tuple[str, ...]:
-        return tuple(self._keys)
+        return tuple(self._by_id)
 
     @property
     def signing_key_id(self) -> str | None:
-        return next(iter(self._keys), None)
+        return self._signing.key_id if self._signing is not None else None
+
+    def services(self) -> tuple[Service, ...]:
+        """Services with at least one key here, in first-seen order."""
+        return tuple(dict.fromkeys(e.service for e in self._by_id.values()))
+
+    def owner_of(self, key_id: str) -> Service | None:
+        entry = self._by_id.get(key_id)
+        return entry.service if entry is not None else None
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._by_id)
 
     def __repr__(self) -> str:
-        return f"Keyring(key_ids={list(self._keys)!r})"
+        signer = f", signer={self._signer.value!r}" if self._signer is not None else ""
+        return f"Keyring(key_ids={list(self._by_id)!r}{signer})"
 
     __str__ = __repr__
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("Keyring holds secrets and cannot be pickled")
 
-    def sign(self, value: bytes) -> list[tuple[str, bytes]]:
-        """Kafka headers carrying the signature of `value` with the first key."""
-        key_id = self.signing_key_id
-        if key_id is None:
-            raise SignatureError("no signing key configured", field="keyring")
-        digest = self._keys[key_id].hexdigest(_as_bytes(value))
-        return [(SIGNATURE_HEADER, f"{_PREFIX}{digest}".encode()), (KEY_ID_HEADER, key_id.encode())]
+    def sign(self, value: bytes, *, event_type: str | None = None,
+             signed_at_ms: int | None = None) -> list[tuple[str, bytes]]:
+        """Kafka headers signing `value` (now, or at `signed_at_ms`) as this keyring's service.
+
+        With `event_type`, refuses (SignatureError) to sign an event type another service publishes:
+        a process signs only what its own service may say."""
+        entry = self._signing
+        if entry is None:
+            raise SignatureError("this keyring has no signing service (Keyring.as_signer)", field="keyring")
+        if event_type is not None:
+            from schemas.definitions import catalog
+
+            publisher = catalog.require(event_type).publisher
+            if publisher is not entry.service:
+                raise SignatureError(
+                    f"{entry.service.value} may not sign {event_type}: its publisher is {publisher.value}",
+                    field="eventType")
+        stamp = str(int(time.time() * 1000) if signed_at_ms is None else int(signed_at_ms)).encode()
+        signature = entry.material.signature((stamp, b"\n", _as_bytes(value)))
+        return [(SIGNATURE_HEADER, signature.encode()), (KEY_ID_HEADER, entry.key_id.encode()),
+                (SIGNED_AT_HEADER, stamp)]
 
     def verify(self, value: bytes, headers: Headers) -> SignatureCheck:
         """Check `value` against its signature headers. Never raises for any header content."""
-        signatures, key_ids = _signature_headers(headers)
-        return self.verify_found(value, signatures, key_ids)
+        signatures, key_ids, stamps = _signature_headers(headers)
+        return self.verify_found(value, signatures, key_ids, stamps)
 
-    def verify_found(self, value: bytes, signatures: list[str], key_ids: list[str]) -> SignatureCheck:
-        """`verify` for a caller that already picked the signature and key-id header values out of
-        the headers (stripped text, in header order) — the consumer does so in the one pass over the
-        headers that also finds `traceparent`. Never raises."""
+    def verify_found(self, value: bytes, signatures: list[str], key_ids: list[str],
+                     signed_at: list[str] | None = None) -> SignatureCheck:
+        """`verify` for a caller that already picked the signature, key-id and signed-at header values
+        out of the headers (stripped text, in header order) — the consumer does so in the one pass
+        over the headers that also finds `traceparent`. Never raises."""
         if not signatures:
             return SignatureCheck(SignatureStatus.MISSING, None, "no x-cf-signature header")
         if len(key_ids) != 1:
@@ -174,19 +200,27 @@ class Keyring:
             return SignatureCheck(
                 SignatureStatus.MISMATCH, _printable(key_id), "several x-cf-signature headers"
             )
-        key = self._keys.get(key_id)
-        if key is None:
+        entry = self._by_id.get(key_id)
+        if entry is None:
             return SignatureCheck(SignatureStatus.UNKNOWN_KEY, _printable(key_id), "key id not in keyring")
         provided = signatures[0]
-        if len(provided) != _SIGNATURE_LENGTH or not provided.startswith(_PREFIX):
+        if len(provided) > _MAX_SIGNATURE or not provided.startswith(entry.algorithm.prefix):
             return SignatureCheck(SignatureStatus.MISMATCH, key_id, "malformed x-cf-signature header")
+        stamp: int | None = None
+        if signed_at:
+            if len(signed_at) > 1:
+                return SignatureCheck(SignatureStatus.MISMATCH, key_id, "several x-cf-signed-at headers")
+            text = signed_at[0]
+            if not (text.isascii() and text.isdigit() and len(text) <= 15):
+                return SignatureCheck(SignatureStatus.MISMATCH, key_id, "malformed x-cf-signed-at header")
+            stamp = int(text)
         try:
             payload = value if type(value) is bytes else _as_bytes(value)
         except (TypeError, ValueError):
             return SignatureCheck(SignatureStatus.MISMATCH, key_id, "record value is not bytes")
-        expected = _PREFIX + key.hexdigest(payload)
-        if hmac.compare_digest(expected, provided):
-            return self._ok[key_id]
+        parts = (payload,) if stamp is None else (signed_at[0].encode(), b"\n", payload)  # type: ignore[index]
+        if entry.material.matches(provided, parts):
+            return SignatureCheck(SignatureStatus.OK, key_id, "", entry.service, stamp)
         return SignatureCheck(SignatureStatus.MISMATCH, key_id, "signature does not match value")
 
 
@@ -207,12 +241,13 @@ def enforce_signature(
     return check
 
 
-def _signature_headers(headers: Headers) -> tuple[list[str], list[str]]:
-    """(signature values, key id values) from any header shape; junk entries are skipped."""
+def _signature_headers(headers: Headers) -> tuple[list[str], list[str], list[str]]:
+    """(signature values, key id values, signed-at values) from any header shape; junk is skipped."""
     signatures: list[str] = []
     key_ids: list[str] = []
+    stamps: list[str] = []
     if not headers:
-        return signatures, key_ids
+        return signatures, key_ids, stamps
     try:
         items = headers.items() if isinstance(headers, Mapping) else headers
         for item in items:
@@ -224,13 +259,15 @@ def _signature_headers(headers: Headers) -> tuple[list[str], list[str]]:
                 bucket = signatures
             elif name == KEY_ID_HEADER:
                 bucket = key_ids
+            elif name == SIGNED_AT_HEADER:
+                bucket = stamps
             else:
                 continue
             text = raw if isinstance(raw, str) else bytes(raw).decode("ascii", errors="replace")
             bucket.append(text.strip())
     except (TypeError, ValueError):
         pass
-    return signatures, key_ids
+    return signatures, key_ids, stamps
 
 
 def _as_bytes(value: object) -> bytes:

@@ -46,6 +46,9 @@ class Emitter:
     """One service's producer of derived events (tenant, correlation and causation copied from the cause)."""
 
     def __init__(self, producer: EventProducer, service: str) -> None:
+        signer = producer.keyring.signer
+        if signer is None or signer.value != service:
+            raise ValueError(f"the {service} emitter needs a producer signing as {service}, not as {signer}")
         self.producer = producer
         self.service = service
 

@@ -30,7 +30,7 @@ class OutboxEmitter:
     ) -> None:
         self.service = service
         self.table = table
-        self.keyring = keyring
+        self.keyring = keyring.as_signer(service)  # the service signs its own events, nothing else
         self.env = env
         self.track = track
         self.written: list[int] = []

@@ -26,7 +26,8 @@ def isolated(settings: Settings, unique: str, **changes: object) -> Settings:
 
 def event(event_type: str = "order.created", *, correlation_id: uuid.UUID | None = None,
           tenant_id: str = "tenant-msg", version: str | None = None) -> schemas.Envelope:
-    """A fresh envelope (new event id) built from the contract's example payload."""
+    """A fresh envelope (new event id) built from the contract's example payload, produced by the type's
+    catalog publisher (sign it with a producer of that service: `producer_from(s, service=…)`)."""
     from schemas.examples import example_data
 
     entry = schemas.catalog.require(event_type)
@@ -37,10 +38,11 @@ def event(event_type: str = "order.created", *, correlation_id: uuid.UUID | None
             event_id=uuid.uuid4(), event_type=event_type, version=version, tenant_id=tenant_id,
             correlation_id=correlation_id or uuid.uuid4(), causation_id=None,
             actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM), occurred_at=dt.datetime.now(dt.UTC),
-            producer="tests", data=entry.payloads[version].model_validate_json(json.dumps(example_data(event_type, version))))
+            producer=schemas.producer_name(entry.publisher), data=entry.payloads[version].model_validate_json(json.dumps(example_data(event_type, version))))
     return schemas.new_event(event_type, example_data(event_type, version or entry.latest_version),
                              tenant_id=tenant_id, correlation_id=correlation_id or uuid.uuid4(),
-                             actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM), producer="tests")
+                             actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM),
+                             producer=schemas.producer_name(entry.publisher))
 
 
 def ensure(settings: Settings, *event_types: str) -> None:

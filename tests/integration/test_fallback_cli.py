@@ -29,7 +29,7 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_status_and_replay_drain_the_spool_in_order(stack, settings: Settings, unique: str,
                                                     tmp_path: Path) -> None:
     s = isolated(settings, unique)
-    keyring = keyring_from(s)
+    keyring = keyring_from(s, "order")
     topic = schemas.topic_for("order.created", env=s.env)
     flows = [uuid.uuid4() for _ in range(4)]
     events = [event(correlation_id=flows[i % 4]) for i in range(24)]

@@ -35,7 +35,7 @@ def test_order_per_correlation_id_with_many_concurrent_flows(stack, settings: Se
     one group: every flow arrives complete and in publish order."""
     s = isolated(settings, unique)
     ensure(s, "order.created")
-    producer = producer_from(s, fallback=False)
+    producer = producer_from(s, service="order", fallback=False)
     flows = [uuid.uuid4() for _ in range(40)]
     sent: dict[uuid.UUID, list[str]] = defaultdict(list)
 
@@ -92,7 +92,7 @@ def test_each_error_class_routes(stack, settings: Settings, unique: str, error: 
     the DLQ after a single attempt. The partition moves on to the next record either way."""
     s = isolated(settings, unique)
     ensure(s, "order.created")
-    producer = producer_from(s, fallback=False)
+    producer = producer_from(s, service="order", fallback=False)
     poison, healthy = event(), event()
     correlation = poison.correlation_id
     follower = event(correlation_id=correlation)  # same partition, right behind the poison message
@@ -127,7 +127,7 @@ def test_backoff_delays_follow_the_formula(stack, settings: Settings, unique: st
     s = isolated(settings, unique)
     ensure(s, "order.created")
     policy = RetryPolicy(retries=4, initial=0.2, max=0.8, multiplier=2.0)
-    producer_from(s, fallback=False).publish(event())
+    producer_from(s, service="order", fallback=False).publish(event())
     attempts: list[float] = []
 
     def handler(envelope: schemas.Envelope, context: HandlerContext) -> None:
@@ -147,7 +147,7 @@ def test_backoff_delays_follow_the_formula(stack, settings: Settings, unique: st
 def test_failing_partition_does_not_block_the_others(stack, settings: Settings, unique: str) -> None:
     s = isolated(settings, unique)
     ensure(s, "order.created")
-    producer = producer_from(s, fallback=False)
+    producer = producer_from(s, service="order", fallback=False)
     stuck = event()
     stuck_partition = producer.publish(stuck).partition
     others = []
@@ -186,7 +186,7 @@ def test_trace_continues_from_the_headers_and_logs_carry_the_ids(stack, settings
     configure_tracing("tests")
     s = isolated(settings, unique)
     ensure(s, "order.created", "order.cancelled")
-    producer = producer_from(s, fallback=False)
+    producer = producer_from(s, service="order", fallback=False)
     original = event()
     producer.publish(original)
     [record] = read_topic(s, schemas.topic_for("order.created", env=s.env), expect=1)
@@ -201,7 +201,7 @@ def test_trace_continues_from_the_headers_and_logs_carry_the_ids(stack, settings
 
     def handler(envelope: schemas.Envelope, context: HandlerContext) -> None:
         handler_log.info("handling")
-        follow_up = schemas.derive_event(envelope, "order.cancelled", _cancel_data(envelope), producer="tests",
+        follow_up = schemas.derive_event(envelope, "order.cancelled", _cancel_data(envelope), producer="order-service",
                                           actor=envelope.actor)
         producer.publish(follow_up)
         seen.append(context)
@@ -231,7 +231,7 @@ def test_poll_once_returns_as_soon_as_a_message_is_there(stack, settings: Settin
     waiting for a batch to fill); a backlog is still taken in batches, in order per partition."""
     s = isolated(settings, unique)
     ensure(s, "order.created")
-    producer = producer_from(s, fallback=False)
+    producer = producer_from(s, service="order", fallback=False)
     handled: list[tuple[int, int]] = []
 
     def handler(envelope: schemas.Envelope, context: HandlerContext) -> None:

@@ -31,7 +31,7 @@ ONE_RETRY = RetryPolicy(retries=1, initial=0.05, max=0.1)
 
 def _letter(s: Settings, error_class: ErrorClass, *, dlq_retries: int = 0) -> DeadLetter:
     envelope = event()
-    producer = producer_from(s, fallback=False)
+    producer = producer_from(s, service="order", fallback=False)
     value = schemas.encode(envelope)
     return DeadLetter(original_topic=schemas.topic_for("order.created", env=s.env), original_partition=0,
                       original_offset=7, key=str(envelope.correlation_id).encode(), value=value,
@@ -42,7 +42,7 @@ def _letter(s: Settings, error_class: ErrorClass, *, dlq_retries: int = 0) -> De
 
 
 def _processor(s: Settings, unique: str, **kwargs: object) -> DlqProcessor:
-    return DlqProcessor(s.bootstrap_servers, producer=producer_from(s, fallback=False),
+    return DlqProcessor(s.bootstrap_servers, producer=producer_from(s, service="order", fallback=False),
                         store=DlqStore(engine_for(s.dsn)), topics=[dlq_pattern(s.env)],
                         group_id=f"dlqp-{unique}", policy=lambda _t: ONE_RETRY, **kwargs)  # type: ignore[arg-type]
 
@@ -61,7 +61,7 @@ def _drain(processor: DlqProcessor, count: int) -> list[Outcome]:
 def test_four_outcomes(stack, settings: Settings, unique: str) -> None:
     s = isolated(settings, unique)
     ensure(s, "order.created")
-    producer = producer_from(s, fallback=False)
+    producer = producer_from(s, service="order", fallback=False)
     letters = [_letter(s, ErrorClass.VALIDATION), _letter(s, ErrorClass.TRANSIENT),
                _letter(s, ErrorClass.TRANSIENT, dlq_retries=3), _letter(s, ErrorClass.NOT_FOUND)]
     letters += [_letter(s, ErrorClass.VALIDATION) for _ in range(8)]  # 12 in the hour: above the threshold
@@ -98,7 +98,7 @@ def test_poison_message_full_circle(stack, settings: Settings, unique: str) -> N
     DLQ retries run out, then an incident — the partition never stalls."""
     s = isolated(settings, unique)
     ensure(s, "order.created")
-    producer = producer_from(s, fallback=False)
+    producer = producer_from(s, service="order", fallback=False)
     poison, healthy = event(), event()
     producer.publish(poison)
     producer.publish(healthy)
@@ -147,7 +147,7 @@ def test_cli_list_show_redrive_discard(stack, cli_env: Settings, unique: str) ->
     s = cli_env
     ensure(s, "order.created")
     old = event(version="v1")  # an old payload version: redrive upcasts it
-    producer = producer_from(s, fallback=False)
+    producer = producer_from(s, service="order", fallback=False)
     producer.publish(old)
     broken = b"{not json"
     producer.publish_raw(schemas.topic_for("order.created", env=s.env), key=b"k", value=broken,

@@ -49,7 +49,8 @@ def _start(kafka: KafkaComponent, timeout: float = 90) -> None:
 def private_broker(stack, settings: Settings, tmp_path: Path, unique: str) -> Iterator[tuple[Settings, KafkaComponent]]:
     own = settings.model_copy(update={"state_dir": tmp_path / "state", "kafka_port": _free_port(),
                                       "kafka_controller_port": _free_port(), "kafka_heap": "384m",
-                                      "env": f"t{unique}"})
+                                      "env": f"t{unique}",
+                                      "signing_keys_file": settings.development_keys_path})
     home = own.state_dir / "kafka"
     home.mkdir(parents=True)
     real_lib = next((settings.state_dir / "kafka").glob("lib-*"))
@@ -69,7 +70,7 @@ def test_broker_down_mid_stream_loses_nothing(private_broker: tuple[Settings, Ka
     ensure(s, "order.created")
     quick = {"reconnect.backoff.max.ms": 500, "socket.connection.setup.timeout.ms": 2000}
     spool = FallbackSpool(tmp_path / "spool")
-    producer = EventProducer(s.bootstrap_servers, keyring_from(s), env=s.env, delivery_timeout_ms=2000,
+    producer = EventProducer(s.bootstrap_servers, keyring_from(s, "order"), env=s.env, delivery_timeout_ms=2000,
                              spool=spool, replay_interval=0.3, extra_config=quick)
     flows = [uuid.uuid4() for _ in range(6)]
     sent: dict[uuid.UUID, list[str]] = defaultdict(list)

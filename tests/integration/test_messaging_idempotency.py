@@ -28,7 +28,7 @@ effects = Table("effects", effects_meta, Column("id", Integer, primary_key=True)
 
 def _publish_copies(s: Settings, envelope: schemas.Envelope, copies: int) -> None:
     """The very same record (same bytes, same event id) `copies` times, as a redelivering producer would."""
-    producer = producer_from(s, fallback=False)
+    producer = producer_from(s, service="order", fallback=False)
     value = schemas.encode(envelope)
     headers = producer.keyring.sign(value) + [("x-cf-event-type", envelope.event_type.encode()),
                                               ("x-cf-event-id", str(envelope.event_id).encode())]
@@ -42,7 +42,7 @@ def test_same_event_three_times_runs_the_handler_once(stack, settings: Settings,
     ensure(s, "order.created")
     envelope, other = event(), event()
     _publish_copies(s, envelope, 3)
-    producer_from(s, fallback=False).publish(other)
+    producer_from(s, service="order", fallback=False).publish(other)
     runs: list[str] = []
     duplicates_before = METRICS.get("duplicates")
     consumer = consumer_from(s, group_id=f"idem-{unique}", batch_size=1,
@@ -63,7 +63,7 @@ def test_two_consumers_at_once_one_side_effect(stack, settings: Settings, unique
     s = isolated(settings, unique)
     ensure(s, "order.created")
     envelopes = [event() for _ in range(5)]
-    producer = producer_from(s, fallback=False)
+    producer = producer_from(s, service="order", fallback=False)
     for envelope in envelopes:
         producer.publish(envelope)
     runs: list[tuple[str, str]] = []
@@ -163,7 +163,7 @@ def test_slow_handler_keeps_its_claim_beyond_the_lease(stack, settings: Settings
     ensure(s, "order.created")
     engine = engine_for(s.dsn)
     envelope = event()
-    producer_from(s, fallback=False).publish(envelope)
+    producer_from(s, service="order", fallback=False).publish(envelope)
     runs: list[str] = []
     started = threading.Event()
 
@@ -203,7 +203,7 @@ def test_dead_holder_is_taken_over_after_the_short_lease(stack, settings: Settin
     request = KeyRequest.of(envelope.event_id, envelope.correlation_id, f"heir-{unique}")
     assert dead.claim([request])[request.key].state is ClaimState.ACQUIRED  # ... and the process dies
     claimed = time.monotonic()
-    producer_from(s, fallback=False).publish(envelope)
+    producer_from(s, service="order", fallback=False).publish(envelope)
     runs: list[float] = []
 
     def handler(e: schemas.Envelope, context: HandlerContext) -> None:

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.stack
 
 
 def _publish_tampered(s: Settings) -> schemas.Envelope:
-    producer = producer_from(s, fallback=False)
+    producer = producer_from(s, service="order", fallback=False)
     envelope = event()
     value = schemas.encode(envelope)
     headers = producer.keyring.sign(value) + [("x-cf-event-type", b"order.created")]
@@ -32,7 +32,7 @@ def test_tampered_value(stack, settings: Settings, unique: str, mode: str, caplo
     ensure(s, "order.created")
     envelope = _publish_tampered(s)
     follower = event()
-    producer_from(s, fallback=False).publish(follower)
+    producer_from(s, service="order", fallback=False).publish(follower)
     handled: list[str] = []
     consumer = consumer_from(s, group_id=f"sig-{unique}", handlers={"order.created": lambda e, c: handled.append(
         f"{e.event_id}:{e.tenant_id}:{c.signature.status.value}")})
@@ -53,7 +53,7 @@ def test_garbage_is_dead_lettered_never_dropped(stack, settings: Settings, uniqu
     """Bytes that are not an event at all (and an unknown event type) land in the DLQ as validation."""
     s = isolated(settings, unique)
     ensure(s, "order.created")
-    producer = producer_from(s, fallback=False)
+    producer = producer_from(s, service="order", fallback=False)
     topic = schemas.topic_for("order.created", env=s.env)
     for value in (b"\x00\xffnot json", b'{"eventType":"order.teleported","version":"v1"}'):
         producer.publish_raw(topic, key=b"k", value=value, headers=producer.keyring.sign(value))

@@ -74,7 +74,7 @@ def test_bounced_email_is_reported_failed_and_in_app_sent(stack, settings: Setti
     for thread in threads:
         thread.start()
     try:
-        producer = producer_from(settings, fallback=False)
+        producer = producer_from(settings, service="order", fallback=False)
         created = {}
         for customer in (bouncing_customer, str(uuid.uuid4())):
             order = OrderRequest(
@@ -91,7 +91,7 @@ def test_bounced_email_is_reported_failed_and_in_app_sent(stack, settings: Setti
                 tenant_id=tenant,
                 correlation_id=uuid.UUID(order.correlation_id),
                 actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM),
-                producer="tests",
+                producer="order-service",
             )
             producer.publish(envelope)
             created[customer] = envelope

@@ -102,7 +102,7 @@ def test_reports_survive_a_crash_after_commit_and_are_published_once_by_a_later_
     tenant, group = f"crash-{unique}", f"notification-crash-{unique}"
     ensure_catalog_topics(local, ["order.created", "notification.sent", "notification.failed"])
     trigger = _order_created(tenant)
-    delivery = producer_from(local, fallback=False).publish(trigger)
+    delivery = producer_from(local, service="order", fallback=False).publish(trigger)
     expected = {service_event_id("notification", f"{trigger.event_id}/{ch}/sent") for ch in CHANNELS}
 
     child = subprocess.run(

@@ -400,9 +400,9 @@ async def test_event_for_no_running_workflow_is_dead_lettered(
         tenant_id=tenant,
         correlation_id=correlation,
         actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM),
-        producer="tests",
+        producer="provisioning-service",
     )
-    producer_from(settings).publish(envelope)
+    producer_from(settings, service="provisioning").publish(envelope)
     deadline = time.monotonic() + 60
     found: dict[str, str] | None = None
     while found is None:
@@ -423,7 +423,7 @@ async def test_a_re_sent_cancellation_notifies_the_customer_once(
 
     tenant, order_id, customer = harness.tenant("resend"), str(uuid.uuid4()), str(uuid.uuid4())
     correlation = correlation_id_for(order_workflow_id(tenant, order_id))
-    producer = producer_from(settings)
+    producer = producer_from(settings, service="order")
     asks = [
         schemas.new_event(
             "order.cancelled",

@@ -45,7 +45,7 @@ def _order_created(order: OrderRequest) -> schemas.Envelope:
     """An `order.created` for `order`, as a test publisher outside the saga would send it."""
     return schemas.new_event("order.created", order.created_payload(), tenant_id=order.tenant_id,
                              correlation_id=uuid.UUID(order.correlation_id),
-                             actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM), producer="tests")
+                             actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM), producer="order-service")
 
 
 async def _run_order(settings: Settings, order: OrderRequest, task_queue: str) -> PublishedEvent:
@@ -103,10 +103,14 @@ def test_order_created_signed_delivered_and_recorded(stack, settings: Settings, 
     # Key = correlationId, so the whole flow stays on one partition.
     assert key.decode() == order.correlation_id
 
-    # HMAC-SHA256 over the exact value bytes, recomputed here independently of the platform code.
-    kid, secret = settings.signing_keys.split(",")[0].split(":", 1)
+    # HMAC-SHA256 with Order's own key over the signed time and the exact value bytes, recomputed here
+    # from the stack's key file independently of the platform code.
+    entries = [line.split(":", 1) for line in settings.development_keys_path.read_text().splitlines()
+               if line.startswith("order/")]
+    kid, secret = entries[0][0].removeprefix("order/"), entries[0][1]
     assert header["x-cf-key-id"] == kid
-    assert header["x-cf-signature"] == "sha256=" + hmac.new(secret.encode(), value, hashlib.sha256).hexdigest()
+    signed = header["x-cf-signed-at"].encode() + b"\n" + value
+    assert header["x-cf-signature"] == "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
     wire = json.loads(value)
     assert wire["eventId"] == published.event_id and uuid.UUID(wire["eventId"]).version == 4
@@ -142,7 +146,7 @@ def test_offset_committed_only_after_row_written(stack, settings: Settings, uniq
     """A handler that fails leaves the offset uncommitted; the redelivery writes the row once."""
     configure_tracing("tests")
     order = _order(unique)
-    producer = producer_from(settings)
+    producer = producer_from(settings, service="order")
     envelope = _order_created(order)
     delivery = producer.publish(envelope)
     group = f"notification-crash-{unique}"
@@ -183,7 +187,7 @@ def test_offset_committed_only_after_row_written(stack, settings: Settings, uniq
 def test_tampered_record_goes_to_dlq_not_to_the_table(stack, settings: Settings, unique: str,
                                                       notification_consumer: EventConsumer) -> None:
     order = _order(unique)
-    producer = producer_from(settings)
+    producer = producer_from(settings, service="order")
     envelope = _order_created(order)
     value = schemas.encode(envelope)
     headers = producer.keyring.sign(value) + [("x-cf-event-type", b"order.created")]

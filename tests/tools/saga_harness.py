@@ -52,7 +52,7 @@ def _cancels_only_provisioning(settings: Settings, group_id: str, scope: TenantS
     engine = engine_for(settings.dsn)
     ensure_schema(engine, provisioning_tables.metadata)
     handlers = ProvisioningHandlers(
-        engine, Emitter(producer_from(settings), "provisioning"), SimulatedProvider(engine)
+        engine, Emitter(producer_from(settings, service="provisioning"), "provisioning"), SimulatedProvider(engine)
     )
     return consumer_for(
         settings, group_id=group_id, scope=scope, handlers={"order.cancelled": handlers.on_order_cancelled}

@@ -24,7 +24,7 @@ def main(tenant_id: str) -> int:
     settings = get_settings()
     data = example_data("order.created", schemas.catalog["order.created"].latest_version)
     envelope = schemas.new_event("order.created", data, tenant_id=tenant_id, correlation_id=uuid.uuid4(),
-                                 actor=schemas.Actor(id="test", type=schemas.ActorType.SYSTEM), producer="test")
+                                 actor=schemas.Actor(id="test", type=schemas.ActorType.SYSTEM), producer="order-service")
     handled: list[str] = []
 
     def handler(event: schemas.Envelope, context: object) -> None:
@@ -33,7 +33,7 @@ def main(tenant_id: str) -> int:
 
     consumer = consumer_from(settings, group_id=f"traced-{tenant_id}", handlers={"order.created": handler},
                              idempotency=False, accept=lambda event: event.tenant_id == tenant_id)
-    producer = producer_from(settings, fallback=False)
+    producer = producer_from(settings, service="order", fallback=False)
     producer.publish(envelope)
     deadline = time.monotonic() + 60
     while not handled and time.monotonic() < deadline:

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from cloud_factory.cli.events import app
 
-KEYS = "k2:cli-secret-2,k1:cli-secret-1"
+KEYS = "order/k2:cli-secret-2,order/k1:cli-secret-1,billing/b1:cli-secret-b,notification/n1:cli-secret-n"
 
 
 @pytest.fixture()
@@ -73,10 +73,11 @@ def test_sign_then_verify_round_trip(run) -> None:
     assert record["topic"] == "cloud-factory.dev.order.created.v1"
     assert record["headers"]["x-cf-key-id"] == "k2"
     assert "cli-secret" not in signed.output
-    verified = run("verify", stdin=signed.output, env={"CF_SIGNING_KEYS": "k3:new,k2:cli-secret-2"})
+    verified = run("verify", stdin=signed.output, env={"CF_SIGNING_KEYS": "order/k3:new,order/k2:cli-secret-2"})
     assert verified.exit_code == 0, verified.output
     report = json.loads(verified.output)
     assert report["signature"] == "ok" and report["version"] == "v1" and report["decodedVersion"] == "v3"
+    assert report["signer"] == "order" and report["publisher"] == "order"
 
 
 def test_verify_rejects_tampering_in_production_and_warns_in_development(run) -> None:
@@ -94,7 +95,7 @@ def test_verify_reports_contract_errors(run) -> None:
     value = json.dumps({"eventType": "order.created", "version": "v7"})
     from schemas import Keyring
 
-    headers = {k: v.decode() for k, v in Keyring.parse(KEYS).sign(value.encode())}
+    headers = {k: v.decode() for k, v in Keyring.parse(KEYS).as_signer("order").sign(value.encode())}
     result = run("verify", "--keys", KEYS, stdin=json.dumps({"value": value, "headers": headers}))
     assert result.exit_code == 2
     report = json.loads(result.output)
@@ -106,6 +107,48 @@ def test_sign_rejects_invalid_events(run) -> None:
     assert result.exit_code == 2
     assert run("sign", "--keys", KEYS, stdin="not json").exit_code == 1
     assert run("sign", "--keys", "no-colon", stdin=run("example", "order.created").output).exit_code == 1
+    no_key = run("sign", "--keys", KEYS, "--as", "support", stdin=run("example", "order.created").output)
+    assert no_key.exit_code == 1 and "no signing key of service support" in no_key.output
+
+
+def test_a_record_signed_by_a_service_that_does_not_publish_the_type_is_refused(run) -> None:
+    example = run("example", "billing.refund-completed").output
+    forged = run("sign", "--keys", KEYS, "--as", "notification", stdin=example)
+    assert forged.exit_code == 0 and "published by billing, not notification" in forged.output
+    record = forged.output[forged.output.index("{"):]
+    assert json.loads(record)["headers"]["x-cf-key-id"] == "n1"
+    refused = run("verify", "--keys", KEYS, stdin=record)
+    assert refused.exit_code == 1
+    assert "published by billing, but the record is signed by notification (key n1)" in refused.output
+    warned = run("verify", "--keys", KEYS, "--mode", "development", stdin=record)
+    assert warned.exit_code == 0 and '"signer": "notification"' in warned.output
+    genuine = run("sign", "--keys", KEYS, stdin=example)  # default: as the catalog publisher
+    assert json.loads(genuine.output)["headers"]["x-cf-key-id"] == "b1"
+    assert run("verify", "--keys", KEYS, stdin=genuine.output).exit_code == 0
+
+
+def test_keygen_prints_entries_that_work(run) -> None:
+    hmac_line = run("keygen", "--service", "billing", "--key-id", "b9").output.strip()
+    assert hmac_line.startswith("billing/b9:")
+    ed = run("keygen", "--service", "provisioning", "--algorithm", "ed25519").output.split()
+    assert len(ed) == 2 and ":ed25519:" in ed[0] and ":ed25519-public:" in ed[1]
+    signed = run("sign", "--keys", ed[0], stdin=run("example", "provisioning.completed").output)
+    assert json.loads(signed.output)["headers"]["x-cf-signature"].startswith("ed25519=")
+    assert run("verify", "--keys", ed[1], stdin=signed.output).exit_code == 0
+    assert run("keygen", "--service", "nobody").exit_code == 2
+
+
+def test_no_keys_configured_is_one_line_saying_what_to_do(run, tmp_path) -> None:
+    env = {"CF_SIGNING_KEYS": "", "CF_STATE_DIR": str(tmp_path)}
+    from cloud_factory.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        result = run("sign", stdin=run("example", "order.created").output, env=env)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "no signing keys: run `cloud-factory stack up`" in result.output and "Traceback" not in result.output
 
 
 def test_generate_check_reports_fresh_files(run) -> None:

@@ -82,7 +82,7 @@ def test_cloudevent_headers_mirror_the_envelope() -> None:
     assert headers["ce_specversion"] == b"1.0"
     assert headers["ce_id"] == str(event.event_id).encode()
     assert headers["ce_type"] == b"provisioning.completed"
-    assert headers["ce_source"] == b"/cloud-factory/provisioning"
+    assert headers["ce_source"] == b"/cloud-factory/provisioning-service"
     assert headers["ce_time"] == b"2025-07-01T12:00:00Z"
     assert headers["ce_correlationid"] == str(event.correlation_id).encode()
     assert headers["ce_causationid"] == str(event.causation_id).encode()
@@ -93,9 +93,10 @@ def test_cloudevent_headers_mirror_the_envelope() -> None:
 
 
 def _record(event_type: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-    from schemas import Keyring, build_record
+    from schemas import Keyring, build_record, catalog
 
-    record = build_record(example_event(event_type), Keyring.parse("k1:s"))
+    publisher = catalog[event_type].publisher
+    record = build_record(example_event(event_type), Keyring.parse(f"{publisher}/k1:s").as_signer(publisher))
     return record.key, record.value, record.headers
 
 
@@ -108,7 +109,7 @@ def test_stock_cloudevents_core_kafka_binding_reads_our_record() -> None:
     attributes = event.get_attributes()
     assert attributes["specversion"] == "1.0"
     assert attributes["type"] == "order.fulfilled"
-    assert attributes["source"] == "/cloud-factory/order"
+    assert attributes["source"] == "/cloud-factory/order-service"
     assert attributes["id"] == "5b0d6c1e-2f3a-4b5c-8d6e-7f8091a2b3c4"
     assert attributes["time"] == dt.datetime(2025, 7, 1, 12, 0, tzinfo=dt.UTC)
     assert event.get_extension("tenantid") == "acme-corp"

@@ -308,7 +308,8 @@ def _reader(mode: schemas.SigningMode, store: object = "auto"):  # noqa: ANN202 
     from messaging.consumer import EventConsumer
 
     consumer = object.__new__(EventConsumer)
-    consumer.keyring = schemas.Keyring.parse("k1:secret-one,k2:secret-two")
+    consumer.keyring = schemas.Keyring.parse("order/k1:secret-one,order/k2:secret-two")
+    consumer.max_event_age_s = 3600.0
     consumer.signing_mode = mode
     consumer.handlers = {"order.created": lambda envelope, context: None}
     consumer.handler_name = "unit"
@@ -324,10 +325,10 @@ def _signed_record(extra: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]
 
     version = schemas.catalog["order.created"].latest_version
     envelope = schemas.new_event("order.created", example_data("order.created", version), tenant_id="t",
-                                 correlation_id=uuid.uuid4(), producer="unit",
+                                 correlation_id=uuid.uuid4(), producer="order-service",
                                  actor=schemas.Actor(id="unit", type=schemas.ActorType.SYSTEM))
     value = schemas.encode(envelope)
-    keyring = schemas.Keyring.parse("k1:secret-one")
+    keyring = schemas.Keyring.parse("order/k1:secret-one").as_signer("order")
     headers = [*keyring.sign(value), ("x-cf-event-type", b"order.created"), ("ce_id", b"x"),
                ("traceparent", b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01"), *extra]
     return envelope, _Record(value, headers)
@@ -346,7 +347,7 @@ def test_read_verifies_every_signature_header_whatever_its_case() -> None:
     assert _reader(schemas.SigningMode.PRODUCTION, store=None)._read(record).requests == []  # no store, no keys
     for extra in ([("X-CF-Signature", b"sha256=" + b"0" * 64)], [("X-CF-Key-Id", b"k2")]):
         _, record = _signed_record(extra)
-        keyring = schemas.Keyring.parse("k1:secret-one,k2:secret-two")
+        keyring = schemas.Keyring.parse("order/k1:secret-one,order/k2:secret-two")
         expected = keyring.verify(record.value(), record.headers())
         assert not expected.ok
         item = _reader(schemas.SigningMode.PRODUCTION)._read(record)
@@ -354,3 +355,46 @@ def test_read_verifies_every_signature_header_whatever_its_case() -> None:
         assert isinstance(item.error, schemas.SignatureError) and item.envelope is None
         item = _reader(schemas.SigningMode.DEVELOPMENT)._read(record)
         assert item.check == expected and item.error is None and item.envelope is not None
+
+
+def test_read_refuses_a_record_signed_by_a_service_that_does_not_publish_its_type() -> None:
+    """A valid signature is not enough: the signer must be the type's publisher and match `producer`."""
+    from schemas.examples import example_data
+
+    ring = schemas.Keyring.parse("order/k1:secret-one,notification/n1:secret-n")
+    envelope = schemas.new_event("order.created", example_data("order.created", "v3"), tenant_id="t",
+                                 correlation_id=uuid.uuid4(), producer="order-service",
+                                 actor=schemas.Actor(id="unit", type=schemas.ActorType.SYSTEM))
+    value = schemas.encode(envelope)
+    for mode in schemas.SigningMode:
+        consumer = _reader(mode)
+        consumer.keyring = ring
+        item = consumer._read(_Record(value, ring.as_signer("notification").sign(value)))
+        assert item.check.ok and item.check.service is schemas.Service.NOTIFICATION
+        if mode is schemas.SigningMode.PRODUCTION:
+            assert isinstance(item.error, schemas.UnauthorizedSignerError)
+            assert classify(item.error) is ErrorClass.PERMISSION
+            assert "signed by notification (key n1)" in str(item.error)
+        else:
+            assert item.error is None and item.envelope is not None
+    lying = envelope.model_copy(update={"producer": "billing-service"})
+    value = schemas.encode(lying)
+    consumer = _reader(schemas.SigningMode.PRODUCTION)
+    consumer.keyring = ring
+    item = consumer._read(_Record(value, ring.as_signer("order").sign(value)))
+    assert isinstance(item.error, schemas.UnauthorizedSignerError) and item.error.field == "producer"
+
+
+def test_read_refuses_a_record_signed_outside_the_age_window() -> None:
+    import time as clock
+
+    from messaging.errors import InconsistencyError
+
+    envelope, record = _signed_record()
+    ring = schemas.Keyring.parse("order/k1:secret-one").as_signer("order")
+    old = ring.sign(record.value(), signed_at_ms=int((clock.time() - 7200) * 1000))
+    item = _reader(schemas.SigningMode.PRODUCTION)._read(_Record(record.value(), old))
+    assert isinstance(item.error, InconsistencyError) and classify(item.error) is ErrorClass.INCONSISTENCY
+    assert "outside the 1.0 h window" in str(item.error) and "signed 2.0 h ago" in str(item.error)
+    fresh = _reader(schemas.SigningMode.PRODUCTION)._read(record)
+    assert fresh.error is None

@@ -13,7 +13,7 @@ from services.common.outbox import decode_headers, encode_headers, record_for
 from services.common.outbox_delivery import DeliveryReport, broker_reachable, explain
 from services.common.outbox_relay import OutboxRelay
 
-KEYRING = schemas.Keyring.parse("k1:secret-one")
+KEYRING = schemas.Keyring.parse("identity/k1:secret-one").as_signer("identity")
 
 
 def _envelope() -> schemas.Envelope:
@@ -38,7 +38,7 @@ def test_record_is_the_producers_record_signed_and_keyed_by_correlation() -> Non
     headers = dict(record.headers)
     assert headers["x-cf-event-id"] == str(envelope.event_id).encode()
     assert schemas.decode(record.value).event_id == envelope.event_id
-    tampered = dict(record_for(envelope, schemas.Keyring.parse("k1:other"), env="dev").headers)
+    tampered = dict(record_for(envelope, schemas.Keyring.parse("identity/k1:other").as_signer("identity"), env="dev").headers)
     assert tampered["x-cf-signature"] != headers["x-cf-signature"]
 
 

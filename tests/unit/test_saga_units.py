@@ -85,11 +85,20 @@ def test_new_order_prices_and_validates() -> None:
 class _RecordingSignaller:
     """Stands in for Temporal in this pure test of the mapping (the real path runs on the stack)."""
 
-    def __init__(self) -> None:
+    def __init__(self, asks: dict[str, list[str]] | None = None) -> None:
         self.calls: list[tuple[str, str, object]] = []
+        self.asks = asks
 
     def signal(self, workflow_id: str, signal: str, arg: object) -> None:
         self.calls.append((workflow_id, signal, arg))
+
+    def query(self, workflow_id: str, query: str, *, timeout: float) -> dict[str, list[str]]:
+        from bridges.signaller import QueryUnavailable
+
+        assert query == "pending_asks"
+        if self.asks is None:
+            raise QueryUnavailable("no saga worker answered")
+        return self.asks
 
 
 def _provisioning_completed(tenant: str, order_id: str, correlation: str) -> schemas.Envelope:
@@ -114,25 +123,51 @@ def _provisioning_completed(tenant: str, order_id: str, correlation: str) -> sch
 def test_bridge_signals_the_workflow_of_the_flow_with_the_wire_payload() -> None:
     from bridges.inbound import OrderBridge
 
-    signaller = _RecordingSignaller()
     order_id = str(uuid.uuid4())
     workflow_id = order_workflow_id("acme", order_id)
     envelope = _provisioning_completed("acme", order_id, correlation_id_for(workflow_id))
+    signaller = _RecordingSignaller({str(envelope.causation_id): ["provisioning.completed", "provisioning.failed"]})
     OrderBridge(signaller)(envelope, None)  # type: ignore[arg-type]
     [(target, signal, event)] = signaller.calls
     assert (target, signal) == (workflow_id, "domain_event")
     assert event.event_id == str(envelope.event_id) and event.causation_id == str(envelope.causation_id)
     assert event.data["orderId"] == order_id and event.data["resources"][0]["name"] == "vps"
+    assert event.tenant_id == "acme"
+
+
+def test_bridge_refuses_a_reply_to_no_open_ask_or_of_the_wrong_type() -> None:
+    from bridges.inbound import OrderBridge
+    from messaging.errors import InconsistencyError
+
+    order_id = str(uuid.uuid4())
+    envelope = _provisioning_completed("acme", order_id, correlation_id_for(order_workflow_id("acme", order_id)))
+    other_ask = str(uuid.uuid4())
+    for asks, message in (({}, "waits on: nothing"), ({other_ask: ["billing.refund-completed"]}, other_ask),
+                          ({str(envelope.causation_id): ["billing.refund-completed"]}, "cannot answer")):
+        signaller = _RecordingSignaller(asks)
+        with pytest.raises(InconsistencyError, match=message):
+            OrderBridge(signaller)(envelope, None)  # type: ignore[arg-type]
+        assert signaller.calls == []
+
+
+def test_bridge_signals_when_the_saga_cannot_answer_and_leaves_the_check_to_it() -> None:
+    from bridges.inbound import OrderBridge
+
+    order_id = str(uuid.uuid4())
+    envelope = _provisioning_completed("acme", order_id, correlation_id_for(order_workflow_id("acme", order_id)))
+    signaller = _RecordingSignaller(None)
+    OrderBridge(signaller)(envelope, None)  # type: ignore[arg-type]
+    assert len(signaller.calls) == 1
 
 
 def test_bridge_refuses_an_event_whose_correlation_is_not_its_flow() -> None:
     from bridges.inbound import OrderBridge
-    from messaging.errors import NotFoundError
+    from messaging.errors import InconsistencyError
 
-    signaller = _RecordingSignaller()
+    signaller = _RecordingSignaller({})
     order_id = str(uuid.uuid4())
     envelope = _provisioning_completed("acme", order_id, str(uuid.uuid4()))
-    with pytest.raises(NotFoundError, match="is not the flow of"):
+    with pytest.raises(InconsistencyError, match="is not the flow of"):
         OrderBridge(signaller)(envelope, None)  # type: ignore[arg-type]
     assert signaller.calls == []
 

@@ -2,13 +2,16 @@
 
 Hours of waiting pass in milliseconds here, which the real stack cannot do. The activities are
 local stand-ins registered under the real names: `publish_event` builds the real envelope (so every
-payload the saga produces is checked against the contract) and records it instead of sending it.
+payload the saga produces is checked against the contract) and records it instead of sending it; it
+plays the answering services too, signalling the saga what `answers` says for an event type (the
+answer's causation is the ask, as a real service's would be).
 """
 
 from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,15 +37,25 @@ from workflows.order_fulfillment import OrderFulfillmentWorkflow
 TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
 
 
+Answer = Callable[[PublishRequest, str], list[InboundEvent]]
+
+
 class Recorder:
-    def __init__(self) -> None:
+    def __init__(self, client=None, answers: dict[str, Answer] | None = None) -> None:  # noqa: ANN001
         self.published: list[PublishRequest] = []
         self.incidents: list[IncidentRequest] = []
+        self.client = client
+        self.answers = answers or {}
 
     @activity.defn(name="publish_event")
-    def publish_event(self, request: PublishRequest) -> PublishedEvent:
+    async def publish_event(self, request: PublishRequest) -> PublishedEvent:
         envelope = PublishingActivities._envelope(request)  # the contract validates the payload here
         self.published.append(request)
+        answer = self.answers.get(request.event_type)
+        if answer is not None:
+            handle = self.client.get_workflow_handle(request.workflow_id)
+            for event in answer(request, str(envelope.event_id)):
+                await handle.signal("domain_event", event)
         return PublishedEvent(str(envelope.event_id), envelope.event_type, "test", 0, len(self.published))
 
     @activity.defn(name="open_incident")
@@ -141,22 +154,22 @@ async def test_provisioning_silence_times_out_and_every_unconfirmed_undo_needs_a
     assert recorder.published[-1].data["compensated"] is False
 
 
-async def test_a_failed_undo_does_not_stop_the_next_one(env: WorkflowEnvironment) -> None:
-    """Deprovisioning is never confirmed, the refund still goes out and is confirmed; both are named."""
-    recorder = Recorder()
-    order = _order(provisioning_timeout_s=300, compensation_windows_s=[2, 4])
-    refunded = InboundEvent(
+def _refunded(order: OrderRequest, causation: str | None, tenant_id: str | None = None) -> InboundEvent:
+    return InboundEvent(
         event_id=str(uuid.uuid4()),
         event_type="billing.refund-completed",
         version="v1",
         data={"orderId": order.order_id},
+        causation_id=causation,
+        tenant_id=tenant_id or order.tenant_id,
     )
-    result = await _run(
-        env,
-        order,
-        recorder,
-        [("confirm_payment", PaymentConfirmation(str(uuid.uuid4()))), ("domain_event", refunded)],
-    )
+
+
+async def test_a_failed_undo_does_not_stop_the_next_one(env: WorkflowEnvironment) -> None:
+    """Deprovisioning is never confirmed, the refund still goes out and is confirmed; both are named."""
+    order = _order(provisioning_timeout_s=300, compensation_windows_s=[2, 4])
+    recorder = Recorder(env.client, {"billing.refund-requested": lambda request, ask: [_refunded(order, ask)]})
+    result = await _run(env, order, recorder, [("confirm_payment", PaymentConfirmation(str(uuid.uuid4())))])
     assert result.status == "compensation_failed"
     assert recorder.types()[4:] == [
         "order.cancelled",
@@ -176,8 +189,49 @@ async def test_a_failed_undo_does_not_stop_the_next_one(env: WorkflowEnvironment
     assert recorder.published[-1].data["stage"] == "provisioning"
 
 
+async def test_replies_that_answer_no_open_ask_are_ignored_and_shown_in_the_timeline(
+    env: WorkflowEnvironment,
+) -> None:
+    """A refund confirmation sent before any refund was asked (even with the id the ask will have), one of
+    another tenant, and one answering the wrong ask: none counts. The refund is never confirmed."""
+    order = _order(provisioning_timeout_s=300, compensation_windows_s=[2, 4])
+    first_refund_ask = step_event_id(order.workflow_id, "refund-requested")
+    early = _refunded(order, str(first_refund_ask))
+    started = step_event_id(order.workflow_id, "provisioning-started")
+    late = {
+        "billing.refund-requested": lambda request, ask: [
+            _refunded(order, ask, tenant_id="another-tenant"),
+            _refunded(order, str(started)),
+            InboundEvent(str(uuid.uuid4()), "provisioning.deprovisioned", "v1",
+                         {"orderId": order.order_id, "releasedResources": []}, ask, tenant_id=order.tenant_id),
+        ]
+    }
+    recorder = Recorder(env.client, late)
+    queue = f"unit-{uuid.uuid4().hex[:8]}"
+    async with Worker(env.client, task_queue=queue, workflows=[OrderFulfillmentWorkflow],
+                      activities=[recorder.publish_event, recorder.open_incident],
+                      activity_executor=ThreadPoolExecutor(4)):
+        handle = await env.client.start_workflow(OrderFulfillmentWorkflow.run, order, id=order.workflow_id,
+                                                 task_queue=queue)
+        await handle.signal("confirm_payment", PaymentConfirmation(str(uuid.uuid4())))
+        await handle.signal("domain_event", early)
+        result = await handle.result()
+        timeline = await handle.query(OrderFulfillmentWorkflow.timeline)
+    assert result.status == "compensation_failed"
+    failed = recorder.published[-2].data
+    assert failed["failedSteps"] == ["deprovision_resources", "refund_payment"]
+    assert failed["completedSteps"] == []
+    ignored = [(entry.event_type, entry.ignored) for entry in timeline if entry.ignored]
+    assert ignored[0] == ("billing.refund-completed",
+                          f"its causationId {first_refund_ask} is not an open ask of this saga")
+    reasons = [why for _, why in ignored]
+    assert any("tenant another-tenant is not the saga's tenant unit" in why for why in reasons)
+    assert any(f"its causationId {started} is not an open ask" in why for why in reasons)
+    assert any("provisioning.deprovisioned does not answer billing.refund-requested" in why for why in reasons)
+    assert not [entry for entry in timeline if entry.direction == "in" and not entry.ignored]
+
+
 async def test_a_redelivered_event_is_ignored_and_the_first_outcome_wins(env: WorkflowEnvironment) -> None:
-    recorder = Recorder()
     order = _order(provisioning_timeout_s=600)
     completed = InboundEvent(
         event_id=str(uuid.uuid4()),
@@ -206,17 +260,13 @@ async def test_a_redelivered_event_is_ignored_and_the_first_outcome_wins(env: Wo
             "partialResources": [],
         },
     )
-    result = await _run(
-        env,
-        order,
-        recorder,
-        [
-            ("confirm_payment", PaymentConfirmation(str(uuid.uuid4()))),
-            ("domain_event", completed),
-            ("domain_event", completed),
-            ("domain_event", failed),
-        ],
-    )
+
+    def answers(request: PublishRequest, ask: str) -> list[InboundEvent]:
+        completed.causation_id = failed.causation_id = ask
+        return [completed, completed, failed]
+
+    recorder = Recorder(env.client, {"order.provisioning-started": answers})
+    result = await _run(env, order, recorder, [("confirm_payment", PaymentConfirmation(str(uuid.uuid4())))])
     assert result.status == "delivered"
     assert recorder.types()[-2:] == ["order.fulfilled", "order.service-delivered"]
 
