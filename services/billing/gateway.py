@@ -9,12 +9,18 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import Engine, and_, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from services.billing.tables import gateway_faults, psp_operations
 
-__all__ = ["GatewayDeclined", "GatewayUnavailable", "SimulatedGateway", "inject_gateway_fault"]
+__all__ = [
+    "GatewayDeclined",
+    "GatewayUnavailable",
+    "SimulatedGateway",
+    "clear_gateway_faults",
+    "inject_gateway_fault",
+]
 
 OPERATIONS = ("capture", "refund")
 
@@ -46,6 +52,12 @@ def inject_gateway_fault(
         conn.execute(
             statement.on_conflict_do_update(constraint="gateway_faults_pkey", set_={"remaining": times})
         )
+
+
+def clear_gateway_faults(engine: Engine, order_id: uuid.UUID | str) -> None:
+    """The gateway accepts this order's operations again (the card works now)."""
+    with engine.begin() as conn:
+        conn.execute(delete(gateway_faults).where(gateway_faults.c.order_id == uuid.UUID(str(order_id))))
 
 
 @dataclass

@@ -1,9 +1,17 @@
 """Billing's handlers: capture on payment confirmation, invoice on fulfilment, refund on request.
 
-Every write is keyed so redelivery cannot repeat it: one payment per order, one invoice per order,
-one refund per idempotency key, one ledger entry per (kind, reference) and one gateway operation per
-id. A refund requested before its payment was captured (the two travel on different topics) raises,
-so the consumer retries it after the capture.
+Every effect is keyed by its business identity, so neither a redelivery nor a record replayed after
+its idempotency key expired can repeat it: one payment per order, claimed (`capturing`) before the
+gateway is asked, so the order's capture is attempted once — a replayed confirmation re-sends the
+recorded outcome (same event id) without asking the gateway again, even when the card would work
+now; one invoice per order; one refund per idempotency key, claimed before it is paid out; one
+ledger entry per (kind, reference) and one gateway operation per id. A refund requested before its
+payment was captured (the two travel on different topics) raises, so the consumer retries it after
+the capture.
+
+Payments, invoices and refunds belong to the tenant of the event that created them: an event of
+another tenant naming them (by order, payment or refund key) is refused (`PermissionDeniedError` →
+DLQ) before anything is written, paid or emitted.
 """
 
 from __future__ import annotations
@@ -12,14 +20,16 @@ import datetime as dt
 import logging
 import uuid
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 import schemas
 from messaging.consumer import HandlerContext
+from messaging.errors import InconsistencyError
 from services.billing.gateway import GatewayDeclined, SimulatedGateway
 from services.billing.tables import invoices, ledger, payments, refunds
 from services.common.emitter import Emitter
+from services.common.tenancy import require_tenant
 
 __all__ = ["BillingHandlers", "PaymentNotCaptured", "billing_account_id"]
 
@@ -48,55 +58,22 @@ class BillingHandlers:
 
     def on_payment_confirmed(self, envelope: schemas.Envelope, context: HandlerContext) -> None:
         data = envelope.data
-        amount = data.amount
+        payment = self._claim_capture(envelope)
+        if payment["status"] == "capturing":
+            payment = self._capture(payment)
         account = billing_account_id(envelope.tenant_id)
-        try:
-            psp = self.gateway.execute(data.payment_id, data.order_id, "capture", amount.amount_minor)
-            status = "captured"
-        except GatewayDeclined as exc:
-            psp, status = None, "failed"
-            log.warning("capture of %s declined: %s", data.payment_id, exc)
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(payments)
-                .values(
-                    payment_id=data.payment_id,
-                    order_id=data.order_id,
-                    tenant_id=envelope.tenant_id,
-                    correlation_id=envelope.correlation_id,
-                    amount_minor=amount.amount_minor,
-                    currency=amount.currency,
-                    method=data.method.value,
-                    status=status,
-                    psp_reference=psp,
-                )
-                .on_conflict_do_nothing(index_elements=["payment_id"])
-            )
-            if status == "captured":
-                conn.execute(
-                    insert(ledger)
-                    .values(
-                        order_id=data.order_id,
-                        tenant_id=envelope.tenant_id,
-                        kind="capture",
-                        ref_id=data.payment_id,
-                        amount_minor=amount.amount_minor,
-                        currency=amount.currency,
-                    )
-                    .on_conflict_do_nothing(constraint="ledger_kind_ref_key")
-                )
-        money = _money(amount.amount_minor, amount.currency)
-        if status == "captured":
+        money = _money(payment["amount_minor"], payment["currency"])
+        if payment["status"] == "captured":
             self.emit.derive(
                 envelope,
                 "billing.payment-captured",
                 {
-                    "paymentId": data.payment_id,
+                    "paymentId": payment["payment_id"],
                     "orderId": data.order_id,
                     "customerId": account,
                     "amount": money,
-                    "method": data.method.value,
-                    "pspReference": psp,
+                    "method": payment["method"],
+                    "pspReference": payment["psp_reference"],
                 },
                 key=f"{data.order_id}/captured",
             )
@@ -105,7 +82,7 @@ class BillingHandlers:
                 envelope,
                 "billing.payment-failed",
                 {
-                    "paymentId": data.payment_id,
+                    "paymentId": payment["payment_id"],
                     "orderId": data.order_id,
                     "customerId": account,
                     "amount": money,
@@ -115,11 +92,94 @@ class BillingHandlers:
                 key=f"{data.order_id}/capture-failed",
             )
 
+    def _claim_capture(self, envelope: schemas.Envelope) -> dict:
+        """The order's one payment row, claimed (`capturing`) by the first confirmation that names
+        it; refuses another tenant's event and a second payment for the same order."""
+        data = envelope.data
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(payments)
+                .values(
+                    payment_id=data.payment_id,
+                    order_id=data.order_id,
+                    tenant_id=envelope.tenant_id,
+                    correlation_id=envelope.correlation_id,
+                    amount_minor=data.amount.amount_minor,
+                    currency=data.amount.currency,
+                    method=data.method.value,
+                    status="capturing",
+                )
+                .on_conflict_do_nothing()
+            )
+            known = (
+                conn.execute(
+                    select(payments).where(
+                        or_(payments.c.order_id == data.order_id, payments.c.payment_id == data.payment_id)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        for row in known:
+            require_tenant(
+                envelope.tenant_id,
+                row["tenant_id"],
+                f"payment {row['payment_id']} of order {row['order_id']}",
+            )
+        if [(row["order_id"], row["payment_id"]) for row in known] != [(data.order_id, data.payment_id)]:
+            raise InconsistencyError(
+                f"payment {data.payment_id} of order {data.order_id} contradicts the payments recorded: "
+                + ", ".join(f"{row['payment_id']} of order {row['order_id']}" for row in known)
+                + " (one capture per order)"
+            )
+        return dict(known[0])
+
+    def _capture(self, payment: dict) -> dict:
+        """Capture through the gateway once (GatewayUnavailable propagates: the consumer retries, the
+        row stays `capturing` and the gateway's operation id keeps the retry from capturing twice)."""
+        try:
+            psp = self.gateway.execute(
+                payment["payment_id"], payment["order_id"], "capture", payment["amount_minor"]
+            )
+            values: dict[str, object] = {"status": "captured", "psp_reference": psp}
+        except GatewayDeclined as exc:
+            log.warning("capture of %s declined: %s", payment["payment_id"], exc)
+            values = {"status": "failed"}
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(payments)
+                .where(payments.c.payment_id == payment["payment_id"], payments.c.status == "capturing")
+                .values(**values)
+            )
+            if values["status"] == "captured":
+                conn.execute(
+                    insert(ledger)
+                    .values(
+                        order_id=payment["order_id"],
+                        tenant_id=payment["tenant_id"],
+                        kind="capture",
+                        ref_id=payment["payment_id"],
+                        amount_minor=payment["amount_minor"],
+                        currency=payment["currency"],
+                    )
+                    .on_conflict_do_nothing(constraint="ledger_kind_ref_key")
+                )
+            return dict(
+                conn.execute(select(payments).where(payments.c.payment_id == payment["payment_id"]))
+                .mappings()
+                .one()
+            )
+
     def on_order_fulfilled(self, envelope: schemas.Envelope, context: HandlerContext) -> None:
         data = envelope.data
         total = data.total
         today = envelope.occurred_at.date()
         with self.engine.begin() as conn:
+            for table in (payments, invoices):
+                owner = conn.execute(
+                    select(table.c.tenant_id).where(table.c.order_id == data.order_id)
+                ).scalar()
+                require_tenant(envelope.tenant_id, owner, f"order {data.order_id}")
             conn.execute(
                 insert(invoices)
                 .values(
@@ -200,7 +260,9 @@ class BillingHandlers:
                 .mappings()
                 .first()
             )
-        if payment is None:
+        if payment is not None:
+            require_tenant(envelope.tenant_id, payment["tenant_id"], f"payment {data.payment_id}")
+        if payment is None or payment["status"] == "capturing":
             raise PaymentNotCaptured(f"refund for payment {data.payment_id} before its capture; retrying")
         refund_id = uuid.uuid5(_NS, f"refund/{data.idempotency_key}")
         amount = data.amount
@@ -211,6 +273,7 @@ class BillingHandlers:
                     refund_id=refund_id,
                     idempotency_key=data.idempotency_key,
                     order_id=data.order_id,
+                    tenant_id=envelope.tenant_id,
                     payment_id=data.payment_id,
                     amount_minor=amount.amount_minor,
                     currency=amount.currency,
@@ -219,10 +282,16 @@ class BillingHandlers:
                 .on_conflict_do_nothing(index_elements=["idempotency_key"])
             )
             refund = (
-                conn.execute(select(refunds).where(refunds.c.idempotency_key == data.idempotency_key))
+                conn.execute(
+                    select(refunds, payments.c.tenant_id.label("payment_tenant"))
+                    .select_from(refunds.outerjoin(payments, payments.c.payment_id == refunds.c.payment_id))
+                    .where(refunds.c.idempotency_key == data.idempotency_key)
+                )
                 .mappings()
                 .one()
             )
+            owner = refund["tenant_id"] or refund["payment_tenant"]
+            require_tenant(envelope.tenant_id, owner, f"refund {data.idempotency_key!r}")
         if refund["status"] == "requested":
             refund = self._pay_out(envelope, refund)
         base = {

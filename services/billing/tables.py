@@ -34,7 +34,8 @@ payments = Table(
     Column("amount_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("method", String(16), nullable=False),
-    Column("status", String(16), nullable=False),  # captured | failed
+    # capturing (claimed: the order's one capture is under way) → captured | failed
+    Column("status", String(16), nullable=False),
     Column("psp_reference", String(128)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
@@ -45,6 +46,9 @@ refunds = Table(
     Column("refund_id", UUID(as_uuid=True), primary_key=True),
     Column("idempotency_key", String(128), nullable=False, unique=True),
     Column("order_id", UUID(as_uuid=True), nullable=False, index=True),
+    # The payment's tenant; NULL only on rows written before this column existed (their payment's
+    # row, which always had one, says whose they are).
+    Column("tenant_id", String(64)),
     Column("payment_id", UUID(as_uuid=True), nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),

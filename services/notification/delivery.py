@@ -3,7 +3,9 @@
 In-app messages are delivered by being stored (the customer's inbox is Notification's table).
 Email goes through a mail relay; locally that is a simulator which refuses the recipients listed in
 Notification's own `bounces` table, so a failed delivery — and its `notification.failed` — can be
-produced on demand, as a real relay's bounce would.
+produced on demand, as a real relay's bounce would. Every email it accepts is written to its
+`mail_log` in its own transaction, as a provider's sending log would be: what went out stays there
+even when Notification's transaction later rolls back.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from cloud_factory.db import ensure_schema
 from services.notification.rendering import Message
-from services.notification.tables import bounces, metadata
+from services.notification.tables import bounces, mail_log, metadata
 
 __all__ = ["DeliveryOutcome", "SimulatedMailRelay", "refuse_mail_to"]
 
@@ -37,15 +39,21 @@ class SimulatedMailRelay:
         self.engine = engine
 
     def deliver(self, message: Message) -> DeliveryOutcome:
+        """Hand `message` over; an accepted email is logged with its reference (event id / channel)."""
         if message.channel != "email":
             return DELIVERED
-        with self.engine.connect() as conn:
+        with self.engine.begin() as conn:
             bounce = conn.execute(
                 select(bounces.c.error_code, bounces.c.reason).where(bounces.c.recipient == message.recipient)
             ).first()
-        if bounce is None:
-            return DELIVERED
-        return DeliveryOutcome(False, bounce.error_code, bounce.reason)
+            if bounce is not None:
+                return DeliveryOutcome(False, bounce.error_code, bounce.reason)
+            conn.execute(
+                mail_log.insert().values(
+                    reference=message.reference, recipient=message.recipient, subject=message.subject
+                )
+            )
+        return DELIVERED
 
 
 def refuse_mail_to(

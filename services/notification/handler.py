@@ -10,19 +10,25 @@ the rows this delivery created (ids derived from event + channel), so a consumer
 history re-sends nothing. A crash after the mail relay accepted a message but before the commit
 sends that mail again on redelivery (at least once, never lost). Events that name no customer
 (e.g. provisioning ones) go to the customer an earlier message of the same flow went to — looked up
-in Notification's own table.
+in Notification's own table by tenant and flow.
+
+A flow belongs to the tenant of its first message: an event of another tenant naming the flow (its
+correlationId) is refused (`PermissionDeniedError` → DLQ) before anything is written or sent, so a
+signed event of tenant B can never reach tenant A's customer. Handlers of one flow are serialised
+(a transaction-scoped advisory lock), so two tenants' first events cannot both claim a flow.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 import schemas
 from messaging.consumer import HandlerContext
 from services.common.outbox_emitter import OutboxEmitter
+from services.common.tenancy import require_tenant
 from services.notification.delivery import SimulatedMailRelay
 from services.notification.rendering import Message, render
 from services.notification.tables import notifications
@@ -54,10 +60,30 @@ class NotificationHandler:
         self.relay = relay or SimulatedMailRelay(engine)
 
     @staticmethod
-    def _known_recipient(conn: Connection, correlation_id: uuid.UUID) -> str | None:
+    def _check_tenant(conn: Connection, envelope: schemas.Envelope) -> None:
+        """Lock the flow for this transaction and refuse the event if another tenant owns it."""
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+            {"k": f"notification/{envelope.correlation_id}"},
+        )
+        owner = conn.execute(
+            select(notifications.c.tenant_id)
+            .where(
+                notifications.c.correlation_id == envelope.correlation_id,
+                notifications.c.tenant_id != envelope.tenant_id,
+            )
+            .limit(1)
+        ).scalar()
+        require_tenant(envelope.tenant_id, owner, f"flow {envelope.correlation_id}")
+
+    @staticmethod
+    def _known_recipient(conn: Connection, envelope: schemas.Envelope) -> str | None:
         return conn.execute(
             select(notifications.c.recipient)
-            .where(notifications.c.correlation_id == correlation_id)
+            .where(
+                notifications.c.tenant_id == envelope.tenant_id,
+                notifications.c.correlation_id == envelope.correlation_id,
+            )
             .order_by(notifications.c.id)
             .limit(1)
         ).scalar()
@@ -70,6 +96,7 @@ class NotificationHandler:
         earlier = conn.execute(
             select(notifications.c.id)
             .where(
+                notifications.c.tenant_id == envelope.tenant_id,
                 notifications.c.correlation_id == envelope.correlation_id,
                 notifications.c.event_type == envelope.event_type,
                 notifications.c.event_id != envelope.event_id,
@@ -86,9 +113,10 @@ class NotificationHandler:
             self._handle(conn, envelope, context)
 
     def _handle(self, conn: Connection, envelope: schemas.Envelope, context: HandlerContext) -> None:
+        self._check_tenant(conn, envelope)
         if self._already_told(conn, envelope):
             return
-        messages = render(envelope, self._known_recipient(conn, envelope.correlation_id))
+        messages = render(envelope, self._known_recipient(conn, envelope))
         rows = [
             {
                 "event_id": envelope.event_id,

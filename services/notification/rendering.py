@@ -24,6 +24,7 @@ class Message:
     subject: str
     body: str
     template: str
+    reference: str  # the notification's identity: event id / channel (one message per event and channel)
 
 
 def _money(value: object) -> str:
@@ -49,7 +50,8 @@ SUBJECTS: dict[str, Callable[[Any], str]] = {
     "provisioning.completed": lambda d: f"Your resources are up: {_names(d.resources)}",
     "provisioning.failed": lambda d: f"Creating your resources failed in {d.region}: {d.reason}",
     "provisioning.deprovisioned": lambda d: (
-        f"Released {_names(d.resources)}" if d.resources
+        f"Released {_names(d.resources)}"
+        if d.resources
         else f"Nothing was created for order {d.order_id}, so nothing had to be released"
     ),
     "billing.payment-failed": lambda d: f"Your payment of {_money(d.amount)} failed ({d.failure_code.value})",
@@ -96,6 +98,13 @@ def render(envelope: schemas.Envelope, recipient: str | None = None) -> list[Mes
     details = data.model_dump(mode="json", by_alias=True)
     body = f"{subject}\n\n" + "\n".join(f"{key}: {value}" for key, value in sorted(details.items()))
     return [
-        Message(channel, to, subject, body, f"{envelope.event_type}.{channel}".replace("_", "-"))
+        Message(
+            channel,
+            to,
+            subject,
+            body,
+            f"{envelope.event_type}.{channel}".replace("_", "-"),
+            f"{envelope.event_id}/{channel}",
+        )
         for channel in CHANNELS
     ]

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, func
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.dialects.postgresql import UUID
 
 from services.common.outbox import outbox_table
 
-__all__ = ["bounces", "metadata", "notifications", "outbox"]
+__all__ = ["bounces", "mail_log", "metadata", "notifications", "outbox"]
 
 metadata = MetaData(schema="notification")
 
@@ -43,6 +55,20 @@ bounces = Table(
     Column("error_code", String(64), nullable=False, server_default="MAILBOX_UNAVAILABLE"),
     Column("reason", String(200), nullable=False, server_default="recipient mailbox does not accept mail"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+# Every email the local mail relay accepted, as a real provider's sending log would show it: one row
+# per hand-over, never deduplicated, so a mail handed over twice shows twice. `reference` is the
+# notification's own key (event id / channel).
+mail_log = Table(
+    "mail_log",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("reference", String(80), nullable=False, index=True),
+    Column("recipient", String(128), nullable=False, index=True),
+    Column("subject", String(200), nullable=False),
+    Column("accepted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 

@@ -2,8 +2,14 @@
 
 Idempotent per order: resource ids are derived from (order, name) and rows are unique per
 (order, name), so a redelivered request resumes where the last run stopped and re-sends the same
-events (same ids) instead of creating anything twice. One order is handled by one process at a time
-(a PostgreSQL advisory lock), so a cancel never races a create.
+events (same ids) instead of creating anything twice. That holds for a request replayed after its
+idempotency key expired as well: a resource the provider refused for good is reported failed again
+(its stored error) and never asked for again, and once any resource of an order was deleted nothing
+of it is created again. One order is handled by one process at a time (a PostgreSQL advisory lock),
+so a cancel never races a create.
+
+An order belongs to the tenant of the first event that named it: an event of another tenant naming
+it is refused (`PermissionDeniedError` → DLQ) before anything is written, created, deleted or emitted.
 """
 
 from __future__ import annotations
@@ -14,14 +20,20 @@ import time
 import uuid
 from collections.abc import Iterator
 
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import ColumnElement, Connection, Engine, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 import schemas
 from messaging.consumer import HandlerContext
 from schemas.payloads.order import OrderCancelledV1
 from services.common.emitter import Emitter
-from services.provisioning.simulator import ProviderError, SimulatedProvider, TransientProviderError
+from services.common.tenancy import require_tenant
+from services.provisioning.simulator import (
+    PermanentProviderError,
+    ProviderError,
+    SimulatedProvider,
+    TransientProviderError,
+)
 from services.provisioning.tables import cloud, orders, resources
 
 __all__ = [
@@ -40,6 +52,28 @@ LOCAL_ATTEMPTS = 3
 
 def resource_id_for(order_id: uuid.UUID, name: str) -> uuid.UUID:
     return uuid.uuid5(_RESOURCE_NS, f"{order_id}/{name}")
+
+
+def _of_tenant(tenant_id: str) -> ColumnElement[bool]:
+    """Resources of `tenant_id` (rows from before resources carried a tenant count as their order's)."""
+    return or_(resources.c.tenant_id == tenant_id, resources.c.tenant_id.is_(None))
+
+
+def _admit(conn: Connection, envelope: schemas.Envelope, order_id: uuid.UUID, **row: object) -> str:
+    """Record the order unless it is known (the first event naming it creates its row) and return its
+    state; an event of another tenant than the order's is refused before anything else happens."""
+    conn.execute(
+        insert(orders)
+        .values(
+            order_id=order_id, tenant_id=envelope.tenant_id, correlation_id=envelope.correlation_id, **row
+        )
+        .on_conflict_do_nothing(index_elements=["order_id"])
+    )
+    owner, state = conn.execute(
+        select(orders.c.tenant_id, orders.c.state).where(orders.c.order_id == order_id)
+    ).one()
+    require_tenant(envelope.tenant_id, owner, f"order {order_id}")
+    return state
 
 
 class ProvisioningHandlers:
@@ -70,25 +104,21 @@ class ProvisioningHandlers:
         data = envelope.data
         with self._order_lock(data.order_id):
             with self.engine.begin() as conn:
-                conn.execute(
-                    insert(orders)
-                    .values(
-                        order_id=data.order_id,
-                        tenant_id=envelope.tenant_id,
-                        correlation_id=envelope.correlation_id,
-                        customer_id=data.customer_id,
-                        region=data.region,
-                        state="provisioning",
-                    )
-                    .on_conflict_do_nothing(index_elements=["order_id"])
+                state = _admit(
+                    conn,
+                    envelope,
+                    data.order_id,
+                    customer_id=data.customer_id,
+                    region=data.region,
+                    state="provisioning",
                 )
-                state = conn.execute(
-                    select(orders.c.state).where(orders.c.order_id == data.order_id)
-                ).scalar_one()
-            if state in {"cancelled", "deprovisioned"}:
-                log.info(
-                    "order %s was cancelled before provisioning started; nothing to create", data.order_id
-                )
+                released = conn.execute(
+                    select(resources.c.name)
+                    .where(resources.c.order_id == data.order_id, resources.c.state == "deleted")
+                    .limit(1)
+                ).first()
+            if state in {"cancelled", "deprovisioned"} or released is not None:
+                log.info("order %s is cancelled or being released; nothing to create", data.order_id)
                 return
             self._create_all(envelope)
 
@@ -119,6 +149,7 @@ class ProvisioningHandlers:
                     .values(
                         resource_id=rid,
                         order_id=order_id,
+                        tenant_id=envelope.tenant_id,
                         seq=seq,
                         name=spec.name,
                         kind=spec.kind.value,
@@ -129,6 +160,13 @@ class ProvisioningHandlers:
                     .on_conflict_do_nothing(index_elements=["resource_id"])
                 )
                 row = conn.execute(select(resources).where(resources.c.resource_id == rid)).mappings().one()
+            if row["state"] == "failed":  # refused for good earlier: report it again, never ask again
+                refusal = PermanentProviderError(
+                    row["error_code"] or "PROVISIONING_FAILED",
+                    row["error_reason"] or f"creating {spec.name} failed",
+                )
+                self._fail(envelope, refusal, created)
+                return
             if row["state"] == "created":
                 endpoint, attempts = row["endpoint"], row["attempts"]
             else:
@@ -144,6 +182,8 @@ class ProvisioningHandlers:
                             .values(
                                 attempts=resources.c.attempts + LOCAL_ATTEMPTS,
                                 state="creating" if exc.retryable else "failed",
+                                error_code=None if exc.retryable else exc.code,
+                                error_reason=None if exc.retryable else str(exc)[:200],
                             )
                         )
                     if exc.retryable:
@@ -226,22 +266,15 @@ class ProvisioningHandlers:
         order_id = data.order_id
         with self._order_lock(order_id):
             with self.engine.begin() as conn:
-                conn.execute(
-                    insert(orders)
-                    .values(
-                        order_id=order_id,
-                        tenant_id=envelope.tenant_id,
-                        correlation_id=envelope.correlation_id,
-                        customer_id=data.customer_id,
-                        region=None,
-                        state="cancelled",
-                    )
-                    .on_conflict_do_nothing(index_elements=["order_id"])
-                )
+                _admit(conn, envelope, order_id, customer_id=data.customer_id, region=None, state="cancelled")
                 rows = (
                     conn.execute(
                         select(resources)
-                        .where(resources.c.order_id == order_id, resources.c.state != "failed")
+                        .where(
+                            resources.c.order_id == order_id,
+                            _of_tenant(envelope.tenant_id),
+                            resources.c.state != "failed",
+                        )
                         .order_by(resources.c.seq.desc())
                     )
                     .mappings()

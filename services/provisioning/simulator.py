@@ -12,7 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Engine, and_, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from services.provisioning.tables import cloud, faults
@@ -23,6 +23,7 @@ __all__ = [
     "ProviderError",
     "SimulatedProvider",
     "TransientProviderError",
+    "clear_faults",
     "inject_fault",
 ]
 
@@ -63,6 +64,12 @@ def inject_fault(
     )
     with engine.begin() as conn:
         conn.execute(statement)
+
+
+def clear_faults(engine: Engine, order_id: uuid.UUID | str) -> None:
+    """The provider behaves again for this order (capacity is back, the outage is over)."""
+    with engine.begin() as conn:
+        conn.execute(delete(faults).where(faults.c.order_id == uuid.UUID(str(order_id))))
 
 
 @dataclass

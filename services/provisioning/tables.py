@@ -43,6 +43,9 @@ resources = Table(
     metadata,
     Column("resource_id", UUID(as_uuid=True), primary_key=True),
     Column("order_id", UUID(as_uuid=True), nullable=False, index=True),
+    # The order's tenant; NULL only on rows written before this column existed (their order's row,
+    # which always had one, says whose they are).
+    Column("tenant_id", String(64)),
     Column("seq", Integer, nullable=False),
     Column("name", String(63), nullable=False),
     Column("kind", String(32), nullable=False),
@@ -51,6 +54,10 @@ resources = Table(
     Column("state", String(16), nullable=False),  # creating → created → deleted | creating → failed
     Column("endpoint", String(2048)),
     Column("attempts", Integer, nullable=False, server_default="0"),
+    # Why the provider refused it for good (state failed): a replayed request re-reports this failure
+    # instead of asking the provider again.
+    Column("error_code", String(64)),
+    Column("error_reason", String(200)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # One resource per order and name, however often the request is delivered.
     UniqueConstraint("order_id", "name", name="resources_order_name_key"),
