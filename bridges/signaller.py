@@ -57,7 +57,7 @@ class WorkflowSignaller:
             return await handle.query(query, rpc_timeout=timedelta(seconds=timeout))
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
-                raise WorkflowNotFound(f"no workflow {workflow_id}: {exc.message}") from None
+                raise WorkflowNotFound(f"no running workflow {workflow_id}: {exc.message}") from None
             raise QueryUnavailable(f"{workflow_id} did not answer {query}: {exc.message}") from None
         except (WorkflowQueryFailedError, WorkflowQueryRejectedError, asyncio.TimeoutError) as exc:
             raise QueryUnavailable(f"{workflow_id} did not answer {query}: {exc}") from None

@@ -28,6 +28,10 @@ def test_compose_file_is_valid_and_complete() -> None:
     assert env["CF_KAFKA_BOOTSTRAP"] == "kafka:9092"
     assert env["CF_TEMPORAL_ADDRESS"] == "temporal:7233"
     assert "@postgres:5432/" in env["CF_DATABASE_URL"]
+    # Signing keys come from a secret file the user generates: no key is written into the file.
+    assert "CF_SIGNING_KEYS" not in env and env["CF_SIGNING_KEYS_FILE"] == "/run/secrets/signing-keys"
+    assert [s if isinstance(s, str) else s["source"] for s in workers["secrets"]] == ["signing-keys"]
+    assert config["secrets"]["signing-keys"]["file"].endswith("signing-keys")
 
 
 def test_dockerfile_copies_every_package() -> None:

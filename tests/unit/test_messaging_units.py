@@ -398,3 +398,16 @@ def test_read_refuses_a_record_signed_outside_the_age_window() -> None:
     assert "outside the 1.0 h window" in str(item.error) and "signed 2.0 h ago" in str(item.error)
     fresh = _reader(schemas.SigningMode.PRODUCTION)._read(record)
     assert fresh.error is None
+
+
+def test_a_scoped_consumer_leaves_an_untrusted_record_of_another_tenant_to_that_tenants_shard() -> None:
+    _, record = _signed_record([("X-CF-Key-Id", b"k2")])  # two key ids: the signature is rejected
+    mine = _reader(schemas.SigningMode.PRODUCTION)
+    mine.accept = lambda envelope: envelope.tenant_id == "t"
+    assert isinstance(mine._read(record).error, schemas.SignatureError)  # its tenant "t" is ours
+    other = _reader(schemas.SigningMode.PRODUCTION)
+    other.accept = lambda envelope: envelope.tenant_id == "someone-else"
+    item = other._read(record)
+    assert item.error is None and item.specs == [] and item.requests == []
+    garbage = _Record(b"not json", record.headers())
+    assert isinstance(other._read(garbage).error, schemas.ContractError)  # undecodable: still ours

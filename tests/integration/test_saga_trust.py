@@ -1,0 +1,166 @@
+"""Hostile answers to the saga on the real stack: who may say what, and only in answer to its own asks.
+
+An attacker here has plain confluent-kafka and one service's valid key (Notification's, or even the
+rightful publisher's), never the saga's state. Each test ends with the right saga outcome, the hostile
+record in its DLQ with its class and reason, and nothing of it in the saga.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+
+import schemas
+from cloud_factory.settings import Settings
+from messaging.wiring import keyring_from, producer_from
+from services.billing.tables import ledger
+from services.order.api import PlacedOrder
+from services.order.flow import read_dlq
+from tests.tools.saga_harness import SagaHarness
+from workflows.contracts import correlation_id_for, order_workflow_id, step_event_id
+from workflows.order_fulfillment import OrderFulfillmentWorkflow
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+async def harness(stack, settings: Settings) -> AsyncIterator[SagaHarness]:
+    async with SagaHarness(settings) as running:
+        yield running
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000) - 1000
+
+
+def _forge(settings: Settings, placed: PlacedOrder, event_type: str, data: dict, *, signer: str,
+           producer: str, causation: str | None, tenant: str | None = None,
+           correlation: str | None = None) -> schemas.Envelope:
+    """Sign with `signer`'s real key and send with the raw producer, as an attacker holding it would."""
+    envelope = schemas.new_event(
+        event_type, data, tenant_id=tenant or placed.order.tenant_id,
+        correlation_id=uuid.UUID(correlation or placed.order.correlation_id),
+        causation_id=uuid.UUID(causation) if causation else None,
+        actor=schemas.Actor(id=producer, type=schemas.ActorType.SERVICE), producer=producer)
+    value = schemas.encode(envelope)
+    headers = keyring_from(settings, signer).sign(value)
+    producer_from(settings, fallback=False).publish_raw(
+        schemas.topic_for(event_type, env=settings.env), key=str(envelope.correlation_id).encode(), value=value,
+        headers=headers)
+    return envelope
+
+
+def _refund_completed(placed: PlacedOrder) -> dict:
+    return {"refundId": str(uuid.uuid4()), "orderId": placed.order.order_id, "paymentId": str(uuid.uuid4()),
+            "amount": {"amountMinor": placed.order.created_payload()["total"]["amountMinor"], "currency": "EUR"}}
+
+
+def _fake_vps(placed: PlacedOrder) -> dict:
+    return {"orderId": placed.order.order_id, "attempts": 1, "endpoints": [],
+            "resources": [{"resourceId": str(uuid.uuid4()), "kind": "vm", "region": "eu-west-1", "name": "vps"}]}
+
+
+async def _dead_letter(settings: Settings, event_type: str, envelope: schemas.Envelope, since: int,
+                       timeout: float = 60) -> dict[str, str]:
+    """The DLQ headers of `envelope`'s record, waiting until it is there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for _topic, value, headers in read_dlq(settings, event_type, since):
+            if str(envelope.event_id).encode() in value:
+                return headers
+        assert time.monotonic() < deadline, f"the hostile {event_type} never reached the DLQ"
+        await asyncio.sleep(0.5)
+
+
+async def _finish(placed: PlacedOrder, timeout: float = 120):  # noqa: ANN202
+    return await asyncio.wait_for(placed.handle.result(), timeout)
+
+
+async def _applied_inbound(placed: PlacedOrder) -> list[str]:
+    timeline = await placed.handle.query(OrderFulfillmentWorkflow.timeline)
+    return [entry.event_id for entry in timeline if entry.direction == "in" and not entry.ignored]
+
+
+async def test_a_refund_confirmation_signed_by_notification_cannot_compensate_a_declined_refund(
+    harness: SagaHarness, settings: Settings
+) -> None:
+    since = _now_ms()
+    placed = await harness.place("forged-refund", fail_at="refund")  # the real refund is declined
+    forged = _forge(settings, placed, "billing.refund-completed", _refund_completed(placed),
+                    signer="notification", producer="notification-service", causation=None)
+    headers = await _dead_letter(settings, "billing.refund-completed", forged, since)
+    assert headers["x-cf-dlq-error-class"] == "permission"
+    assert "published by billing, but the record is signed by notification" in headers["x-cf-dlq-reason"]
+    result = await _finish(placed)
+    assert result.status == "compensation_failed"
+    assert str(forged.event_id) not in await _applied_inbound(placed)
+    with harness.engine.connect() as conn:
+        entries = conn.execute(select(ledger.c.kind).where(
+            ledger.c.order_id == uuid.UUID(placed.order.order_id))).scalars().all()
+    assert "refund" not in entries
+
+
+async def test_a_fake_vps_from_a_non_publisher_cannot_deliver_a_failed_order(
+    harness: SagaHarness, settings: Settings
+) -> None:
+    since = _now_ms()
+    placed = await harness.place("forged-vps", fail_at="vps")
+    forged = _forge(settings, placed, "provisioning.completed", _fake_vps(placed), signer="notification",
+                    producer="provisioning-service",
+                    causation=step_event_id(placed.order.workflow_id, "provisioning-started"))
+    headers = await _dead_letter(settings, "provisioning.completed", forged, since)
+    assert headers["x-cf-dlq-error-class"] == "permission"
+    assert "signed by notification" in headers["x-cf-dlq-reason"]
+    result = await _finish(placed)
+    assert result.status == "compensated"
+    assert str(forged.event_id) not in await _applied_inbound(placed)
+
+
+async def test_a_validly_signed_refund_confirmation_before_any_refund_was_asked_is_refused(
+    harness: SagaHarness, settings: Settings
+) -> None:
+    """Even Billing's own key (a bug, a stolen key, a replay) cannot answer an ask the saga never made:
+    the attacker guesses the id the saga's first refund ask will have, and still loses."""
+    since = _now_ms()
+    placed = await harness.place("early-refund", fail_at="refund")
+    forged = _forge(settings, placed, "billing.refund-completed", _refund_completed(placed), signer="billing",
+                    producer="billing-service",
+                    causation=step_event_id(placed.order.workflow_id, "refund-requested"))
+    headers = await _dead_letter(settings, "billing.refund-completed", forged, since)
+    assert headers["x-cf-dlq-error-class"] == "inconsistency"
+    assert "is not a request" in headers["x-cf-dlq-reason"]
+    assert placed.order.workflow_id in headers["x-cf-dlq-reason"]
+    result = await _finish(placed)
+    assert result.status == "compensation_failed"
+    assert str(forged.event_id) not in await _applied_inbound(placed)
+
+
+async def test_a_reply_caused_by_another_sagas_request_or_of_another_tenant_is_refused(
+    harness: SagaHarness, settings: Settings
+) -> None:
+    since = _now_ms()
+    first = await harness.place("asker", fail_at="vps")
+    waiting = await harness.place("waiting", pay=False)  # asks Provisioning nothing yet
+    borrowed = _forge(settings, waiting, "provisioning.completed", _fake_vps(waiting), signer="provisioning",
+                      producer="provisioning-service",
+                      causation=step_event_id(first.order.workflow_id, "provisioning-started"))
+    headers = await _dead_letter(settings, "provisioning.completed", borrowed, since)
+    assert headers["x-cf-dlq-error-class"] == "inconsistency"
+    assert "waits on: nothing" in headers["x-cf-dlq-reason"]
+    # Tenant B's event naming tenant A's flow (A's correlation and order id, B's tenant).
+    other_tenant = harness.tenant("intruder")
+    crossed = _forge(settings, first, "provisioning.completed", _fake_vps(first), signer="provisioning",
+                     producer="provisioning-service", tenant=other_tenant,
+                     causation=step_event_id(first.order.workflow_id, "provisioning-started"))
+    headers = await _dead_letter(settings, "provisioning.completed", crossed, since)
+    assert headers["x-cf-dlq-error-class"] == "inconsistency"
+    assert f"is not the flow of {order_workflow_id(other_tenant, first.order.order_id)}" in headers["x-cf-dlq-reason"]
+    assert correlation_id_for(order_workflow_id(other_tenant, first.order.order_id)) != first.order.correlation_id
+    assert (await _finish(first)).status == "compensated"
+    assert await _applied_inbound(waiting) == []
+    await waiting.handle.terminate("test over")
