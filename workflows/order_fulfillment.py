@@ -112,7 +112,7 @@ class OrderFulfillmentWorkflow:
         self._resources: list[dict] = []
         self._failure: str | None = None
         self._memo_stack: list[str] | None = None
-        self._trusted = False  # decided once per run: see PATCH_TRUSTED_REPLIES
+        self._trusted: bool | None = None  # decided once, on first need: see `_trusting`
         self._asks: dict[str, tuple[str, tuple[str, ...]]] = {}  # open ask id → (its type, answer types)
 
     # ------------------------------------------------------------------ run
@@ -120,7 +120,7 @@ class OrderFulfillmentWorkflow:
     async def run(self, order: OrderRequest) -> OrderResult:
         if not workflow.patched(PATCH_FULL_SAGA):
             return await self._first_release(order)
-        self._trusted = workflow.patched(PATCH_TRUSTED_REPLIES)
+        self._trusting()
         self._order = order
         workflow.upsert_search_attributes(
             [
@@ -568,13 +568,23 @@ class OrderFulfillmentWorkflow:
             }
         )
 
+    def _trusting(self) -> bool:
+        """Whether inbound events are checked against the open asks (`trusted-replies`), decided by the
+        first code that needs it — `run`, or a `domain_event` delivered before `run` started, which
+        must not slip in unchecked."""
+        if self._trusted is None:
+            self._trusted = workflow.patched(PATCH_TRUSTED_REPLIES)
+        return self._trusted
+
     def _close_asks(self, ask_type: str) -> None:
         """The saga no longer waits for answers to its `ask_type` requests: later ones are ignored."""
         self._asks = {ask: entry for ask, entry in self._asks.items() if entry[0] != ask_type}
 
     def _refusal(self, event: InboundEvent) -> str | None:
         """Why `event` is not applied (None: it answers an open ask of this saga's tenant)."""
-        order = self._require_order()
+        order = self._order
+        if order is None:
+            return "the saga has not started: no ask is open"
         if event.tenant_id is not None and event.tenant_id != order.tenant_id:
             return f"tenant {event.tenant_id} is not the saga's tenant {order.tenant_id}"
         ask = self._asks.get(event.causation_id or "")
@@ -597,7 +607,7 @@ class OrderFulfillmentWorkflow:
         """Publish one step's event; an `ask` is registered (by its derived id) before it goes out, so
         its answer always finds it open."""
         order = self._require_order()
-        if ask and self._trusted:
+        if ask and self._trusting():
             ask_id = step_event_id(workflow.info().workflow_id, step)
             self._asks[ask_id] = (event_type, REPLIES[event_type])
         published: PublishedEvent = await workflow.execute_activity(
@@ -663,7 +673,7 @@ class OrderFulfillmentWorkflow:
         if event.event_id in self._seen:
             return
         self._seen[event.event_id] = None
-        refusal = self._refusal(event) if self._trusted else None
+        refusal = self._refusal(event) if self._trusting() else None
         if refusal is not None:
             self._timeline.append(
                 TimelineEntry(

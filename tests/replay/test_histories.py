@@ -12,8 +12,13 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from workflows.contracts import CompensationEntry, OrderRequest, OrderResult
-from workflows.order_fulfillment import PATCH_EVERY_UNDO, PATCH_FULL_SAGA, OrderFulfillmentWorkflow
+from workflows.contracts import CompensationEntry, InboundEvent, OrderRequest, OrderResult, order_workflow_id
+from workflows.order_fulfillment import (
+    PATCH_EVERY_UNDO,
+    PATCH_FULL_SAGA,
+    PATCH_TRUSTED_REPLIES,
+    OrderFulfillmentWorkflow,
+)
 
 HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
 PATHS = {
@@ -24,12 +29,23 @@ PATHS = {
     "customer_cancel",
     "compensation_failure",
     "every_undo_failure",
+    "trusted_success",
+    "forged_reply_ignored",
 }
+
+
+def _recorded(text: str, fallback: str) -> WorkflowHistory:
+    """The history under its real workflow id (the saga derives its asks' event ids from it), read
+    from the order it was started with."""
+    started = json.loads(text)["events"][0]["workflowExecutionStartedEventAttributes"]
+    order = json.loads(base64.b64decode(started["input"]["payloads"][0]["data"]))
+    workflow_id = order_workflow_id(order["tenant_id"], order["order_id"]) if "tenant_id" in order else fallback
+    return WorkflowHistory.from_json(workflow_id, text)
 
 
 def _history(name: str) -> WorkflowHistory:
     path = Path(__file__).resolve().parents[1] / "histories" / f"{name}.json"
-    return WorkflowHistory.from_json(name, path.read_text())
+    return _recorded(path.read_text(), name)
 
 
 def test_histories_are_committed() -> None:
@@ -38,7 +54,7 @@ def test_histories_are_committed() -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
 async def test_history_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    history = _recorded(path.read_text(), path.stem)
     result = await Replayer(workflows=[OrderFulfillmentWorkflow]).replay_workflow(
         history, raise_on_replay_failure=False
     )
@@ -99,6 +115,36 @@ def test_only_the_every_undo_history_took_the_new_compensation_path() -> None:
     assert _patch_ids("every_undo_failure") == [PATCH_FULL_SAGA, PATCH_EVERY_UNDO]
     # Recorded before the change: replaying them must keep stopping at the first failed undo.
     assert _patch_ids("compensation_failure") == [PATCH_FULL_SAGA]
+
+
+def test_the_trusted_histories_took_the_checked_path_and_the_older_ones_did_not() -> None:
+    assert _patch_ids("trusted_success") == [PATCH_FULL_SAGA, PATCH_TRUSTED_REPLIES]
+    # The fake reply reached the saga in its first task, before `run`: the check was decided by it.
+    assert _patch_ids("forged_reply_ignored") == [PATCH_TRUSTED_REPLIES, PATCH_FULL_SAGA]
+    for name in ("success", "provisioning_failure", "customer_cancel", "every_undo_failure"):
+        assert PATCH_TRUSTED_REPLIES not in _patch_ids(name)
+
+
+@workflow.defn(name="OrderFulfillmentWorkflow", sandboxed=False)
+class _TrustingWorkflow(OrderFulfillmentWorkflow):
+    """The saga before `trusted-replies` took effect: the first event of each type wins, asked or not."""
+
+    @workflow.run
+    async def run(self, order: OrderRequest) -> OrderResult:
+        return await super().run(order)
+
+    def _refusal(self, event: InboundEvent) -> str | None:
+        return None
+
+
+async def test_the_forged_reply_history_needs_the_reply_check() -> None:
+    """Applying the fake completion would deliver the order instead of compensating: the replayer
+    catches the difference, so the check cannot be dropped while such sagas run."""
+    result = await Replayer(workflows=[_TrustingWorkflow]).replay_workflow(
+        _history("forged_reply_ignored"), raise_on_replay_failure=False
+    )
+    assert result.replay_failure is not None
+    assert "nondetermin" in str(result.replay_failure).lower()
 
 
 @workflow.defn(name="OrderFulfillmentWorkflow", sandboxed=False)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from services.billing.gateway import inject_gateway_fault
 from services.order.api import PlacedOrder, cancel_order, pay_order
 from services.provisioning.simulator import inject_fault
 from tests.tools.saga_harness import SagaHarness
+from workflows.contracts import InboundEvent
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
@@ -34,6 +36,8 @@ EXPECTED_STATUS = {
     "customer_cancel": "cancelled",
     "compensation_failure": "compensation_failed",
     "every_undo_failure": "compensation_failed",
+    "trusted_success": "delivered",
+    "forged_reply_ignored": "compensated",
 }
 
 
@@ -75,6 +79,20 @@ async def _customer_cancel(h: SagaHarness) -> PlacedOrder:
     return placed
 
 
+async def _forged_reply_ignored(h: SagaHarness) -> PlacedOrder:
+    """VPS creation fails; a fake `provisioning.completed` answering no ask of the saga reaches it as a
+    signal (as through a bridge that could not ask the saga first): ignored, the saga compensates."""
+    placed = await h.place("history", fail_at="vps")
+    forged = InboundEvent(
+        event_id=str(uuid.uuid4()), event_type="provisioning.completed", version="v3",
+        data={"orderId": placed.order.order_id, "attempts": 1, "endpoints": [],
+              "resources": [{"resourceId": str(uuid.uuid4()), "kind": "vm", "region": "eu-west-1",
+                             "name": "vps"}]},
+        causation_id=str(uuid.uuid4()), tenant_id=placed.order.tenant_id)
+    await placed.handle.signal("domain_event", forged)
+    return placed
+
+
 SCENARIOS: dict[str, Callable[[SagaHarness], Awaitable[PlacedOrder]]] = {
     "success": _success,
     "provisioning_failure": _provisioning_failure,
@@ -82,6 +100,8 @@ SCENARIOS: dict[str, Callable[[SagaHarness], Awaitable[PlacedOrder]]] = {
     "customer_cancel": _customer_cancel,
     "compensation_failure": _compensation_failure,
     "every_undo_failure": _every_undo_failure,
+    "trusted_success": _success,  # the same path with `trusted-replies`: answers checked against asks
+    "forged_reply_ignored": _forged_reply_ignored,
 }
 
 

@@ -276,3 +276,31 @@ def test_bad_timings_are_rejected_with_the_field_named() -> None:
         SagaTimings(compensation_windows_s=[])
     with pytest.raises(ValueError, match="timeouts"):
         SagaTimings(payment_timeout_s=0)
+
+
+async def test_a_reply_delivered_with_the_start_is_not_applied_before_the_saga_runs(
+    env: WorkflowEnvironment,
+) -> None:
+    """A fake completion that reaches the saga in its very first task (before `run` began) must not
+    satisfy the provisioning wait later: with no answer at all, provisioning times out."""
+    order = _order(provisioning_timeout_s=300, compensation_windows_s=[2])
+    fake = InboundEvent(str(uuid.uuid4()), "provisioning.completed", "v3",
+                        {"orderId": order.order_id, "attempts": 1, "endpoints": [],
+                         "resources": [{"resourceId": str(uuid.uuid4()), "kind": "vm", "region": "eu-west-1",
+                                        "name": "vps"}]},
+                        str(step_event_id(order.workflow_id, "provisioning-started")), tenant_id=order.tenant_id)
+    recorder = Recorder()
+    queue = f"unit-{uuid.uuid4().hex[:8]}"
+    async with Worker(env.client, task_queue=queue, workflows=[OrderFulfillmentWorkflow],
+                      activities=[recorder.publish_event, recorder.open_incident],
+                      activity_executor=ThreadPoolExecutor(4)):
+        handle = await env.client.start_workflow(OrderFulfillmentWorkflow.run, order, id=order.workflow_id,
+                                                 task_queue=queue, start_signal="domain_event",
+                                                 start_signal_args=[fake])
+        await handle.signal("confirm_payment", PaymentConfirmation(str(uuid.uuid4())))
+        result = await handle.result()
+        timeline = await handle.query(OrderFulfillmentWorkflow.timeline)
+    assert result.status == "compensation_failed"  # timed out, nothing confirmed the undos
+    assert "order.fulfilled" not in recorder.types()
+    assert [entry.ignored for entry in timeline if entry.direction == "in"] == [
+        "the saga has not started: no ask is open"]
