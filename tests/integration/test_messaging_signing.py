@@ -65,3 +65,40 @@ def test_garbage_is_dead_lettered_never_dropped(stack, settings: Settings, uniqu
     assert [letter.error_class.value for letter in letters] == ["validation", "validation"]
     assert letters[0].value == b"\x00\xffnot json"
     assert "order.teleported" in letters[1].reason
+
+
+def test_a_record_signed_long_ago_is_refused_until_an_operator_redrives_it(stack, settings: Settings,
+                                                                           unique: str) -> None:
+    """A captured record sent again a week and a day later (its idempotency key long gone) is refused as
+    an Inconsistency whatever its valid signature; `dlq redrive` re-signs it, and then it is handled."""
+    import time
+
+    from cloud_factory.db import engine_for
+    from messaging.dlq_admin import read_entry, redrive
+    from messaging.dlq_store import DlqPosition, DlqStore
+    from messaging.wiring import keyring_from
+
+    s = isolated(settings, unique)
+    ensure(s, "order.created")
+    topic = schemas.topic_for("order.created", env=s.env)
+    old, follower = event(), event()
+    value = schemas.encode(old)
+    eight_days_ago = int((time.time() - 8 * 86400) * 1000)
+    headers = keyring_from(s, "order").sign(value, signed_at_ms=eight_days_ago)
+    producer = producer_from(s, service="order", fallback=False)
+    producer.publish_raw(topic, key=str(old.correlation_id).encode(), value=value, headers=headers)
+    producer.publish(follower)
+    handled: list[str] = []
+    consumer = consumer_from(s, group_id=f"stale-{unique}", handlers={"order.created": lambda e, c: handled.append(
+        str(e.event_id))})
+    with running(consumer):
+        wait_until(lambda: str(follower.event_id) in handled, what="the follower")
+        [record] = read_topic(s, schemas.dlq_topic_for("order.created", env=s.env), expect=1)
+        letter = DeadLetter.from_record(record.key(), record.value(), record.headers())
+        assert letter.error_class.value == "inconsistency"
+        assert "signed 8.0 d ago, outside the 7.0 d window" in letter.reason
+        assert str(old.event_id) not in handled  # the follower came after it: it was handled, never skipped
+        entry = read_entry(s.bootstrap_servers, DlqPosition(record.topic(), record.partition(), record.offset()))
+        redrive(entry, producer_from(s, fallback=False), DlqStore(engine_for(s.dsn)), note="genuine, late")
+        wait_until(lambda: str(old.event_id) in handled, what="the redriven record")
+    assert handled.count(str(old.event_id)) == 1
