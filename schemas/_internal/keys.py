@@ -5,13 +5,14 @@ one service, so a verified record says *who* signed it, not only that someone wi
 
 Two algorithms:
 
-- **HMAC-SHA256** (the default): one shared secret per key. Fast (~1 µs a record), but every
+- **HMAC-SHA256** (the default): one shared secret per key. Fast (~3 µs to sign, ~6 µs to verify an
+  823-byte record with its headers on the development machine), but every
   verifier holds the secret and so could sign with it: choose it when every process that verifies a
   service's events is trusted as much as that service (one deployment, one operator).
 - **Ed25519** (PyPI `cryptography`): the signer holds the private key, verifiers only the public
-  one, so a consumer that is broken into cannot forge its upstream's events. Slower (~50 µs to
-  sign, ~120 µs to verify a record on the development machine); choose it when services are run
-  or reachable by different people.
+  one, so a consumer that is broken into cannot forge its upstream's events. Slower (~36 µs to
+  sign, ~113 µs to verify the same record); choose it when services are run or reachable by
+  different people.
 
 Entry syntax (`CF_SIGNING_KEYS`, comma separated; `CF_SIGNING_KEYS_FILE`, one per line)::
 
