@@ -4,7 +4,9 @@ The consumer runtime has already verified the signature, checked that the signer
 publisher, decoded and upcast the event. The bridge finds the workflow from the event (tenant + order
 id → workflow id), checks that its correlationId is that flow's and that it answers one of the
 saga's open asks (its `causationId` is the id of a request the saga published and still waits on,
-and its type answers that request — the `pending_asks` query), then signals it. Anything else is an
+and its type answers that request — the `asks` query), then signals it. A late answer to an ask the
+saga no longer waits on (a repeated ask answered twice) is signalled too — the saga records it in
+its timeline as ignored — and acknowledged quietly when the saga has finished. Anything else is an
 `InconsistencyError` naming the mismatch, dead-lettered at once; an event for no workflow at all is a
 `NotFoundError`. When the saga cannot answer the query (no saga worker in time, or a saga of an
 earlier release), the bridge signals anyway — a signal is durable while a worker is away — and the
@@ -20,7 +22,7 @@ import schemas
 from bridges.signaller import QueryUnavailable, WorkflowNotFound, WorkflowSignaller
 from messaging.consumer import HandlerContext
 from messaging.errors import InconsistencyError, NotFoundError
-from workflows.contracts import InboundEvent, correlation_id_for, order_workflow_id
+from workflows.contracts import AskBook, InboundEvent, correlation_id_for, order_workflow_id
 
 __all__ = ["BRIDGED_EVENT_TYPES", "ORDER_BRIDGE_GROUP", "OrderBridge", "inbound_event"]
 
@@ -55,25 +57,36 @@ class OrderBridge:
             raise InconsistencyError(
                 f"correlationId {envelope.correlation_id} is not the flow of {workflow_id} "
                 f"(tenant {envelope.tenant_id}, order {envelope.data.order_id})")
+        late = False
         try:
-            self._check_answers_an_open_ask(workflow_id, envelope)
+            late = self._check_answers_an_ask(workflow_id, envelope)
             self.signaller.signal(workflow_id, "domain_event", inbound_event(envelope))
         except WorkflowNotFound as exc:
+            if late:  # the saga finished after its ask was answered once already: a duplicate
+                log.info("%s %s answers a closed ask of the finished %s: nothing to do",
+                         envelope.event_type, envelope.event_id, workflow_id)
+                return
             raise NotFoundError(str(exc)) from exc
         log.info("signalled %s with %s %s", workflow_id, envelope.event_type, envelope.event_id)
 
-    def _check_answers_an_open_ask(self, workflow_id: str, envelope: schemas.Envelope) -> None:
+    def _check_answers_an_ask(self, workflow_id: str, envelope: schemas.Envelope) -> bool:
+        """Raise InconsistencyError unless `envelope` answers one of the saga's asks; True when the ask
+        is closed already (a late duplicate answer, which the saga will ignore)."""
         try:
-            asks: dict[str, list[str]] = self.signaller.query(
-                workflow_id, "pending_asks", timeout=self.query_timeout)
+            book: AskBook = self.signaller.query(workflow_id, "asks", timeout=self.query_timeout,
+                                                 result_type=AskBook)
         except QueryUnavailable as exc:
             log.warning("cannot ask %s what it waits for (%s); signalling, the saga checks it itself",
                         workflow_id, exc)
-            return
+            return False
         causation = str(envelope.causation_id) if envelope.causation_id else None
-        answers = asks.get(causation or "")
+        if causation is not None and causation in book.closed:
+            log.info("%s %s answers closed ask %s of %s: the saga records it as ignored",
+                     envelope.event_type, envelope.event_id, causation, workflow_id)
+            return True
+        answers = book.open.get(causation or "")
         if answers is None:
-            waiting = ", ".join(sorted(asks)) or "nothing"
+            waiting = ", ".join(sorted(book.open)) or "nothing"
             raise InconsistencyError(
                 f"{envelope.event_type} {envelope.event_id} answers {causation}, which is not a request "
                 f"{workflow_id} waits on (it waits on: {waiting})")
@@ -81,3 +94,4 @@ class OrderBridge:
             raise InconsistencyError(
                 f"{envelope.event_type} {envelope.event_id} cannot answer request {causation} of "
                 f"{workflow_id} (expected {' or '.join(answers)})")
+        return False

@@ -46,15 +46,15 @@ class WorkflowSignaller:
         """Deliver one signal; raises WorkflowNotFound when nothing is running under that id."""
         self._run(self._signal(workflow_id, signal, arg, otel_context.get_current()))
 
-    def query(self, workflow_id: str, query: str, *, timeout: float = 5.0) -> Any:
+    def query(self, workflow_id: str, query: str, *, timeout: float = 5.0, result_type: type | None = None) -> Any:
         """Ask a workflow a query; WorkflowNotFound when there is none, QueryUnavailable when it cannot
         answer within `timeout` seconds."""
-        return self._run(self._query(workflow_id, query, timeout))
+        return self._run(self._query(workflow_id, query, timeout, result_type))
 
-    async def _query(self, workflow_id: str, query: str, timeout: float) -> Any:
+    async def _query(self, workflow_id: str, query: str, timeout: float, result_type: type | None) -> Any:
         handle = self._client.get_workflow_handle(workflow_id)
         try:
-            return await handle.query(query, rpc_timeout=timedelta(seconds=timeout))
+            return await handle.query(query, rpc_timeout=timedelta(seconds=timeout), result_type=result_type)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise WorkflowNotFound(f"no running workflow {workflow_id}: {exc.message}") from None

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from schemas._internal.ids import stable_event_id
 
 __all__ = [
+    "AskBook",
     "CancelRequest",
     "CompensationEntry",
     "InboundEvent",
@@ -189,6 +190,15 @@ class InboundEvent:
     causation_id: str | None = None
     occurred_at: str = ""
     tenant_id: str | None = None  # None from bridges of earlier releases
+
+
+@dataclass
+class AskBook:
+    """The `asks` query: the saga's open asks (event id → the event types that may answer it) and the
+    ids of asks it no longer waits on (a late answer to one of those is a duplicate, not an attack)."""
+
+    open: dict[str, list[str]] = field(default_factory=dict)
+    closed: list[str] = field(default_factory=list)
 
 
 @dataclass

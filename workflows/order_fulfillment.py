@@ -25,6 +25,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
+        AskBook,
         CancelRequest,
         CompensationEntry,
         InboundEvent,
@@ -114,6 +115,7 @@ class OrderFulfillmentWorkflow:
         self._memo_stack: list[str] | None = None
         self._trusted: bool | None = None  # decided once, on first need: see `_trusting`
         self._asks: dict[str, tuple[str, tuple[str, ...]]] = {}  # open ask id → (its type, answer types)
+        self._closed_asks: dict[str, str] = {}  # ask id → its type, once the saga stopped waiting
 
     # ------------------------------------------------------------------ run
     @workflow.run
@@ -578,7 +580,10 @@ class OrderFulfillmentWorkflow:
 
     def _close_asks(self, ask_type: str) -> None:
         """The saga no longer waits for answers to its `ask_type` requests: later ones are ignored."""
-        self._asks = {ask: entry for ask, entry in self._asks.items() if entry[0] != ask_type}
+        for ask, entry in list(self._asks.items()):
+            if entry[0] == ask_type:
+                self._closed_asks[ask] = ask_type
+                del self._asks[ask]
 
     def _refusal(self, event: InboundEvent) -> str | None:
         """Why `event` is not applied (None: it answers an open ask of this saga's tenant)."""
@@ -588,6 +593,9 @@ class OrderFulfillmentWorkflow:
         if event.tenant_id is not None and event.tenant_id != order.tenant_id:
             return f"tenant {event.tenant_id} is not the saga's tenant {order.tenant_id}"
         ask = self._asks.get(event.causation_id or "")
+        if ask is None and event.causation_id in self._closed_asks:
+            closed = self._closed_asks[event.causation_id]
+            return f"a late answer to {closed} {event.causation_id}, which the saga no longer waits on"
         if ask is None:
             return f"its causationId {event.causation_id} is not an open ask of this saga"
         if event.event_type not in ask[1]:
@@ -720,6 +728,10 @@ class OrderFulfillmentWorkflow:
         return list(self._timeline)
 
     @workflow.query
-    def pending_asks(self) -> dict[str, list[str]]:
-        """Open asks (event id → the event types that may answer it): what the bridge checks against."""
-        return {ask: list(replies) for ask, (_, replies) in self._asks.items()}
+    def asks(self) -> AskBook:
+        """Open asks (event id → the event types that may answer it) and closed ones: what the bridge
+        checks an inbound event against."""
+        return AskBook(
+            open={ask: list(replies) for ask, (_, replies) in self._asks.items()},
+            closed=list(self._closed_asks),
+        )

@@ -22,6 +22,7 @@ __all__ = [
     "capture",
     "committed_past",
     "dead_letter_of",
+    "emitted",
     "example",
     "expire_keys",
     "publish",
@@ -151,6 +152,16 @@ def committed_past(settings: Settings, group: str, record: Captured, *, timeout:
 def records_of(settings: Settings, topic: str) -> list[schemas.Envelope]:
     """Every event on `topic` now, read up to each partition's end (nothing to wait for)."""
     return [schemas.decode(msg.value()) for msg in _raw_records(settings, topic)]
+
+
+def emitted(settings: Settings, service: str, tenant: str) -> list[schemas.Envelope]:
+    """Every event `service` publishes that `tenant` has on this test's topics."""
+    return [
+        envelope
+        for entry in schemas.catalog.published_by(service)
+        for envelope in records_of(settings, schemas.topic_for(entry.event_type, env=settings.env))
+        if envelope.tenant_id == tenant
+    ]
 
 
 def dead_letter_of(settings: Settings, record: Captured) -> DeadLetter:

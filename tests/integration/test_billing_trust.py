@@ -18,10 +18,10 @@ from services.billing.tables import invoices, ledger, payments, psp_operations, 
 from tests.integration.hostile_support import (
     committed_past,
     dead_letter_of,
+    emitted,
     example,
     expire_keys,
     publish,
-    records_of,
     resend,
     signed_event,
 )
@@ -30,17 +30,8 @@ from workers.consumers import build_billing_consumer
 
 pytestmark = pytest.mark.stack
 
-BILLING_EVENTS = [entry.event_type for entry in schemas.catalog.published_by("billing")]
-
-
 def _emitted(settings: Settings, tenant: str) -> list[schemas.Envelope]:
-    """Every billing.* event of `tenant` on this test's topics."""
-    return [
-        envelope
-        for event_type in BILLING_EVENTS
-        for envelope in records_of(settings, schemas.topic_for(event_type, env=settings.env))
-        if envelope.tenant_id == tenant
-    ]
+    return emitted(settings, "billing", tenant)
 
 
 def _effects(settings: Settings, order_id: uuid.UUID) -> dict[str, list[tuple]]:

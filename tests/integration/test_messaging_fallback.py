@@ -5,63 +5,27 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import schemas
 from cloud_factory.settings import Settings
-from cloud_factory.stack._process import pid_alive
 from cloud_factory.stack.kafka import KafkaComponent
 from messaging.consumer import HandlerContext
 from messaging.producer import EventProducer
 from messaging.spool import FallbackSpool
 from messaging.wiring import consumer_from, keyring_from
 from tests.integration.messaging_support import ensure, event, running, wait_until
+from tests.integration.private_broker import start_broker
 
 pytestmark = pytest.mark.stack
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start(kafka: KafkaComponent, timeout: float = 90) -> None:
-    kafka.launch()
-    deadline = time.monotonic() + timeout
-    while not kafka.probe():
-        pid = kafka.pid()
-        assert pid is not None and pid_alive(pid), f"private broker died; see {kafka.log_path}"
-        assert time.monotonic() < deadline, f"private broker not up; see {kafka.log_path}"
-        time.sleep(0.3)
-
-
-@pytest.fixture
-def private_broker(stack, settings: Settings, tmp_path: Path, unique: str) -> Iterator[tuple[Settings, KafkaComponent]]:
-    own = settings.model_copy(update={"state_dir": tmp_path / "state", "kafka_port": _free_port(),
-                                      "kafka_controller_port": _free_port(), "kafka_heap": "384m",
-                                      "env": f"t{unique}",
-                                      "signing_keys_file": settings.development_keys_path})
-    home = own.state_dir / "kafka"
-    home.mkdir(parents=True)
-    real_lib = next((settings.state_dir / "kafka").glob("lib-*"))
-    os.symlink(real_lib, home / real_lib.name)  # reuse the jars: no second download
-    kafka = KafkaComponent(own)
-    kafka.prepare()
-    _start(kafka)
-    try:
-        yield own, kafka
-    finally:
-        kafka.stop()
 
 
 def test_broker_down_mid_stream_loses_nothing(private_broker: tuple[Settings, KafkaComponent], tmp_path: Path,
@@ -107,7 +71,7 @@ def test_broker_down_mid_stream_loses_nothing(private_broker: tuple[Settings, Ka
         kafka.stop()  # the broker goes away mid-stream
         wait_until(lambda: len(spooled) >= 30, timeout=60, what="records spooled during the outage")
         assert spool.status().pending_records > 0
-        _start(kafka)  # and comes back
+        start_broker(kafka)  # and comes back
         wait_until(lambda: not spool.has_pending() and len(spooled) >= 30, timeout=60, what="spool replayed")
         wait_until(lambda: phase["n"] >= 5 + 40, timeout=60, what="publishing after the outage")
         stop_publishing.set()

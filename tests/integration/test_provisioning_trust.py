@@ -19,10 +19,10 @@ from services.provisioning.tables import cloud, orders, resources
 from tests.integration.hostile_support import (
     committed_past,
     dead_letter_of,
+    emitted,
     example,
     expire_keys,
     publish,
-    records_of,
     resend,
     signed_event,
 )
@@ -31,17 +31,8 @@ from workers.consumers import build_provisioning_consumer
 
 pytestmark = pytest.mark.stack
 
-PROVISIONING_EVENTS = [entry.event_type for entry in schemas.catalog.published_by("provisioning")]
-
-
 def _emitted(settings: Settings, tenant: str) -> list[schemas.Envelope]:
-    """Every provisioning.* event of `tenant` on this test's topics."""
-    return [
-        envelope
-        for event_type in PROVISIONING_EVENTS
-        for envelope in records_of(settings, schemas.topic_for(event_type, env=settings.env))
-        if envelope.tenant_id == tenant
-    ]
+    return emitted(settings, "provisioning", tenant)
 
 
 def _start(tenant: str, order_id: uuid.UUID, flow: uuid.UUID, **fields: object) -> schemas.Envelope:

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,10 +25,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
 from cloud_factory.settings import Settings
-from cloud_factory.stack._process import pid_alive
 from cloud_factory.stack.kafka import KafkaComponent
 from services.order.api import pay_order
 from services.order.flow import read_flow
+from tests.integration.private_broker import start_broker
 from tests.tools.saga_harness import SagaHarness
 from workflows.contracts import step_event_id
 from workflows.order_fulfillment import SA_ORDER_STEP, OrderFulfillmentWorkflow
@@ -42,42 +39,6 @@ WAITING_STEP = "awaiting-payment"
 OUTAGE_LIMIT_S = 120  # the second attempt starts after ~35 s (5 s topic check + 30 s delivery timeout + 1 s)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start(kafka: KafkaComponent, timeout: float = 90) -> None:
-    kafka.launch()
-    deadline = time.monotonic() + timeout
-    while not kafka.probe():
-        pid = kafka.pid()
-        assert pid is not None and pid_alive(pid), f"private broker died; see {kafka.log_path}"
-        assert time.monotonic() < deadline, f"private broker not up; see {kafka.log_path}"
-        time.sleep(0.3)
-
-
-@pytest.fixture
-def private_broker(
-    stack, settings: Settings, tmp_path: Path, unique: str
-) -> Iterator[tuple[Settings, KafkaComponent]]:
-    """A second broker reusing the stack's jars, with its own spool directory under tmp_path."""
-    own = settings.model_copy(update={"state_dir": tmp_path / "state", "kafka_port": _free_port(),
-                                      "kafka_controller_port": _free_port(), "kafka_heap": "384m",
-                                      "env": f"t{unique}", "fallback_dir": tmp_path / "fallback",
-                                      "signing_keys_file": settings.development_keys_path})
-    home = own.state_dir / "kafka"
-    home.mkdir(parents=True)
-    real_lib = next((settings.state_dir / "kafka").glob("lib-*"))
-    os.symlink(real_lib, home / real_lib.name)  # reuse the jars: no second download
-    kafka = KafkaComponent(own)
-    kafka.prepare()
-    _start(kafka)
-    try:
-        yield own, kafka
-    finally:
-        kafka.stop()
 
 
 def _spooled(directory: Path) -> list[str]:
@@ -162,7 +123,7 @@ async def test_saga_waits_at_its_step_while_kafka_is_down_and_never_spools(
             assert failure.message and "order.payment-confirmed" in failure.message, failure
             assert failure.application_failure_info.type == "BrokerUnavailableError", failure
 
-            await asyncio.to_thread(_start, kafka)  # the broker is back: the saga goes on
+            await asyncio.to_thread(start_broker, kafka)  # the broker is back: the saga goes on
             result = await asyncio.wait_for(handle.result(), 150)
             assert result.status == "delivered", result
             status, step, search_step, _ = await _where(handle)  # (queries need the worker: still inside)

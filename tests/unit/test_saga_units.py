@@ -85,20 +85,26 @@ def test_new_order_prices_and_validates() -> None:
 class _RecordingSignaller:
     """Stands in for Temporal in this pure test of the mapping (the real path runs on the stack)."""
 
-    def __init__(self, asks: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, asks: dict[str, list[str]] | None = None, closed: list[str] = (),  # type: ignore[assignment]
+                 finished: bool = False) -> None:
         self.calls: list[tuple[str, str, object]] = []
-        self.asks = asks
+        self.asks, self.closed, self.finished = asks, list(closed), finished
 
     def signal(self, workflow_id: str, signal: str, arg: object) -> None:
+        from bridges.signaller import WorkflowNotFound
+
+        if self.finished:
+            raise WorkflowNotFound(f"no running workflow {workflow_id}")
         self.calls.append((workflow_id, signal, arg))
 
-    def query(self, workflow_id: str, query: str, *, timeout: float) -> dict[str, list[str]]:
+    def query(self, workflow_id: str, query: str, *, timeout: float, result_type: type) -> object:
         from bridges.signaller import QueryUnavailable
+        from workflows.contracts import AskBook
 
-        assert query == "pending_asks"
+        assert query == "asks" and result_type is AskBook
         if self.asks is None:
             raise QueryUnavailable("no saga worker answered")
-        return self.asks
+        return AskBook(open=self.asks, closed=self.closed)
 
 
 def _provisioning_completed(tenant: str, order_id: str, correlation: str) -> schemas.Envelope:
@@ -148,6 +154,21 @@ def test_bridge_refuses_a_reply_to_no_open_ask_or_of_the_wrong_type() -> None:
         with pytest.raises(InconsistencyError, match=message):
             OrderBridge(signaller)(envelope, None)  # type: ignore[arg-type]
         assert signaller.calls == []
+
+
+def test_a_late_answer_to_a_closed_ask_is_signalled_and_quiet_once_the_saga_finished() -> None:
+    """A repeated ask answered twice: the second answer is a duplicate, not an attack (no DLQ)."""
+    from bridges.inbound import OrderBridge
+    from messaging.errors import InconsistencyError
+
+    order_id = str(uuid.uuid4())
+    envelope = _provisioning_completed("acme", order_id, correlation_id_for(order_workflow_id("acme", order_id)))
+    running = _RecordingSignaller({}, closed=[str(envelope.causation_id)])
+    OrderBridge(running)(envelope, None)  # type: ignore[arg-type]
+    assert len(running.calls) == 1  # the saga records it in its timeline as ignored
+    OrderBridge(_RecordingSignaller({}, closed=[str(envelope.causation_id)], finished=True))(envelope, None)  # type: ignore[arg-type]
+    with pytest.raises(InconsistencyError):  # not an answer to any ask of the saga: the DLQ's
+        OrderBridge(_RecordingSignaller({}, finished=True))(envelope, None)  # type: ignore[arg-type]
 
 
 def test_bridge_signals_when_the_saga_cannot_answer_and_leaves_the_check_to_it() -> None:

@@ -1,0 +1,58 @@
+"""A Kafka broker of one test's own, to stop and restart: the shared broker is never touched.
+
+It has its own state directory, ports and env segment, reuses the stack's jars (no second download)
+and the stack's per-service signing keys, and spools into its own directory under `tmp_path`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cloud_factory.settings import Settings
+from cloud_factory.stack._process import pid_alive
+from cloud_factory.stack.kafka import KafkaComponent
+
+__all__ = ["private_broker", "start_broker"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_broker(kafka: KafkaComponent, timeout: float = 90) -> None:
+    """Launch (or relaunch) the broker and wait until it answers; fail naming its log."""
+    kafka.launch()
+    deadline = time.monotonic() + timeout
+    while not kafka.probe():
+        pid = kafka.pid()
+        assert pid is not None and pid_alive(pid), f"private broker died; see {kafka.log_path}"
+        assert time.monotonic() < deadline, f"private broker not up; see {kafka.log_path}"
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def private_broker(stack, settings: Settings, tmp_path: Path,
+                   unique: str) -> Iterator[tuple[Settings, KafkaComponent]]:
+    own = settings.model_copy(update={"state_dir": tmp_path / "state", "kafka_port": _free_port(),
+                                      "kafka_controller_port": _free_port(), "kafka_heap": "384m",
+                                      "env": f"t{unique}", "fallback_dir": tmp_path / "fallback",
+                                      "signing_keys_file": settings.development_keys_path})
+    home = own.state_dir / "kafka"
+    home.mkdir(parents=True)
+    real_lib = next((settings.state_dir / "kafka").glob("lib-*"))
+    os.symlink(real_lib, home / real_lib.name)  # reuse the jars: no second download
+    kafka = KafkaComponent(own)
+    kafka.prepare()
+    start_broker(kafka)
+    try:
+        yield own, kafka
+    finally:
+        kafka.stop()
