@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    ring = Keyring.parse("bench:benchmark-secret-key")
+    ring = Keyring.parse("order/bench:benchmark-secret-key").as_signer("order")
     latest = example_event("order.created", "v3")
     old = example_event("order.created", "v1")
     value, old_value = encode(latest), encode(old)

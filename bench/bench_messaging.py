@@ -46,7 +46,7 @@ def _events(n: int) -> list[schemas.Envelope]:
     actor = schemas.Actor(id="bench", type=schemas.ActorType.SYSTEM)
     flows = [uuid.uuid4() for _ in range(200)]
     return [schemas.new_event("order.created", data, tenant_id="bench", correlation_id=flows[i % 200],
-                              actor=actor, producer="bench") for i in range(n)]
+                              actor=actor, producer="order-service") for i in range(n)]
 
 
 def _rate(n: int, seconds: float) -> float:
@@ -84,7 +84,7 @@ def bench_producer(settings, topic: str,  # noqa: ANN001
                    events: list[schemas.Envelope]) -> tuple[float, float, float]:
     """(raw rate, pipeline rate, floor rate): the same events as ready bytes through a raw Producer,
     through `EventProducer.send`, and encoded + signed by hand into a raw Producer."""
-    keyring = keyring_from(settings)
+    keyring = keyring_from(settings, "order")
     records = []
     for envelope in events:
         value = schemas.encode(envelope)
@@ -124,7 +124,7 @@ def bench_raw_consumer(settings, topic: str, n: int, *, decode: bool = False) ->
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"bench-raw-{uuid.uuid4()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([topic])
-    keyring = keyring_from(settings)
+    keyring = keyring_from(settings, "order")
     seen = 0
     started = None
     while seen < n:
@@ -174,7 +174,7 @@ def bench_pipeline_consumer(settings, topic: str, n: int, store: IdempotencyStor
 
 
 def bench_replay(settings, topic: str, events: list[schemas.Envelope]) -> tuple[float, float]:  # noqa: ANN001
-    keyring = keyring_from(settings)
+    keyring = keyring_from(settings, "order")
     records = []
     for envelope in events:
         value = schemas.encode(envelope)

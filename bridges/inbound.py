@@ -79,8 +79,10 @@ class OrderBridge:
             log.warning("cannot ask %s what it waits for (%s); signalling, the saga checks it itself",
                         workflow_id, exc)
             return False
+        if not book.checking:
+            return False  # a saga of an earlier release: it applies what it gets, as it always did
         causation = str(envelope.causation_id) if envelope.causation_id else None
-        if causation is not None and causation in book.closed:
+        if causation is not None and envelope.event_type in book.closed.get(causation, ()):
             log.info("%s %s answers closed ask %s of %s: the saga records it as ignored",
                      envelope.event_type, envelope.event_id, causation, workflow_id)
             return True

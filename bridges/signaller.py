@@ -46,7 +46,8 @@ class WorkflowSignaller:
         """Deliver one signal; raises WorkflowNotFound when nothing is running under that id."""
         self._run(self._signal(workflow_id, signal, arg, otel_context.get_current()))
 
-    def query(self, workflow_id: str, query: str, *, timeout: float = 5.0, result_type: type | None = None) -> Any:
+    def query(self, workflow_id: str, query: str, *, timeout: float = 5.0,
+              result_type: type | None = None) -> Any:
         """Ask a workflow a query; WorkflowNotFound when there is none, QueryUnavailable when it cannot
         answer within `timeout` seconds."""
         return self._run(self._query(workflow_id, query, timeout, result_type))
@@ -59,7 +60,7 @@ class WorkflowSignaller:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise WorkflowNotFound(f"no running workflow {workflow_id}: {exc.message}") from None
             raise QueryUnavailable(f"{workflow_id} did not answer {query}: {exc.message}") from None
-        except (WorkflowQueryFailedError, WorkflowQueryRejectedError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as exc:
             raise QueryUnavailable(f"{workflow_id} did not answer {query}: {exc}") from None
 
     async def _signal(self, workflow_id: str, signal: str, arg: Any, ctx: otel_context.Context) -> None:

@@ -71,6 +71,7 @@ def ensure_development_keys(settings: Settings) -> Path | None:
     lines += [schemas.generate_entry(service, f"{service.value}-dev-{suffix}") for service in schemas.Service]
     temporary = path.with_name(path.name + ".tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover temporary file keeps its mode through O_CREAT
     with os.fdopen(fd, "w") as handle:
         handle.write("\n".join(lines) + "\n")
     os.replace(temporary, path)

@@ -347,6 +347,9 @@ class EventConsumer:
                 return item  # another shard's record: that shard dead-letters it
             item.error = exc
             return item
+        except Exception as exc:  # noqa: BLE001 - a record must never stall the batch: classify it
+            item.error = exc
+            return item
         stale = stale_reason(envelope, check, self.max_event_age_s)
         if stale is not None:
             item.error = InconsistencyError(stale)

@@ -11,6 +11,7 @@ import schemas
 from messaging.deadletter import DeadLetter, strip_dlq_headers
 from messaging.dlq import Outcome
 from messaging.dlq_store import DlqPosition, DlqStore
+from messaging.errors import PermissionDeniedError
 from messaging.producer import Delivery, EventProducer, record_headers
 
 __all__ = ["DlqEntry", "discard", "list_dlq", "read_entry", "redrive"]
@@ -78,16 +79,26 @@ def read_entry(bootstrap_servers: str, position: DlqPosition) -> DlqEntry:
         reader.close()
 
 
-def redrive(entry: DlqEntry, producer: EventProducer, store: DlqStore, *, note: str = "") -> Delivery:
+def redrive(entry: DlqEntry, producer: EventProducer, store: DlqStore, *, note: str = "",
+            force_resign: bool = False) -> Delivery:
     """Decode (upcasting to the latest version), re-sign and re-publish to the original topic.
 
     Same eventId, key and trace headers, so consumers' idempotency keys recognise what already ran.
-    Raises `schemas.ContractError` for a record that cannot be decoded (discard it instead) or whose
+    Re-signing vouches for the record as its publisher, so the record's own signature must verify and
+    its signer be the type's publisher (a record refused only for its age is fine): otherwise
+    `PermissionDeniedError`, unless `force_resign` (an operator who checked it by hand). Raises
+    `schemas.ContractError` for a record that cannot be decoded (discard it instead) or whose
     publisher's signing key this process lacks (`SignatureError`), LookupError when the value of a
     record dead-lettered as a reference is not in PostgreSQL.
     """
     letter = entry.letter
-    envelope = schemas.decode(store.full_value(letter))  # a reference's value comes from PostgreSQL
+    original = store.full_value(letter)  # a reference's value comes from PostgreSQL
+    envelope = schemas.decode(original)
+    if not force_resign:
+        why = _unvouched(original, letter.headers, envelope, producer.keyring)
+        if why is not None:
+            raise PermissionDeniedError(f"{why}: redriving would sign it as "
+                                        f"{schemas.catalog.require(envelope.event_type).publisher.value}")
     value = schemas.encode(envelope)
     trace = [(k, v) for k, v in strip_dlq_headers(letter.headers) if k in _TRACE_HEADERS]
     # Re-signed as the type's publisher (the operator's keyring must hold its key), so it is fresh again.
@@ -99,6 +110,16 @@ def redrive(entry: DlqEntry, producer: EventProducer, store: DlqStore, *, note: 
     store.record(entry.position, letter, Outcome.REDRIVEN.value, note or f"redriven as {envelope.version}",
                  correlation_id=str(envelope.correlation_id), tenant_id=envelope.tenant_id)
     return delivery
+
+
+def _unvouched(value: bytes, headers: list[tuple[str, bytes]], envelope: schemas.Envelope,
+               keyring: schemas.Keyring) -> str | None:
+    """Why the dead-lettered record's own signature does not vouch for it, or None when it does."""
+    check = keyring.verify(value, strip_dlq_headers(headers))
+    if not check.ok:
+        return f"its own signature is {check.status.value} ({check.detail})"
+    violation = schemas.signer_violation(envelope, check)
+    return violation[1] if violation is not None else None
 
 
 def discard(entry: DlqEntry, store: DlqStore, *, reason: str) -> int:

@@ -33,8 +33,8 @@ from schemas._internal.errors import (
     UnknownEventTypeError,
     UnsupportedVersionError,
 )
-from schemas._internal.keys import Algorithm, generate_entry, public_entry
 from schemas._internal.ids import stable_event_id
+from schemas._internal.keys import Algorithm, generate_entry, public_entry
 from schemas._internal.records import OutboundRecord, RecordIO
 from schemas._internal.routing import (
     TopicName,

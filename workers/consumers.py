@@ -73,7 +73,9 @@ def build_provisioning_consumer(
     engine = engine_for(settings.dsn)
     ensure_schema(engine, metadata)
     handlers = ProvisioningHandlers(
-        engine, Emitter(producer_from(settings, service="provisioning"), "provisioning"), SimulatedProvider(engine)
+        engine,
+        Emitter(producer_from(settings, service="provisioning"), "provisioning"),
+        SimulatedProvider(engine),
     )
     return consumer_for(
         settings,
@@ -96,7 +98,8 @@ def build_billing_consumer(
 
     engine = engine_for(settings.dsn)
     ensure_schema(engine, metadata)
-    handlers = BillingHandlers(engine, Emitter(producer_from(settings, service="billing"), "billing"), SimulatedGateway(engine))
+    emitter = Emitter(producer_from(settings, service="billing"), "billing")
+    handlers = BillingHandlers(engine, emitter, SimulatedGateway(engine))
     return consumer_for(
         settings,
         group_id=group_id,

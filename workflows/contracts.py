@@ -195,10 +195,13 @@ class InboundEvent:
 @dataclass
 class AskBook:
     """The `asks` query: the saga's open asks (event id → the event types that may answer it) and the
-    ids of asks it no longer waits on (a late answer to one of those is a duplicate, not an attack)."""
+    asks it no longer waits on (a late answer to one of those is a duplicate, not an attack).
+    `checking` is False for a saga started before `trusted-replies`: it checks nothing, so the bridge
+    must not hold its (empty) asks against its answers."""
 
     open: dict[str, list[str]] = field(default_factory=dict)
-    closed: list[str] = field(default_factory=list)
+    closed: dict[str, list[str]] = field(default_factory=dict)
+    checking: bool = True
 
 
 @dataclass

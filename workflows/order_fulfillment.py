@@ -25,6 +25,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
+        REPLIES,
         AskBook,
         CancelRequest,
         CompensationEntry,
@@ -38,7 +39,6 @@ with workflow.unsafe.imports_passed_through():
         PublishedEvent,
         PublishRequest,
         TimelineEntry,
-        REPLIES,
         step_event_id,
     )
     from workflows.plans import resources_for_plan
@@ -115,7 +115,7 @@ class OrderFulfillmentWorkflow:
         self._memo_stack: list[str] | None = None
         self._trusted: bool | None = None  # decided once, on first need: see `_trusting`
         self._asks: dict[str, tuple[str, tuple[str, ...]]] = {}  # open ask id → (its type, answer types)
-        self._closed_asks: dict[str, str] = {}  # ask id → its type, once the saga stopped waiting
+        self._closed_asks: dict[str, tuple[str, tuple[str, ...]]] = {}  # the same, once no longer awaited
 
     # ------------------------------------------------------------------ run
     @workflow.run
@@ -582,7 +582,7 @@ class OrderFulfillmentWorkflow:
         """The saga no longer waits for answers to its `ask_type` requests: later ones are ignored."""
         for ask, entry in list(self._asks.items()):
             if entry[0] == ask_type:
-                self._closed_asks[ask] = ask_type
+                self._closed_asks[ask] = entry
                 del self._asks[ask]
 
     def _refusal(self, event: InboundEvent) -> str | None:
@@ -594,7 +594,7 @@ class OrderFulfillmentWorkflow:
             return f"tenant {event.tenant_id} is not the saga's tenant {order.tenant_id}"
         ask = self._asks.get(event.causation_id or "")
         if ask is None and event.causation_id in self._closed_asks:
-            closed = self._closed_asks[event.causation_id]
+            closed = self._closed_asks[event.causation_id][0]
             return f"a late answer to {closed} {event.causation_id}, which the saga no longer waits on"
         if ask is None:
             return f"its causationId {event.causation_id} is not an open ask of this saga"
@@ -680,7 +680,6 @@ class OrderFulfillmentWorkflow:
         """From the inbound bridge; a redelivered event (same id) is ignored."""
         if event.event_id in self._seen:
             return
-        self._seen[event.event_id] = None
         refusal = self._refusal(event) if self._trusting() else None
         if refusal is not None:
             self._timeline.append(
@@ -694,7 +693,8 @@ class OrderFulfillmentWorkflow:
                 )
             )
             workflow.logger.warning("ignored %s %s: %s", event.event_type, event.event_id, refusal)
-            return
+            return  # not "seen": a genuine event with the same id may still come
+        self._seen[event.event_id] = None
         self._timeline.append(
             TimelineEntry(
                 "in", event.event_type, event.event_id, workflow.now().isoformat(), event.causation_id
@@ -733,5 +733,6 @@ class OrderFulfillmentWorkflow:
         checks an inbound event against."""
         return AskBook(
             open={ask: list(replies) for ask, (_, replies) in self._asks.items()},
-            closed=list(self._closed_asks),
+            closed={ask: list(replies) for ask, (_, replies) in self._closed_asks.items()},
+            checking=bool(self._trusted),
         )

@@ -26,10 +26,11 @@ from sqlalchemy import exc as sa
 import schemas
 from cloud_factory.db import engine_for
 from cloud_factory.settings import get_settings
+from cloud_factory.signing_keys import SigningKeysError
 from messaging.deadletter import DLQ_SUFFIX
 from messaging.dlq_admin import DlqEntry, discard, list_dlq, read_entry, redrive
 from messaging.dlq_store import DlqPosition, DlqStore
-from messaging.errors import PublishError
+from messaging.errors import PermissionDeniedError, PublishError
 from messaging.parking import ParkedRecord, ParkingLot, discard_parked, redrive_parked
 
 app = typer.Typer(no_args_is_help=True)
@@ -55,6 +56,10 @@ def _one_line_errors() -> Iterator[None]:
               "(`cloud-factory stack status`)")
     except PublishError as exc:
         _fail(f"Kafka did not take the record: {exc}")
+    except SigningKeysError as exc:
+        _fail(str(exc))
+    except OverflowError:
+        _fail("that partition or offset is out of range (see `dlq list` or `dlq parked`)")
 
 
 def _store() -> DlqStore:
@@ -195,9 +200,14 @@ def _show_parked(position: DlqPosition) -> tuple[dict[str, object], bytes]:
 @app.command("redrive")
 def redrive_(position: str = typer.Argument(..., help="<topic>.dlq:partition:offset of a DLQ record, or "
                                                       "topic:partition:offset of a parked one."),
-             note: str = typer.Option("", help="Why (kept in the audit row).")) -> None:
-    """Re-publish to the original topic: a DLQ record upcast to the latest version and re-signed (same
-    eventId); a parked record exactly as it was (key, value, headers), then marked redriven."""
+             note: str = typer.Option("", help="Why (kept in the audit row)."),
+             force_resign: bool = typer.Option(
+                 False, "--force-resign",
+                 help="Re-sign a DLQ record whose own signature does not verify or whose signer may not "
+                      "publish it (only after checking it by hand).")) -> None:
+    """Re-publish to the original topic: a DLQ record upcast to the latest version and re-signed as its
+    type's publisher (same eventId) — only when its own signature vouches for it, unless
+    --force-resign; a parked record exactly as it was (key, value, headers), then marked redriven."""
     from messaging.wiring import producer_from
 
     where = _position(position)
@@ -206,7 +216,11 @@ def redrive_(position: str = typer.Argument(..., help="<topic>.dlq:partition:off
             entry, store = _entry(where), _store()
             producer = producer_from(get_settings())
             try:
-                delivery = redrive(entry, producer, store, note=note)
+                delivery = redrive(entry, producer, store, note=note, force_resign=force_resign)
+            except PermissionDeniedError as exc:
+                _fail(f"cannot redrive: {exc} (check it, then --force-resign, or `dlq discard`)")
+            except schemas.SignatureError as exc:
+                _fail(f"cannot redrive: {exc.reason}")
             except schemas.ContractError as exc:
                 _fail(f"cannot redrive: the record does not decode ({exc}); use `dlq discard`")
             except LookupError as exc:
@@ -287,9 +301,10 @@ def run(group_id: str = typer.Option("dlq-processor", help="Consumer group of th
 
     configure_logging()
     settings = get_settings()
-    processor = DlqProcessor(settings.bootstrap_servers, producer=producer_from(settings), store=_store(),
-                             topics=[dlq_pattern(settings.env)], group_id=group_id,
-                             alert_threshold=alert_threshold)
+    with _one_line_errors():
+        processor = DlqProcessor(settings.bootstrap_servers, producer=producer_from(settings), store=_store(),
+                                 topics=[dlq_pattern(settings.env)], group_id=group_id,
+                                 alert_threshold=alert_threshold)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

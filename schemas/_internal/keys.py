@@ -59,11 +59,14 @@ class Algorithm(StrEnum):
 class KeyMaterial:
     """One key's secret (or public) half behind a uniform sign/verify; never printable."""
 
-    __slots__ = ("_keyed", "_private", "_public", "algorithm")
+    __slots__ = ("_keyed", "_private", "_public", "algorithm", "fingerprint")
 
     def __init__(self, algorithm: Algorithm, *, secret: bytes | None = None, private: object = None,
-                 public: object = None) -> None:
+                 public: object = None, fingerprint: bytes = b"") -> None:
         self.algorithm = algorithm
+        #: A digest of the key material, so a keyring can refuse one secret under two key ids (the key
+        #: id is not signed: two ids with one secret would let a record be relabelled to either signer).
+        self.fingerprint = fingerprint
         self._keyed = hmac.new(secret, digestmod=hashlib.sha256) if secret is not None else None
         self._private = private
         self._public = public
@@ -85,12 +88,15 @@ class KeyMaterial:
         return "ed25519=" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     def matches(self, provided: str, parts: tuple[bytes, ...]) -> bool:
-        """Timing-safe check of a header value (already known to start with this key's prefix)."""
+        """Timing-safe check of a header value (already known to start with this key's prefix); False
+        for any text that is not a signature at all, never an exception."""
+        if not provided.isascii():
+            return False
         if self._keyed is not None:
             return hmac.compare_digest(self.signature(parts), provided)
         try:
             raw = base64.urlsafe_b64decode(provided[len("ed25519="):] + "==")
-        except (binascii.Error, ValueError):
+        except (binascii.Error, ValueError, TypeError):
             return False
         from cryptography.exceptions import InvalidSignature
 
@@ -143,19 +149,30 @@ def _material(spec: str, position: int, key_id: str) -> KeyMaterial:
         except (binascii.Error, ValueError):
             raise ContractError(f"key {key_id!r}: Ed25519 key is not base64", field="keyring") from None
         if len(raw) != 32:
-            raise ContractError(f"key {key_id!r}: an Ed25519 key is 32 bytes, not {len(raw)}", field="keyring")
+            raise ContractError(f"key {key_id!r}: an Ed25519 key is 32 bytes, not {len(raw)}",
+                                field="keyring")
         try:
             from cryptography.hazmat.primitives.asymmetric import ed25519
         except ImportError:  # pragma: no cover - a dependency of the project
             raise ContractError("Ed25519 keys need the `cryptography` package", field="keyring") from None
         if public:
-            return KeyMaterial(Algorithm.ED25519, public=ed25519.Ed25519PublicKey.from_public_bytes(raw))
+            key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+            return KeyMaterial(Algorithm.ED25519, public=key, fingerprint=_fingerprint(b"ed25519", raw))
         private = ed25519.Ed25519PrivateKey.from_private_bytes(raw)
-        return KeyMaterial(Algorithm.ED25519, private=private, public=private.public_key())
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        public_raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return KeyMaterial(Algorithm.ED25519, private=private, public=private.public_key(),
+                           fingerprint=_fingerprint(b"ed25519", public_raw))
     secret = spec[len(_HMAC):] if spec.startswith(_HMAC) else spec
     if not secret:
         raise ContractError(f"key {key_id!r} has an empty secret", field="keyring")
-    return KeyMaterial(Algorithm.HMAC_SHA256, secret=secret.encode())
+    return KeyMaterial(Algorithm.HMAC_SHA256, secret=secret.encode(),
+                       fingerprint=_fingerprint(b"hmac", secret.encode()))
+
+
+def _fingerprint(kind: bytes, material: bytes) -> bytes:
+    return hashlib.sha256(kind + b"\x00" + material).digest()
 
 
 def parse_entries(config: str, *, separator: str = ",", source: str = "keyring") -> list[KeyEntry]:

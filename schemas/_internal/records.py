@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from schemas._internal.authorization import SignerPolicy
 from schemas._internal.cloudevents import cloudevent_headers
 from schemas._internal.codec import Codec
 from schemas._internal.envelope import Envelope
 from schemas._internal.routing import message_key, topic_for
-from schemas._internal.authorization import SignerPolicy
 from schemas._internal.signing import Headers, Keyring, SignatureCheck, SigningMode, enforce_signature
 
 __all__ = ["OutboundRecord", "RecordIO"]

@@ -9,7 +9,9 @@ a new key of a service first, deploying everywhere, then dropping the old one.
 Wire format: ``x-cf-signature: sha256=<hex>`` (or ``ed25519=<base64url>``), ``x-cf-key-id``, and
 ``x-cf-signed-at`` (milliseconds since the epoch). The signed bytes are ``<signed-at>\n<value>``,
 so neither the time nor the value can be changed or dropped without breaking the signature. A record
-without ``x-cf-signed-at`` (earlier releases) is verified over the value alone.
+without ``x-cf-signed-at`` is unsigned (MISSING): accepting the value-only signatures of earlier
+releases would give them a second signed format whose age nobody vouches for, and their keys (one
+shared key for every service) cannot say who signed anyway.
 """
 
 from __future__ import annotations
@@ -59,8 +61,8 @@ class SignatureStatus(StrEnum):
 class SignatureCheck:
     """Outcome of verifying one record: never raises, the policy decides what to do with it.
 
-    `service` is the signer (the owner of `key_id`) when the signature verified; `signed_at_ms` the
-    signed time, None for a record of an earlier release that carries none."""
+    `service` is the signer (the owner of `key_id`) and `signed_at_ms` the signed time, when the
+    signature verified."""
 
     status: SignatureStatus
     key_id: str | None = None
@@ -90,9 +92,17 @@ class Keyring:
 
     def __init__(self, entries: Iterable[KeyEntry] = (), *, signer: Service | str | None = None) -> None:
         by_id: dict[str, KeyEntry] = {}
+        owners: dict[bytes, KeyEntry] = {}
         for entry in entries:
             if entry.key_id in by_id:
                 raise ContractError(f"key id {entry.key_id!r} appears twice", field="keyring")
+            same = owners.get(entry.material.fingerprint)
+            if same is not None and same.service is not entry.service:
+                raise ContractError(
+                    f"keys {same.key_id!r} ({same.service.value}) and {entry.key_id!r} "
+                    f"({entry.service.value}) are the same secret: every service needs its own",
+                    field="keyring")
+            owners.setdefault(entry.material.fingerprint, entry)
             by_id[entry.key_id] = entry
         self._by_id = by_id
         self._signer = Service(signer) if signer is not None else None
@@ -206,20 +216,19 @@ class Keyring:
         provided = signatures[0]
         if len(provided) > _MAX_SIGNATURE or not provided.startswith(entry.algorithm.prefix):
             return SignatureCheck(SignatureStatus.MISMATCH, key_id, "malformed x-cf-signature header")
-        stamp: int | None = None
-        if signed_at:
-            if len(signed_at) > 1:
-                return SignatureCheck(SignatureStatus.MISMATCH, key_id, "several x-cf-signed-at headers")
-            text = signed_at[0]
-            if not (text.isascii() and text.isdigit() and len(text) <= 15):
-                return SignatureCheck(SignatureStatus.MISMATCH, key_id, "malformed x-cf-signed-at header")
-            stamp = int(text)
+        if not signed_at:
+            return SignatureCheck(SignatureStatus.MISSING, key_id, "no x-cf-signed-at header")
+        if len(signed_at) > 1:
+            return SignatureCheck(SignatureStatus.MISMATCH, key_id, "several x-cf-signed-at headers")
+        text = signed_at[0]
+        if not (text.isascii() and text.isdigit() and len(text) <= 15):
+            return SignatureCheck(SignatureStatus.MISMATCH, key_id, "malformed x-cf-signed-at header")
+        stamp = int(text)
         try:
             payload = value if type(value) is bytes else _as_bytes(value)
         except (TypeError, ValueError):
             return SignatureCheck(SignatureStatus.MISMATCH, key_id, "record value is not bytes")
-        parts = (payload,) if stamp is None else (signed_at[0].encode(), b"\n", payload)  # type: ignore[index]
-        if entry.material.matches(provided, parts):
+        if entry.material.matches(provided, (text.encode(), b"\n", payload)):
             return SignatureCheck(SignatureStatus.OK, key_id, "", entry.service, stamp)
         return SignatureCheck(SignatureStatus.MISMATCH, key_id, "signature does not match value")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Column, Engine, Index, Integer, MetaData, String, Table, inspect, insert, select, text
+from sqlalchemy import Column, Engine, Index, Integer, MetaData, String, Table, insert, inspect, select, text
 
 from cloud_factory.db import SchemaEvolutionError, engine_for, ensure_schema
 from cloud_factory.settings import Settings

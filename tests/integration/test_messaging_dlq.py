@@ -192,3 +192,47 @@ def test_cli_list_show_redrive_discard(stack, cli_env: Settings, unique: str) ->
     after = {row["errorClass"]: row["outcome"] for row in
              map(json.loads, runner.invoke(app, ["dlq", "list", "--json"]).output.splitlines())}
     assert after == {"not_found": "redriven", "validation": "discarded"}
+
+
+def _log_end(s: Settings, topic: str) -> int:
+    """How many records `topic` holds over all partitions (sum of high watermarks)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    probe = Consumer({"bootstrap.servers": s.bootstrap_servers, "group.id": f"probe-{topic}"})
+    try:
+        partitions = probe.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
+    finally:
+        probe.close()
+
+
+def test_redrive_refuses_to_vouch_for_a_record_its_own_signature_does_not(stack, cli_env: Settings,
+                                                                          unique: str) -> None:
+    """A record forged with Notification's key, dead-lettered as `permission`, must not become a genuine
+    Order record by one redrive: that needs --force-resign (someone checked it)."""
+    from messaging.wiring import keyring_from
+
+    s = cli_env
+    ensure(s, "order.created")
+    forged = event()
+    value = schemas.encode(forged)
+    producer = producer_from(s, fallback=False)
+    producer.publish_raw(schemas.topic_for("order.created", env=s.env), key=str(forged.correlation_id).encode(),
+                         value=value, headers=keyring_from(s, "notification").sign(value))
+    handled: list[str] = []
+    consumer = consumer_from(s, group_id=f"forged-{unique}", handlers={
+        "order.created": lambda envelope, context: handled.append(str(envelope.event_id))})
+    with running(consumer):
+        [letter] = read_topic(s, schemas.dlq_topic_for("order.created", env=s.env), expect=1)
+        position = f"{letter.topic()}:{letter.partition()}:{letter.offset()}"
+        runner = CliRunner()
+        refused = runner.invoke(app, ["dlq", "redrive", position])
+        assert refused.exit_code == 1
+        assert "signed by notification" in refused.output and "--force-resign" in refused.output
+        assert "Traceback" not in refused.output
+        # The refusal comes before any publish (which waits for its ack): the log end proves nothing went out.
+        assert _log_end(s, schemas.topic_for("order.created", env=s.env)) == 1
+        forced = runner.invoke(app, ["dlq", "redrive", position, "--force-resign", "--note", "checked by hand"])
+        assert forced.exit_code == 0, forced.output
+        wait_until(lambda: str(forged.event_id) in handled, what="the record an operator vouched for")
+    assert handled == [str(forged.event_id)]

@@ -11,18 +11,30 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import select
+from temporalio import workflow
+from temporalio.worker import Worker
 
 import schemas
+from activities.incidents import IncidentActivities
+from activities.publishing import PublishingActivities
+from cloud_factory.db import engine_for
 from cloud_factory.settings import Settings
 from messaging.wiring import keyring_from, producer_from
 from services.billing.tables import ledger
 from services.order.api import PlacedOrder
 from services.order.flow import read_dlq
 from tests.tools.saga_harness import SagaHarness
-from workflows.contracts import correlation_id_for, order_workflow_id, step_event_id
+from workflows.contracts import (
+    OrderRequest,
+    OrderResult,
+    correlation_id_for,
+    order_workflow_id,
+    step_event_id,
+)
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
 
 pytestmark = pytest.mark.stack
@@ -67,11 +79,12 @@ def _fake_vps(placed: PlacedOrder) -> dict:
 
 async def _dead_letter(settings: Settings, event_type: str, envelope: schemas.Envelope, since: int,
                        timeout: float = 60) -> dict[str, str]:
-    """The DLQ headers of `envelope`'s record, waiting until it is there."""
+    """The DLQ headers of `envelope`'s record as the bridge dead-lettered it (other consumers of the
+    type, such as Notification, may dead-letter it too, for their own reasons), waiting for it."""
     deadline = time.monotonic() + timeout
     while True:
         for _topic, value, headers in read_dlq(settings, event_type, since):
-            if str(envelope.event_id).encode() in value:
+            if str(envelope.event_id).encode() in value and headers["x-cf-dlq-group"].startswith("order-bridge"):
                 return headers
         assert time.monotonic() < deadline, f"the hostile {event_type} never reached the DLQ"
         await asyncio.sleep(0.5)
@@ -164,3 +177,33 @@ async def test_a_reply_caused_by_another_sagas_request_or_of_another_tenant_is_r
     assert (await _finish(first)).status == "compensated"
     assert await _applied_inbound(waiting) == []
     await waiting.handle.terminate("test over")
+
+
+@workflow.defn(name="OrderFulfillmentWorkflow", sandboxed=False)
+class _StartedBeforeTheCheck(OrderFulfillmentWorkflow):
+    """A saga started before `trusted-replies`: it registers no asks and checks nothing."""
+
+    @workflow.run
+    async def run(self, order: OrderRequest) -> OrderResult:
+        return await super().run(order)
+
+    def _trusting(self) -> bool:
+        return False
+
+
+async def test_a_saga_started_before_the_check_still_gets_its_answers_through_the_bridge(
+    stack, settings: Settings
+) -> None:
+    """At the upgrade, sagas in flight have no asks; the bridge must not refuse their genuine answers."""
+    async with SagaHarness(settings, saga=False) as earlier:
+        assert earlier.client is not None
+        engine = engine_for(settings.dsn)
+        publishing = PublishingActivities(producer_from(settings, service="order", fallback=False))
+        async with Worker(earlier.client, task_queue=earlier.task_queue, workflows=[_StartedBeforeTheCheck],
+                          activities=[publishing.publish_event, IncidentActivities(engine).open_incident],
+                          activity_executor=ThreadPoolExecutor(8)):
+            placed = await earlier.place("earlier")
+            result = await _finish(placed)
+            book = await placed.handle.query(OrderFulfillmentWorkflow.asks)
+    assert result.status == "delivered"
+    assert book.checking is False and book.open == {}

@@ -29,6 +29,7 @@ EVENT = example_event("order.created")
 VALUE = encode(EVENT)
 KEYS = "order/o2:secret2,order/o1:secret1,billing/b1:bsecret"
 STAMP = 1_796_000_000_000
+STAMPED = ("x-cf-signed-at", str(STAMP).encode())
 
 
 def test_sign_produces_hmac_sha256_over_the_signed_time_and_value_with_the_services_first_key() -> None:
@@ -62,10 +63,25 @@ def test_all_keys_of_a_service_verify_for_rotation() -> None:
     assert old.verify(VALUE, rotated.sign(VALUE)).status is SignatureStatus.UNKNOWN_KEY
 
 
-def test_records_of_earlier_releases_verify_over_the_value_alone() -> None:
+def test_a_value_only_signature_without_a_signed_time_is_not_a_signature() -> None:
     legacy = "sha256=" + hmac.new(b"secret1", VALUE, hashlib.sha256).hexdigest()
     check = Keyring.parse(KEYS).verify(VALUE, [("x-cf-signature", legacy), ("x-cf-key-id", "o1")])
-    assert check.ok and check.signed_at_ms is None and check.service is Service.ORDER
+    assert check.status is SignatureStatus.MISSING and check.detail == "no x-cf-signed-at header"
+
+
+def test_junk_signature_text_is_a_mismatch_never_an_exception() -> None:
+    ring = Keyring.parse(KEYS + ",billing/ed:ed25519:" + "A" * 43)
+    stamp = ("x-cf-signed-at", b"1")
+    for value in (b"sha256=\xff", "sha256=ä" + "0" * 63, b"ed25519=\xff\xfe", "ed25519=ü"):
+        for kid in (b"o1", b"ed"):
+            check = ring.verify(VALUE, [("x-cf-signature", value), ("x-cf-key-id", kid), stamp])
+            assert check.status is SignatureStatus.MISMATCH
+
+
+def test_one_secret_under_two_services_is_refused() -> None:
+    with pytest.raises(ContractError, match="are the same secret"):
+        Keyring.parse("order/o1:shared,billing/b1:shared")
+    assert len(Keyring.parse("order/o1:shared,order/o2:shared")) == 2  # one service's own rotation
 
 
 def test_the_signed_time_cannot_be_changed_or_dropped() -> None:
@@ -75,8 +91,9 @@ def test_the_signed_time_cannot_be_changed_or_dropped() -> None:
     dropped = [(k, v) for k, v in headers if k != "x-cf-signed-at"]
     doubled = headers + [("x-cf-signed-at", b"1")]
     junk = [(k, b"12ab") if k == "x-cf-signed-at" else (k, v) for k, v in headers]
-    for forged in (later, dropped, doubled, junk):
+    for forged in (later, doubled, junk):
         assert ring.verify(VALUE, forged).status is SignatureStatus.MISMATCH
+    assert ring.verify(VALUE, dropped).status is SignatureStatus.MISSING
 
 
 @pytest.mark.parametrize(
@@ -86,10 +103,10 @@ def test_the_signed_time_cannot_be_changed_or_dropped() -> None:
         ([], SignatureStatus.MISSING),
         ([("x-cf-key-id", b"o1")], SignatureStatus.MISSING),
         ([("x-cf-signature", b"sha256=" + b"0" * 64)], SignatureStatus.MISSING),
-        ([("x-cf-signature", b"sha256=" + b"0" * 64), ("x-cf-key-id", b"o1")], SignatureStatus.MISMATCH),
-        ([("x-cf-signature", b"md5=abc"), ("x-cf-key-id", b"o1")], SignatureStatus.MISMATCH),
-        ([("x-cf-signature", b"ed25519=abc"), ("x-cf-key-id", b"o1")], SignatureStatus.MISMATCH),
-        ([("x-cf-signature", b"\xff\xfe"), ("x-cf-key-id", b"o1")], SignatureStatus.MISMATCH),
+        ([("x-cf-signature", b"sha256=" + b"0" * 64), ("x-cf-key-id", b"o1"), STAMPED], SignatureStatus.MISMATCH),
+        ([("x-cf-signature", b"md5=abc"), ("x-cf-key-id", b"o1"), STAMPED], SignatureStatus.MISMATCH),
+        ([("x-cf-signature", b"ed25519=abc"), ("x-cf-key-id", b"o1"), STAMPED], SignatureStatus.MISMATCH),
+        ([("x-cf-signature", b"\xff\xfe"), ("x-cf-key-id", b"o1"), STAMPED], SignatureStatus.MISMATCH),
         ([("x-cf-signature", b"sha256=" + b"0" * 64), ("x-cf-key-id", b"nope")], SignatureStatus.UNKNOWN_KEY),
         ([("x-cf-signature", None), ("x-cf-key-id", b"o1")], SignatureStatus.MISSING),
     ],
@@ -228,7 +245,7 @@ def test_production_mode_rejects(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_development_mode_warns_and_processes(caplog: pytest.LogCaptureFixture) -> None:
     ring = Keyring.parse(KEYS).as_signer("order")
-    bad = [("x-cf-signature", b"sha256=" + b"1" * 64), ("x-cf-key-id", b"o1")]
+    bad = [("x-cf-signature", b"sha256=" + b"1" * 64), ("x-cf-key-id", b"o1"), STAMPED]
     with caplog.at_level(logging.WARNING, logger="schemas.signing"):
         check = enforce_signature(ring.verify(VALUE, bad), "development")
         schemas.authorize_signer(EVENT.model_copy(update={"producer": "x-service"}),

@@ -411,3 +411,25 @@ def test_a_scoped_consumer_leaves_an_untrusted_record_of_another_tenant_to_that_
     assert item.error is None and item.specs == [] and item.requests == []
     garbage = _Record(b"not json", record.headers())
     assert isinstance(other._read(garbage).error, schemas.ContractError)  # undecodable: still ours
+
+
+def test_junk_in_a_signature_header_is_a_rejected_record_never_a_stalled_batch() -> None:
+    envelope, record = _signed_record()
+    junk = [(k, b"sha256=\xff" if k == "x-cf-signature" else v) for k, v in record.headers()]
+    item = _reader(schemas.SigningMode.PRODUCTION)._read(_Record(record.value(), junk))
+    assert isinstance(item.error, schemas.SignatureError) and item.check.status.value == "mismatch"
+
+
+def test_a_signed_time_far_in_the_future_is_refused() -> None:
+    import time as clock
+
+    from messaging.freshness import stale_reason
+
+    envelope, record = _signed_record()
+    ring = schemas.Keyring.parse("order/k1:secret-one")
+    ahead = ring.as_signer("order").sign(record.value(), signed_at_ms=int((clock.time() + 3 * 86400) * 1000))
+    check = ring.verify(record.value(), ahead)
+    assert check.ok
+    assert "in the future" in stale_reason(envelope, check, 3600.0)
+    soon = ring.as_signer("order").sign(record.value(), signed_at_ms=int((clock.time() + 60) * 1000))
+    assert stale_reason(envelope, ring.verify(record.value(), soon), 3600.0) is None  # within the skew

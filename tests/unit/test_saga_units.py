@@ -85,10 +85,10 @@ def test_new_order_prices_and_validates() -> None:
 class _RecordingSignaller:
     """Stands in for Temporal in this pure test of the mapping (the real path runs on the stack)."""
 
-    def __init__(self, asks: dict[str, list[str]] | None = None, closed: list[str] = (),  # type: ignore[assignment]
-                 finished: bool = False) -> None:
+    def __init__(self, asks: dict[str, list[str]] | None = None, closed: dict[str, list[str]] | None = None,
+                 finished: bool = False, checking: bool = True) -> None:
         self.calls: list[tuple[str, str, object]] = []
-        self.asks, self.closed, self.finished = asks, list(closed), finished
+        self.asks, self.closed, self.finished, self.checking = asks, closed or {}, finished, checking
 
     def signal(self, workflow_id: str, signal: str, arg: object) -> None:
         from bridges.signaller import WorkflowNotFound
@@ -104,7 +104,7 @@ class _RecordingSignaller:
         assert query == "asks" and result_type is AskBook
         if self.asks is None:
             raise QueryUnavailable("no saga worker answered")
-        return AskBook(open=self.asks, closed=self.closed)
+        return AskBook(open=self.asks, closed=self.closed, checking=self.checking)
 
 
 def _provisioning_completed(tenant: str, order_id: str, correlation: str) -> schemas.Envelope:
@@ -163,12 +163,27 @@ def test_a_late_answer_to_a_closed_ask_is_signalled_and_quiet_once_the_saga_fini
 
     order_id = str(uuid.uuid4())
     envelope = _provisioning_completed("acme", order_id, correlation_id_for(order_workflow_id("acme", order_id)))
-    running = _RecordingSignaller({}, closed=[str(envelope.causation_id)])
+    closed = {str(envelope.causation_id): ["provisioning.completed", "provisioning.failed"]}
+    running = _RecordingSignaller({}, closed=closed)
     OrderBridge(running)(envelope, None)  # type: ignore[arg-type]
     assert len(running.calls) == 1  # the saga records it in its timeline as ignored
-    OrderBridge(_RecordingSignaller({}, closed=[str(envelope.causation_id)], finished=True))(envelope, None)  # type: ignore[arg-type]
+    OrderBridge(_RecordingSignaller({}, closed=closed, finished=True))(envelope, None)  # type: ignore[arg-type]
+    wrong_type = {str(envelope.causation_id): ["billing.refund-completed"]}
+    with pytest.raises(InconsistencyError):  # a closed ask, but not one this type could answer
+        OrderBridge(_RecordingSignaller({}, closed=wrong_type))(envelope, None)  # type: ignore[arg-type]
     with pytest.raises(InconsistencyError):  # not an answer to any ask of the saga: the DLQ's
         OrderBridge(_RecordingSignaller({}, finished=True))(envelope, None)  # type: ignore[arg-type]
+
+
+def test_a_saga_started_before_the_check_gets_its_answers_as_before() -> None:
+    """Sagas in flight at the upgrade register no asks: their empty book must not refuse their replies."""
+    from bridges.inbound import OrderBridge
+
+    order_id = str(uuid.uuid4())
+    envelope = _provisioning_completed("acme", order_id, correlation_id_for(order_workflow_id("acme", order_id)))
+    signaller = _RecordingSignaller({}, checking=False)
+    OrderBridge(signaller)(envelope, None)  # type: ignore[arg-type]
+    assert len(signaller.calls) == 1
 
 
 def test_bridge_signals_when_the_saga_cannot_answer_and_leaves_the_check_to_it() -> None:
