@@ -64,7 +64,12 @@ class DeadLetterRoute:
         Raises `PublishError` when the DLQ took neither, or a database error when a reference's
         value could not be stored (then no reference was published)."""
         if letter.record_size() > self.max_record_bytes:
-            return self._reference(letter), letter.as_reference(self.head_bytes)
+            reference = letter.as_reference(self.head_bytes)
+            if reference.record_size() > self.max_record_bytes:  # its headers alone are too big
+                raise PublishError(f"even a reference to it is {reference.record_size()} bytes, over the "
+                                   f"DLQ limit of {self.max_record_bytes}: its headers are too big",
+                                   retriable=False)
+            return self._reference(letter), reference
         try:
             return self._publish(letter), letter
         except PublishError as refused:

@@ -82,3 +82,25 @@ def test_a_healthy_beat_and_an_older_releases_file(tmp_path: Path) -> None:
     [beat] = read_heartbeats(tmp_path)
     assert (beat.parked, beat.stuck) == (0, ())
     assert not ConsumerHealth("g").degraded and ConsumerHealth("g", parked=1).degraded
+
+
+def test_a_record_whose_headers_alone_are_too_big_is_not_sent_even_as_a_reference() -> None:
+    """Its reference would be refused too: the route says so at once (the consumer then parks it after
+    the window) instead of publishing what the broker cannot take."""
+    import pytest
+
+    from messaging.deadletter import DeadLetter
+    from messaging.dlq_route import DeadLetterRoute
+    from messaging.errors import ErrorClass, PublishError
+
+    class _NoBroker:
+        def publish_raw(self, *args: object, **kwargs: object) -> None:
+            raise AssertionError("nothing may be published")
+
+    letter = DeadLetter(original_topic="cloud-factory.dev.order.created.v1", original_partition=0,
+                        original_offset=1, key=b"k", value=b"v" * 10, headers=[("x-big", b"h" * 2000)],
+                        error_class=ErrorClass.VALIDATION, reason="test")
+    route = DeadLetterRoute(_NoBroker(), engine=object(), max_record_bytes=1000, head_bytes=4)  # type: ignore[arg-type]
+    with pytest.raises(PublishError, match="its headers are too big") as info:
+        route.dead_letter(letter)
+    assert info.value.retriable is False
