@@ -1,26 +1,67 @@
-"""Shared fixtures: the real local stack, started (never mocked, never skipped) for the session."""
+"""Shared fixtures: a real local stack of the test run's own, started (never mocked, never skipped).
+
+The run never touches the developer's stack: before anything reads the settings, the environment is
+pointed at a private state directory (`.cloud-factory-test/`: its own Kafka, Temporal and PostgreSQL
+data, spool, heartbeats and signing keys), private ports and the env segment `test`, and variables
+that point elsewhere (an external cluster, database or key set) are dropped. Subprocesses (the CLI,
+worker processes) inherit it. The developer's stack is snapshot before and after the session
+(tests/tools/developer_state.py); any difference fails the run.
+"""
 
 from __future__ import annotations
 
 import os
 import uuid
 
-import pytest
+from cloud_factory.settings import Settings, get_settings, project_root
 
-from cloud_factory.settings import Settings, get_settings
-from cloud_factory.stack import ComponentState, Stack
+_DEVELOPER = Settings()  # read before the overrides: the stack the run must leave alone
+
+#: The test stack: the default ports shifted by 10000 (PostgreSQL one up), so it runs beside the dev stack.
+TEST_ENVIRONMENT = {
+    "CF_STATE_DIR": str(project_root() / ".cloud-factory-test"),
+    "CF_ENV": "test",
+    "CF_KAFKA_PORT": "19092",
+    "CF_KAFKA_CONTROLLER_PORT": "19093",
+    "CF_TEMPORAL_PORT": "17233",
+    "CF_TEMPORAL_UI_PORT": "18233",
+    "CF_PG_PORT": "55433",
+}
+_POINTING_ELSEWHERE = ("CF_KAFKA_BOOTSTRAP", "CF_TEMPORAL_ADDRESS", "CF_DATABASE_URL", "CF_SIGNING_KEYS",
+                       "CF_SIGNING_KEYS_FILE", "CF_FALLBACK_DIR", "CF_HOST")
+for _name in _POINTING_ELSEWHERE:
+    os.environ.pop(_name, None)
+os.environ.update(TEST_ENVIRONMENT)
+get_settings.cache_clear()
+
+import pytest  # noqa: E402 - after the environment: nothing may read the developer's settings
+
+from cloud_factory.stack import ComponentState, Stack  # noqa: E402
+from tests.tools.developer_state import snapshot  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def developer_stack_left_alone():
+    """The developer's topics, tables, spool, keys and processes are exactly as they were."""
+    before = snapshot(_DEVELOPER)
+    yield
+    changed = before.differences(snapshot(_DEVELOPER))
+    assert not changed, f"the test run changed the developer's stack at {_DEVELOPER.state_dir}: {changed}"
 
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return get_settings()
+    ours = get_settings()
+    assert ours.state_dir != _DEVELOPER.state_dir and ours.kafka_port != _DEVELOPER.kafka_port
+    return ours
 
 
 @pytest.fixture(scope="session")
 def stack(settings: Settings) -> Stack:
-    """Kafka, Temporal and PostgreSQL, healthy. Started here if needed; a failure fails loudly.
+    """Kafka, Temporal and PostgreSQL of the run, healthy. Started here if needed; a failure fails loudly.
 
-    What this session started it also stops, unless CF_KEEP_STACK=1 (handy while iterating).
+    What this session started it also stops, unless CF_KEEP_STACK=1 (handy while iterating: the next
+    run finds the test stack up).
     """
     stack = Stack(settings)
     before = {status.name: status.state for status in stack.status()}

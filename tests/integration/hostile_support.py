@@ -9,7 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from sqlalchemy import Engine, text
 
 import schemas
@@ -131,6 +131,10 @@ def expire_keys(engine: Engine, event_id: uuid.UUID) -> int:
         ).rowcount
 
 
+_COORDINATOR_NOT_READY = frozenset({KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+                                    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._TIMED_OUT})
+
+
 def committed_past(settings: Settings, group: str, record: Captured, *, timeout: float = 60.0) -> None:
     """Wait until `group` committed an offset beyond `record`: the consumer handled or dead-lettered it
     and whatever it emitted or wrote for it is already there."""
@@ -140,9 +144,14 @@ def committed_past(settings: Settings, group: str, record: Captured, *, timeout:
     deadline = time.monotonic() + timeout
     try:
         while True:
-            [tp] = probe.committed([TopicPartition(record.topic, record.partition)], timeout=10)
-            if tp.offset > record.offset:
-                return
+            try:
+                [tp] = probe.committed([TopicPartition(record.topic, record.partition)], timeout=10)
+            except KafkaException as exc:  # e.g. NOT_COORDINATOR while a fresh broker elects one
+                if exc.args[0].code() not in _COORDINATOR_NOT_READY and not exc.args[0].retriable():
+                    raise
+            else:
+                if tp.offset > record.offset:
+                    return
             assert time.monotonic() < deadline, f"{group} never committed past {record.topic}/{record.offset}"
             time.sleep(0.2)
     finally:
