@@ -140,8 +140,10 @@ def test_backoff_delays_follow_the_formula(stack, settings: Settings, unique: st
         _dlq(s, "order.created", expect=1)
     gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
     assert len(attempts) == 5
+    # Never earlier than the profile says (the property); how much later is the machine's business, so
+    # the upper bound is only a generous sanity budget, not a race with a loaded 2-core runner.
     for gap, expected in zip(gaps, [0.2, 0.4, 0.8, 0.8], strict=True):
-        assert expected - 0.02 <= gap <= expected + 0.35, (gaps, expected)
+        assert expected - 0.02 <= gap <= expected + 3.0, (gaps, expected)
 
 
 def test_failing_partition_does_not_block_the_others(stack, settings: Settings, unique: str) -> None:
