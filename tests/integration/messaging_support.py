@@ -16,7 +16,7 @@ from cloud_factory.settings import Settings
 from messaging.consumer import EventConsumer
 from messaging.wiring import ensure_catalog_topics
 
-__all__ = ["event", "isolated", "read_topic", "running", "wait_until"]
+__all__ = ["assert_topic_exists", "event", "isolated", "read_all_now", "read_topic", "running", "wait_until"]
 
 
 def isolated(settings: Settings, unique: str, **changes: object) -> Settings:
@@ -49,12 +49,43 @@ def ensure(settings: Settings, *event_types: str) -> None:
     ensure_catalog_topics(settings, list(event_types))
 
 
+def _partitions(reader: Consumer, topic: str, *, timeout: float = 10.0) -> list[int]:
+    """The partitions of `topic`; AssertionError naming the topic when the broker does not know it (a
+    fresh topic's metadata may lag its creation briefly, so ask again until `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = reader.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is not None and metadata.error is None and metadata.partitions:
+            return sorted(metadata.partitions)
+        error = metadata.error if metadata is not None else "absent from the metadata"
+        assert time.monotonic() < deadline, f"topic {topic} does not exist ({error})"
+        time.sleep(0.2)
+
+
+def assert_topic_exists(settings: Settings, topic: str) -> None:
+    """Fails naming `topic` unless the broker has it: check it before asserting that something is not
+    on it (a topic that does not exist holds nothing, which proves nothing)."""
+    probe = Consumer({"bootstrap.servers": settings.bootstrap_servers,
+                      "group.id": f"probe-{uuid.uuid4().hex}", "enable.auto.commit": False})
+    try:
+        _partitions(probe, topic)
+    finally:
+        probe.close()
+
+
 def read_topic(settings: Settings, topic: str, *, expect: int, timeout: float = 30.0) -> list:
-    """Every record of `topic` from the start, waiting until at least `expect` arrived."""
+    """Every record of `topic` from the start, waiting until at least `expect` arrived (or `timeout`).
+
+    The topic must exist: a missing one fails loudly (AssertionError naming it) instead of reading as
+    empty, so `read_topic(...) == []` means "the topic is there and holds nothing"."""
     reader = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"reader-{uuid.uuid4().hex}",
                        "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    metadata = reader.list_topics(topic, timeout=10).topics[topic]
-    reader.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
+    try:
+        partitions = _partitions(reader, topic)
+    except BaseException:
+        reader.close()
+        raise
+    reader.assign([TopicPartition(topic, p, 0) for p in partitions])
     found: list = []
     deadline = time.monotonic() + timeout
     try:
@@ -62,6 +93,41 @@ def read_topic(settings: Settings, topic: str, *, expect: int, timeout: float = 
             for msg in reader.consume(500, 0.5):
                 if msg.error() is None:
                     found.append(msg)
+    finally:
+        reader.close()
+    return found
+
+
+def read_all_now(settings: Settings, topic: str, *, timeout: float = 30.0) -> list:
+    """Every record `topic` holds right now: each partition read up to the end it had when this was
+    called, so no fixed wait decides the answer. The topic must exist (AssertionError otherwise).
+
+    For a check that something is *not* there, first publish a sentinel with the record under test's
+    key (its partition, after it) and wait until the consumer handled the sentinel: whatever the
+    record under test caused is then already on the topic, or never will be."""
+    reader = Consumer({"bootstrap.servers": settings.bootstrap_servers,
+                       "group.id": f"reader-{uuid.uuid4().hex}", "enable.auto.commit": False})
+    found: list = []
+    try:
+        ends: dict[int, int] = {}
+        starts = []
+        for p in _partitions(reader, topic):
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high - 1
+                starts.append(TopicPartition(topic, p, low))
+        if not starts:
+            return found
+        reader.assign(starts)
+        deadline = time.monotonic() + timeout
+        while ends:
+            assert time.monotonic() < deadline, f"timed out reading {topic} to its end (left: {ends})"
+            for msg in reader.consume(500, 0.5):
+                if msg.error() is not None or msg.partition() not in ends:
+                    continue
+                found.append(msg)
+                if msg.offset() >= ends[msg.partition()]:
+                    del ends[msg.partition()]
     finally:
         reader.close()
     return found

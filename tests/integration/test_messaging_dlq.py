@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -47,11 +48,13 @@ def _processor(s: Settings, unique: str, **kwargs: object) -> DlqProcessor:
                         group_id=f"dlqp-{unique}", policy=lambda _t: ONE_RETRY, **kwargs)  # type: ignore[arg-type]
 
 
-def _drain(processor: DlqProcessor, count: int) -> list[Outcome]:
+def _drain(processor: DlqProcessor, count: int, *, timeout: float = 60.0) -> list[Outcome]:
+    """The next `count` outcomes of `processor`; fails after `timeout` s naming how many it got."""
     outcomes: list[Outcome] = []
-    wait_until(lambda: (outcome := processor.poll_once(0.3)) is None or outcomes.append(outcome) or
-               len(outcomes) >= count, timeout=60, what=f"{count} DLQ outcomes")
+    deadline = time.monotonic() + timeout
     while len(outcomes) < count:
+        assert time.monotonic() < deadline, (
+            f"timed out waiting for {count} DLQ outcomes: got {len(outcomes)} ({outcomes}) in {timeout:.0f}s")
         outcome = processor.poll_once(0.3)
         if outcome is not None:
             outcomes.append(outcome)

@@ -48,17 +48,19 @@ def _publish_copies(s: Settings, envelope: schemas.Envelope, copies: int) -> Non
 def test_same_event_three_times_runs_the_handler_once(stack, settings: Settings, unique: str) -> None:
     s = isolated(settings, unique)
     ensure(s, "order.created")
-    envelope, other = event(), event()
+    envelope = event()
+    sentinel = event(correlation_id=envelope.correlation_id)  # same key: same partition, after the copies
     _publish_copies(s, envelope, 3)
-    producer_from(s, service="order", fallback=False).publish(other)
+    producer_from(s, service="order", fallback=False).publish(sentinel)
     runs: list[str] = []
     duplicates_before = METRICS.get("duplicates")
     consumer = consumer_from(s, group_id=f"idem-{unique}", batch_size=1,
                              handlers={"order.created": lambda e, c: runs.append(str(e.event_id)) or {"ok": 1}})
     with running(consumer):
-        wait_until(lambda: str(other.event_id) in runs, what="the last event")
-        time.sleep(0.5)
-    assert runs.count(str(envelope.event_id)) == 1
+        # the partition is handled in order: once the sentinel ran, every copy before it was handled
+        wait_until(lambda: str(sentinel.event_id) in runs, timeout=60,
+                   what="the sentinel published after the three copies to be handled")
+    assert runs == [str(envelope.event_id), str(sentinel.event_id)]
     assert METRICS.get("duplicates") - duplicates_before >= 2
     key = idempotency_key(envelope.event_id, envelope.correlation_id, f"idem-{unique}")
     row = consumer.idempotency.status_of(key)
@@ -104,13 +106,14 @@ def test_transactional_handler_commits_with_its_key(stack, settings: Settings, u
     engine = engine_for(s.dsn)
     ensure_schema(engine, effects_meta)
     envelope = event()
+    sentinel = event(correlation_id=envelope.correlation_id)  # same key: same partition
     _publish_copies(s, envelope, 1)
-    calls: list[int] = []
+    calls: list[tuple[str, int]] = []
 
     def handler(e: schemas.Envelope, context: HandlerContext) -> None:
         assert context.db is not None
         context.db.execute(effects.insert().values(event_id=str(e.event_id), run=unique))
-        calls.append(context.attempt)
+        calls.append((str(e.event_id), context.attempt))
         if len(calls) == 1:
             raise TimeoutError("payment gateway timed out after the row was written")
 
@@ -119,11 +122,15 @@ def test_transactional_handler_commits_with_its_key(stack, settings: Settings, u
     with running(consumer):
         wait_until(lambda: len(calls) == 2, what="the retry")
         _publish_copies(s, envelope, 1)  # a redelivery after success
-        time.sleep(1.0)
-    assert calls == [1, 2]
+        producer_from(s, service="order", fallback=False).publish(sentinel)  # ... and behind it, a sentinel
+        wait_until(lambda: (str(sentinel.event_id), 1) in calls, timeout=60,
+                   what="the sentinel published after the redelivery to be handled")
+    event_id = str(envelope.event_id)
+    assert calls == [(event_id, 1), (event_id, 2), (str(sentinel.event_id), 1)]  # the redelivery ran nothing
     with engine.connect() as conn:
-        rows = conn.execute(select(func.count()).select_from(effects).where(effects.c.run == unique)).scalar_one()
-    assert rows == 1
+        rows = conn.execute(select(effects.c.event_id, func.count()).where(effects.c.run == unique)
+                            .group_by(effects.c.event_id)).all()
+    assert dict(rows) == {event_id: 1, str(sentinel.event_id): 1}
 
 
 def test_lease_expiry_and_error_keys_let_a_retry_run(stack, settings: Settings) -> None:

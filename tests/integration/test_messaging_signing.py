@@ -10,7 +10,15 @@ import schemas
 from cloud_factory.settings import Settings
 from messaging.deadletter import DeadLetter
 from messaging.wiring import consumer_from, producer_from
-from tests.integration.messaging_support import ensure, event, isolated, read_topic, running, wait_until
+from tests.integration.messaging_support import (
+    ensure,
+    event,
+    isolated,
+    read_all_now,
+    read_topic,
+    running,
+    wait_until,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -22,7 +30,8 @@ def _publish_tampered(s: Settings) -> schemas.Envelope:
     headers = producer.keyring.sign(value) + [("x-cf-event-type", b"order.created")]
     tampered = value.replace(b'"tenantId":"tenant-msg"', b'"tenantId":"tenant-evil"')
     assert tampered != value
-    producer.publish_raw(schemas.topic_for("order.created", env=s.env), key=b"k", value=tampered, headers=headers)
+    producer.publish_raw(schemas.topic_for("order.created", env=s.env),
+                         key=str(envelope.correlation_id).encode(), value=tampered, headers=headers)
     return envelope
 
 
@@ -31,22 +40,28 @@ def test_tampered_value(stack, settings: Settings, unique: str, mode: str, caplo
     s = isolated(settings, unique, signing_mode=mode)
     ensure(s, "order.created")
     envelope = _publish_tampered(s)
-    follower = event()
+    # the follower has the tampered record's key: same partition, after it, so once the follower was
+    # handled the tampered record was handled (or dead-lettered) too
+    follower = event(correlation_id=envelope.correlation_id)
     producer_from(s, service="order", fallback=False).publish(follower)
     handled: list[str] = []
     consumer = consumer_from(s, group_id=f"sig-{unique}", handlers={"order.created": lambda e, c: handled.append(
         f"{e.event_id}:{e.tenant_id}:{c.signature.status.value}")})
     with caplog.at_level(logging.WARNING), running(consumer):
-        wait_until(lambda: any(h.startswith(str(follower.event_id)) for h in handled), what="the follower")
+        wait_until(lambda: any(h.startswith(str(follower.event_id)) for h in handled), timeout=60,
+                   what="the follower published after the tampered record (same key) to be handled")
+    dlq = schemas.dlq_topic_for("order.created", env=s.env)
+    letters = read_all_now(s, dlq)  # the DLQ topic exists (else AssertionError) and is read to its end
     if mode == "production":
-        [record] = read_topic(s, schemas.dlq_topic_for("order.created", env=s.env), expect=1)
+        [record] = letters
         letter = DeadLetter.from_record(record.key(), record.value(), record.headers())
         assert letter.error_class.value == "permission" and "signature" in letter.reason
-        assert all(not h.startswith(str(envelope.event_id)) for h in handled)
+        assert b'"tenantId":"tenant-evil"' in letter.value and str(envelope.event_id).encode() in letter.value
+        assert handled == [f"{follower.event_id}:tenant-msg:ok"]  # the tampered record never reached it
     else:
-        assert f"{envelope.event_id}:tenant-evil:mismatch" in handled
+        assert letters == [], "development mode dead-lettered the tampered record"
+        assert handled == [f"{envelope.event_id}:tenant-evil:mismatch", f"{follower.event_id}:tenant-msg:ok"]
         assert any("unverified record" in r.getMessage() for r in caplog.records)
-        assert read_topic(s, schemas.dlq_topic_for("order.created", env=s.env), expect=1, timeout=2) == []
 
 
 def test_garbage_is_dead_lettered_never_dropped(stack, settings: Settings, unique: str) -> None:

@@ -30,6 +30,7 @@ from services.provisioning.handler import count_live_resources
 from services.provisioning.simulator import inject_fault
 from services.provisioning.tables import orders as provisioning_orders
 from services.provisioning.tables import resources
+from tests.integration.messaging_support import assert_topic_exists
 from tests.tools.saga_harness import SagaHarness
 from workflows.contracts import OrderResult, SagaTimings
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
@@ -95,6 +96,29 @@ async def _wait_rows(harness: SagaHarness, statement, expected: int, timeout: fl
         if got >= expected or time.monotonic() > deadline:
             return got
         await asyncio.sleep(0.2)
+
+
+def _publish_sentinel(settings: Settings, tenant_id: str, key: str) -> schemas.Envelope:
+    """A customer's cancellation of another order (a flow of its own) sent with `key`, so it lands on
+    the partition of that flow's `order.cancelled` records, after them. It is only a notice: Provisioning
+    records a tombstone and answers nothing, Notification tells its customer. Once a consumer handled it,
+    that consumer handled every record of the flow published before it (one partition, in order)."""
+    sentinel = schemas.new_event(
+        "order.cancelled",
+        {"orderId": str(uuid.uuid4()), "customerId": str(uuid.uuid4()), "reason": "customer_request",
+         "resourcesToRelease": []},
+        tenant_id=tenant_id,
+        correlation_id=uuid.uuid4(),
+        actor=schemas.Actor(id="order-service", type=schemas.ActorType.SERVICE),
+        producer="order-service",
+    )
+    producer = producer_from(settings, service="order", fallback=False)
+    value = schemas.encode(sentinel)
+    headers = producer.keyring.sign(value, event_type=sentinel.event_type) + [
+        ("x-cf-event-type", sentinel.event_type.encode()), ("x-cf-event-id", str(sentinel.event_id).encode())]
+    producer.publish_raw(schemas.topic_for(sentinel.event_type, env=settings.env), key=key.encode(),
+                         value=value, headers=headers)
+    return sentinel
 
 
 def _now_ms() -> int:
@@ -322,8 +346,21 @@ async def test_cancel_before_payment_publishes_only_the_cancellation(
         )
     )
     assert await _wait_rows(harness, tombstone, 1) == 1
-    await asyncio.sleep(1.5)  # time for an answer to reach the topic if one were sent
-    records = _flow(settings, placed, since)
+    # Proof that Provisioning handled the cancellation and sent nothing: a sentinel behind it on its
+    # partition is handled (its tombstone written) only after the cancellation's handler returned —
+    # and an answer is published (acknowledged) inside that handler.
+    sentinel = _publish_sentinel(settings, placed.order.tenant_id, placed.order.correlation_id)
+    sentinel_tombstone = (
+        select(func.count())
+        .select_from(provisioning_orders)
+        .where(provisioning_orders.c.order_id == sentinel.data.order_id,
+               provisioning_orders.c.state == "cancelled")
+    )
+    assert await _wait_rows(harness, sentinel_tombstone, 1, timeout=60) == 1, (
+        "Provisioning never handled the sentinel published after the cancellation")
+    for event_type in PROVISIONING_EVENTS + BILLING_EVENTS:
+        assert_topic_exists(settings, schemas.topic_for(event_type, env=settings.env))
+    records = [r for r in _flow(settings, placed, since) if r.envelope.event_id != sentinel.event_id]
     _assert_chain(records, placed)
     assert _types(records, "order.") == ["order.created", "order.cancelled"]
     assert _types(records, "billing.") == [] and _types(records, "provisioning.") == []
@@ -448,7 +485,17 @@ async def test_a_re_sent_cancellation_notifies_the_customer_once(
     )
     rows = select(func.count()).select_from(notifications).where(*of_cancellation)
     assert await _wait_rows(harness, rows, 2) == 2
-    await asyncio.sleep(2)  # time for the second ask to be handled (and skipped)
+    # The second ask was handled (and skipped) once Notification handled a sentinel sent behind it on
+    # the same partition: its messages commit in the handler's transaction, after the second ask's.
+    sentinel = _publish_sentinel(settings, tenant, correlation)
+    sentinel_rows = (
+        select(func.count())
+        .select_from(notifications)
+        .where(notifications.c.correlation_id == sentinel.correlation_id,
+               notifications.c.event_type == "order.cancelled")
+    )
+    assert await _wait_rows(harness, sentinel_rows, 2, timeout=60) == 2, (
+        "Notification never told the customer of the sentinel published after the second ask")
     with harness.engine.connect() as conn:
         told = conn.execute(
             select(notifications.c.event_id, notifications.c.channel).where(*of_cancellation)

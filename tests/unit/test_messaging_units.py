@@ -133,12 +133,29 @@ def _record(n: int) -> SpooledRecord:
     return SpooledRecord("topic", f"k{n}".encode(), f"v{n}".encode(), [("h", b"\x00\xff"), ("traceparent", b"00-x")])
 
 
-def test_spool_appends_replays_in_order_and_deletes_done_files(tmp_path: Path) -> None:
+class _FrozenClock:
+    """Stands in for the `datetime` module inside `messaging.spool`: its `datetime.now` returns a fixed
+    instant (one millisecond before a UTC midnight), so the file name never depends on the wall clock."""
+
+    UTC = dt.UTC
+
+    class datetime(dt.datetime):  # noqa: N801 - mirrors the module attribute it replaces
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> dt.datetime:
+            return dt.datetime(2026, 3, 14, 23, 59, 59, 999000, tzinfo=dt.UTC).astimezone(tz)
+
+
+def test_spool_appends_replays_in_order_and_deletes_done_files(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import messaging.spool
+
+    monkeypatch.setattr(messaging.spool, "dt", _FrozenClock)
     spool = FallbackSpool(tmp_path)
     assert not spool.has_pending() and spool.next_batch() is None
     path = spool.append([_record(0), _record(1)])
     spool.append([_record(2)])
-    assert path.name == f"{dt.datetime.now(dt.UTC):%Y-%m-%d}.jsonl" and spool.has_pending()
+    assert path.name == "2026-03-14.jsonl" and spool.has_pending()  # the UTC date of the spooling moment
+    assert [p.name for p in tmp_path.glob("*.jsonl")] == ["2026-03-14.jsonl"]
     assert spool.status().pending_records == 3
     batch = spool.next_batch(max_records=2)
     assert [SpooledRecord.from_line(line) for _, line in batch.lines] == [_record(0), _record(1)]
