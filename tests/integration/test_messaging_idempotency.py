@@ -135,13 +135,17 @@ def test_transactional_handler_commits_with_its_key(stack, settings: Settings, u
 
 def test_lease_expiry_and_error_keys_let_a_retry_run(stack, settings: Settings) -> None:
     engine = engine_for(settings.dsn)
-    first = IdempotencyStore(engine, lease=0.3)
-    second = IdempotencyStore(engine, lease=0.3)
+    # A lease long enough that a stalled runner cannot let it lapse between the two claims; its end is
+    # awaited (the database's clock decides), never slept through.
+    first = IdempotencyStore(engine, lease=3.0)
+    second = IdempotencyStore(engine, lease=3.0)
     request = KeyRequest.of(uuid.uuid4(), uuid.uuid4(), "handler")
+    claimed_at = time.monotonic()
     assert first.claim([request])[request.key].state is ClaimState.ACQUIRED
     assert second.claim([request])[request.key].state is ClaimState.BUSY  # live lease
-    time.sleep(0.4)
-    assert second.claim([request])[request.key].state is ClaimState.ACQUIRED  # lease ran out
+    wait_until(lambda: second.claim([request])[request.key].state is ClaimState.ACQUIRED, timeout=30,
+               what="the lease to run out")
+    assert time.monotonic() - claimed_at >= 3.0 - 0.05  # not before the lease ended
     second.fail({request.key: "boom"})
     assert first.claim([request])[request.key].state is ClaimState.ACQUIRED  # errors do not block the retry
     first.complete({request.key: {"n": 1}})
@@ -156,13 +160,13 @@ def test_lease_expiry_and_error_keys_let_a_retry_run(stack, settings: Settings) 
 
 def test_held_keys_are_renewed_until_dropped(stack, settings: Settings) -> None:
     engine = engine_for(settings.dsn)
-    holder = IdempotencyStore(engine, lease=0.6)
-    other = IdempotencyStore(engine, lease=0.6)
+    holder = IdempotencyStore(engine, lease=1.5)  # renewed every 0.5 s: slack for a loaded runner
+    other = IdempotencyStore(engine, lease=1.5)
     request = KeyRequest.of(uuid.uuid4(), uuid.uuid4(), "handler")
     assert holder.claim([request])[request.key].state is ClaimState.ACQUIRED
     holder.hold([request.key])
     try:
-        time.sleep(2.0)  # more than three leases
+        time.sleep(5.0)  # more than three leases
         assert other.claim([request])[request.key].state is ClaimState.BUSY  # still held
     finally:
         holder.drop([request.key])
