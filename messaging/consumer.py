@@ -336,12 +336,15 @@ class EventConsumer:
                 stamps.append(raw.decode("ascii", "replace").strip())
         try:
             item.check = check = self.keyring.verify_found(value, signatures, key_ids, stamps)
-            where = f"{item.topic}/{item.partition}/{item.offset}"
             if not check.ok:
-                schemas.enforce_signature(check, self.signing_mode, logger=log, context=where)
+                schemas.enforce_signature(check, self.signing_mode, logger=log,
+                                          context=f"{item.topic}/{item.partition}/{item.offset}")
             item.envelope = envelope = schemas.decode(value)
-            if check.ok:  # who signed it must be who may say it (the signed `producer` included)
-                schemas.authorize_signer(envelope, check, self.signing_mode, logger=log, context=where)
+            # Who signed it must be who may say it (the signed `producer` included); the policy, with
+            # the record's position for its message, runs only for a violation (not per record).
+            if check.ok and schemas.signer_violation(envelope, check) is not None:
+                schemas.authorize_signer(envelope, check, self.signing_mode, logger=log,
+                                         context=f"{item.topic}/{item.partition}/{item.offset}")
         except schemas.ContractError as exc:
             if self.accept is not None and self._served_elsewhere(value, item.envelope):
                 return item  # another shard's record: that shard dead-letters it
