@@ -3,11 +3,14 @@
 Creates are idempotent on the resource id (a real provider's idempotency key), so a handler that
 crashed after the call and runs again never creates a second resource. Faults are injected per
 order and step (`inject_fault`): `permanent` fails every call, `transient` fails `times` calls then
-succeeds, `delete` makes deletion fail, `slow` delays each create by `delay_ms`.
+succeeds, `delete` makes deletion fail, `slow` delays each create by `delay_ms`, and `hold` keeps each
+create waiting until `release_fault` (at most `delay_ms`). A hold is what a test uses to act while a
+step is provably under way (`held_since`), instead of racing a fixed delay with the clock.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,7 +18,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, and_, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from services.provisioning.tables import cloud, faults
+from cloud_factory.db import ensure_schema_once
+from services.provisioning.tables import cloud, faults, metadata
 
 __all__ = [
     "FAULT_MODES",
@@ -24,10 +28,13 @@ __all__ = [
     "SimulatedProvider",
     "TransientProviderError",
     "clear_faults",
+    "held_since",
     "inject_fault",
+    "release_fault",
 ]
 
-FAULT_MODES = ("permanent", "transient", "delete", "slow")
+FAULT_MODES = ("permanent", "transient", "delete", "slow", "hold")
+HOLD_POLL_S = 0.05
 
 
 class ProviderError(Exception):
@@ -56,6 +63,9 @@ def inject_fault(
         raise ValueError(f"fault mode {mode!r} is not one of {', '.join(FAULT_MODES)}")
     if times < 1 or delay_ms < 0:
         raise ValueError("inject_fault: times must be ≥ 1 and delay_ms ≥ 0")
+    if mode == "hold" and delay_ms <= 0:
+        raise ValueError("inject_fault: a hold needs delay_ms > 0, the longest it may keep a create waiting")
+    ensure_schema_once(engine, metadata)  # armed before any provisioning worker created the tables
     statement = insert(faults).values(
         order_id=uuid.UUID(str(order_id)), step=step, mode=mode, remaining=times, delay_ms=delay_ms
     )
@@ -64,6 +74,23 @@ def inject_fault(
     )
     with engine.begin() as conn:
         conn.execute(statement)
+
+
+def _one(order_id: uuid.UUID | str, step: str, mode: str):  # noqa: ANN202 - a SQL condition
+    return and_(faults.c.order_id == uuid.UUID(str(order_id)), faults.c.step == step, faults.c.mode == mode)
+
+
+def release_fault(engine: Engine, order_id: uuid.UUID | str, step: str, mode: str = "hold") -> None:
+    """Lift one fault (by default the hold on `step`): a held create goes on within a poll interval."""
+    with engine.begin() as conn:
+        conn.execute(delete(faults).where(_one(order_id, step, mode)))
+
+
+def held_since(engine: Engine, order_id: uuid.UUID | str, step: str) -> dt.datetime | None:
+    """When a create of `step` began waiting on its hold (None: no create has reached it yet)."""
+    where = _one(order_id, step, "hold")
+    with engine.connect() as conn:
+        return conn.execute(select(faults.c.held_at).where(where)).scalar_one_or_none()
 
 
 def clear_faults(engine: Engine, order_id: uuid.UUID | str) -> None:
@@ -90,10 +117,24 @@ class SimulatedProvider:
                 conn.execute(update(faults).where(where).values(remaining=faults.c.remaining - 1))
             return row.remaining, row.delay_ms
 
+    def _wait_while_held(self, order_id: uuid.UUID, step: str) -> None:
+        """Block while a hold on `step` stands, marking when the wait began; at most its `delay_ms`."""
+        where = and_(faults.c.order_id == order_id, faults.c.step == step, faults.c.mode == "hold")
+        with self.engine.begin() as conn:
+            bound_ms = conn.execute(
+                update(faults).where(where).values(held_at=func.now()).returning(faults.c.delay_ms)
+            ).scalar_one_or_none()
+        if bound_ms is None:
+            return
+        deadline = time.monotonic() + bound_ms / 1000
+        while time.monotonic() < deadline and self._fault(order_id, step, "hold") is not None:
+            time.sleep(HOLD_POLL_S)
+
     def create(self, resource_id: uuid.UUID, order_id: uuid.UUID, name: str, kind: str, region: str) -> str:
         """Create (or find) the resource; returns its endpoint URL."""
         slow = self._fault(order_id, name, "slow")
         time.sleep(self.latency_s + (slow[1] / 1000 if slow else 0))
+        self._wait_while_held(order_id, name)
         if self._fault(order_id, name, "permanent"):
             raise PermanentProviderError("CAPACITY_EXHAUSTED", f"no capacity for {kind} {name} in {region}")
         if self._fault(order_id, name, "transient"):

@@ -79,8 +79,10 @@ faults = Table(
     metadata,
     Column("order_id", UUID(as_uuid=True), nullable=False),
     Column("step", String(63), nullable=False),  # resource name, e.g. vps
-    Column("mode", String(16), nullable=False),  # permanent | transient | delete | slow
+    Column("mode", String(16), nullable=False),  # permanent | transient | delete | slow | hold
     Column("remaining", Integer, nullable=False, server_default="1"),
     Column("delay_ms", Integer, nullable=False, server_default="0"),
+    # hold: when a create began waiting for the release (a test's proof that the step is under way).
+    Column("held_at", DateTime(timezone=True)),
     PrimaryKeyConstraint("order_id", "step", "mode", name="faults_pkey"),
 )

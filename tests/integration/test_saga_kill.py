@@ -1,9 +1,9 @@
 """SIGKILL the worker process mid-saga, start it again: the saga completes and nothing is duplicated.
 
 The workers run as a real `cloud-factory worker all` subprocess (isolated task queue, consumer
-groups and tenant prefix). The order is slowed down at the disk and set to fail at the VPS, so the
-kill lands while resources are being created, and recovery must still roll back exactly what
-exists and refund exactly once.
+groups and tenant prefix). The order is held at the disk (its create waits until released) and set
+to fail at the VPS, so the kill lands while the disk is provably being created, and recovery must
+still roll back exactly what exists and refund exactly once.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from cloud_factory.db import engine_for
 from cloud_factory.settings import Settings
 from services.billing.tables import psp_operations, refunds
 from services.order.api import new_order, place_order
-from services.provisioning.simulator import inject_fault
+from services.provisioning.simulator import held_since, inject_fault, release_fault
 from services.provisioning.tables import cloud, resources
 from tests.tools.worker_process import isolation_env, start_workers, stop_workers
 from workers.saga import connect_client
@@ -42,7 +42,7 @@ async def test_sigkill_mid_provisioning_then_restart(stack, settings: Settings, 
     order = new_order(f"k{unique}-acme", "vm-standard-2")
     order.timings.provisioning_timeout_s = 120
     order_id = uuid.UUID(order.order_id)
-    inject_fault(engine, order.order_id, "disk", "slow", delay_ms=4000)
+    inject_fault(engine, order.order_id, "disk", "hold", delay_ms=300_000)
     env = isolation_env(unique, f"k{unique}-")
     first = start_workers(settings, env)
     second = None
@@ -51,15 +51,16 @@ async def test_sigkill_mid_provisioning_then_restart(stack, settings: Settings, 
         placed = await place_order(
             client, engine, order, fail_at="vps", task_queue=env["CF_ORDER_TASK_QUEUE"]
         )
-        created = select(resources.c.name).where(
-            resources.c.order_id == order_id, resources.c.state == "created"
-        )
-        deadline = time.monotonic() + 60
-        while [r.name for r in _rows(engine, created)] != ["network"]:
-            assert time.monotonic() < deadline, "provisioning never got past the network"
-            await asyncio.sleep(0.1)
-        os.kill(first.pid, signal.SIGKILL)  # mid-create of the disk
+        deadline = time.monotonic() + 90
+        while held_since(engine, order_id, "disk") is None:
+            assert time.monotonic() < deadline, "provisioning never reached the disk"
+            await asyncio.sleep(0.05)
+        states = select(resources.c.name, resources.c.state).where(resources.c.order_id == order_id)
+        assert sorted(tuple(r) for r in _rows(engine, states)) == [
+            ("disk", "creating"), ("network", "created")]
+        os.kill(first.pid, signal.SIGKILL)  # inside the provider's create of the disk
         first.wait(10)
+        release_fault(engine, order_id, "disk")
         second = start_workers(settings, env)
         result = await asyncio.wait_for(placed.handle.result(), 150)
     finally:

@@ -27,7 +27,7 @@ from services.order.api import PlacedOrder
 from services.order.flow import FlowRecord, read_dlq, read_flow
 from services.order.tables import incidents
 from services.provisioning.handler import count_live_resources
-from services.provisioning.simulator import inject_fault
+from services.provisioning.simulator import held_since, inject_fault, release_fault
 from services.provisioning.tables import orders as provisioning_orders
 from services.provisioning.tables import resources
 from tests.integration.messaging_support import assert_topic_exists
@@ -285,15 +285,20 @@ async def test_customer_cancel_during_provisioning_compensates(
 ) -> None:
     since = _now_ms()
     placed = await harness.place("cancel", pay=False)
-    inject_fault(harness.engine, placed.order.order_id, "disk", "slow", delay_ms=1500)
+    # The disk's create waits until released, so the cancel lands while provisioning is provably under
+    # way, however slow the machine (no window to hit).
+    inject_fault(harness.engine, placed.order.order_id, "disk", "hold", delay_ms=120_000)
     from services.order.api import cancel_order, pay_order
 
     await pay_order(harness.client, placed.order.workflow_id)
-    deadline = time.monotonic() + 30
-    while (await placed.handle.query(OrderFulfillmentWorkflow.status)).status != "provisioning":
-        assert time.monotonic() < deadline, "the saga never reached provisioning"
-        await asyncio.sleep(0.1)
+    deadline = time.monotonic() + 60
+    while held_since(harness.engine, placed.order.order_id, "disk") is None:
+        assert time.monotonic() < deadline, "provisioning never reached the disk"
+        await asyncio.sleep(0.05)
+    assert (await placed.handle.query(OrderFulfillmentWorkflow.status)).status == "provisioning"
     await cancel_order(harness.client, placed.order.workflow_id, note="changed my mind")
+    # The signal is in the saga's history now, ahead of anything provisioning will answer.
+    release_fault(harness.engine, placed.order.order_id, "disk")
     result = await _finish(placed)
     order_id = uuid.UUID(placed.order.order_id)
 

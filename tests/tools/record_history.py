@@ -22,10 +22,9 @@ from cloud_factory.settings import get_settings
 from messaging.wiring import ensure_catalog_topics
 from services.billing.gateway import inject_gateway_fault
 from services.order.api import PlacedOrder, cancel_order, pay_order
-from services.provisioning.simulator import inject_fault
+from services.provisioning.simulator import held_since, inject_fault, release_fault
 from tests.tools.saga_harness import SagaHarness
 from workflows.contracts import InboundEvent
-from workflows.order_fulfillment import OrderFulfillmentWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
@@ -65,17 +64,18 @@ async def _every_undo_failure(h: SagaHarness) -> PlacedOrder:
 
 
 async def _customer_cancel(h: SagaHarness) -> PlacedOrder:
-    """Paid, cancelled while provisioning (slowed down), so compensation runs both undos."""
+    """Paid, cancelled while provisioning (held at the disk), so compensation runs both undos."""
     placed = await h.place("history", pay=False)
-    inject_fault(h.engine, placed.order.order_id, "disk", "slow", delay_ms=1000)
+    inject_fault(h.engine, placed.order.order_id, "disk", "hold", delay_ms=120_000)
     assert h.client is not None
     await pay_order(h.client, placed.order.workflow_id)
-    deadline = time.monotonic() + 30
-    while (await placed.handle.query(OrderFulfillmentWorkflow.status)).status != "provisioning":
+    deadline = time.monotonic() + 60
+    while held_since(h.engine, placed.order.order_id, "disk") is None:
         if time.monotonic() > deadline:
-            raise TimeoutError("the saga never reached provisioning")
-        await asyncio.sleep(0.1)
+            raise TimeoutError("provisioning never reached the disk")
+        await asyncio.sleep(0.05)
     await cancel_order(h.client, placed.order.workflow_id, note="recorded cancel")
+    release_fault(h.engine, placed.order.order_id, "disk")
     return placed
 
 
