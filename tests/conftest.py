@@ -17,15 +17,26 @@ from cloud_factory.settings import Settings, get_settings, project_root
 
 _DEVELOPER = Settings()  # read before the overrides: the stack the run must leave alone
 
-#: The test stack: the default ports shifted by 10000 (PostgreSQL one up), so it runs beside the dev stack.
+
+def _test_slot() -> int:
+    """`CF_TEST_SLOT` (1–5, default 1): which set of test ports this checkout's runs use, so two
+    checkouts can run their suites side by side (a port held by another run fails loudly)."""
+    raw = os.environ.get("CF_TEST_SLOT", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= 5:
+        raise SystemExit(f"CF_TEST_SLOT={raw!r}: expected a whole number from 1 to 5")
+    return int(raw)
+
+
+_SLOT = _test_slot()
+#: The test stack: the default ports shifted by 10000 per slot (PostgreSQL by one), beside the dev stack.
 TEST_ENVIRONMENT = {
     "CF_STATE_DIR": str(project_root() / ".cloud-factory-test"),
     "CF_ENV": "test",
-    "CF_KAFKA_PORT": "19092",
-    "CF_KAFKA_CONTROLLER_PORT": "19093",
-    "CF_TEMPORAL_PORT": "17233",
-    "CF_TEMPORAL_UI_PORT": "18233",
-    "CF_PG_PORT": "55433",
+    "CF_KAFKA_PORT": str(9092 + 10000 * _SLOT),
+    "CF_KAFKA_CONTROLLER_PORT": str(9093 + 10000 * _SLOT),
+    "CF_TEMPORAL_PORT": str(7233 + 10000 * _SLOT),
+    "CF_TEMPORAL_UI_PORT": str(8233 + 10000 * _SLOT),
+    "CF_PG_PORT": str(55432 + _SLOT),
 }
 _POINTING_ELSEWHERE = ("CF_KAFKA_BOOTSTRAP", "CF_TEMPORAL_ADDRESS", "CF_DATABASE_URL", "CF_SIGNING_KEYS",
                        "CF_SIGNING_KEYS_FILE", "CF_FALLBACK_DIR", "CF_HOST")
