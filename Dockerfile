@@ -3,6 +3,7 @@ FROM python:3.11-slim-bookworm
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY core ./core
 COPY cloud_factory ./cloud_factory
 COPY schemas ./schemas
 COPY workflows ./workflows

@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.dialects.postgresql import insert
 from temporalio import activity
 
-from cloud_factory.db import ensure_schema_once
+from core.db import ensure_schema_once
 from services.order.tables import incidents, metadata
 from workflows.contracts import IncidentRequest
 

@@ -24,9 +24,9 @@ import uuid
 from confluent_kafka import Consumer, Producer
 
 import schemas
-from cloud_factory.db import engine_for
-from cloud_factory.settings import get_settings
-from cloud_factory.tracing import configure_tracing
+from core.db import engine_for
+from core.settings import get_settings
+from core.tracing import configure_tracing
 from messaging.consumer import EventConsumer
 from messaging.gctune import tune_gc_for_throughput
 from messaging.idempotency import IdempotencyStore

@@ -29,9 +29,9 @@ from pathlib import Path
 from bare_workflow import BareWorkflow, bench_noop  # noqa: E402  (bench/ is on sys.path when run as a script)
 from temporalio.worker import Worker
 
-from cloud_factory.db import engine_for
-from cloud_factory.settings import get_settings
-from cloud_factory.tracing import configure_tracing
+from core.db import engine_for
+from core.settings import get_settings
+from core.tracing import configure_tracing
 from services.common import TenantScope
 from services.order.api import new_order, place_order
 from workers.heartbeat import read_heartbeats

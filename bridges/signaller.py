@@ -14,8 +14,9 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRejectedError
-from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.service import RPCError, RPCStatusCode
+
+from core.temporal import connect
 
 __all__ = ["QueryUnavailable", "WorkflowNotFound", "WorkflowSignaller"]
 
@@ -35,9 +36,7 @@ class WorkflowSignaller:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="bridge-signaller", daemon=True)
         self._thread.start()
-        self._client: Client = self._run(
-            Client.connect(target, namespace=namespace, interceptors=[TracingInterceptor()])
-        )
+        self._client: Client = self._run(connect(target, namespace))
 
     def _run(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self.timeout)

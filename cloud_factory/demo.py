@@ -20,9 +20,9 @@ from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import select
 
 import schemas
-from cloud_factory.db import engine_for
-from cloud_factory.settings import Settings
-from cloud_factory.tracing import configure_tracing
+from core.db import engine_for
+from core.settings import Settings
+from core.tracing import configure_tracing
 from messaging.metrics import METRICS
 from messaging.wiring import ensure_catalog_topics, producer_from
 from services.common import TenantScope

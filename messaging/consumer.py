@@ -35,8 +35,8 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Topic
 from opentelemetry import trace
 
 import schemas
-from cloud_factory.logs import bind_event_ids
-from cloud_factory.tracing import parse_traceparent, recording, scope
+from core.logs import bind_event_ids
+from core.tracing import parse_traceparent, recording, scope
 from messaging.deadletter import DLQ_RETRIES, DeadLetter, strip_dlq_headers
 from messaging.dlq_route import DeadLetterRoute
 from messaging.errors import InconsistencyError, LeaseHeldError, ResourceBusyError, classify
@@ -182,8 +182,8 @@ class EventConsumer:
     def idempotency(self) -> IdempotencyStore | None:
         """The store, built from the process settings on first use when left on "auto"."""
         if self._idempotency == "auto":
-            from cloud_factory.db import engine_for
-            from cloud_factory.settings import get_settings
+            from core.db import engine_for
+            from core.settings import get_settings
 
             self._idempotency = IdempotencyStore(engine_for(get_settings().dsn))
         return self._idempotency

@@ -40,8 +40,8 @@ class DeadLetterRoute:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            from cloud_factory.db import engine_for
-            from cloud_factory.settings import get_settings
+            from core.db import engine_for
+            from core.settings import get_settings
 
             self._engine = engine_for(get_settings().dsn)
         return self._engine

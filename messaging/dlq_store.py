@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from cloud_factory.db import ensure_schema_once
+from core.db import ensure_schema_once
 from messaging.deadletter import DeadLetter
 from messaging.tables import dlq_alerts, dlq_incidents, dlq_records, dlq_values, metadata
 

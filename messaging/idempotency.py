@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from cloud_factory.db import ensure_schema_once
+from core.db import ensure_schema_once
 from messaging.metrics import METRICS
 from messaging.tables import metadata
 

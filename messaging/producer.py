@@ -24,8 +24,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from opentelemetry import trace
 
 import schemas
-from cloud_factory.logs import bind_event_ids
-from cloud_factory.tracing import child_traceparent, fast_inject, recording, scope
+from core.logs import bind_event_ids
+from core.tracing import child_traceparent, fast_inject, recording, scope
 from messaging.errors import BrokerUnavailableError, PublishError
 from messaging.metrics import METRICS
 from messaging.replay import ReplayReport, SpoolReplayer

@@ -1,5 +1,5 @@
 """The runtime's own tables, in PostgreSQL schema `messaging`, created from this metadata by
-`cloud_factory.db.ensure_schema` (no hand-run DDL): idempotency keys, DLQ records (the audit trail of
+`core.db.ensure_schema` (no hand-run DDL): idempotency keys, DLQ records (the audit trail of
 every DLQ outcome), incidents for manual review, hourly DLQ alerts, the whole values of records
 dead-lettered as references, and parked records (those the DLQ itself kept refusing)."""
 

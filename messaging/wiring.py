@@ -11,15 +11,15 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import schemas
-from cloud_factory.db import engine_for
-from cloud_factory.settings import Settings
-from cloud_factory.signing_keys import load_keyring
+from core.db import engine_for
+from core.settings import Settings
 from messaging.consumer import EventConsumer
 from messaging.dlq_route import DeadLetterRoute
 from messaging.handlers import HandlerEntry
 from messaging.idempotency import IdempotencyStore
 from messaging.producer import EventProducer
 from messaging.retry import PolicyLookup, RetryPolicy
+from messaging.signing_keys import load_keyring
 from messaging.spool import FallbackSpool
 from messaging.topics import ensure_topics
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import uuid
 
-from cloud_factory.settings import Settings, get_settings, project_root
+from core.settings import Settings, get_settings, project_root
 
 _DEVELOPER = Settings()  # read before the overrides: the stack the run must leave alone
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cloud_factory.db import engine_for, ensure_schema
-from cloud_factory.settings import Settings
+from core.db import engine_for, ensure_schema
+from core.settings import Settings
 from messaging.consumer import EventConsumer, Handler
 from messaging.handlers import HandlerSpec
 from messaging.idempotency import IdempotencyStore

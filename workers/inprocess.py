@@ -10,7 +10,8 @@ import threading
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from cloud_factory.settings import Settings
+from core.settings import Settings
+from core.temporal import connect_client
 from services.common import ALL_TENANTS, TenantScope
 from workers.consumers import (
     BILLING_GROUP,
@@ -22,7 +23,7 @@ from workers.consumers import (
 )
 from workers.notification import NOTIFICATION_GROUP, build_notification_consumer
 from workers.outbox import build_outbox_relay
-from workers.saga import build_saga_worker, connect_client
+from workers.saga import build_saga_worker
 from workflows.order_fulfillment import ORDER_TASK_QUEUE
 
 __all__ = ["InProcessWorkers"]

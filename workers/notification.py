@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import Table
 
 import schemas
-from cloud_factory.db import engine_for, ensure_schema
-from cloud_factory.settings import Settings
+from core.db import engine_for, ensure_schema
+from core.settings import Settings
 from messaging.consumer import EventConsumer
 from messaging.handlers import HandlerSpec
 from messaging.wiring import keyring_from

@@ -12,8 +12,8 @@ import datetime as dt
 import threading
 
 import schemas
-from cloud_factory.db import engine_for, ensure_schema
-from cloud_factory.settings import Settings
+from core.db import engine_for, ensure_schema
+from core.settings import Settings
 from messaging.wiring import ensure_catalog_topics, producer_from
 from services.common.outbox_relay import OutboxRelay
 from services.common.outbox_services import OUTBOX_SERVICES, service_tables

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from cloud_factory.settings import Settings
+from core.settings import Settings
 from workers.heartbeat import Heartbeat
 from workers.options import WorkerOptions
 
@@ -53,7 +53,7 @@ def _consumer_target(kind: WorkerKind, options: WorkerOptions,
                      started: list[EventConsumer]) -> Callable[[Settings, threading.Event], None]:
     """The thread body running one consumer of `kind`; it adds the consumer to `started` (the heartbeat
     reports their health)."""
-    from cloud_factory.tracing import configure_tracing
+    from core.tracing import configure_tracing
     from workers import consumers
     from workers.notification import NOTIFICATION_GROUP, build_notification_consumer
 
@@ -84,7 +84,7 @@ def _consumer_target(kind: WorkerKind, options: WorkerOptions,
 
 
 def _relay_target(kind: WorkerKind) -> Callable[[Settings, threading.Event], None]:
-    from cloud_factory.tracing import configure_tracing
+    from core.tracing import configure_tracing
     from workers.outbox import run_outbox_relay
 
     def run(settings: Settings, stop: threading.Event) -> None:

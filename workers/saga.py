@@ -9,27 +9,20 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
-from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.worker import Worker
 
 from activities.incidents import IncidentActivities
 from activities.publishing import PublishingActivities
-from cloud_factory.db import engine_for, ensure_schema
-from cloud_factory.settings import Settings
-from cloud_factory.tracing import configure_tracing
+from core.db import engine_for, ensure_schema
+from core.settings import Settings
+from core.temporal import connect_client
+from core.tracing import configure_tracing
 from messaging.wiring import ensure_catalog_topics, producer_from
 from schemas import Service
 from services.order.tables import metadata as order_metadata
 from workflows.order_fulfillment import ORDER_TASK_QUEUE, OrderFulfillmentWorkflow
 
-__all__ = ["connect_client", "build_saga_worker", "run_saga_worker"]
-
-
-async def connect_client(settings: Settings) -> Client:
-    """A Temporal client whose calls carry the OpenTelemetry context into workflows and activities."""
-    return await Client.connect(
-        settings.temporal_target, namespace=settings.temporal_namespace, interceptors=[TracingInterceptor()]
-    )
+__all__ = ["build_saga_worker", "run_saga_worker"]
 
 
 def build_saga_worker(

@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 import typer
 
-from cloud_factory.settings import get_settings
+from core.settings import get_settings
 
 __all__ = ["WAIT", "OutboxCommandRunner"]
 

@@ -10,8 +10,8 @@ from rich.live import Live
 from rich.table import Table
 
 from cloud_factory.demo import DemoOrder, DemoSummary, run_demo
-from cloud_factory.settings import get_settings
 from cloud_factory.stack import ComponentState, Stack
+from core.settings import get_settings
 
 app = typer.Typer()
 console = Console()

@@ -24,14 +24,14 @@ from rich.table import Table
 from sqlalchemy import exc as sa
 
 import schemas
-from cloud_factory.db import engine_for
-from cloud_factory.settings import get_settings
-from cloud_factory.signing_keys import SigningKeysError
+from core.db import engine_for
+from core.settings import get_settings
 from messaging.deadletter import DLQ_SUFFIX
 from messaging.dlq_admin import DlqEntry, discard, list_dlq, read_entry, redrive
 from messaging.dlq_store import DlqPosition, DlqStore
 from messaging.errors import PermissionDeniedError, PublishError
 from messaging.parking import ParkedRecord, ParkingLot, discard_parked, redrive_parked
+from messaging.signing_keys import SigningKeysError
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
@@ -295,7 +295,7 @@ def run(group_id: str = typer.Option("dlq-processor", help="Consumer group of th
     """Apply the four DLQ outcomes (retry, discard, alert, manual review) until SIGTERM."""
     import signal
 
-    from cloud_factory.logs import configure_logging
+    from core.logs import configure_logging
     from messaging.dlq import DlqProcessor, dlq_pattern
     from messaging.wiring import producer_from
 

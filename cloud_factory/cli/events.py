@@ -42,8 +42,8 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 def _keyring(keys: str | None) -> schemas.Keyring:
     if keys is None:
-        from cloud_factory.settings import get_settings
-        from cloud_factory.signing_keys import SigningKeysError, load_keyring
+        from core.settings import get_settings
+        from messaging.signing_keys import SigningKeysError, load_keyring
 
         try:
             return load_keyring(get_settings())

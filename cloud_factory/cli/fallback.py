@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from cloud_factory.settings import get_settings
+from core.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True)
 

@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cloud_factory.db import engine_for
-from cloud_factory.settings import get_settings
+from core.db import engine_for
+from core.settings import get_settings
 from services.order.api import FAIL_POINTS, cancel_order, new_order, pay_order, place_order
 from workers.options import WorkerOptions
 
@@ -42,7 +42,7 @@ def _workflow_id(order: str, tenant: str | None) -> str:
 
 
 async def _client():
-    from workers.saga import connect_client
+    from core.temporal import connect_client
 
     return await connect_client(get_settings())
 

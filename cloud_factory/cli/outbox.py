@@ -10,7 +10,7 @@ import datetime as dt
 
 import typer
 
-from cloud_factory.settings import get_settings
+from core.settings import get_settings
 
 __all__ = ["app"]
 
@@ -32,7 +32,7 @@ def purge(
     ),
 ) -> None:
     """Delete rows published longer ago than the retention; pending rows always stay."""
-    from cloud_factory.db import engine_for, ensure_schema
+    from core.db import engine_for, ensure_schema
     from services.common.outbox_retention import purge_published
     from services.common.outbox_services import OUTBOX_SERVICES, service_tables
 

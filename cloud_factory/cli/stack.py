@@ -32,8 +32,8 @@ def _print_table(statuses: list[ComponentStatus]) -> None:
 
 def _print_workers() -> None:
     """Worker processes (informational: they never change the exit code)."""
-    from cloud_factory.settings import get_settings
     from cloud_factory.stack.workers import worker_health
+    from core.settings import get_settings
 
     rows = worker_health(get_settings().state_dir)
     if not rows:
@@ -54,8 +54,8 @@ def _print_backlog() -> None:
     never changes the exit code). Anything here for long means a broker or a relay is missing."""
     from sqlalchemy import func, inspect, select
 
-    from cloud_factory.db import engine_for
-    from cloud_factory.settings import get_settings
+    from core.db import engine_for
+    from core.settings import get_settings
     from messaging.wiring import spool_from
     from services.common.outbox_services import OUTBOX_SERVICES, service_tables
 

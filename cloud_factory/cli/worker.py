@@ -6,8 +6,8 @@ import logging
 
 import typer
 
-from cloud_factory.logs import configure_logging
-from cloud_factory.settings import get_settings
+from core.logs import configure_logging
+from core.settings import get_settings
 from workers.runner import WorkerKind, run_workers
 
 app = typer.Typer(help="Run workers (saga, bridge, services, outbox relays, all) until SIGTERM.")

@@ -7,8 +7,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloud_factory.settings import Settings
 from cloud_factory.stack._process import StackError, port_open, read_pid, terminate
+from core.settings import Settings
 
 __all__ = ["Component", "ComponentState", "ComponentStatus"]
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from cloud_factory.settings import Settings, get_settings
-from cloud_factory.signing_keys import ensure_development_keys
 from cloud_factory.stack._component import Component, ComponentState, ComponentStatus
 from cloud_factory.stack._process import pid_alive
 from cloud_factory.stack.kafka import KafkaComponent
 from cloud_factory.stack.postgres import PostgresComponent
 from cloud_factory.stack.temporal import TemporalComponent
+from core.settings import Settings, get_settings
+from messaging.signing_keys import ensure_development_keys
 
 __all__ = ["Stack"]
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import MetaData, Table
 
-from cloud_factory.db import engine_for, ensure_schema
-from cloud_factory.settings import Settings
+from core.db import engine_for, ensure_schema
+from core.settings import Settings
 from messaging.wiring import keyring_from
 from services.common.outbox_emitter import OutboxEmitter
 

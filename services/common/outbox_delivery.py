@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from cloud_factory.settings import Settings
+from core.settings import Settings
 from messaging.wiring import producer_from
 from services.common.outbox_emitter import OutboxEmitter
 from services.common.outbox_relay import OutboxRelay

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects.postgresql import insert
 
-from cloud_factory.db import ensure_schema
+from core.db import ensure_schema
 from services.notification.rendering import Message
 from services.notification.tables import bounces, mail_log, metadata
 

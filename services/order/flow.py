@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, Message, TopicPartition
 
 import schemas
-from cloud_factory.settings import Settings
+from core.settings import Settings
 from messaging.wiring import keyring_from
 
 __all__ = ["FlowRecord", "read_dlq", "read_flow"]

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 import schemas
-from cloud_factory.settings import Settings
+from core.settings import Settings
 from services.order.flow import read_dlq, read_flow
 
 __all__ = ["OrderReport", "inspect_order"]
@@ -42,7 +42,7 @@ def _attr(description, name: str) -> str:
 
 
 async def inspect_order(settings: Settings, workflow_id: str) -> OrderReport:
-    from workers.saga import connect_client
+    from core.temporal import connect_client
 
     client = await connect_client(settings)
     handle = client.get_workflow_handle(workflow_id)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, and_, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from cloud_factory.db import ensure_schema_once
+from core.db import ensure_schema_once
 from services.provisioning.tables import cloud, faults, metadata
 
 __all__ = [

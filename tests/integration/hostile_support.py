@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from sqlalchemy import Engine, text
 
 import schemas
-from cloud_factory.settings import Settings
+from core.settings import Settings
 from messaging.deadletter import DeadLetter
 from messaging.wiring import producer_from
 

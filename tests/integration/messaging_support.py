@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from confluent_kafka import Consumer, TopicPartition
 
 import schemas
-from cloud_factory.settings import Settings
+from core.settings import Settings
 from messaging.consumer import EventConsumer
 from messaging.wiring import ensure_catalog_topics
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from cloud_factory.settings import Settings
 from cloud_factory.stack._process import pid_alive
 from cloud_factory.stack.kafka import KafkaComponent
+from core.settings import Settings
 
 __all__ = ["private_broker", "start_broker"]
 

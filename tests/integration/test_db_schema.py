@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Column, Engine, Index, Integer, MetaData, String, Table, insert, inspect, select, text
 
-from cloud_factory.db import SchemaEvolutionError, engine_for, ensure_schema
-from cloud_factory.settings import Settings
+from core.db import SchemaEvolutionError, engine_for, ensure_schema
+from core.settings import Settings
 
 pytestmark = pytest.mark.stack
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import schemas
-from cloud_factory.settings import Settings
+from core.settings import Settings
 from messaging.producer import record_headers
 from messaging.spool import FallbackSpool, SpooledRecord
 from messaging.wiring import keyring_from

@@ -10,7 +10,7 @@ from collections import defaultdict
 import pytest
 
 import schemas
-from cloud_factory.settings import Settings
+from core.settings import Settings
 from messaging.consumer import HandlerContext
 from messaging.deadletter import DeadLetter
 from messaging.errors import (
@@ -182,8 +182,8 @@ def test_trace_continues_from_the_headers_and_logs_carry_the_ids(stack, settings
     import json
     import logging
 
-    from cloud_factory.logs import JsonFormatter
-    from cloud_factory.tracing import configure_tracing
+    from core.logs import JsonFormatter
+    from core.tracing import configure_tracing
 
     configure_tracing("tests")
     s = isolated(settings, unique)

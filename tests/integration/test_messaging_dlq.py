@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 import schemas
 from cloud_factory.cli import app
-from cloud_factory.db import engine_for
-from cloud_factory.settings import Settings, get_settings
+from core.db import engine_for
+from core.settings import Settings, get_settings
 from messaging.consumer import HandlerContext
 from messaging.deadletter import DeadLetter
 from messaging.dlq import DlqProcessor, Outcome, dlq_pattern

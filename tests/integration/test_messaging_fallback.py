@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import schemas
-from cloud_factory.settings import Settings
 from cloud_factory.stack.kafka import KafkaComponent
+from core.settings import Settings
 from messaging.consumer import HandlerContext
 from messaging.producer import EventProducer
 from messaging.spool import FallbackSpool

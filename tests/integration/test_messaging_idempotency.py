@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text
 
 import schemas
-from cloud_factory.db import engine_for, ensure_schema
-from cloud_factory.settings import Settings
+from core.db import engine_for, ensure_schema
+from core.settings import Settings
 from messaging.consumer import HandlerContext, HandlerSpec
 from messaging.idempotency import ClaimState, IdempotencyStore, KeyRequest, idempotency_key
 from messaging.metrics import METRICS

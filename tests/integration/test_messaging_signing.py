@@ -7,7 +7,7 @@ import logging
 import pytest
 
 import schemas
-from cloud_factory.settings import Settings
+from core.settings import Settings
 from messaging.deadletter import DeadLetter
 from messaging.wiring import consumer_from, producer_from
 from tests.integration.messaging_support import (
@@ -88,7 +88,7 @@ def test_a_record_signed_long_ago_is_refused_until_an_operator_redrives_it(stack
     an Inconsistency whatever its valid signature; `dlq redrive` re-signs it, and then it is handled."""
     import time
 
-    from cloud_factory.db import engine_for
+    from core.db import engine_for
     from messaging.dlq_admin import read_entry, redrive
     from messaging.dlq_store import DlqPosition, DlqStore
     from messaging.wiring import keyring_from

@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 
 import schemas
 from cloud_factory.cli import app
-from cloud_factory.settings import Settings, get_settings
 from cloud_factory.stack.workers import worker_health
+from core.settings import Settings, get_settings
 from messaging.consumer import HandlerContext
 from messaging.errors import NotFoundError, TransientError
 from messaging.producer import record_headers

@@ -12,8 +12,8 @@ import pytest
 from confluent_kafka import Consumer
 
 import schemas
-from cloud_factory.db import engine_for
-from cloud_factory.settings import Settings
+from core.db import engine_for
+from core.settings import Settings
 from messaging.wiring import ensure_catalog_topics, producer_from
 from services.common import TenantScope
 from services.notification.delivery import refuse_mail_to

@@ -9,8 +9,8 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from cloud_factory.db import engine_for
-from cloud_factory.settings import Settings
+from core.db import engine_for
+from core.settings import Settings
 from messaging.errors import ErrorClass
 from services.common.emitter import service_event_id
 from services.notification.tables import mail_log, notifications, outbox

@@ -14,8 +14,8 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from cloud_factory.db import engine_for
-from cloud_factory.settings import Settings
+from core.db import engine_for
+from core.settings import Settings
 from messaging.wiring import keyring_from, producer_from
 from services.common.commands import build_commands
 from services.common.emitter import service_event_id

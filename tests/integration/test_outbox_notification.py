@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy import Engine, MetaData, Table, func, select, text
 
 import schemas
-from cloud_factory.db import engine_for, ensure_schema
-from cloud_factory.settings import Settings, get_settings
+from core.db import engine_for, ensure_schema
+from core.settings import Settings, get_settings
 from messaging.consumer import HandlerContext
 from messaging.idempotency import idempotency_key
 from messaging.tables import idempotency_keys

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, MetaData, Table, select, text
 
-from cloud_factory.db import engine_for, ensure_schema
-from cloud_factory.settings import Settings
+from core.db import engine_for, ensure_schema
+from core.settings import Settings
 from messaging.wiring import producer_from
 from services.common.outbox import OutboxRecord, enqueue, outbox_table
 from services.common.outbox_relay import OutboxRelay

@@ -14,8 +14,8 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from cloud_factory.db import engine_for
-from cloud_factory.settings import Settings
+from core.db import engine_for
+from core.settings import Settings
 from services.provisioning.simulator import SimulatedProvider, held_since, inject_fault, release_fault
 from services.provisioning.tables import cloud
 

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 import schemas
-from cloud_factory.db import engine_for
-from cloud_factory.settings import Settings
+from core.db import engine_for
+from core.settings import Settings
 from messaging.errors import ErrorClass
 from services.provisioning.handler import count_live_resources
 from services.provisioning.simulator import clear_faults, inject_fault

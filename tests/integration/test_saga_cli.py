@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from cloud_factory.settings import Settings
+from core.settings import Settings
 from tests.tools.worker_process import CLI, isolation_env, start_workers, stop_workers
 
 pytestmark = pytest.mark.stack

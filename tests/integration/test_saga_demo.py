@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from cloud_factory.demo import DEMO_PLAN, run_demo
-from cloud_factory.settings import Settings
+from core.settings import Settings
 
 pytestmark = pytest.mark.stack
 

@@ -24,8 +24,8 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
-from cloud_factory.settings import Settings
 from cloud_factory.stack.kafka import KafkaComponent
+from core.settings import Settings
 from services.order.api import pay_order
 from services.order.flow import read_flow
 from tests.integration.private_broker import start_broker

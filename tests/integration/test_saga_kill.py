@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from cloud_factory.db import engine_for
-from cloud_factory.settings import Settings
+from core.db import engine_for
+from core.settings import Settings
+from core.temporal import connect_client
 from services.billing.tables import psp_operations, refunds
 from services.order.api import new_order, place_order
 from services.provisioning.simulator import held_since, inject_fault, release_fault
 from services.provisioning.tables import cloud, resources
 from tests.tools.worker_process import isolation_env, start_workers, stop_workers
-from workers.saga import connect_client
 
 pytestmark = pytest.mark.stack
 

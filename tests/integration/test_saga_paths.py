@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 import schemas
-from cloud_factory.settings import Settings
+from core.settings import Settings
 from messaging.wiring import producer_from
 from services.billing.gateway import inject_gateway_fault
 from services.billing.tables import ledger, payments, psp_operations, refunds

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from cloud_factory.db import engine_for
-from cloud_factory.settings import Settings
+from core.db import engine_for
+from core.settings import Settings
 from services.common.entity_flow import flow_id
 from services.identity.tables import api_keys, users
 from services.notification.tables import notifications

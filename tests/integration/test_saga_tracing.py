@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from cloud_factory.settings import Settings
+from core.settings import Settings
 from services.order.flow import read_flow
 from tests.tools.saga_harness import SagaHarness
 

@@ -21,8 +21,8 @@ from temporalio.worker import Worker
 import schemas
 from activities.incidents import IncidentActivities
 from activities.publishing import PublishingActivities
-from cloud_factory.db import engine_for
-from cloud_factory.settings import Settings
+from core.db import engine_for
+from core.settings import Settings
 from messaging.wiring import keyring_from, producer_from
 from services.billing.tables import ledger
 from services.order.api import PlacedOrder

@@ -11,9 +11,9 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from temporalio.client import Client
 
-from cloud_factory.settings import Settings
 from cloud_factory.stack import ComponentState, Stack, StackError
 from cloud_factory.stack.temporal import SEARCH_ATTRIBUTES
+from core.settings import Settings
 
 pytestmark = pytest.mark.stack
 

@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 import schemas
-from cloud_factory.settings import Settings
+from core.settings import Settings
 
 pytestmark = pytest.mark.stack
 

@@ -19,15 +19,16 @@ from sqlalchemy import func, select
 
 import schemas
 from activities.publishing import step_event_id
-from cloud_factory.db import engine_for
 from cloud_factory.demo import read_record, wait_for_notifications
-from cloud_factory.settings import Settings
-from cloud_factory.tracing import configure_tracing
+from core.db import engine_for
+from core.settings import Settings
+from core.temporal import connect_client
+from core.tracing import configure_tracing
 from messaging.consumer import EventConsumer, HandlerContext
 from messaging.wiring import producer_from
 from services.notification.tables import notifications
 from workers.notification import build_notification_consumer
-from workers.saga import build_saga_worker, connect_client
+from workers.saga import build_saga_worker
 from workflows.contracts import CancelRequest, OrderRequest, PublishedEvent
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
 

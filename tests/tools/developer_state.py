@@ -16,7 +16,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cloud_factory.settings import Settings
+from core.settings import Settings
 
 __all__ = ["Snapshot", "snapshot"]
 

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from cloud_factory.settings import get_settings
+from core.settings import get_settings
 from messaging.wiring import ensure_catalog_topics
 from services.billing.gateway import inject_gateway_fault
 from services.order.api import PlacedOrder, cancel_order, pay_order

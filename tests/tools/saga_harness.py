@@ -15,9 +15,10 @@ from collections.abc import Callable
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from cloud_factory.db import engine_for, ensure_schema
-from cloud_factory.settings import Settings
-from cloud_factory.tracing import configure_tracing
+from core.db import engine_for, ensure_schema
+from core.settings import Settings
+from core.temporal import connect_client
+from core.tracing import configure_tracing
 from messaging.consumer import EventConsumer
 from messaging.wiring import producer_from
 from services.common import Emitter, TenantScope
@@ -34,7 +35,7 @@ from workers.consumers import (
 )
 from workers.notification import build_notification_consumer
 from workers.outbox import build_outbox_relay
-from workers.saga import build_saga_worker, connect_client
+from workers.saga import build_saga_worker
 from workflows.contracts import SagaTimings
 
 __all__ = ["SagaHarness", "fast_timings"]

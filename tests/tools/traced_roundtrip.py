@@ -13,8 +13,8 @@ import time
 import uuid
 
 import schemas
-from cloud_factory.settings import get_settings
-from cloud_factory.tracing import configure_tracing
+from core.settings import get_settings
+from core.tracing import configure_tracing
 from messaging.wiring import consumer_from, producer_from
 from schemas.examples import example_data
 

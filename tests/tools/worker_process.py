@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from cloud_factory.settings import Settings
+from core.settings import Settings
 from workers.heartbeat import read_heartbeats
 
 __all__ = ["CLI", "isolation_env", "start_workers", "stop_workers"]

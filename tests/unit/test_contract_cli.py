@@ -140,7 +140,7 @@ def test_keygen_prints_entries_that_work(run) -> None:
 
 def test_no_keys_configured_is_one_line_saying_what_to_do(run, tmp_path) -> None:
     env = {"CF_SIGNING_KEYS": "", "CF_STATE_DIR": str(tmp_path)}
-    from cloud_factory.settings import get_settings
+    from core.settings import get_settings
 
     get_settings.cache_clear()
     try:

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import exc as sa
 
 import schemas
-from cloud_factory.logs import JsonFormatter, log_context
+from core.logs import JsonFormatter, log_context
 from messaging.deadletter import DLQ_RETRIES, DeadLetter, strip_dlq_headers
 from messaging.dlq import Outcome, decide
 from messaging.errors import (
@@ -257,7 +257,7 @@ def test_fast_handler_context_is_the_constructors_frozen_object() -> None:
 
 
 def test_bind_event_ids_binds_what_log_context_binds() -> None:
-    from cloud_factory.logs import bind_event_ids, bound_log_fields
+    from core.logs import bind_event_ids, bound_log_fields
 
     with log_context(tenant_id="outer", extra="x"):
         with bind_event_ids("c-1", "e-1", None):
@@ -271,7 +271,7 @@ def test_bind_event_ids_binds_what_log_context_binds() -> None:
 def test_bind_event_ids_takes_uuids_and_logs_them_as_text() -> None:
     import uuid
 
-    from cloud_factory.logs import bind_event_ids, bound_log_fields
+    from core.logs import bind_event_ids, bound_log_fields
 
     correlation_id, event_id = uuid.uuid4(), uuid.uuid4()
     with _json_logger("tests.messaging.uuid-ids") as (logger, lines):

@@ -71,7 +71,7 @@ def test_a_closed_port_is_not_a_broker() -> None:
 def test_outbox_retention_is_a_positive_number_of_hours(monkeypatch) -> None:
     from pydantic import ValidationError
 
-    from cloud_factory.settings import Settings
+    from core.settings import Settings
 
     monkeypatch.delenv("CF_OUTBOX_RETENTION_H", raising=False)
     assert Settings().outbox_retention_h == 168

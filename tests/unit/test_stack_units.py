@@ -30,8 +30,8 @@ def test_stack_up_writes_one_private_key_per_service_once(tmp_path) -> None:
     import stat
 
     import schemas
-    from cloud_factory.settings import Settings
-    from cloud_factory.signing_keys import ensure_development_keys, load_keyring
+    from core.settings import Settings
+    from messaging.signing_keys import ensure_development_keys, load_keyring
 
     settings = Settings(state_dir=tmp_path / "state", signing_keys="", signing_keys_file=None)
     path = ensure_development_keys(settings)

@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 
 import schemas
-from cloud_factory.settings import Settings
+from core.settings import Settings
 
 __all__ = ["SigningKeysError", "ensure_development_keys", "load_keyring"]
 

@@ -14,7 +14,7 @@ import os
 import sys
 import time
 
-from cloud_factory.tracing import current_trace_ids
+from core.tracing import current_trace_ids
 
 __all__ = ["JsonFormatter", "bind_event_ids", "bound_log_fields", "configure_logging", "log_context"]
 
