@@ -60,7 +60,7 @@ async def _run_order(settings: Settings, order: OrderRequest, task_queue: str) -
             assert time.monotonic() < deadline, "order.created was never published"
             await asyncio.sleep(0.1)
         await handle.signal(OrderFulfillmentWorkflow.cancel, CancelRequest())
-        result = await handle.result()
+        result = await asyncio.wait_for(handle.result(), 120)  # a stuck saga fails here, named
     assert result.status == "cancelled"
     first = timeline[0]
     assert first.direction == "out" and first.event_type == "order.created"
