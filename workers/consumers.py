@@ -21,17 +21,7 @@ from services.common import ALL_TENANTS, Emitter, TenantScope
 from services.common.outbox_emitter import OutboxEmitter
 from services.common.subscriptions import Subscriptions
 
-__all__ = [
-    "SAGA_POLL_TIMEOUT_S",
-    "build_bridge_consumer",
-    "build_consumer",
-    "consumer_for",
-    "subscriptions_of",
-]
-
-# The runtime fetches in batches and waits up to the poll timeout for a batch to fill; on the saga's
-# path every hop pays that wait, so these consumers poll briefly (cheap when idle, fast per hop).
-SAGA_POLL_TIMEOUT_S = 0.05
+__all__ = ["build_bridge_consumer", "build_consumer", "consumer_for", "subscriptions_of"]
 
 
 def consumer_for(

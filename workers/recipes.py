@@ -11,16 +11,21 @@ from types import MappingProxyType
 
 from core.settings import Settings
 from messaging.consumer import EventConsumer
-from workers.consumers import SAGA_POLL_TIMEOUT_S, build_bridge_consumer, build_consumer, subscriptions_of
+from workers.consumers import build_bridge_consumer, build_consumer, subscriptions_of
 from workers.kinds import CONSUMING_SERVICES, WorkerKind
 
-__all__ = ["IDLE_POLL_TIMEOUT_S", "ConsumerRecipe", "consumer_recipes"]
+__all__ = ["IDLE_POLL_TIMEOUT_S", "SAGA_POLL_TIMEOUT_S", "ConsumerRecipe", "consumer_recipes"]
 
+# The runtime fetches in batches and waits up to the poll timeout for a batch to fill; on the saga's
+# path every hop pays that wait, so these consumers poll briefly (cheap when idle, fast per hop).
+SAGA_POLL_TIMEOUT_S = 0.05
 IDLE_POLL_TIMEOUT_S = 0.5  # off the saga's path nobody waits on a hop: fewer, fuller polls
 
 
 @dataclass(frozen=True)
 class ConsumerRecipe:
+    """One consumer kind, as every process that runs it runs it."""
+
     kind: WorkerKind
     group_id: str  # the base group id; isolated runs append their suffix
     build: Callable[..., EventConsumer]  # (settings, *, group_id, scope, **tuning)
@@ -36,6 +41,7 @@ class ConsumerRecipe:
         return per_partition if self.on_saga_path else 1
 
     def consumer(self, settings: Settings, *, group_suffix: str = "", **options: object) -> EventConsumer:
+        """A consumer of this kind in the base group plus `group_suffix` (an isolated run's)."""
         return self.build(settings, group_id=f"{self.group_id}{group_suffix}", **options)
 
 

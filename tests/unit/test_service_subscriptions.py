@@ -12,9 +12,9 @@ import schemas
 from cloud_factory.faults import FAIL_POINTS, arm_failure
 from messaging.handlers import HandlerSpec
 from schemas import Service
-from workers.consumers import SAGA_POLL_TIMEOUT_S, subscriptions_of
+from workers.consumers import subscriptions_of
 from workers.kinds import CONSUMER_KINDS, CONSUMING_SERVICES, OUTBOX_KINDS, RELAY_KINDS, WorkerKind
-from workers.recipes import consumer_recipes
+from workers.recipes import SAGA_POLL_TIMEOUT_S, consumer_recipes
 
 
 def test_worker_kinds_are_the_services_plus_order_s_two_halves() -> None:
