@@ -29,7 +29,6 @@ from pathlib import Path
 from bare_workflow import BareWorkflow, bench_noop  # noqa: E402  (bench/ is on sys.path when run as a script)
 from temporalio.worker import Worker
 
-from core.db import engine_for
 from core.settings import get_settings
 from core.tracing import configure_tracing
 from services.common import TenantScope
@@ -48,15 +47,14 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _saga(workers: InProcessWorkers, tenant_prefix: str, orders: int) -> tuple[float, list[float]]:
-    engine = engine_for(workers.settings.dsn)
     assert workers.client is not None
     timings = SagaTimings(payment_timeout_s=600, provisioning_timeout_s=600)
     warm = new_order(f"{tenant_prefix}warm", "vm-standard-2", timings=timings)
-    await (await place_order(workers.client, engine, warm, task_queue=workers.task_queue)).handle.result()
+    await (await place_order(workers.client, warm, task_queue=workers.task_queue)).handle.result()
     batch = [new_order(f"{tenant_prefix}{i % 3}", "vm-standard-2", timings=timings) for i in range(orders)]
     start = time.perf_counter()
     placed = await asyncio.gather(
-        *(place_order(workers.client, engine, order, task_queue=workers.task_queue) for order in batch)
+        *(place_order(workers.client, order, task_queue=workers.task_queue) for order in batch)
     )
     results = await asyncio.gather(*(p.handle.result() for p in placed))
     elapsed = time.perf_counter() - start

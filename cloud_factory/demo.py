@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import select
 
 import schemas
+from cloud_factory.faults import place_failing
 from core.db import engine_for
 from core.settings import Settings
 from core.tracing import configure_tracing
@@ -109,10 +110,10 @@ async def _place(workers: InProcessWorkers, index: int, scenario: str | None, ta
     engine = engine_for(settings.dsn)
     if scenario == "cancel":
         inject_fault(engine, order.order_id, "disk", "slow", delay_ms=1500)
-        placed = await place_order(client, engine, order, task_queue=workers.task_queue)
+        placed = await place_order(client, order, task_queue=workers.task_queue)
         asyncio.get_running_loop().create_task(_cancel_while_provisioning(workers, placed))
     else:
-        placed = await place_order(client, engine, order, fail_at=scenario, task_queue=workers.task_queue)
+        placed = await place_failing(client, engine, order, scenario, task_queue=workers.task_queue)
     return DemoOrder(placed, scenario or "happy path")
 
 

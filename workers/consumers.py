@@ -1,4 +1,5 @@
-"""Builds each domain service's Kafka consumer the same way: own schema, topics, tenant scope.
+"""The one way a worker builds a Kafka consumer: from a service's `Subscriptions` (or, for Order, the
+bridge), with the service's schema, its emitter, and the process's tenant scope.
 
 Every builder takes a `group_id` (replicas share it; tests pass their own) and a `TenantScope`
 (default: all tenants). The returned consumer runs until its stop flag is set.
@@ -6,6 +7,7 @@ Every builder takes a `group_id` (replicas share it; tests pass their own) and a
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 
 from core.db import engine_for, ensure_schema
@@ -13,25 +15,13 @@ from core.settings import Settings
 from messaging.consumer import EventConsumer, Handler
 from messaging.handlers import HandlerSpec
 from messaging.idempotency import IdempotencyStore
-from messaging.wiring import consumer_from, producer_from
+from messaging.wiring import consumer_from, keyring_from, producer_from
+from schemas import Service
 from services.common import ALL_TENANTS, Emitter, TenantScope
+from services.common.outbox_emitter import OutboxEmitter
+from services.common.subscriptions import Subscriptions
 
-__all__ = [
-    "BILLING_GROUP",
-    "PROVISIONING_GROUP",
-    "SAGA_POLL_TIMEOUT_S",
-    "build_billing_consumer",
-    "build_bridge_consumer",
-    "build_provisioning_consumer",
-    "consumer_for",
-]
-
-# The runtime fetches in batches and waits up to the poll timeout for a batch to fill; on the saga's
-# path every hop pays that wait, so these consumers poll briefly (cheap when idle, fast per hop).
-SAGA_POLL_TIMEOUT_S = 0.05
-
-PROVISIONING_GROUP = "provisioning"
-BILLING_GROUP = "billing"
+__all__ = ["build_bridge_consumer", "build_consumer", "consumer_for", "subscriptions_of"]
 
 
 def consumer_for(
@@ -59,57 +49,36 @@ def consumer_for(
     )
 
 
-def build_provisioning_consumer(
+def subscriptions_of(service: Service | str) -> Subscriptions:
+    """`services.<service>.subscriptions.SUBSCRIPTIONS`, loaded on first use (the CLI's `--help` stays
+    fast)."""
+    return importlib.import_module(f"services.{Service(service).value}.subscriptions").SUBSCRIPTIONS
+
+
+def build_consumer(
     settings: Settings,
+    subscriptions: Subscriptions,
     *,
-    group_id: str = PROVISIONING_GROUP,
+    group_id: str | None = None,
     scope: TenantScope = ALL_TENANTS,
     **tuning: object,
 ) -> EventConsumer:
-    from services.provisioning.handler import ProvisioningHandlers
-    from services.provisioning.simulator import SimulatedProvider
-    from services.provisioning.tables import metadata
-
+    """The service's consumer (in its own group unless `group_id` says otherwise): its schema ensured,
+    its handler object built with an emitter into its outbox — or, without one, a producer signing as
+    the service — and its routes bound."""
     engine = engine_for(settings.dsn)
-    ensure_schema(engine, metadata)
-    handlers = ProvisioningHandlers(
-        engine,
-        Emitter(producer_from(settings, service="provisioning"), "provisioning"),
-        SimulatedProvider(engine),
-    )
+    ensure_schema(engine, subscriptions.schema)
+    service = subscriptions.service.value
+    outbox = subscriptions.outbox
+    if outbox is None:
+        emitter: Emitter | OutboxEmitter = Emitter(producer_from(settings, service=service), service)
+    else:
+        if outbox.metadata is not subscriptions.schema:
+            ensure_schema(engine, outbox.metadata)
+        emitter = OutboxEmitter(service, outbox, keyring_from(settings), env=settings.env, track=False)
+    handlers = subscriptions.bind(subscriptions.handlers(engine, emitter))
     return consumer_for(
-        settings,
-        group_id=group_id,
-        scope=scope,
-        **tuning,
-        handlers={
-            "order.provisioning-started": handlers.on_provisioning_started,
-            "order.cancelled": handlers.on_order_cancelled,
-        },
-    )
-
-
-def build_billing_consumer(
-    settings: Settings, *, group_id: str = BILLING_GROUP, scope: TenantScope = ALL_TENANTS, **tuning: object
-) -> EventConsumer:
-    from services.billing.gateway import SimulatedGateway
-    from services.billing.handler import BillingHandlers
-    from services.billing.tables import metadata
-
-    engine = engine_for(settings.dsn)
-    ensure_schema(engine, metadata)
-    emitter = Emitter(producer_from(settings, service="billing"), "billing")
-    handlers = BillingHandlers(engine, emitter, SimulatedGateway(engine))
-    return consumer_for(
-        settings,
-        group_id=group_id,
-        scope=scope,
-        **tuning,
-        handlers={
-            "order.payment-confirmed": handlers.on_payment_confirmed,
-            "order.fulfilled": handlers.on_order_fulfilled,
-            "billing.refund-requested": handlers.on_refund_requested,
-        },
+        settings, group_id=group_id or subscriptions.group_id, scope=scope, handlers=handlers, **tuning
     )
 
 

@@ -1,11 +1,12 @@
 """Every worker kind inside the calling process (the demo, benchmarks): consumers (and Notification's
-outbox relay) in threads and the saga worker on the caller's asyncio loop. Same builders as
+outbox relay) in threads and the saga worker on the caller's asyncio loop. Same recipes as
 `cloud-factory worker`, same isolation knobs (task queue, group ids, tenant scope)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -13,16 +14,9 @@ from temporalio.worker import Worker
 from core.settings import Settings
 from core.temporal import connect_client
 from services.common import ALL_TENANTS, TenantScope
-from workers.consumers import (
-    BILLING_GROUP,
-    PROVISIONING_GROUP,
-    SAGA_POLL_TIMEOUT_S,
-    build_billing_consumer,
-    build_bridge_consumer,
-    build_provisioning_consumer,
-)
-from workers.notification import NOTIFICATION_GROUP, build_notification_consumer
+from workers.kinds import WorkerKind
 from workers.outbox import build_outbox_relay
+from workers.recipes import ConsumerRecipe, consumer_recipes
 from workers.saga import build_saga_worker
 from workflows.order_fulfillment import ORDER_TASK_QUEUE
 
@@ -53,44 +47,30 @@ class InProcessWorkers:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
+    def _recipes(self) -> list[ConsumerRecipe]:
+        if not self.with_consumers:
+            return []
+        return [recipe for kind, recipe in consumer_recipes().items()
+                if self.notification or kind is not WorkerKind.NOTIFICATION]
+
+    def _start(self, target: Callable[..., None], name: str, **kwargs: object) -> None:
+        """Run `target(stop, **kwargs)` in a daemon thread until the stop flag is set."""
+        thread = threading.Thread(target=target, args=(self._stop,), kwargs=kwargs, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
     async def __aenter__(self) -> InProcessWorkers:
-        s, sfx, scope = self.settings, self.group_suffix, self.scope
-        builders = [
-            ("bridge", lambda: build_bridge_consumer(s, group_id=f"order-bridge{sfx}", scope=scope)),
-            (
-                "provisioning",
-                lambda: build_provisioning_consumer(s, group_id=f"{PROVISIONING_GROUP}{sfx}", scope=scope),
-            ),
-            ("billing", lambda: build_billing_consumer(s, group_id=f"{BILLING_GROUP}{sfx}", scope=scope)),
-        ] * (self.replicas if self.with_consumers else 0)
-        if self.notification and self.with_consumers:
-            builders.append(
-                (
-                    "notification",
-                    lambda: build_notification_consumer(
-                        s, group_id=f"{NOTIFICATION_GROUP}{sfx}", scope=scope
-                    ),
-                )
-            )
-        consumers = await asyncio.gather(*(asyncio.to_thread(build) for _, build in builders))
-        for (name, _), consumer in zip(builders, consumers, strict=True):
-            timeout = 0.5 if name == "notification" else SAGA_POLL_TIMEOUT_S
-            thread = threading.Thread(
-                target=consumer.run,
-                args=(self._stop,),
-                kwargs={"poll_timeout": timeout},
-                name=name,
-                daemon=True,
-            )
-            thread.start()
-            self._threads.append(thread)
-        if self.notification and self.with_consumers:  # its reports wait in its outbox until relayed
-            relay = await asyncio.to_thread(build_outbox_relay, s, "notification")
-            thread = threading.Thread(
-                target=relay.run, args=(self._stop,), name="notification-relay", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+        recipes = [r for r in self._recipes() for _ in range(r.replicas(self.replicas))]
+        consumers = await asyncio.gather(*(
+            asyncio.to_thread(r.consumer, self.settings, group_suffix=self.group_suffix, scope=self.scope)
+            for r in recipes
+        ))
+        for recipe, consumer in zip(recipes, consumers, strict=True):
+            self._start(consumer.run, recipe.kind.value, poll_timeout=recipe.poll_timeout_s)
+        for recipe in self._recipes():  # their reports wait in the service's outbox until relayed
+            if recipe.relay is not None:
+                relay = await asyncio.to_thread(build_outbox_relay, self.settings, recipe.relay)
+                self._start(relay.run, f"{recipe.relay}-relay")
         self.client = await connect_client(self.settings)
         self._worker = build_saga_worker(
             self.client, self.settings, task_queue=self.task_queue, max_concurrent_activities=64

@@ -63,9 +63,6 @@ class WorkerOptions:
         """Keyword arguments for the consumer builders."""
         return {"extra_config": self.kafka_config, "lease_s": self.lease_s}
 
-    def group(self, base: str) -> str:
-        return f"{base}{self.group_suffix}"
-
     @property
     def scope(self) -> TenantScope:
         return TenantScope(self.tenant_prefix)

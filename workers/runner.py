@@ -11,7 +11,6 @@ records and stuck partitions).
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import signal
 import threading
@@ -20,65 +19,30 @@ from typing import TYPE_CHECKING
 
 from core.settings import Settings
 from workers.heartbeat import Heartbeat
+from workers.kinds import CONSUMER_KINDS, OUTBOX_KINDS, WorkerKind
 from workers.options import WorkerOptions
 
 if TYPE_CHECKING:
     from messaging.consumer import EventConsumer
+    from workers.recipes import ConsumerRecipe
 
-__all__ = ["CONSUMER_KINDS", "OUTBOX_KINDS", "RELAY_KINDS", "WorkerKind", "run_workers"]
+__all__ = ["WorkerKind", "run_workers"]
 
 log = logging.getLogger(__name__)
 
 
-class WorkerKind(enum.StrEnum):
-    SAGA = "saga"
-    BRIDGE = "bridge"
-    PROVISIONING = "provisioning"
-    BILLING = "billing"
-    NOTIFICATION = "notification"
-    IDENTITY = "identity"
-    PRODUCT = "product"
-    SUPPORT = "support"
-    ALL = "all"
-
-
-CONSUMER_KINDS = (WorkerKind.BRIDGE, WorkerKind.PROVISIONING, WorkerKind.BILLING, WorkerKind.NOTIFICATION)
-# Services without subscriptions: their worker relays the service's outbox to Kafka.
-RELAY_KINDS = (WorkerKind.IDENTITY, WorkerKind.PRODUCT, WorkerKind.SUPPORT)
-# Every kind whose service keeps an outbox: its process runs that outbox's relay.
-OUTBOX_KINDS = (*RELAY_KINDS, WorkerKind.NOTIFICATION)
-
-
-def _consumer_target(kind: WorkerKind, options: WorkerOptions,
+def _consumer_target(recipe: ConsumerRecipe, options: WorkerOptions,
                      started: list[EventConsumer]) -> Callable[[Settings, threading.Event], None]:
-    """The thread body running one consumer of `kind`; it adds the consumer to `started` (the heartbeat
-    reports their health)."""
+    """The thread body running one consumer of `recipe`; it adds the consumer to `started` (the
+    heartbeat reports their health)."""
     from core.tracing import configure_tracing
-    from workers import consumers
-    from workers.notification import NOTIFICATION_GROUP, build_notification_consumer
 
     def run(settings: Settings, stop: threading.Event) -> None:
-        configure_tracing(f"{kind.value}-worker")
-        common = {"scope": options.scope, **options.tuning}
-        if kind is WorkerKind.BRIDGE:
-            consumer = consumers.build_bridge_consumer(
-                settings, group_id=options.group("order-bridge"), **common
-            )
-        elif kind is WorkerKind.PROVISIONING:
-            consumer = consumers.build_provisioning_consumer(
-                settings, group_id=options.group(consumers.PROVISIONING_GROUP), **common
-            )
-        elif kind is WorkerKind.BILLING:
-            consumer = consumers.build_billing_consumer(
-                settings, group_id=options.group(consumers.BILLING_GROUP), **common
-            )
-        else:
-            consumer = build_notification_consumer(
-                settings, group_id=options.group(NOTIFICATION_GROUP), **common
-            )
+        configure_tracing(f"{recipe.kind.value}-worker")
+        consumer = recipe.consumer(settings, group_suffix=options.group_suffix, scope=options.scope,
+                                   **options.tuning)
         started.append(consumer)
-        fast = kind is not WorkerKind.NOTIFICATION
-        consumer.run(stop, poll_timeout=consumers.SAGA_POLL_TIMEOUT_S if fast else 0.5)
+        consumer.run(stop, poll_timeout=recipe.poll_timeout_s)
 
     return run
 
@@ -109,21 +73,20 @@ async def _run(kinds: set[WorkerKind], settings: Settings, ready: Callable[[], N
         loop.add_signal_handler(sig, request_stop)
 
     # Saga-path services run one consumer per partition so orders are handled in parallel.
-    replicas = {
-        kind: 1 if kind is WorkerKind.NOTIFICATION else options.replicas or settings.kafka_partitions
-        for kind in CONSUMER_KINDS
-    }
+    from workers.recipes import consumer_recipes
+
+    recipes = [consumer_recipes()[kind] for kind in CONSUMER_KINDS if kind in kinds]
+    per_partition = options.replicas or settings.kafka_partitions
     consumers: list[EventConsumer] = []
     threads = [
         threading.Thread(
-            target=_consumer_target(kind, options, consumers),
+            target=_consumer_target(recipe, options, consumers),
             args=(settings, thread_stop),
-            name=f"{kind.value}-{index}",
+            name=f"{recipe.kind.value}-{index}",
             daemon=False,
         )
-        for kind in CONSUMER_KINDS
-        if kind in kinds
-        for index in range(replicas[kind])
+        for recipe in recipes
+        for index in range(recipe.replicas(per_partition))
     ] + [
         threading.Thread(
             target=_relay_target(kind), args=(settings, thread_stop), name=f"{kind.value}-relay", daemon=False

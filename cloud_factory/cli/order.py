@@ -15,9 +15,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cloud_factory.faults import FAIL_POINTS, place_failing
 from core.db import engine_for
 from core.settings import get_settings
-from services.order.api import FAIL_POINTS, cancel_order, new_order, pay_order, place_order
+from services.order.api import cancel_order, new_order, pay_order
 from workers.options import WorkerOptions
 
 app = typer.Typer(no_args_is_help=True)
@@ -70,11 +71,11 @@ def place(
 
     async def go() -> str | None:
         client = await _client()
-        placed = await place_order(
+        placed = await place_failing(
             client,
             engine_for(get_settings().dsn),
             order,
-            fail_at=fail_at,
+            fail_at,
             pay=pay,
             task_queue=WorkerOptions.from_env().task_queue,
         )

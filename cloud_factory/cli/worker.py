@@ -8,7 +8,8 @@ import typer
 
 from core.logs import configure_logging
 from core.settings import get_settings
-from workers.runner import WorkerKind, run_workers
+from workers.kinds import WorkerKind
+from workers.runner import run_workers
 
 app = typer.Typer(help="Run workers (saga, bridge, services, outbox relays, all) until SIGTERM.")
 

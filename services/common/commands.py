@@ -1,21 +1,123 @@
-"""Builds a CLI-driven service's command object from `Settings` (its schema ensured, its outbox
-emitter). Commands touch only PostgreSQL: Kafka is the outbox relay's business."""
+"""What the CLI-driven services' commands (Identity, Product, Support) share: each command changes one
+entity's rows and queues the matching event in the service's outbox, in one transaction (the outbox
+relay publishes it after the commit). Commands touch only PostgreSQL: Kafka is the relay's business.
+
+An entity's events form its flow: correlationId derived from the entity id, causation = the entity's
+previous event (kept on its row as `last_event_id`), event ids from (entity, step) — so a command
+retried after a crash re-queues the same event.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import MetaData, Table
+from sqlalchemy import Column, Connection, Engine, MetaData, Table, select, update
+from sqlalchemy.exc import IntegrityError
 
+import schemas
 from core.db import engine_for, ensure_schema
 from core.settings import Settings
 from messaging.wiring import keyring_from
 from services.common.outbox_emitter import OutboxEmitter
 
-__all__ = ["build_commands"]
+__all__ = ["EntityCommands", "build_commands", "flow_id"]
+
+_NS = uuid.UUID("9a7c1e44-2f6b-4d0a-b3c8-5e1f0a2d4c66")
+
+C = TypeVar("C", bound="EntityCommands")
 
 
-def build_commands(settings: Settings, service: str, metadata: MetaData, outbox: Table, factory: Any) -> Any:
+def flow_id(kind: str, entity_id: uuid.UUID | str) -> uuid.UUID:
+    """The correlationId of the flow of entity `entity_id` of `kind` (user, product, ticket)."""
+    return uuid.uuid5(_NS, f"{kind}/{entity_id}")
+
+
+def _key(table: Table) -> Column:
+    (column,) = table.primary_key.columns
+    return column
+
+
+class EntityCommands:
+    """The base of a service's commands: `flow_kind` names its flows; a command runs in
+    `_transaction`, reads its entity with `_row`, writes with `_insert`/`_update`, and announces the
+    change with `_step`."""
+
+    flow_kind: ClassVar[str]
+
+    def __init__(self, engine: Engine, emitter: OutboxEmitter) -> None:
+        self.engine = engine
+        self.emit = emitter
+
+    @contextlib.contextmanager
+    def _transaction(self, *, duplicate: str | None = None) -> Iterator[Connection]:
+        """One command's transaction: its rows and events commit together or not at all. With
+        `duplicate`, a unique-key violation (the entity exists already) is refused as
+        `ValueError(duplicate)`."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except IntegrityError:
+            if duplicate is None:
+                raise
+            raise ValueError(duplicate) from None
+
+    @staticmethod
+    def _row(conn: Connection, table: Table, key: Any, *, missing: str, lock: bool = False) -> dict:
+        """The row of `table` whose primary key is `key` (locked for the transaction with `lock`), else
+        `LookupError(missing)`."""
+        query = select(table).where(_key(table) == key)
+        row = conn.execute(query.with_for_update() if lock else query).mappings().first()
+        if row is None:
+            raise LookupError(missing)
+        return dict(row)
+
+    @staticmethod
+    def _insert(conn: Connection, table: Table, **values: Any) -> None:
+        conn.execute(table.insert().values(**values))
+
+    @staticmethod
+    def _update(conn: Connection, table: Table, key: Any, **values: Any) -> None:
+        conn.execute(update(table).where(_key(table) == key).values(**values))
+
+    def _step(
+        self,
+        conn: Connection,
+        table: Table,
+        entity_id: Any,
+        *,
+        step: str,
+        event_type: str,
+        data: Mapping[str, Any],
+        tenant_id: str,
+        actor: schemas.Actor,
+        previous: str | None,
+        flow_of: Any = None,
+    ) -> schemas.Envelope:
+        """Queue the step's event in the outbox and record it as the entity's last event, both inside
+        `conn`'s transaction. `flow_of` names the flow's owner when the row is a child (an API key
+        belongs to its user's flow, a plan to its product's)."""
+        owner = entity_id if flow_of is None else flow_of
+        envelope = self.emit.new(
+            conn,
+            event_type,
+            data,
+            tenant_id=tenant_id,
+            correlation_id=flow_id(self.flow_kind, owner),
+            actor=actor,
+            key=f"{self.flow_kind}/{entity_id}/{step}",
+            causation_id=uuid.UUID(previous) if previous else None,
+        )
+        self._update(conn, table, entity_id, last_event_id=str(envelope.event_id))
+        return envelope
+
+
+def build_commands(
+    settings: Settings, service: str, metadata: MetaData, outbox: Table, factory: type[C]
+) -> C:
+    """A service's commands built from `Settings`: its schema ensured, an emitter into its outbox."""
     engine = engine_for(settings.dsn)
     ensure_schema(engine, metadata)
     return factory(engine, OutboxEmitter(service, outbox, keyring_from(settings), env=settings.env))

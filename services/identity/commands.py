@@ -10,12 +10,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection
 
 import schemas
-from services.common.entity_flow import publish_step
-from services.common.outbox_emitter import OutboxEmitter
+from services.common.commands import EntityCommands
 from services.identity.tables import api_keys, users
 
 __all__ = ["IdentityCommands", "NewApiKey"]
@@ -27,34 +25,28 @@ class NewApiKey:
     secret: str  # shown once, never stored
 
 
-class IdentityCommands:
-    def __init__(self, engine: Engine, emitter: OutboxEmitter) -> None:
-        self.engine = engine
-        self.emit = emitter
+def _actor(user_id: uuid.UUID) -> schemas.Actor:
+    return schemas.Actor(id=str(user_id), type=schemas.ActorType.USER)
 
-    def _user(self, conn, user_id: uuid.UUID) -> dict:
-        row = conn.execute(select(users).where(users.c.user_id == user_id)).mappings().first()
-        if row is None:
-            raise LookupError(f"no user {user_id}")
-        return dict(row)
 
-    def _actor(self, user_id: uuid.UUID) -> schemas.Actor:
-        return schemas.Actor(id=str(user_id), type=schemas.ActorType.USER)
+class IdentityCommands(EntityCommands):
+    flow_kind = "user"  # an API key's events belong to its user's flow
+
+    def _user(self, conn: Connection, user_id: uuid.UUID) -> dict:
+        return self._row(conn, users, user_id, missing=f"no user {user_id}")
 
     def _user_step(self, conn: Connection, user_id: uuid.UUID, *, tenant_id: str, previous: str | None,
                    step: str, event_type: str, data: dict[str, Any]) -> None:
         """One step of a user's own flow, acted by that user."""
-        publish_step(conn, self.emit, users, "user_id", user_id, kind="user", step=step,
-                     event_type=event_type, tenant_id=tenant_id, actor=self._actor(user_id),
-                     previous=previous, data=data)
+        self._step(conn, users, user_id, step=step, event_type=event_type, tenant_id=tenant_id,
+                   actor=_actor(user_id), previous=previous, data=data)
 
     def _key_step(self, conn: Connection, api_key_id: uuid.UUID, *, user_id: uuid.UUID, tenant_id: str,
                   actor: schemas.Actor, previous: str | None, step: str, event_type: str,
                   data: dict[str, Any]) -> None:
         """One step of an API key, recorded on the key's row, in its user's flow."""
-        publish_step(conn, self.emit, api_keys, "api_key_id", api_key_id, kind="user", step=step,
-                     event_type=event_type, tenant_id=tenant_id, actor=actor, previous=previous,
-                     flow_of=user_id, data=data)
+        self._step(conn, api_keys, api_key_id, step=step, event_type=event_type, tenant_id=tenant_id,
+                   actor=actor, previous=previous, flow_of=user_id, data=data)
 
     def register(
         self,
@@ -66,40 +58,31 @@ class IdentityCommands:
         marketing_opt_in: bool = False,
     ) -> uuid.UUID:
         user_id = uuid.uuid4()
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    users.insert().values(
-                        user_id=user_id,
-                        tenant_id=tenant_id,
-                        email=email,
-                        display_name=display_name,
-                        locale=locale,
-                    )
-                )
-                self._user_step(
-                    conn,
-                    user_id,
-                    tenant_id=tenant_id,
-                    previous=None,
-                    step="registered",
-                    event_type="identity.user-registered",
-                    data={
-                        "userId": user_id,
-                        "email": email,
-                        "displayName": display_name,
-                        "locale": locale,
-                        "marketingOptIn": marketing_opt_in,
-                    },
-                )
-        except IntegrityError:
-            raise ValueError(f"email {email!r} is already registered for tenant {tenant_id!r}") from None
+        duplicate = f"email {email!r} is already registered for tenant {tenant_id!r}"
+        with self._transaction(duplicate=duplicate) as conn:
+            self._insert(conn, users, user_id=user_id, tenant_id=tenant_id, email=email,
+                         display_name=display_name, locale=locale)
+            self._user_step(
+                conn,
+                user_id,
+                tenant_id=tenant_id,
+                previous=None,
+                step="registered",
+                event_type="identity.user-registered",
+                data={
+                    "userId": user_id,
+                    "email": email,
+                    "displayName": display_name,
+                    "locale": locale,
+                    "marketingOptIn": marketing_opt_in,
+                },
+            )
         return user_id
 
     def verify_email(self, user_id: uuid.UUID) -> None:
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             user = self._user(conn, user_id)
-            conn.execute(update(users).where(users.c.user_id == user_id).values(email_verified=True))
+            self._update(conn, users, user_id, email_verified=True)
             self._user_step(
                 conn,
                 user_id,
@@ -112,7 +95,7 @@ class IdentityCommands:
 
     def request_password_reset(self, user_id: uuid.UUID) -> uuid.UUID:
         request_id = uuid.uuid4()
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             user = self._user(conn, user_id)
             self._user_step(
                 conn,
@@ -134,24 +117,16 @@ class IdentityCommands:
         key_id = uuid.uuid4()
         prefix = "cfk_" + secrets.token_hex(4)
         secret = f"{prefix}_{secrets.token_urlsafe(24)}"
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             user = self._user(conn, user_id)
-            conn.execute(
-                api_keys.insert().values(
-                    api_key_id=key_id,
-                    user_id=user_id,
-                    name=name,
-                    prefix=prefix,
-                    secret_sha256=hashlib.sha256(secret.encode()).hexdigest(),
-                    scopes=scopes,
-                )
-            )
+            self._insert(conn, api_keys, api_key_id=key_id, user_id=user_id, name=name, prefix=prefix,
+                         secret_sha256=hashlib.sha256(secret.encode()).hexdigest(), scopes=scopes)
             self._key_step(
                 conn,
                 key_id,
                 user_id=user_id,
                 tenant_id=user["tenant_id"],
-                actor=self._actor(user_id),
+                actor=_actor(user_id),
                 previous=user["last_event_id"],
                 step=f"key/{key_id}",
                 event_type="identity.api-key-created",
@@ -166,24 +141,18 @@ class IdentityCommands:
         return NewApiKey(key_id, secret)
 
     def revoke_api_key(self, api_key_id: uuid.UUID, revoked_by: uuid.UUID, reason: str) -> None:
-        with self.engine.begin() as conn:
-            key = conn.execute(select(api_keys).where(api_keys.c.api_key_id == api_key_id)).mappings().first()
-            if key is None:
-                raise LookupError(f"no API key {api_key_id}")
+        with self._transaction() as conn:
+            key = self._row(conn, api_keys, api_key_id, missing=f"no API key {api_key_id}")
             if key["revoked_at"] is not None:
                 raise ValueError(f"API key {api_key_id} is already revoked")
             user = self._user(conn, key["user_id"])
-            conn.execute(
-                update(api_keys)
-                .where(api_keys.c.api_key_id == api_key_id)
-                .values(revoked_at=dt.datetime.now(dt.UTC))
-            )
+            self._update(conn, api_keys, api_key_id, revoked_at=dt.datetime.now(dt.UTC))
             self._key_step(
                 conn,
                 api_key_id,
                 user_id=key["user_id"],
                 tenant_id=user["tenant_id"],
-                actor=self._actor(revoked_by),
+                actor=_actor(revoked_by),
                 previous=key["last_event_id"],
                 step=f"key/{api_key_id}/revoked",
                 event_type="identity.api-key-revoked",

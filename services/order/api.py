@@ -1,8 +1,8 @@
 """The Order API: place, pay, cancel and inspect orders — the only way in to the saga.
 
 Placing an order starts `OrderFulfillmentWorkflow` (id from tenant + order id, so a re-submit is
-rejected) and, like a checkout, reports the payment outcome as a signal. `fail_at` injects a failure
-for demos and tests by telling the simulated provider or gateway to misbehave for this one order.
+rejected) and, like a checkout, reports the payment outcome as a signal. Demos and tests that want an
+order to fail arm the simulators before placing it; this API never touches them.
 """
 
 from __future__ import annotations
@@ -10,29 +10,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowHandle
 
-from services.billing.gateway import inject_gateway_fault
-from services.provisioning.simulator import inject_fault
 from workflows.contracts import CancelRequest, OrderRequest, PaymentConfirmation, PaymentFailure, SagaTimings
 from workflows.order_fulfillment import ORDER_TASK_QUEUE, OrderFulfillmentWorkflow
-from workflows.plans import RESOURCE_STEPS
 
-__all__ = [
-    "FAIL_POINTS",
-    "PlacedOrder",
-    "cancel_order",
-    "inject_failure",
-    "new_order",
-    "pay_order",
-    "place_order",
-]
-
-FAIL_POINTS = ("payment", *RESOURCE_STEPS, "transient", "refund", "deprovision")
-"""payment: declined; network|disk|vps: provisioning fails there for good (compensation);
-transient: the VPS create fails twice then succeeds; refund: VPS fails and the refund is declined
-(compensation fails); deprovision: VPS fails and deleting the disk is refused (never confirmed)."""
+__all__ = ["PlacedOrder", "cancel_order", "new_order", "pay_order", "place_order"]
 
 _PRICES = {"vm-small-1": 900, "vm-standard-2": 2900, "vm-large-4": 7900, "vm-xlarge-8": 15900}
 
@@ -41,7 +24,6 @@ _PRICES = {"vm-small-1": 900, "vm-standard-2": 2900, "vm-large-4": 7900, "vm-xla
 class PlacedOrder:
     order: OrderRequest
     handle: WorkflowHandle
-    fail_at: str | None
 
 
 def new_order(
@@ -69,34 +51,15 @@ def new_order(
     )
 
 
-def inject_failure(engine: Engine, order: OrderRequest, fail_at: str) -> None:
-    """Arm the simulators for `fail_at` (see FAIL_POINTS) before the order is placed."""
-    if fail_at not in FAIL_POINTS:
-        raise ValueError(f"--fail-at {fail_at!r} is not one of {', '.join(FAIL_POINTS)}")
-    if fail_at in RESOURCE_STEPS:
-        inject_fault(engine, order.order_id, fail_at, "permanent")
-    elif fail_at == "transient":
-        inject_fault(engine, order.order_id, "vps", "transient", times=2)
-    elif fail_at == "refund":
-        inject_fault(engine, order.order_id, "vps", "permanent")
-        inject_gateway_fault(engine, order.order_id, "refund", "permanent")
-    elif fail_at == "deprovision":
-        inject_fault(engine, order.order_id, "vps", "permanent")
-        inject_fault(engine, order.order_id, "disk", "delete")
-
-
 async def place_order(
     client: Client,
-    engine: Engine,
     order: OrderRequest,
     *,
-    fail_at: str | None = None,
     pay: bool = True,
+    declined: bool = False,
     task_queue: str = ORDER_TASK_QUEUE,
 ) -> PlacedOrder:
-    """Start the saga; with `pay`, report the payment outcome right away (declined when fail_at=payment)."""
-    if fail_at is not None:
-        inject_failure(engine, order, fail_at)
+    """Start the saga; with `pay`, report the payment outcome right away (`declined` or confirmed)."""
     handle = await client.start_workflow(
         OrderFulfillmentWorkflow.run,
         order,
@@ -110,8 +73,8 @@ async def place_order(
         },
     )
     if pay:
-        await pay_order(client, order.workflow_id, declined=fail_at == "payment")
-    return PlacedOrder(order, handle, fail_at)
+        await pay_order(client, order.workflow_id, declined=declined)
+    return PlacedOrder(order, handle)
 
 
 async def pay_order(

@@ -7,11 +7,10 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, Table
 
 import schemas
-from services.common.entity_flow import publish_step
+from services.common.commands import EntityCommands
 from services.common.outbox_emitter import OutboxEmitter
 from services.product.tables import plans, products
 
@@ -20,66 +19,48 @@ __all__ = ["PLATFORM_TENANT", "ProductCommands"]
 PLATFORM_TENANT = "platform"
 
 
-class ProductCommands:
+class ProductCommands(EntityCommands):
+    flow_kind = "product"  # plans belong to their product's flow
+
     def __init__(self, engine: Engine, emitter: OutboxEmitter, *, operator: str = "catalogue-admin") -> None:
-        self.engine = engine
-        self.emit = emitter
+        super().__init__(engine, emitter)
         self.actor = schemas.Actor(id=operator, type=schemas.ActorType.USER)
 
-    def _product(self, conn, product_id: uuid.UUID) -> dict:
-        row = conn.execute(select(products).where(products.c.product_id == product_id)).mappings().first()
-        if row is None:
-            raise LookupError(f"no product {product_id}")
-        return dict(row)
+    def _product(self, conn: Connection, product_id: uuid.UUID) -> dict:
+        return self._row(conn, products, product_id, missing=f"no product {product_id}")
 
-    def _plan(self, conn, plan_id: str) -> dict:
-        row = conn.execute(select(plans).where(plans.c.plan_id == plan_id)).mappings().first()
-        if row is None:
-            raise LookupError(f"no plan {plan_id!r}")
-        return dict(row)
+    def _plan(self, conn: Connection, plan_id: str) -> dict:
+        return self._row(conn, plans, plan_id, missing=f"no plan {plan_id!r}")
 
-    def _step(self, conn: Connection, table: Table, key_column: str, entity_id: Any, *, step: str,
-              event_type: str, previous: str | None, data: dict[str, Any], flow_of: Any = None) -> None:
-        """One step of a product's flow (plans belong to their product's flow), acted by the service."""
-        publish_step(conn, self.emit, table, key_column, entity_id, kind="product", step=step,
-                     event_type=event_type, tenant_id=PLATFORM_TENANT, actor=self.actor,
-                     previous=previous, flow_of=flow_of, data=data)
+    def _catalogue_step(self, conn: Connection, table: Table, entity_id: Any, *, step: str, event_type: str,
+                        previous: str | None, data: dict[str, Any], flow_of: Any = None) -> None:
+        """One step of a product's flow, acted by the operator, for the whole platform."""
+        self._step(conn, table, entity_id, step=step, event_type=event_type, tenant_id=PLATFORM_TENANT,
+                   actor=self.actor, previous=previous, flow_of=flow_of, data=data)
 
     def create_product(
         self, sku: str, name: str, description: str, category: str, regions: list[str]
     ) -> uuid.UUID:
         product_id = uuid.uuid4()
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    products.insert().values(
-                        product_id=product_id,
-                        sku=sku,
-                        name=name,
-                        description=description,
-                        category=category,
-                        regions=regions,
-                    )
-                )
-                self._step(
-                    conn,
-                    products,
-                    "product_id",
-                    product_id,
-                    step="created",
-                    event_type="product.created",
-                    previous=None,
-                    data={
-                        "productId": product_id,
-                        "sku": sku,
-                        "name": name,
-                        "description": description,
-                        "category": category,
-                        "regions": regions,
-                    },
-                )
-        except IntegrityError:
-            raise ValueError(f"SKU {sku!r} already exists") from None
+        with self._transaction(duplicate=f"SKU {sku!r} already exists") as conn:
+            self._insert(conn, products, product_id=product_id, sku=sku, name=name, description=description,
+                         category=category, regions=regions)
+            self._catalogue_step(
+                conn,
+                products,
+                product_id,
+                step="created",
+                event_type="product.created",
+                previous=None,
+                data={
+                    "productId": product_id,
+                    "sku": sku,
+                    "name": name,
+                    "description": description,
+                    "category": category,
+                    "regions": regions,
+                },
+            )
         return product_id
 
     def create_plan(
@@ -96,49 +77,36 @@ class ProductCommands:
         storage_gib: int,
     ) -> None:
         limits = {"vcpus": vcpus, "memoryMib": memory_mib, "storageGib": storage_gib}
-        try:
-            with self.engine.begin() as conn:
-                product = self._product(conn, product_id)
-                conn.execute(
-                    plans.insert().values(
-                        plan_id=plan_id,
-                        product_id=product_id,
-                        name=name,
-                        price_minor=price_minor,
-                        currency=currency,
-                        billing_cycle=billing_cycle,
-                        limits=limits,
-                    )
-                )
-                self._step(
-                    conn,
-                    plans,
-                    "plan_id",
-                    plan_id,
-                    step=f"plan/{plan_id}",
-                    event_type="product.plan-created",
-                    previous=product["last_event_id"],
-                    flow_of=product_id,
-                    data={
-                        "planId": plan_id,
-                        "productId": product_id,
-                        "name": name,
-                        "price": {"amountMinor": price_minor, "currency": currency},
-                        "billingCycle": billing_cycle,
-                        "limits": limits,
-                    },
-                )
-        except IntegrityError:
-            raise ValueError(f"plan {plan_id!r} already exists") from None
-
-    def change_price(self, plan_id: str, new_price_minor: int, effective_from: dt.date) -> None:
-        with self.engine.begin() as conn:
-            plan = self._plan(conn, plan_id)
-            conn.execute(update(plans).where(plans.c.plan_id == plan_id).values(price_minor=new_price_minor))
-            self._step(
+        with self._transaction(duplicate=f"plan {plan_id!r} already exists") as conn:
+            product = self._product(conn, product_id)
+            self._insert(conn, plans, plan_id=plan_id, product_id=product_id, name=name,
+                         price_minor=price_minor, currency=currency, billing_cycle=billing_cycle,
+                         limits=limits)
+            self._catalogue_step(
                 conn,
                 plans,
-                "plan_id",
+                plan_id,
+                step=f"plan/{plan_id}",
+                event_type="product.plan-created",
+                previous=product["last_event_id"],
+                flow_of=product_id,
+                data={
+                    "planId": plan_id,
+                    "productId": product_id,
+                    "name": name,
+                    "price": {"amountMinor": price_minor, "currency": currency},
+                    "billingCycle": billing_cycle,
+                    "limits": limits,
+                },
+            )
+
+    def change_price(self, plan_id: str, new_price_minor: int, effective_from: dt.date) -> None:
+        with self._transaction() as conn:
+            plan = self._plan(conn, plan_id)
+            self._update(conn, plans, plan_id, price_minor=new_price_minor)
+            self._catalogue_step(
+                conn,
+                plans,
                 plan_id,
                 step=f"plan/{plan_id}/price/{effective_from}/{new_price_minor}",
                 event_type="product.price-changed",
@@ -154,15 +122,14 @@ class ProductCommands:
             )
 
     def retire_plan(self, plan_id: str, *, migrate_to: str | None = None) -> None:
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             plan = self._plan(conn, plan_id)
             if plan["retired"]:
                 raise ValueError(f"plan {plan_id!r} is already retired")
-            conn.execute(update(plans).where(plans.c.plan_id == plan_id).values(retired=True))
-            self._step(
+            self._update(conn, plans, plan_id, retired=True)
+            self._catalogue_step(
                 conn,
                 plans,
-                "plan_id",
                 plan_id,
                 step=f"plan/{plan_id}/retired",
                 event_type="product.plan-retired",

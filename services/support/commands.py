@@ -5,48 +5,31 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection
 
 import schemas
-from services.common.entity_flow import publish_step
-from services.common.outbox_emitter import OutboxEmitter
+from services.common.commands import EntityCommands
 from services.support.tables import replies, tickets
 
 __all__ = ["SupportCommands"]
 
 
-class SupportCommands:
-    def __init__(self, engine: Engine, emitter: OutboxEmitter) -> None:
-        self.engine = engine
-        self.emit = emitter
+class SupportCommands(EntityCommands):
+    flow_kind = "ticket"
 
-    def _ticket(self, conn, ticket_id: uuid.UUID, *, states: tuple[str, ...] | None = None) -> dict:
-        row = (
-            conn.execute(select(tickets).where(tickets.c.ticket_id == ticket_id).with_for_update())
-            .mappings()
-            .first()
-        )
-        if row is None:
-            raise LookupError(f"no ticket {ticket_id}")
+    def _ticket(self, conn: Connection, ticket_id: uuid.UUID, *,
+                states: tuple[str, ...] | None = None) -> dict:
+        """The ticket, locked for this command; refused unless it is in one of `states`."""
+        row = self._row(conn, tickets, ticket_id, missing=f"no ticket {ticket_id}", lock=True)
         if states is not None and row["state"] not in states:
             raise ValueError(f"ticket {ticket_id} is {row['state']}; this needs it {' or '.join(states)}")
-        return dict(row)
+        return row
 
-    def _step(self, conn, ticket: dict, step: str, event_type: str, data: dict, actor: schemas.Actor) -> None:
-        publish_step(
-            conn,
-            self.emit,
-            tickets,
-            "ticket_id",
-            ticket["ticket_id"],
-            kind="ticket",
-            step=step,
-            event_type=event_type,
-            tenant_id=ticket["tenant_id"],
-            actor=actor,
-            previous=ticket["last_event_id"],
-            data=data,
-        )
+    def _ticket_step(self, conn: Connection, ticket: dict, step: str, event_type: str, data: dict,
+                     actor: schemas.Actor) -> None:
+        """One step of the ticket's flow, caused by its previous event."""
+        self._step(conn, tickets, ticket["ticket_id"], step=step, event_type=event_type,
+                   tenant_id=ticket["tenant_id"], actor=actor, previous=ticket["last_event_id"], data=data)
 
     @staticmethod
     def _customer(customer_id: uuid.UUID) -> schemas.Actor:
@@ -65,21 +48,12 @@ class SupportCommands:
         order_id: uuid.UUID | None = None,
     ) -> uuid.UUID:
         ticket_id = uuid.uuid4()
-        with self.engine.begin() as conn:
-            conn.execute(
-                tickets.insert().values(
-                    ticket_id=ticket_id,
-                    tenant_id=tenant_id,
-                    customer_id=customer_id,
-                    subject=subject,
-                    priority=priority,
-                    category=category,
-                    order_id=order_id,
-                    state="open",
-                )
-            )
+        with self._transaction() as conn:
+            self._insert(conn, tickets, ticket_id=ticket_id, tenant_id=tenant_id, customer_id=customer_id,
+                         subject=subject, priority=priority, category=category, order_id=order_id,
+                         state="open")
             ticket = self._ticket(conn, ticket_id)
-            self._step(
+            self._ticket_step(
                 conn,
                 ticket,
                 "created",
@@ -97,12 +71,10 @@ class SupportCommands:
         return ticket_id
 
     def assign(self, ticket_id: uuid.UUID, assignee_id: uuid.UUID, team: str = "cloud-ops") -> None:
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             ticket = self._ticket(conn, ticket_id, states=("open", "reopened"))
-            conn.execute(
-                update(tickets).where(tickets.c.ticket_id == ticket_id).values(assignee_id=assignee_id)
-            )
-            self._step(
+            self._update(conn, tickets, ticket_id, assignee_id=assignee_id)
+            self._ticket_step(
                 conn,
                 ticket,
                 f"assigned/{assignee_id}",
@@ -113,13 +85,11 @@ class SupportCommands:
 
     def reply(self, ticket_id: uuid.UUID, author: str, body: str) -> uuid.UUID:
         reply_id = uuid.uuid4()
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             ticket = self._ticket(conn, ticket_id, states=("open", "reopened"))
-            conn.execute(
-                replies.insert().values(reply_id=reply_id, ticket_id=ticket_id, author=author, body=body)
-            )
+            self._insert(conn, replies, reply_id=reply_id, ticket_id=ticket_id, author=author, body=body)
             actor = self._customer(ticket["customer_id"]) if author == "customer" else self._agent
-            self._step(
+            self._ticket_step(
                 conn,
                 ticket,
                 f"reply/{reply_id}",
@@ -136,14 +106,12 @@ class SupportCommands:
         return reply_id
 
     def escalate(self, ticket_id: uuid.UUID, reason: str) -> None:
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             ticket = self._ticket(conn, ticket_id, states=("open", "reopened"))
             if ticket["tier"] >= 3:
                 raise ValueError(f"ticket {ticket_id} is already at the top tier")
-            conn.execute(
-                update(tickets).where(tickets.c.ticket_id == ticket_id).values(tier=ticket["tier"] + 1)
-            )
-            self._step(
+            self._update(conn, tickets, ticket_id, tier=ticket["tier"] + 1)
+            self._ticket_step(
                 conn,
                 ticket,
                 f"escalated/{ticket['tier'] + 1}",
@@ -158,10 +126,10 @@ class SupportCommands:
             )
 
     def resolve(self, ticket_id: uuid.UUID, code: str, summary: str) -> None:
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             ticket = self._ticket(conn, ticket_id, states=("open", "reopened"))
-            conn.execute(update(tickets).where(tickets.c.ticket_id == ticket_id).values(state="resolved"))
-            self._step(
+            self._update(conn, tickets, ticket_id, state="resolved")
+            self._ticket_step(
                 conn,
                 ticket,
                 f"resolved/{ticket['reopen_count']}",
@@ -176,14 +144,10 @@ class SupportCommands:
             )
 
     def reopen(self, ticket_id: uuid.UUID, reason: str) -> None:
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             ticket = self._ticket(conn, ticket_id, states=("resolved",))
-            conn.execute(
-                update(tickets)
-                .where(tickets.c.ticket_id == ticket_id)
-                .values(state="reopened", reopen_count=ticket["reopen_count"] + 1)
-            )
-            self._step(
+            self._update(conn, tickets, ticket_id, state="reopened", reopen_count=ticket["reopen_count"] + 1)
+            self._ticket_step(
                 conn,
                 ticket,
                 f"reopened/{ticket['reopen_count'] + 1}",
@@ -193,10 +157,10 @@ class SupportCommands:
             )
 
     def close(self, ticket_id: uuid.UUID, closed_by: str = "agent", satisfaction: int | None = None) -> None:
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             ticket = self._ticket(conn, ticket_id, states=("resolved",))
-            conn.execute(update(tickets).where(tickets.c.ticket_id == ticket_id).values(state="closed"))
-            self._step(
+            self._update(conn, tickets, ticket_id, state="closed")
+            self._ticket_step(
                 conn,
                 ticket,
                 "closed",

@@ -14,6 +14,7 @@ from core.db import engine_for
 from core.settings import Settings
 from messaging.errors import ErrorClass
 from services.billing.gateway import clear_gateway_faults, inject_gateway_fault
+from services.billing.subscriptions import SUBSCRIPTIONS as BILLING
 from services.billing.tables import invoices, ledger, payments, psp_operations, refunds
 from tests.integration.hostile_support import (
     committed_past,
@@ -26,7 +27,7 @@ from tests.integration.hostile_support import (
     signed_event,
 )
 from tests.integration.messaging_support import isolated, running
-from workers.consumers import build_billing_consumer
+from workers.consumers import build_consumer
 
 pytestmark = pytest.mark.stack
 
@@ -81,7 +82,7 @@ def test_cross_tenant_event_refunds_and_invoices_nothing(stack, settings: Settin
     tenant_a, tenant_b = f"a-{unique}", f"b-{unique}"
     group = f"billing-{unique}"
     order_a, payment_a, flow_a = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    consumer = build_billing_consumer(s, group_id=group)
+    consumer = build_consumer(s, BILLING, group_id=group)
     with running(consumer):
         own = publish(s, _confirmed(tenant_a, order_a, payment_a, flow_a))
         committed_past(s, group, own)
@@ -125,7 +126,7 @@ def test_replay_after_key_expiry_captures_and_refunds_once(stack, settings: Sett
         "captured": _confirmed(tenant, refunded_order, payment, flow),
         "refund": _refund(tenant, refunded_order, payment, flow),
     }
-    consumer = build_billing_consumer(s, group_id=group)
+    consumer = build_consumer(s, BILLING, group_id=group)
     with running(consumer):
         sent = {}
         for name, envelope in records.items():  # one after another: a refund waits for its capture

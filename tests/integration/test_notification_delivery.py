@@ -17,7 +17,8 @@ from core.settings import Settings
 from messaging.wiring import ensure_catalog_topics, producer_from
 from services.common import TenantScope
 from services.notification.delivery import refuse_mail_to
-from workers.notification import build_notification_consumer
+from services.notification.subscriptions import SUBSCRIPTIONS as NOTIFICATION
+from workers.consumers import build_consumer
 from workers.outbox import build_outbox_relay
 from workflows.contracts import OrderRequest
 
@@ -62,8 +63,8 @@ def test_bounced_email_is_reported_failed_and_in_app_sent(stack, settings: Setti
     refuse_mail_to(
         engine_for(settings.dsn), bouncing_customer, error_code="MAILBOX_FULL", reason="mailbox full"
     )
-    consumer = build_notification_consumer(
-        settings, group_id=f"notification-{unique}", scope=TenantScope(prefix=tenant)
+    consumer = build_consumer(
+        settings, NOTIFICATION, group_id=f"notification-{unique}", scope=TenantScope(prefix=tenant)
     )
     relay = build_outbox_relay(settings, "notification")
     stop = threading.Event()

@@ -13,6 +13,7 @@ from core.db import engine_for
 from core.settings import Settings
 from messaging.errors import ErrorClass
 from services.common.emitter import service_event_id
+from services.notification.subscriptions import SUBSCRIPTIONS as NOTIFICATION
 from services.notification.tables import mail_log, notifications, outbox
 from tests.integration.hostile_support import (
     committed_past,
@@ -24,7 +25,7 @@ from tests.integration.hostile_support import (
     signed_event,
 )
 from tests.integration.messaging_support import isolated, running
-from workers.notification import build_notification_consumer
+from workers.consumers import build_consumer
 
 pytestmark = pytest.mark.stack
 
@@ -67,7 +68,7 @@ def test_cross_tenant_event_reaches_nobody(stack, settings: Settings, unique: st
     tenant_a, tenant_b = f"a-{unique}", f"b-{unique}"
     group = f"notification-{unique}"
     flow_a, customer_a = uuid.uuid4(), uuid.uuid4()
-    consumer = build_notification_consumer(s, group_id=group)
+    consumer = build_consumer(s, NOTIFICATION, group_id=group)
     with running(consumer):
         own = publish(s, _order_created(tenant_a, customer_a, flow_a))
         committed_past(s, group, own)
@@ -96,7 +97,7 @@ def test_replay_after_key_expiry_sends_nothing_twice(stack, settings: Settings, 
     s = isolated(settings, unique)
     group = f"notification-{unique}"
     envelope = _order_created(f"a-{unique}", uuid.uuid4(), uuid.uuid4())
-    consumer = build_notification_consumer(s, group_id=group)
+    consumer = build_consumer(s, NOTIFICATION, group_id=group)
     with running(consumer):
         first = publish(s, envelope)
         committed_past(s, group, first)

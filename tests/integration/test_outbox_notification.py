@@ -35,9 +35,10 @@ from services.common.outbox_relay import OutboxRelay
 from services.notification.delivery import DeliveryOutcome
 from services.notification.handler import NotificationHandler
 from services.notification.rendering import CHANNELS, Message
+from services.notification.subscriptions import SUBSCRIPTIONS as NOTIFICATION
 from services.notification.tables import notifications
 from tests.integration.messaging_support import caught_up, event, isolated, read_topic
-from workers.notification import build_notification_consumer
+from workers.consumers import build_consumer
 
 pytestmark = pytest.mark.stack
 
@@ -76,8 +77,8 @@ def die_after_handling(schema: str, group: str, event_id: str) -> None:
     after the handler's transaction, before the offset commit, and with no relay in the process."""
     settings = get_settings()
     engine = engine_for(settings.dsn)
-    consumer = build_notification_consumer(
-        settings, group_id=group, outbox=_outbox_in(schema), **SHORT_SESSION
+    consumer = build_consumer(
+        settings, NOTIFICATION.with_outbox(_outbox_in(schema)), group_id=group, **SHORT_SESSION
     )
     commit = consumer._commit
 
@@ -132,7 +133,7 @@ def test_reports_survive_a_crash_after_commit_and_are_published_once_by_a_later_
     assert not caught_up(local, group, delivery.topic)  # the offset was never committed
 
     # Redelivered to the group's next consumer: a duplicate, nothing new written or sent.
-    consumer = build_notification_consumer(local, group_id=group, outbox=table, **SHORT_SESSION)
+    consumer = build_consumer(local, NOTIFICATION.with_outbox(table), group_id=group, **SHORT_SESSION)
     try:
         deadline = time.monotonic() + 60
         while not caught_up(local, group, delivery.topic):

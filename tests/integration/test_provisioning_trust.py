@@ -15,6 +15,7 @@ from core.settings import Settings
 from messaging.errors import ErrorClass
 from services.provisioning.handler import count_live_resources
 from services.provisioning.simulator import clear_faults, inject_fault
+from services.provisioning.subscriptions import SUBSCRIPTIONS as PROVISIONING
 from services.provisioning.tables import cloud, orders, resources
 from tests.integration.hostile_support import (
     committed_past,
@@ -27,7 +28,7 @@ from tests.integration.hostile_support import (
     signed_event,
 )
 from tests.integration.messaging_support import isolated, running
-from workers.consumers import build_provisioning_consumer
+from workers.consumers import build_consumer
 
 pytestmark = pytest.mark.stack
 
@@ -94,7 +95,7 @@ def test_cross_tenant_event_touches_no_resource(stack, settings: Settings, uniqu
     tenant_a, tenant_b = f"a-{unique}", f"b-{unique}"
     group = f"provisioning-{unique}"
     order_a, flow_a = uuid.uuid4(), uuid.uuid4()
-    consumer = build_provisioning_consumer(s, group_id=group)
+    consumer = build_consumer(s, PROVISIONING, group_id=group)
     with running(consumer):
         own = publish(s, _start(tenant_a, order_a, flow_a))
         committed_past(s, group, own)
@@ -148,7 +149,7 @@ def test_replay_after_key_expiry_creates_nothing(stack, settings: Settings, uniq
     inject_fault(engine, failed_order, "orders-db", "permanent")
     inject_fault(engine, cancelled_order, "web-1", "delete")
     starts = {order: _start(tenant, order, uuid.uuid4()) for order in (failed_order, cancelled_order)}
-    consumer = build_provisioning_consumer(s, group_id=group)
+    consumer = build_consumer(s, PROVISIONING, group_id=group)
     with running(consumer):
         sent = {order: publish(s, envelope) for order, envelope in starts.items()}
         for record in sent.values():

@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from cloud_factory.faults import place_failing
 from core.db import engine_for
 from core.settings import Settings
 from core.temporal import connect_client
 from services.billing.tables import psp_operations, refunds
-from services.order.api import new_order, place_order
+from services.order.api import new_order
 from services.provisioning.simulator import held_since, inject_fault, release_fault
 from services.provisioning.tables import cloud, resources
 from tests.tools.worker_process import isolation_env, start_workers, stop_workers
@@ -48,9 +49,7 @@ async def test_sigkill_mid_provisioning_then_restart(stack, settings: Settings, 
     second = None
     try:
         client = await connect_client(settings)
-        placed = await place_order(
-            client, engine, order, fail_at="vps", task_queue=env["CF_ORDER_TASK_QUEUE"]
-        )
+        placed = await place_failing(client, engine, order, "vps", task_queue=env["CF_ORDER_TASK_QUEUE"])
         deadline = time.monotonic() + 90
         while held_since(engine, order_id, "disk") is None:
             assert time.monotonic() < deadline, "provisioning never reached the disk"

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from core.db import engine_for
 from core.settings import Settings
-from services.common.entity_flow import flow_id
+from services.common.commands import flow_id
 from services.identity.tables import api_keys, users
 from services.notification.tables import notifications
 from services.order.flow import read_flow

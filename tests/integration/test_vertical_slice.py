@@ -26,8 +26,9 @@ from core.temporal import connect_client
 from core.tracing import configure_tracing
 from messaging.consumer import EventConsumer, HandlerContext
 from messaging.wiring import producer_from
+from services.notification.subscriptions import SUBSCRIPTIONS as NOTIFICATION
 from services.notification.tables import notifications
-from workers.notification import build_notification_consumer
+from workers.consumers import build_consumer
 from workers.saga import build_saga_worker
 from workflows.contracts import CancelRequest, OrderRequest, PublishedEvent
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
@@ -78,7 +79,7 @@ def _committed(settings: Settings, group: str, topic: str, partition: int) -> in
 
 @pytest.fixture
 def notification_consumer(stack, settings: Settings, unique: str) -> Iterator[EventConsumer]:
-    consumer = build_notification_consumer(settings, group_id=f"notification-test-{unique}")
+    consumer = build_consumer(settings, NOTIFICATION, group_id=f"notification-test-{unique}")
     stop = threading.Event()
     thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
     consumer._test_group = f"notification-test-{unique}"  # type: ignore[attr-defined]
@@ -151,7 +152,7 @@ def test_offset_committed_only_after_row_written(stack, settings: Settings, uniq
     envelope = _order_created(order)
     delivery = producer.publish(envelope)
     group = f"notification-crash-{unique}"
-    consumer = build_notification_consumer(settings, group_id=group)
+    consumer = build_consumer(settings, NOTIFICATION, group_id=group)
     real = consumer.handlers["order.created"]  # a transactional HandlerSpec
     calls: list[str] = []
 

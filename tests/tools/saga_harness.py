@@ -15,26 +15,18 @@ from collections.abc import Callable
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from core.db import engine_for, ensure_schema
+from cloud_factory.faults import place_failing
+from core.db import engine_for
 from core.settings import Settings
 from core.temporal import connect_client
 from core.tracing import configure_tracing
 from messaging.consumer import EventConsumer
-from messaging.wiring import producer_from
-from services.common import Emitter, TenantScope
-from services.order.api import PlacedOrder, new_order, place_order
-from services.provisioning import tables as provisioning_tables
-from services.provisioning.handler import ProvisioningHandlers
-from services.provisioning.simulator import SimulatedProvider
-from workers.consumers import (
-    SAGA_POLL_TIMEOUT_S,
-    build_billing_consumer,
-    build_bridge_consumer,
-    build_provisioning_consumer,
-    consumer_for,
-)
-from workers.notification import build_notification_consumer
+from services.common import TenantScope
+from services.order.api import PlacedOrder, new_order
+from services.provisioning.subscriptions import SUBSCRIPTIONS as PROVISIONING
+from workers.consumers import build_consumer
 from workers.outbox import build_outbox_relay
+from workers.recipes import ConsumerRecipe, consumer_recipes
 from workers.saga import build_saga_worker
 from workflows.contracts import SagaTimings
 
@@ -47,17 +39,20 @@ def fast_timings() -> SagaTimings:
     )
 
 
-def _cancels_only_provisioning(settings: Settings, group_id: str, scope: TenantScope) -> EventConsumer:
+def _cancels_only_provisioning(settings: Settings, *, group_id: str, scope: TenantScope) -> EventConsumer:
     """The real Provisioning handlers with its create path down: it hears only `order.cancelled`,
     so a saga's provisioning times out with nothing created (and nothing ever will be)."""
-    engine = engine_for(settings.dsn)
-    ensure_schema(engine, provisioning_tables.metadata)
-    handlers = ProvisioningHandlers(
-        engine, Emitter(producer_from(settings, service="provisioning"), "provisioning"), SimulatedProvider(engine)
+    return build_consumer(settings, PROVISIONING.only("order.cancelled"), group_id=group_id, scope=scope)
+
+
+def _recipes() -> dict[str, ConsumerRecipe]:
+    """The platform's consumer kinds by name, and Provisioning with its create path down."""
+    recipes: dict[str, ConsumerRecipe] = {kind.value: recipe for kind, recipe in consumer_recipes().items()}
+    provisioning = recipes["provisioning"]
+    recipes["provisioning-cancels"] = ConsumerRecipe(
+        provisioning.kind, provisioning.group_id, _cancels_only_provisioning, provisioning.on_saga_path
     )
-    return consumer_for(
-        settings, group_id=group_id, scope=scope, handlers={"order.cancelled": handlers.on_order_cancelled}
-    )
+    return recipes
 
 
 class SagaHarness:
@@ -84,40 +79,25 @@ class SagaHarness:
     def tenant(self, name: str = "a") -> str:
         return f"{self.tenant_prefix}{name}"
 
-    def _builders(self) -> dict[str, Callable[[], EventConsumer]]:
-        scope, s, tag = TenantScope(self.tenant_prefix), self.settings, self.tag
-        return {
-            "bridge": lambda: build_bridge_consumer(s, group_id=f"order-bridge-{tag}", scope=scope),
-            "provisioning": lambda: build_provisioning_consumer(
-                s, group_id=f"provisioning-{tag}", scope=scope
-            ),
-            "billing": lambda: build_billing_consumer(s, group_id=f"billing-{tag}", scope=scope),
-            "notification": lambda: build_notification_consumer(
-                s, group_id=f"notification-{tag}", scope=scope
-            ),
-            "provisioning-cancels": lambda: _cancels_only_provisioning(s, f"provisioning-{tag}", scope),
-        }
+    def _start(self, target: Callable[..., None], name: str, **kwargs: object) -> None:
+        thread = threading.Thread(target=target, args=(self._stop,), kwargs=kwargs, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     async def __aenter__(self) -> SagaHarness:
         configure_tracing("tests")
-        builders = self._builders()
-        consumers = await asyncio.gather(*(asyncio.to_thread(builders[k]) for k in self.consumer_kinds))
-        for kind, consumer in zip(self.consumer_kinds, consumers, strict=True):
-            timeout = 0.5 if kind == "notification" else SAGA_POLL_TIMEOUT_S
-            thread = threading.Thread(
-                target=consumer.run,
-                args=(self._stop,),
-                kwargs={"poll_timeout": timeout},
-                name=f"{kind}-{self.tag}",
-                daemon=True,
-            )
-            thread.start()
-            self._threads.append(thread)
-        if "notification" in self.consumer_kinds:  # its reports wait in its outbox until relayed
-            relay = await asyncio.to_thread(build_outbox_relay, self.settings, "notification")
-            thread = threading.Thread(target=relay.run, args=(self._stop,), name=f"relay-{self.tag}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        recipes = [_recipes()[kind] for kind in self.consumer_kinds]
+        scope, suffix = TenantScope(self.tenant_prefix), f"-{self.tag}"
+        consumers = await asyncio.gather(*(
+            asyncio.to_thread(recipe.consumer, self.settings, group_suffix=suffix, scope=scope)
+            for recipe in recipes
+        ))
+        for kind, recipe, consumer in zip(self.consumer_kinds, recipes, consumers, strict=True):
+            self._start(consumer.run, f"{kind}-{self.tag}", poll_timeout=recipe.poll_timeout_s)
+        for recipe in recipes:  # their reports wait in the service's outbox until relayed
+            if recipe.relay is not None:
+                relay = await asyncio.to_thread(build_outbox_relay, self.settings, recipe.relay)
+                self._start(relay.run, f"relay-{self.tag}")
         self.client = await connect_client(self.settings)
         if self.saga:
             self._worker = build_saga_worker(self.client, self.settings, task_queue=self.task_queue)
@@ -140,8 +120,9 @@ class SagaHarness:
         timings: SagaTimings | None = None,
         plan_id: str = "vm-standard-2",
     ) -> PlacedOrder:
+        """Place an order of tenant `tenant`, the simulators armed to fail it at `fail_at`."""
         assert self.client is not None
         order = new_order(self.tenant(tenant), plan_id, timings=timings or fast_timings())
-        return await place_order(
-            self.client, self.engine, order, fail_at=fail_at, pay=pay, task_queue=self.task_queue
+        return await place_failing(
+            self.client, self.engine, order, fail_at, pay=pay, task_queue=self.task_queue
         )

@@ -7,10 +7,11 @@ import uuid
 import pytest
 
 import schemas
+from cloud_factory.faults import FAIL_POINTS
 from schemas.examples import example_event
 from services.common import TenantScope, service_event_id
 from services.notification.rendering import SUBJECTS, render
-from services.order.api import FAIL_POINTS, new_order
+from services.order.api import new_order
 from workflows.contracts import OrderRequest, PublishRequest, correlation_id_for, order_workflow_id
 from workflows.plans import RESOURCE_STEPS, resources_for_plan
 
