@@ -8,8 +8,7 @@ from sqlalchemy import Table
 import schemas
 from core.db import engine_for, ensure_schema
 from core.settings import Settings
-from messaging.consumer import EventConsumer
-from messaging.handlers import HandlerSpec
+from messaging import EventConsumer, HandlerSpec
 from messaging.wiring import keyring_from
 from services.common import ALL_TENANTS, TenantScope
 from services.common.outbox_emitter import OutboxEmitter

@@ -23,7 +23,7 @@ from workers.heartbeat import Heartbeat
 from workers.options import WorkerOptions
 
 if TYPE_CHECKING:
-    from messaging.consumer import EventConsumer
+    from messaging import EventConsumer
 
 __all__ = ["CONSUMER_KINDS", "OUTBOX_KINDS", "RELAY_KINDS", "WorkerKind", "run_workers"]
 

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, text
 
 import schemas
 from core.settings import Settings
-from messaging.deadletter import DeadLetter
+from messaging.dlq.letter import DeadLetter
 from messaging.wiring import producer_from
 
 __all__ = [

@@ -19,7 +19,7 @@ from core.db import engine_for, ensure_schema
 from core.settings import Settings
 from core.temporal import connect_client
 from core.tracing import configure_tracing
-from messaging.consumer import EventConsumer
+from messaging import EventConsumer
 from messaging.wiring import producer_from
 from services.common import Emitter, TenantScope
 from services.order.api import PlacedOrder, new_order, place_order

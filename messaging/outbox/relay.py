@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, Table, exists, func, select, update
 
 from messaging.errors import PublishError
+from messaging.outbox.records import decode_headers
+from messaging.outbox.retention import purge_published
 from messaging.producer import Delivery, EventProducer
-from services.common.outbox import decode_headers
-from services.common.outbox_retention import purge_published
 
 __all__ = ["OutboxRelay", "RelayResult"]
 
