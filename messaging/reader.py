@@ -15,9 +15,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 __all__ = ["PartitionRange", "ReadTimeout", "TopicReader"]
+
+# What a partition answers while its leader is being elected (a fresh topic, a restarted broker).
+_NOT_READY = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                        KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +81,19 @@ class TopicReader:
                 raise LookupError(f"topic {topic} does not exist ({error})")
             time.sleep(0.2)
 
-    def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
-        """(low, high): the first offset still held and the next offset to be written."""
-        low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-        return int(low), int(high)
+    def watermarks(self, topic: str, partition: int, *, wait_s: float = 10.0) -> tuple[int, int]:
+        """(low, high): the first offset still held and the next offset to be written. A fresh topic's
+        partition may have no leader yet: asked again for up to `wait_s`."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                return int(low), int(high)
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.code() not in _NOT_READY or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.2)
 
     # -- ranges ---------------------------------------------------------------------------------
     def to_end(self, topic: str, *, partitions: Iterable[int] | None = None, last: int | None = None,

@@ -8,7 +8,7 @@ producers of their own. The rows are also taken `FOR UPDATE SKIP LOCKED`, and a 
 the head of the queue is let go, as a second line of defence. A relay that dies
 after the broker acknowledged but before its commit leaves the rows pending: the next relay sends
 them again with the same eventId, and consumers deduplicate. Given a retention, the worker loop
-also deletes rows published longer ago than that, every `purge_every_s` (see outbox_retention).
+also deletes rows published longer ago than that, every `purge_every_s` (see `messaging.outbox.retention`).
 """
 
 from __future__ import annotations

@@ -326,9 +326,8 @@ def _reader(mode: schemas.SigningMode, store: object = "a store"):  # noqa: ANN2
     from messaging.consumer.reading import RecordReader
 
     handlers = HandlerTable({"order.created": lambda envelope, context: None}, "unit")
-    reader = RecordReader(schemas.Keyring.parse("order/k1:secret-one,order/k2:secret-two"), mode, handlers,
-                          max_event_age_s=3600.0, with_keys=store is not None)
-    return reader
+    return RecordReader(schemas.Keyring.parse("order/k1:secret-one,order/k2:secret-two"), mode, handlers,
+                        max_event_age_s=3600.0, with_keys=store is not None)
 
 
 def _signed_record(extra: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]] = (),
