@@ -22,6 +22,7 @@ from messaging.consumer.inflight import InFlight
 from messaging.errors import LeaseHeldError, ResourceBusyError
 from messaging.handlers import HandlerContext, HandlerEntry, HandlerSpec, specs_of
 from messaging.idempotency import ClaimState, IdempotencyStore, KeyRequest
+from messaging.metrics import METRICS
 
 __all__ = ["Dispatcher", "HandlerFailed", "HandlerTable"]
 
@@ -89,6 +90,10 @@ class Dispatcher:
                 try:
                     if spec.transactional and request is not None and self.store is not None:
                         self._run_transactional(spec, request, envelope, item, attempt, consume_span)
+                        continue
+                    if key is not None and key in succeeded:  # a second copy of the record in this batch
+                        log.info("duplicate %s for handler %s in one batch: skipped", envelope.event_id, name)
+                        METRICS.add("duplicates")
                         continue
                     claim = claims.get(key) if key is not None else None
                     if claim is not None and claim.state is ClaimState.DUPLICATE:

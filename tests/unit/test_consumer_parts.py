@@ -125,3 +125,44 @@ def test_without_a_store_a_batch_claims_nothing() -> None:
     with claims.held():
         claims.settle()
     assert claims.claims == {} and claims.acquired == []
+
+
+class _Record(_Message):
+    def __init__(self, offset: int, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        super().__init__("t", 0, offset)
+        self._value, self._headers = value, headers
+
+    def value(self) -> bytes:
+        return self._value
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return list(self._headers)
+
+
+def test_two_copies_of_a_record_in_one_batch_run_its_handler_once() -> None:
+    """A record the producer wrote twice (a timed-out delivery that landed, then its spooled copy) may
+    arrive twice in one batch; both copies acquire the same key, so the second must see the first."""
+    import uuid
+
+    import schemas
+    from messaging.consumer.dispatch import Dispatcher, HandlerTable
+    from messaging.consumer.reading import RecordReader
+    from schemas.examples import example_data
+
+    envelope = schemas.new_event("order.created", example_data("order.created",
+                                                                schemas.catalog["order.created"].latest_version),
+                                 tenant_id="t", correlation_id=uuid.uuid4(), producer="order-service",
+                                 actor=schemas.Actor(id="unit", type=schemas.ActorType.SYSTEM))
+    value = schemas.encode(envelope)
+    keyring = schemas.Keyring.parse("order/k1:secret-one")
+    headers = list(keyring.as_signer("order").sign(value))
+    runs: list[int] = []
+    table = HandlerTable({"order.created": lambda env, context: runs.append(context.offset)}, "unit")
+    reader = RecordReader(keyring, schemas.SigningMode.PRODUCTION, table)
+    items = [reader.read(_Record(offset, value, headers)) for offset in (3, 4)]  # type: ignore[arg-type]
+    store = _Store()
+    claims = BatchClaims.claim(store, items)  # type: ignore[arg-type]
+    dispatcher = Dispatcher(store, "unit")  # type: ignore[arg-type]
+    for item in items:
+        dispatcher.handle(item, claims, attempt=1)
+    assert runs == [3] and list(claims.succeeded) == [items[0].requests[0].key]
