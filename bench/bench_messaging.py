@@ -27,12 +27,12 @@ import schemas
 from core.db import engine_for
 from core.settings import get_settings
 from core.tracing import configure_tracing
-from messaging.consumer import EventConsumer
-from messaging.gctune import tune_gc_for_throughput
+from messaging import EventConsumer
+from messaging.consumer.gctune import tune_gc_for_throughput
+from messaging.fallback.replay import SpoolReplayer
+from messaging.fallback.spool import FallbackSpool, SpooledRecord
 from messaging.idempotency import IdempotencyStore
 from messaging.producer import EventProducer, record_headers
-from messaging.replay import SpoolReplayer
-from messaging.spool import FallbackSpool, SpooledRecord
 from messaging.wiring import ensure_catalog_topics, keyring_from, signing_mode_from
 
 PRODUCER_CONFIG = {"enable.idempotence": True, "acks": "all", "partitioner": "murmur2_random", "linger.ms": 5,

@@ -20,7 +20,7 @@ import logging
 
 import schemas
 from bridges.signaller import QueryUnavailable, WorkflowNotFound, WorkflowSignaller
-from messaging.consumer import HandlerContext
+from messaging import HandlerContext
 from messaging.errors import InconsistencyError, NotFoundError
 from workflows.contracts import AskBook, InboundEvent, correlation_id_for, order_workflow_id
 

@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import select
 
 import schemas
@@ -24,6 +23,7 @@ from cloud_factory.faults import place_failing
 from core.db import engine_for
 from core.settings import Settings
 from core.tracing import configure_tracing
+from messaging import TopicReader
 from messaging.metrics import METRICS
 from messaging.wiring import ensure_catalog_topics, producer_from
 from services.common import TenantScope
@@ -215,23 +215,14 @@ def read_record(
     settings: Settings, published: PublishedEvent
 ) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """The exact record an activity produced: (key, value, headers)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"demo-reader-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        consumer.assign([TopicPartition(published.topic, published.partition, published.offset)])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            msg = consumer.poll(1.0)
-            if msg is not None and not msg.error() and msg.offset() == published.offset:
-                return msg.key(), msg.value(), list(msg.headers() or [])
-        raise TimeoutError(f"record {published.topic}[{published.partition}]@{published.offset} not readable")
-    finally:
-        consumer.close()
+    with TopicReader(settings.bootstrap_servers, group_prefix="demo-reader") as reader:
+        try:
+            msg = reader.read_one(published.topic, published.partition, published.offset, timeout_s=30)
+        except (LookupError, TimeoutError) as exc:
+            raise TimeoutError(
+                f"record {published.topic}[{published.partition}]@{published.offset} not readable"
+            ) from exc
+    return msg.key(), msg.value(), list(msg.headers() or [])
 
 
 def wait_for_notifications(settings: Settings, event_id: str, *, timeout: float = 60) -> int:

@@ -27,9 +27,9 @@ import schemas
 from core.logs import bind_event_ids
 from core.tracing import child_traceparent, fast_inject, recording, scope
 from messaging.errors import BrokerUnavailableError, PublishError
+from messaging.fallback.replay import ReplayReport, SpoolReplayer
+from messaging.fallback.spool import FallbackSpool, SpooledRecord
 from messaging.metrics import METRICS
-from messaging.replay import ReplayReport, SpoolReplayer
-from messaging.spool import FallbackSpool, SpooledRecord
 from messaging.topics import TopicGuard
 
 __all__ = ["Delivery", "DeliveryCallback", "EventProducer", "PublishError", "record_headers"]

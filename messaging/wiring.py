@@ -1,8 +1,10 @@
 """Builds the messaging objects of a process from `Settings`, so every worker wires them alike.
 
-`consumer_from` is the one way services build consumers: topics of the handled event types (and
-their DLQ topics) are created when missing, the DLQ producer has the file fallback, idempotency
-keys, the values of DLQ references and parked records live in the settings' PostgreSQL.
+This is the composition helper the roots (`workers/`, the CLI, the tests) call; it is the only part
+of `messaging` that reads settings — the runtime itself is handed its stores. `consumer_from` is the
+one way services build consumers: topics of the handled event types (and their DLQ topics) are
+created when missing, the DLQ producer has the file fallback, idempotency keys, the values of DLQ
+references and parked records live in the settings' PostgreSQL.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import schemas
 from core.db import engine_for
 from core.settings import Settings
 from messaging.consumer import EventConsumer
-from messaging.dlq_route import DeadLetterRoute
+from messaging.dlq.route import DeadLetterRoute
+from messaging.fallback.spool import FallbackSpool
 from messaging.handlers import HandlerEntry
 from messaging.idempotency import IdempotencyStore
 from messaging.producer import EventProducer
 from messaging.retry import PolicyLookup, RetryPolicy
 from messaging.signing_keys import load_keyring
-from messaging.spool import FallbackSpool
 from messaging.topics import ensure_topics
 
 __all__ = [
@@ -70,7 +72,11 @@ def producer_from(settings: Settings, *, service: schemas.Service | str | None =
                          partitions=settings.kafka_partitions, replay_in_background=replay_in_background)
 
 
-def idempotency_from(settings: Settings) -> IdempotencyStore:
+def idempotency_from(settings: Settings, *, lease_s: float | None = None) -> IdempotencyStore:
+    """The idempotency keys in the settings' PostgreSQL; `lease_s` (default `DEFAULT_LEASE_S`) is how
+    long an in-progress key blocks another consumer after its holder stopped renewing it."""
+    if lease_s:
+        return IdempotencyStore(engine_for(settings.dsn), lease=lease_s)
     return IdempotencyStore(engine_for(settings.dsn))
 
 
@@ -81,7 +87,8 @@ def consumer_from(settings: Settings, *, group_id: str, handlers: Mapping[str, H
                   create_topics: bool = True, extra_config: dict[str, object] | None = None,
                   accept: Callable[[schemas.Envelope], bool] | None = None) -> EventConsumer:
     """A consumer in `group_id` for the event types in `handlers` (topics derived from the catalog);
-    `accept` filters the records it serves (see `EventConsumer`)."""
+    `accept` filters the records it serves (see `EventConsumer`). `idempotency`: a store to use, True
+    for one in the settings' database (`idempotency_from`), False for none."""
     event_types = list(handlers)
     topic_list = (list(topics) if topics is not None
                   else [schemas.topic_for(t, env=settings.env) for t in event_types])

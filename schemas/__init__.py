@@ -37,9 +37,13 @@ from schemas._internal.ids import stable_event_id
 from schemas._internal.keys import Algorithm, generate_entry, public_entry
 from schemas._internal.records import OutboundRecord, RecordIO
 from schemas._internal.routing import (
+    DLQ_SUFFIX,
     TopicName,
     all_topics,
     dlq_topic_for,
+    dlq_topic_of,
+    dlq_topics_pattern,
+    is_dlq_topic,
     message_key,
     parse_topic,
     subscription_topics,
@@ -60,6 +64,7 @@ from schemas.definitions import catalog
 from schemas.payloads._base import Money, Payload
 
 __all__ = [
+    "DLQ_SUFFIX",
     "KEY_ID_HEADER",
     "SIGNATURE_HEADER",
     "SIGNED_AT_HEADER",
@@ -93,9 +98,12 @@ __all__ = [
     "decode",
     "derive_event",
     "dlq_topic_for",
+    "dlq_topic_of",
+    "dlq_topics_pattern",
     "encode",
     "enforce_signature",
     "generate_entry",
+    "is_dlq_topic",
     "message_key",
     "new_event",
     "parse_topic",

@@ -12,10 +12,8 @@ from collections.abc import Mapping
 
 from core.db import engine_for, ensure_schema
 from core.settings import Settings
-from messaging.consumer import EventConsumer, Handler
-from messaging.handlers import HandlerSpec
-from messaging.idempotency import IdempotencyStore
-from messaging.wiring import consumer_from, keyring_from, producer_from
+from messaging import EventConsumer, Handler, HandlerSpec, consumer_from, idempotency_from, producer_from
+from messaging.wiring import keyring_from
 from schemas import Service
 from services.common import ALL_TENANTS, Emitter, TenantScope
 from services.common.outbox_emitter import OutboxEmitter
@@ -38,14 +36,13 @@ def consumer_for(
     The runtime verifies, decodes, upcasts and deduplicates (idempotency keys per group) before a
     handler runs; the handlers are idempotent in their own tables as well.
     """
-    idempotency = IdempotencyStore(engine_for(settings.dsn), lease=lease_s) if lease_s else True
     return consumer_from(
         settings,
         group_id=group_id,
         handlers=handlers,
         accept=scope.record_filter,
         extra_config=extra_config,
-        idempotency=idempotency,
+        idempotency=idempotency_from(settings, lease_s=lease_s),
     )
 
 

@@ -1,7 +1,7 @@
 """Worker heartbeats: one small JSON file per running worker process, refreshed every few seconds.
 
 Each beat says whether every worker thread is alive and carries its consumers' health: how many
-records they parked and which partitions are stuck on one offset (`messaging.health`).
+records they parked and which partitions are stuck on one offset (`messaging.consumer.health`).
 `cloud-factory stack status` reads them (`read_heartbeats`): a file whose process is gone or whose
 beat is older than `STALE_AFTER_S` is reported as not healthy.
 """
@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from messaging.health import ConsumerHealth, StuckPartition
+from messaging.consumer import ConsumerHealth, StuckPartition
 
 __all__ = ["STALE_AFTER_S", "Heartbeat", "WorkerBeat", "read_heartbeats"]
 

@@ -14,8 +14,8 @@ import threading
 import schemas
 from core.db import engine_for, ensure_schema
 from core.settings import Settings
+from messaging.outbox import OutboxRelay
 from messaging.wiring import ensure_catalog_topics, producer_from
-from services.common.outbox_relay import OutboxRelay
 from services.common.outbox_services import OUTBOX_SERVICES, service_tables
 
 __all__ = ["OUTBOX_SERVICES", "build_outbox_relay", "run_outbox_relay"]

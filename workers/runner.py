@@ -23,7 +23,7 @@ from workers.kinds import CONSUMER_KINDS, OUTBOX_KINDS, WorkerKind
 from workers.options import WorkerOptions
 
 if TYPE_CHECKING:
-    from messaging.consumer import EventConsumer
+    from messaging import EventConsumer
     from workers.recipes import ConsumerRecipe
 
 __all__ = ["WorkerKind", "run_workers"]

@@ -44,7 +44,7 @@ class OutboxCommandRunner(Generic[C]):
         except (ValueError, LookupError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
-        from services.common.outbox_delivery import deliver, explain
+        from messaging.outbox.delivery import deliver, explain
 
         report = deliver(settings, commands.engine, commands.emit, wait=wait)
         message = explain(report, self.service, wait=wait)

@@ -26,11 +26,10 @@ from sqlalchemy import exc as sa
 import schemas
 from core.db import engine_for
 from core.settings import get_settings
-from messaging.deadletter import DLQ_SUFFIX
-from messaging.dlq_admin import DlqEntry, discard, list_dlq, read_entry, redrive
-from messaging.dlq_store import DlqPosition, DlqStore
+from messaging.dlq.admin import DlqEntry, discard, list_dlq, read_entry, redrive
+from messaging.dlq.parking import ParkedRecord, ParkingLot, discard_parked, redrive_parked
+from messaging.dlq.store import DlqPosition, DlqStore
 from messaging.errors import PermissionDeniedError, PublishError
-from messaging.parking import ParkedRecord, ParkingLot, discard_parked, redrive_parked
 from messaging.signing_keys import SigningKeysError
 
 app = typer.Typer(no_args_is_help=True)
@@ -78,7 +77,7 @@ def _position(text: str) -> DlqPosition:
 
 
 def _is_dlq(position: DlqPosition) -> bool:
-    return position.topic.endswith(DLQ_SUFFIX)
+    return schemas.is_dlq_topic(position.topic)
 
 
 def _entry(position: DlqPosition) -> DlqEntry:
@@ -296,14 +295,14 @@ def run(group_id: str = typer.Option("dlq-processor", help="Consumer group of th
     import signal
 
     from core.logs import configure_logging
-    from messaging.dlq import DlqProcessor, dlq_pattern
+    from messaging.dlq.processor import DlqProcessor
     from messaging.wiring import producer_from
 
     configure_logging()
     settings = get_settings()
     with _one_line_errors():
         processor = DlqProcessor(settings.bootstrap_servers, producer=producer_from(settings), store=_store(),
-                                 topics=[dlq_pattern(settings.env)], group_id=group_id,
+                                 topics=[schemas.dlq_topics_pattern(settings.env)], group_id=group_id,
                                  alert_threshold=alert_threshold)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -33,7 +33,7 @@ def purge(
 ) -> None:
     """Delete rows published longer ago than the retention; pending rows always stay."""
     from core.db import engine_for, ensure_schema
-    from services.common.outbox_retention import purge_published
+    from messaging.outbox import purge_published
     from services.common.outbox_services import OUTBOX_SERVICES, service_tables
 
     settings = get_settings()

@@ -16,10 +16,14 @@ from schemas._internal.services import Service
 from schemas.definitions import catalog
 
 __all__ = [
+    "DLQ_SUFFIX",
     "TOPIC_PREFIX",
     "TopicName",
     "all_topics",
     "dlq_topic_for",
+    "dlq_topic_of",
+    "dlq_topics_pattern",
+    "is_dlq_topic",
     "message_key",
     "parse_topic",
     "subscription_topics",
@@ -54,7 +58,23 @@ def topic_for(event_type: str, env: str = "dev", major: int = 1) -> str:
 
 def dlq_topic_for(event_type: str, env: str = "dev", major: int = 1) -> str:
     """The dead-letter topic of `topic_for(...)`: same name plus ``.dlq``."""
-    return topic_for(event_type, env, major) + DLQ_SUFFIX
+    return dlq_topic_of(topic_for(event_type, env, major))
+
+
+def dlq_topic_of(topic: str) -> str:
+    """The dead-letter topic of any topic name (a DLQ topic is its own: dead letters do not nest)."""
+    return topic if topic.endswith(DLQ_SUFFIX) else topic + DLQ_SUFFIX
+
+
+def is_dlq_topic(topic: str, env: str | None = None) -> bool:
+    """Whether `topic` is a dead-letter topic (of environment `env`, when given)."""
+    prefix = f"{TOPIC_PREFIX}.{env}." if env is not None else ""
+    return topic.endswith(DLQ_SUFFIX) and topic.startswith(prefix)
+
+
+def dlq_topics_pattern(env: str) -> str:
+    """A subscription regex matching every DLQ topic of `env` (`is_dlq_topic(topic, env)`)."""
+    return f"^{TOPIC_PREFIX}\\.{re.escape(env)}\\..*{re.escape(DLQ_SUFFIX)}$"
 
 
 def parse_topic(topic: str) -> TopicName:

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 import schemas
-from messaging.consumer import HandlerContext
+from messaging import HandlerContext
 from messaging.errors import InconsistencyError
 from services.billing.gateway import GatewayDeclined, SimulatedGateway
 from services.billing.tables import invoices, ledger, payments, refunds

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, Table
 
 import schemas
+from messaging.outbox import enqueue, record_for
 from services.common.emitter import derived_event, service_event_id
-from services.common.outbox import enqueue, record_for
 
 __all__ = ["OutboxEmitter"]
 

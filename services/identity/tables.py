@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Column, DateTime, MetaData, String, Table, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from services.common.outbox import outbox_table
+from messaging.outbox import outbox_table
 
 __all__ = ["outbox", "api_keys", "metadata", "users"]
 
@@ -39,5 +39,5 @@ api_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
-# Events waiting for Kafka, written with the rows they announce (see services/common/outbox.py).
+# Events waiting for Kafka, written with the rows they announce (see messaging/outbox/records.py).
 outbox = outbox_table(metadata)

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 import schemas
-from messaging.consumer import HandlerContext
+from messaging import HandlerContext
 from services.common.outbox_emitter import OutboxEmitter
 from services.common.tenancy import require_tenant
 from services.notification.delivery import SimulatedMailRelay

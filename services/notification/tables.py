@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import UUID
 
-from services.common.outbox import outbox_table
+from messaging.outbox import outbox_table
 
 __all__ = ["bounces", "mail_log", "metadata", "notifications", "outbox"]
 
@@ -73,5 +73,5 @@ mail_log = Table(
 
 
 # `notification.sent` / `notification.failed` waiting for Kafka, written in the same transaction as
-# the messages they report (see services/common/outbox.py); the notification worker relays them.
+# the messages they report (see messaging/outbox/records.py); the notification worker relays them.
 outbox = outbox_table(metadata)

@@ -7,15 +7,14 @@ verifies each record's signature.
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Message
 
 import schemas
 from core.settings import Settings
+from messaging import ReadTimeout, TopicReader
 from messaging.wiring import keyring_from
 
 __all__ = ["FlowRecord", "read_dlq", "read_flow"]
@@ -31,46 +30,15 @@ class FlowRecord:
 
 
 def _scan(settings: Settings, topics: list[str], since_ms: int) -> Iterator[Message]:
-    """Every record of `topics` from `since_ms` up to each partition's end, all partitions at once."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"flow-reader-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        metadata = consumer.list_topics(timeout=10)
-        wanted = [
-            TopicPartition(t, p, since_ms)
-            for t in topics
-            if t in metadata.topics
-            for p in metadata.topics[t].partitions
-        ]
-        assignment, ends = [], {}
-        for tp in consumer.offsets_for_times(wanted, timeout=10) if wanted else []:
-            if tp.offset < 0:
-                continue
-            _, high = consumer.get_watermark_offsets(tp, timeout=10)
-            if high > tp.offset:
-                assignment.append(tp)
-                ends[(tp.topic, tp.partition)] = high - 1
-        if not assignment:
+    """Every record of `topics` from `since_ms` up to each partition's end, all partitions at once
+    (what arrived within 30 s when the broker is slow)."""
+    with TopicReader(settings.bootstrap_servers, group_prefix="flow-reader") as reader:
+        known = set(reader.topic_names())
+        ranges = [r for topic in topics if topic in known for r in reader.to_end(topic, since_ms=since_ms)]
+        try:
+            yield from reader.read(ranges, timeout_s=30)
+        except ReadTimeout:
             return
-        consumer.assign(assignment)
-        deadline = time.monotonic() + 30
-        while ends and time.monotonic() < deadline:
-            msg = consumer.poll(1.0)
-            if msg is None or msg.error():
-                continue
-            key = (msg.topic(), msg.partition())
-            if key not in ends:
-                continue
-            yield msg
-            if msg.offset() >= ends[key]:
-                del ends[key]
-    finally:
-        consumer.close()
 
 
 def read_flow(

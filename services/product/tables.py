@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, Column, DateTime, MetaData, String, Table, Text, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from services.common.outbox import outbox_table
+from messaging.outbox import outbox_table
 
 __all__ = ["outbox", "metadata", "plans", "products"]
 
@@ -39,5 +39,5 @@ plans = Table(
     Column("last_event_id", String(36)),
 )
 
-# Events waiting for Kafka, written with the rows they announce (see services/common/outbox.py).
+# Events waiting for Kafka, written with the rows they announce (see messaging/outbox/records.py).
 outbox = outbox_table(metadata)

@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, func, or_, select, tex
 from sqlalchemy.dialects.postgresql import insert
 
 import schemas
-from messaging.consumer import HandlerContext
+from messaging import HandlerContext
 from schemas.payloads.order import OrderCancelledV1
 from services.common.emitter import Emitter
 from services.common.tenancy import require_tenant

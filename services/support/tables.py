@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, func
 from sqlalchemy.dialects.postgresql import UUID
 
-from services.common.outbox import outbox_table
+from messaging.outbox import outbox_table
 
 __all__ = ["outbox", "metadata", "replies", "tickets"]
 
@@ -40,5 +40,5 @@ replies = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
-# Events waiting for Kafka, written with the rows they announce (see services/common/outbox.py).
+# Events waiting for Kafka, written with the rows they announce (see messaging/outbox/records.py).
 outbox = outbox_table(metadata)

@@ -14,7 +14,8 @@ from sqlalchemy import Engine, text
 
 import schemas
 from core.settings import Settings
-from messaging.deadletter import DeadLetter
+from messaging import TopicReader
+from messaging.dlq.letter import DeadLetter
 from messaging.wiring import producer_from
 
 __all__ = [
@@ -75,30 +76,13 @@ def publish(settings: Settings, envelope: schemas.Envelope) -> Captured:
 
 
 def capture(settings: Settings, topic: str, partition: int, offset: int) -> Captured:
-    reader = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"eavesdrop-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-        }
-    )
-    reader.assign([TopicPartition(topic, partition, offset)])
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            msg = reader.poll(0.5)
-            if msg is not None and msg.error() is None and msg.offset() == offset:
-                return Captured(
-                    topic,
-                    partition,
-                    offset,
-                    msg.key(),
-                    msg.value(),
-                    [(k, v or b"") for k, v in msg.headers() or []],
-                )
-        raise AssertionError(f"no record at {topic}/{partition}/{offset}")
-    finally:
-        reader.close()
+    with TopicReader(settings.bootstrap_servers, group_prefix="eavesdrop") as reader:
+        try:
+            msg = reader.read_one(topic, partition, offset, timeout_s=30)
+        except (LookupError, TimeoutError):
+            raise AssertionError(f"no record at {topic}/{partition}/{offset}") from None
+    return Captured(topic, partition, offset, msg.key(), msg.value(),
+                    [(k, v or b"") for k, v in msg.headers() or []])
 
 
 def resend(settings: Settings, record: Captured) -> Captured:
@@ -190,27 +174,12 @@ def dead_letter_of(settings: Settings, record: Captured) -> DeadLetter:
 
 def _raw_records(settings: Settings, topic: str) -> list:
     """Every record of `topic` up to the ends its partitions have now (a missing topic has none)."""
-    reader = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
-        wanted = {p: high for p, (low, high) in ends.items() if high > low}
-        reader.assign([TopicPartition(topic, p, ends[p][0]) for p in wanted])
-        found: list = []
-        deadline = time.monotonic() + 30
-        while wanted and time.monotonic() < deadline:
-            for msg in reader.consume(500, 0.5):
-                if msg.error() is None:
-                    found.append(msg)
-                    if msg.offset() + 1 >= wanted.get(msg.partition(), 0):
-                        wanted.pop(msg.partition(), None)
-        assert not wanted, f"could not read {topic} to its end"
-        return found
-    finally:
-        reader.close()
+    with TopicReader(settings.bootstrap_servers) as reader:
+        try:
+            ranges = reader.to_end(topic)
+        except LookupError:
+            return []
+        try:
+            return list(reader.read(ranges, timeout_s=30))
+        except TimeoutError:
+            raise AssertionError(f"could not read {topic} to its end") from None

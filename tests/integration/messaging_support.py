@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 import schemas
 from core.settings import Settings
-from messaging.consumer import EventConsumer
+from messaging import EventConsumer, ReadTimeout, TopicReader
 from messaging.wiring import ensure_catalog_topics
 
 __all__ = ["assert_topic_exists", "event", "isolated", "read_all_now", "read_topic", "running", "wait_until"]
@@ -49,28 +49,20 @@ def ensure(settings: Settings, *event_types: str) -> None:
     ensure_catalog_topics(settings, list(event_types))
 
 
-def _partitions(reader: Consumer, topic: str, *, timeout: float = 10.0) -> list[int]:
+def _partitions(reader: TopicReader, topic: str, *, timeout: float = 10.0) -> list[int]:
     """The partitions of `topic`; AssertionError naming the topic when the broker does not know it (a
     fresh topic's metadata may lag its creation briefly, so ask again until `timeout`)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        metadata = reader.list_topics(topic, timeout=10).topics.get(topic)
-        if metadata is not None and metadata.error is None and metadata.partitions:
-            return sorted(metadata.partitions)
-        error = metadata.error if metadata is not None else "absent from the metadata"
-        assert time.monotonic() < deadline, f"topic {topic} does not exist ({error})"
-        time.sleep(0.2)
+    try:
+        return reader.partitions(topic, wait_s=timeout)
+    except LookupError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def assert_topic_exists(settings: Settings, topic: str) -> None:
     """Fails naming `topic` unless the broker has it: check it before asserting that something is not
     on it (a topic that does not exist holds nothing, which proves nothing)."""
-    probe = Consumer({"bootstrap.servers": settings.bootstrap_servers,
-                      "group.id": f"probe-{uuid.uuid4().hex}", "enable.auto.commit": False})
-    try:
-        _partitions(probe, topic)
-    finally:
-        probe.close()
+    with TopicReader(settings.bootstrap_servers, group_prefix="probe") as reader:
+        _partitions(reader, topic)
 
 
 def read_topic(settings: Settings, topic: str, *, expect: int, timeout: float = 30.0) -> list:
@@ -78,23 +70,21 @@ def read_topic(settings: Settings, topic: str, *, expect: int, timeout: float = 
 
     The topic must exist: a missing one fails loudly (AssertionError naming it) instead of reading as
     empty, so `read_topic(...) == []` means "the topic is there and holds nothing"."""
-    reader = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"reader-{uuid.uuid4().hex}",
-                       "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    try:
-        partitions = _partitions(reader, topic)
-    except BaseException:
-        reader.close()
-        raise
-    reader.assign([TopicPartition(topic, p, 0) for p in partitions])
     found: list = []
     deadline = time.monotonic() + timeout
-    try:
+    with TopicReader(settings.bootstrap_servers) as reader:
+        partitions = _partitions(reader, topic)
+        read_up_to: dict[int, int] = {}  # partition -> last offset already read
         while len(found) < expect and time.monotonic() < deadline:
-            for msg in reader.consume(500, 0.5):
-                if msg.error() is None:
-                    found.append(msg)
-    finally:
-        reader.close()
+            ranges = reader.to_end(topic, partitions=partitions, after=read_up_to)
+            if not ranges:
+                time.sleep(0.1)  # nothing new yet
+                continue
+            try:
+                found += reader.read(ranges, timeout_s=max(0.0, deadline - time.monotonic()))
+            except ReadTimeout:
+                break
+            read_up_to.update((r.partition, r.end - 1) for r in ranges)
     return found
 
 
@@ -105,32 +95,12 @@ def read_all_now(settings: Settings, topic: str, *, timeout: float = 30.0) -> li
     For a check that something is *not* there, first publish a sentinel with the record under test's
     key (its partition, after it) and wait until the consumer handled the sentinel: whatever the
     record under test caused is then already on the topic, or never will be."""
-    reader = Consumer({"bootstrap.servers": settings.bootstrap_servers,
-                       "group.id": f"reader-{uuid.uuid4().hex}", "enable.auto.commit": False})
-    found: list = []
-    try:
-        ends: dict[int, int] = {}
-        starts = []
-        for p in _partitions(reader, topic):
-            low, high = reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                ends[p] = high - 1
-                starts.append(TopicPartition(topic, p, low))
-        if not starts:
-            return found
-        reader.assign(starts)
-        deadline = time.monotonic() + timeout
-        while ends:
-            assert time.monotonic() < deadline, f"timed out reading {topic} to its end (left: {ends})"
-            for msg in reader.consume(500, 0.5):
-                if msg.error() is not None or msg.partition() not in ends:
-                    continue
-                found.append(msg)
-                if msg.offset() >= ends[msg.partition()]:
-                    del ends[msg.partition()]
-    finally:
-        reader.close()
-    return found
+    with TopicReader(settings.bootstrap_servers) as reader:
+        ranges = reader.to_end(topic, partitions=_partitions(reader, topic))
+        try:
+            return list(reader.read(ranges, timeout_s=timeout))
+        except ReadTimeout as exc:
+            raise AssertionError(f"timed out reading {topic} to its end (left: {exc.left})") from None
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float = 30.0, what: str = "condition") -> None:

@@ -13,8 +13,8 @@ import pytest
 
 import schemas
 from core.settings import Settings
+from messaging.fallback.spool import FallbackSpool, SpooledRecord
 from messaging.producer import record_headers
-from messaging.spool import FallbackSpool, SpooledRecord
 from messaging.wiring import keyring_from
 from tests.integration.messaging_support import event, isolated, read_topic
 from tests.tools.worker_process import CLI

@@ -14,7 +14,7 @@ import pytest
 
 import schemas
 from core.settings import Settings
-from messaging.consumer import HandlerContext
+from messaging import HandlerContext
 from messaging.wiring import consumer_from, producer_from
 from tests.integration.messaging_support import caught_up, ensure, event, isolated, running, wait_until
 

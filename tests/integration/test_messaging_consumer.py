@@ -11,8 +11,8 @@ import pytest
 
 import schemas
 from core.settings import Settings
-from messaging.consumer import HandlerContext
-from messaging.deadletter import DeadLetter
+from messaging import HandlerContext
+from messaging.dlq.letter import DeadLetter
 from messaging.errors import (
     InconsistencyError,
     NotFoundError,

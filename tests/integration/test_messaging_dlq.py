@@ -15,10 +15,11 @@ import schemas
 from cloud_factory.cli import app
 from core.db import engine_for
 from core.settings import Settings, get_settings
-from messaging.consumer import HandlerContext
-from messaging.deadletter import DeadLetter
-from messaging.dlq import DlqProcessor, Outcome, dlq_pattern
-from messaging.dlq_store import DlqStore
+from messaging import HandlerContext
+from messaging.dlq.letter import DeadLetter
+from messaging.dlq.outcomes import Outcome
+from messaging.dlq.processor import DlqProcessor
+from messaging.dlq.store import DlqStore
 from messaging.errors import ErrorClass, NotFoundError, TransientError
 from messaging.retry import RetryPolicy
 from messaging.tables import dlq_alerts, dlq_incidents, dlq_records
@@ -52,7 +53,7 @@ def _letter(s: Settings, error_class: ErrorClass, *, dlq_retries: int = 0) -> De
 
 def _processor(s: Settings, unique: str, **kwargs: object) -> DlqProcessor:
     return DlqProcessor(s.bootstrap_servers, producer=producer_from(s, service="order", fallback=False),
-                        store=DlqStore(engine_for(s.dsn)), topics=[dlq_pattern(s.env)],
+                        store=DlqStore(engine_for(s.dsn)), topics=[schemas.dlq_topics_pattern(s.env)],
                         group_id=f"dlqp-{unique}", policy=lambda _t: ONE_RETRY, **kwargs)  # type: ignore[arg-type]
 
 

@@ -16,9 +16,9 @@ import pytest
 import schemas
 from cloud_factory.stack.kafka import KafkaComponent
 from core.settings import Settings
-from messaging.consumer import HandlerContext
+from messaging import HandlerContext
+from messaging.fallback.spool import FallbackSpool
 from messaging.producer import EventProducer
-from messaging.spool import FallbackSpool
 from messaging.wiring import consumer_from, keyring_from
 from tests.integration.messaging_support import ensure, event, running, wait_until
 from tests.integration.private_broker import start_broker

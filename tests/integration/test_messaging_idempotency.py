@@ -12,7 +12,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, t
 import schemas
 from core.db import engine_for, ensure_schema
 from core.settings import Settings
-from messaging.consumer import HandlerContext, HandlerSpec
+from messaging import HandlerContext, HandlerSpec
 from messaging.idempotency import ClaimState, IdempotencyStore, KeyRequest, idempotency_key
 from messaging.metrics import METRICS
 from messaging.retry import RetryPolicy

@@ -8,7 +8,7 @@ import pytest
 
 import schemas
 from core.settings import Settings
-from messaging.deadletter import DeadLetter
+from messaging.dlq.letter import DeadLetter
 from messaging.wiring import consumer_from, producer_from
 from tests.integration.messaging_support import (
     ensure,
@@ -89,8 +89,8 @@ def test_a_record_signed_long_ago_is_refused_until_an_operator_redrives_it(stack
     import time
 
     from core.db import engine_for
-    from messaging.dlq_admin import read_entry, redrive
-    from messaging.dlq_store import DlqPosition, DlqStore
+    from messaging.dlq.admin import read_entry, redrive
+    from messaging.dlq.store import DlqPosition, DlqStore
     from messaging.wiring import keyring_from
 
     s = isolated(settings, unique)

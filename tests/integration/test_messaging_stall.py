@@ -24,7 +24,7 @@ import schemas
 from cloud_factory.cli import app
 from cloud_factory.stack.workers import worker_health
 from core.settings import Settings, get_settings
-from messaging.consumer import HandlerContext
+from messaging import HandlerContext
 from messaging.errors import NotFoundError, TransientError
 from messaging.producer import record_headers
 from messaging.retry import RetryPolicy

@@ -20,11 +20,11 @@ from sqlalchemy import select
 
 from core.db import engine_for
 from core.settings import Settings
+from messaging.outbox import OutboxRelay
 from messaging.wiring import keyring_from, producer_from
 from services.common.commands import build_commands, flow_id
 from services.common.emitter import service_event_id
 from services.common.outbox_emitter import OutboxEmitter
-from services.common.outbox_relay import OutboxRelay
 from services.identity.commands import IdentityCommands
 from services.identity.tables import metadata, outbox, users
 from services.order.flow import read_flow

@@ -24,14 +24,13 @@ from sqlalchemy import Engine, MetaData, Table, func, select, text
 import schemas
 from core.db import engine_for, ensure_schema
 from core.settings import Settings, get_settings
-from messaging.consumer import HandlerContext
+from messaging import HandlerContext
 from messaging.idempotency import idempotency_key
+from messaging.outbox import OutboxRelay, outbox_table
 from messaging.tables import idempotency_keys
 from messaging.wiring import ensure_catalog_topics, keyring_from, producer_from
 from services.common.emitter import service_event_id
-from services.common.outbox import outbox_table
 from services.common.outbox_emitter import OutboxEmitter
-from services.common.outbox_relay import OutboxRelay
 from services.notification.delivery import DeliveryOutcome
 from services.notification.handler import NotificationHandler
 from services.notification.rendering import CHANNELS, Message

@@ -17,9 +17,8 @@ from sqlalchemy import Engine, MetaData, Table, select, text
 
 from core.db import engine_for, ensure_schema
 from core.settings import Settings
+from messaging.outbox import OutboxRecord, OutboxRelay, enqueue, outbox_table
 from messaging.wiring import producer_from
-from services.common.outbox import OutboxRecord, enqueue, outbox_table
-from services.common.outbox_relay import OutboxRelay
 from tests.integration.messaging_support import read_topic
 
 pytestmark = pytest.mark.stack

@@ -22,10 +22,8 @@ from sqlalchemy import Engine, MetaData, Table, select, text
 
 from core.db import engine_for, ensure_schema
 from core.settings import Settings
+from messaging.outbox import OutboxRecord, OutboxRelay, enqueue, outbox_table, purge_published
 from messaging.wiring import producer_from
-from services.common.outbox import OutboxRecord, enqueue, outbox_table
-from services.common.outbox_relay import OutboxRelay
-from services.common.outbox_retention import purge_published
 from services.identity.tables import metadata as identity_metadata
 from services.identity.tables import outbox as identity_outbox
 from tests.tools.worker_process import CLI

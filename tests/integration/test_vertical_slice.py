@@ -24,7 +24,7 @@ from core.db import engine_for
 from core.settings import Settings
 from core.temporal import connect_client
 from core.tracing import configure_tracing
-from messaging.consumer import EventConsumer, HandlerContext
+from messaging import EventConsumer, HandlerContext
 from messaging.wiring import producer_from
 from services.notification.subscriptions import SUBSCRIPTIONS as NOTIFICATION
 from services.notification.tables import notifications

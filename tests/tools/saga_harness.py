@@ -20,7 +20,7 @@ from core.db import engine_for
 from core.settings import Settings
 from core.temporal import connect_client
 from core.tracing import configure_tracing
-from messaging.consumer import EventConsumer
+from messaging import EventConsumer
 from services.common import TenantScope
 from services.order.api import PlacedOrder, new_order
 from services.provisioning.subscriptions import SUBSCRIPTIONS as PROVISIONING

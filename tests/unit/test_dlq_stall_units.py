@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from cloud_factory.stack.workers import worker_health
-from messaging.deadletter import MAX_DLQ_RECORD_BYTES, REFERENCE_HEAD_BYTES, DeadLetter
-from messaging.dlq import Outcome, decide
-from messaging.dlq_store import DlqPosition
+from messaging.consumer import ConsumerHealth, StuckPartition
+from messaging.dlq.letter import MAX_DLQ_RECORD_BYTES, REFERENCE_HEAD_BYTES, DeadLetter
+from messaging.dlq.outcomes import Outcome, decide
+from messaging.dlq.store import DlqPosition
 from messaging.errors import ErrorClass
-from messaging.health import ConsumerHealth, StuckPartition
 from workers.heartbeat import Heartbeat, read_heartbeats
 
 
@@ -89,8 +89,8 @@ def test_a_record_whose_headers_alone_are_too_big_is_not_sent_even_as_a_referenc
     the window) instead of publishing what the broker cannot take."""
     import pytest
 
-    from messaging.deadletter import DeadLetter
-    from messaging.dlq_route import DeadLetterRoute
+    from messaging.dlq.letter import DeadLetter
+    from messaging.dlq.route import DeadLetterRoute
     from messaging.errors import ErrorClass, PublishError
 
     class _NoBroker:

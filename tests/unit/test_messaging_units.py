@@ -19,8 +19,8 @@ from sqlalchemy import exc as sa
 
 import schemas
 from core.logs import JsonFormatter, log_context
-from messaging.deadletter import DLQ_RETRIES, DeadLetter, strip_dlq_headers
-from messaging.dlq import Outcome, decide
+from messaging.dlq.letter import DLQ_RETRIES, DeadLetter, strip_dlq_headers
+from messaging.dlq.outcomes import Outcome, decide
 from messaging.errors import (
     ErrorClass,
     InconsistencyError,
@@ -32,10 +32,10 @@ from messaging.errors import (
     ValidationError,
     classify,
 )
+from messaging.fallback.spool import FallbackSpool, SpooledRecord
 from messaging.handlers import HandlerSpec, specs_of
 from messaging.idempotency import idempotency_key
 from messaging.retry import PROFILES, RetryPolicy, policy_for
-from messaging.spool import FallbackSpool, SpooledRecord
 
 
 @pytest.mark.parametrize(("profile", "retries", "delays"), [
@@ -134,7 +134,7 @@ def _record(n: int) -> SpooledRecord:
 
 
 class _FrozenClock:
-    """Stands in for the `datetime` module inside `messaging.spool`: its `datetime.now` returns a fixed
+    """Stands in for the `datetime` module inside `messaging.fallback.spool`: its `datetime.now` returns a fixed
     instant (one millisecond before a UTC midnight), so the file name never depends on the wall clock."""
 
     UTC = dt.UTC
@@ -147,9 +147,9 @@ class _FrozenClock:
 
 def test_spool_appends_replays_in_order_and_deletes_done_files(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import messaging.spool
+    import messaging.fallback.spool
 
-    monkeypatch.setattr(messaging.spool, "dt", _FrozenClock)
+    monkeypatch.setattr(messaging.fallback.spool, "dt", _FrozenClock)
     spool = FallbackSpool(tmp_path)
     assert not spool.has_pending() and spool.next_batch() is None
     path = spool.append([_record(0), _record(1)])
@@ -291,16 +291,16 @@ def test_a_refused_record_gets_no_key_and_no_handler() -> None:
     seen: list[str] = []
     reader = _reader(schemas.SigningMode.PRODUCTION)
     reader.accept = lambda env: seen.append(env.tenant_id) or False
-    item = reader._read(record)
+    item = reader.read(record)
     assert seen == [envelope.tenant_id]
     assert item.error is None and item.envelope is not None and item.specs == [] and item.requests == []
     reader.accept = lambda env: env.tenant_id == envelope.tenant_id
-    served = reader._read(record)
+    served = reader.read(record)
     assert len(served.specs) == 1 and len(served.requests) == 1
 
 
 class _Record:
-    """Just enough of a confluent_kafka.Message for `EventConsumer._read`."""
+    """Just enough of a confluent_kafka.Message for `RecordReader.read`."""
 
     def __init__(self, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         self._value, self._headers = value, headers
@@ -321,19 +321,13 @@ class _Record:
         return 5
 
 
-def _reader(mode: schemas.SigningMode, store: object = "auto"):  # noqa: ANN202 - an EventConsumer without a broker
-    from messaging.consumer import EventConsumer
+def _reader(mode: schemas.SigningMode, store: object = "a store"):  # noqa: ANN202 - a reader, no broker
+    from messaging.consumer.dispatch import HandlerTable
+    from messaging.consumer.reading import RecordReader
 
-    consumer = object.__new__(EventConsumer)
-    consumer.keyring = schemas.Keyring.parse("order/k1:secret-one,order/k2:secret-two")
-    consumer.max_event_age_s = 3600.0
-    consumer.signing_mode = mode
-    consumer.handlers = {"order.created": lambda envelope, context: None}
-    consumer.handler_name = "unit"
-    consumer._specs = {}
-    consumer._idempotency = store
-    consumer.accept = None
-    return consumer
+    handlers = HandlerTable({"order.created": lambda envelope, context: None}, "unit")
+    return RecordReader(schemas.Keyring.parse("order/k1:secret-one,order/k2:secret-two"), mode, handlers,
+                        max_event_age_s=3600.0, with_keys=store is not None)
 
 
 def _signed_record(extra: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]] = (),
@@ -355,22 +349,22 @@ def test_read_verifies_every_signature_header_whatever_its_case() -> None:
     """The consumer hands only possible signature headers to the keyring; a second signature or key
     id header in another case is still seen (and rejected), as `Keyring.verify` on all headers would."""
     envelope, record = _signed_record()
-    item = _reader(schemas.SigningMode.PRODUCTION)._read(record)
+    item = _reader(schemas.SigningMode.PRODUCTION).read(record)
     assert item.error is None and item.check.ok
     assert item.envelope.event_id == envelope.event_id
     assert item.trace_parent == b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01"  # found in the same pass
     key = idempotency_key(envelope.event_id, envelope.correlation_id, "unit")
     assert [r.key for r in item.requests] == [key]
-    assert _reader(schemas.SigningMode.PRODUCTION, store=None)._read(record).requests == []  # no store, no keys
+    assert _reader(schemas.SigningMode.PRODUCTION, store=None).read(record).requests == []  # no store, no keys
     for extra in ([("X-CF-Signature", b"sha256=" + b"0" * 64)], [("X-CF-Key-Id", b"k2")]):
         _, record = _signed_record(extra)
         keyring = schemas.Keyring.parse("order/k1:secret-one,order/k2:secret-two")
         expected = keyring.verify(record.value(), record.headers())
         assert not expected.ok
-        item = _reader(schemas.SigningMode.PRODUCTION)._read(record)
+        item = _reader(schemas.SigningMode.PRODUCTION).read(record)
         assert item.check == expected
         assert isinstance(item.error, schemas.SignatureError) and item.envelope is None
-        item = _reader(schemas.SigningMode.DEVELOPMENT)._read(record)
+        item = _reader(schemas.SigningMode.DEVELOPMENT).read(record)
         assert item.check == expected and item.error is None and item.envelope is not None
 
 
@@ -386,7 +380,7 @@ def test_read_refuses_a_record_signed_by_a_service_that_does_not_publish_its_typ
     for mode in schemas.SigningMode:
         consumer = _reader(mode)
         consumer.keyring = ring
-        item = consumer._read(_Record(value, ring.as_signer("notification").sign(value)))
+        item = consumer.read(_Record(value, ring.as_signer("notification").sign(value)))
         assert item.check.ok and item.check.service is schemas.Service.NOTIFICATION
         if mode is schemas.SigningMode.PRODUCTION:
             assert isinstance(item.error, schemas.UnauthorizedSignerError)
@@ -398,7 +392,7 @@ def test_read_refuses_a_record_signed_by_a_service_that_does_not_publish_its_typ
     value = schemas.encode(lying)
     consumer = _reader(schemas.SigningMode.PRODUCTION)
     consumer.keyring = ring
-    item = consumer._read(_Record(value, ring.as_signer("order").sign(value)))
+    item = consumer.read(_Record(value, ring.as_signer("order").sign(value)))
     assert isinstance(item.error, schemas.UnauthorizedSignerError) and item.error.field == "producer"
 
 
@@ -410,10 +404,10 @@ def test_read_refuses_a_record_signed_outside_the_age_window() -> None:
     envelope, record = _signed_record()
     ring = schemas.Keyring.parse("order/k1:secret-one").as_signer("order")
     old = ring.sign(record.value(), signed_at_ms=int((clock.time() - 7200) * 1000))
-    item = _reader(schemas.SigningMode.PRODUCTION)._read(_Record(record.value(), old))
+    item = _reader(schemas.SigningMode.PRODUCTION).read(_Record(record.value(), old))
     assert isinstance(item.error, InconsistencyError) and classify(item.error) is ErrorClass.INCONSISTENCY
     assert "outside the 1.0 h window" in str(item.error) and "signed 2.0 h ago" in str(item.error)
-    fresh = _reader(schemas.SigningMode.PRODUCTION)._read(record)
+    fresh = _reader(schemas.SigningMode.PRODUCTION).read(record)
     assert fresh.error is None
 
 
@@ -421,26 +415,26 @@ def test_a_scoped_consumer_leaves_an_untrusted_record_of_another_tenant_to_that_
     _, record = _signed_record([("X-CF-Key-Id", b"k2")])  # two key ids: the signature is rejected
     mine = _reader(schemas.SigningMode.PRODUCTION)
     mine.accept = lambda envelope: envelope.tenant_id == "t"
-    assert isinstance(mine._read(record).error, schemas.SignatureError)  # its tenant "t" is ours
+    assert isinstance(mine.read(record).error, schemas.SignatureError)  # its tenant "t" is ours
     other = _reader(schemas.SigningMode.PRODUCTION)
     other.accept = lambda envelope: envelope.tenant_id == "someone-else"
-    item = other._read(record)
+    item = other.read(record)
     assert item.error is None and item.specs == [] and item.requests == []
     garbage = _Record(b"not json", record.headers())
-    assert isinstance(other._read(garbage).error, schemas.ContractError)  # undecodable: still ours
+    assert isinstance(other.read(garbage).error, schemas.ContractError)  # undecodable: still ours
 
 
 def test_junk_in_a_signature_header_is_a_rejected_record_never_a_stalled_batch() -> None:
     envelope, record = _signed_record()
     junk = [(k, b"sha256=\xff" if k == "x-cf-signature" else v) for k, v in record.headers()]
-    item = _reader(schemas.SigningMode.PRODUCTION)._read(_Record(record.value(), junk))
+    item = _reader(schemas.SigningMode.PRODUCTION).read(_Record(record.value(), junk))
     assert isinstance(item.error, schemas.SignatureError) and item.check.status.value == "mismatch"
 
 
 def test_a_signed_time_far_in_the_future_is_refused() -> None:
     import time as clock
 
-    from messaging.freshness import stale_reason
+    from messaging.consumer.freshness import stale_reason
 
     envelope, record = _signed_record()
     ring = schemas.Keyring.parse("order/k1:secret-one")

@@ -8,10 +8,9 @@ import uuid
 import pytest
 
 import schemas
+from messaging.outbox import OutboxRelay, decode_headers, encode_headers, record_for
+from messaging.outbox.delivery import DeliveryReport, broker_reachable, explain
 from services.common.emitter import service_event_id
-from services.common.outbox import decode_headers, encode_headers, record_for
-from services.common.outbox_delivery import DeliveryReport, broker_reachable, explain
-from services.common.outbox_relay import OutboxRelay
 
 KEYRING = schemas.Keyring.parse("identity/k1:secret-one").as_signer("identity")
 

@@ -8,7 +8,7 @@ producers of their own. The rows are also taken `FOR UPDATE SKIP LOCKED`, and a 
 the head of the queue is let go, as a second line of defence. A relay that dies
 after the broker acknowledged but before its commit leaves the rows pending: the next relay sends
 them again with the same eventId, and consumers deduplicate. Given a retention, the worker loop
-also deletes rows published longer ago than that, every `purge_every_s` (see outbox_retention).
+also deletes rows published longer ago than that, every `purge_every_s` (see `messaging.outbox.retention`).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, Table, exists, func, select, update
 
 from messaging.errors import PublishError
+from messaging.outbox.records import decode_headers
+from messaging.outbox.retention import purge_published
 from messaging.producer import Delivery, EventProducer
-from services.common.outbox import decode_headers
-from services.common.outbox_retention import purge_published
 
 __all__ = ["OutboxRelay", "RelayResult"]
 

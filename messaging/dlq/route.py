@@ -12,10 +12,10 @@ import logging
 
 from sqlalchemy import Engine
 
-from messaging.deadletter import MAX_DLQ_RECORD_BYTES, REFERENCE_HEAD_BYTES, DeadLetter
-from messaging.dlq_store import DlqStore
+from messaging.dlq.letter import MAX_DLQ_RECORD_BYTES, REFERENCE_HEAD_BYTES, DeadLetter
+from messaging.dlq.parking import ParkingLot
+from messaging.dlq.store import DlqStore
 from messaging.errors import PublishError
-from messaging.parking import ParkingLot
 from messaging.producer import Delivery, EventProducer
 
 __all__ = ["DeadLetterRoute"]
@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 class DeadLetterRoute:
     """Dead-letters through `producer`; keeps references' values and parked records in `engine`'s
-    database (the process settings' one when None), connecting only when one is needed."""
+    database, connecting only when one is needed. Without an engine there is nowhere to keep them:
+    a reference or a park then fails, and the consumer keeps the record in place."""
 
     def __init__(self, producer: EventProducer, engine: Engine | None = None, *,
                  max_record_bytes: int = MAX_DLQ_RECORD_BYTES,
@@ -40,10 +41,8 @@ class DeadLetterRoute:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            from core.db import engine_for
-            from core.settings import get_settings
-
-            self._engine = engine_for(get_settings().dsn)
+            raise RuntimeError("no database for DLQ references and parked records: this DeadLetterRoute "
+                               "was built without an engine (see messaging.wiring.consumer_from)")
         return self._engine
 
     @property

@@ -1,9 +1,10 @@
 """The dead-letter record: the original value and headers plus why, where and how often it failed.
 
-A DLQ record on `<original topic>.dlq` keeps the original key, value (so the signature still
-verifies) and headers, and adds `x-cf-dlq-*` headers: error class, reason, exception type, attempts,
-first/last failure time, original topic/partition/offset, handler, consumer group and how many
-times the DLQ handler already re-published it (`x-cf-dlq-retries`, which survives the round trip).
+A DLQ record on the original topic's DLQ topic (`schemas.dlq_topic_of`: `<topic>.dlq`) keeps the
+original key, value (so the signature still verifies) and headers, and adds `x-cf-dlq-*` headers:
+error class, reason, exception type, attempts, first/last failure time, original
+topic/partition/offset, handler, consumer group and how many times the DLQ handler already
+re-published it (`x-cf-dlq-retries`, which survives the round trip).
 
 A record whose dead letter would not fit the producer's limit (`MAX_DLQ_RECORD_BYTES`) travels as a
 *reference*, so the partition behind it is not held up: the record carries the original headers and
@@ -20,14 +21,14 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import schemas
 from messaging.errors import ErrorClass
 
-__all__ = ["DLQ_PREFIX", "DLQ_RETRIES", "DLQ_SUFFIX", "MAX_DLQ_RECORD_BYTES", "REFERENCE_HEAD_BYTES",
-           "DeadLetter", "dlq_topic_of", "strip_dlq_headers"]
+__all__ = ["DLQ_PREFIX", "DLQ_RETRIES", "MAX_DLQ_RECORD_BYTES", "REFERENCE_HEAD_BYTES", "DeadLetter",
+           "strip_dlq_headers"]
 
 DLQ_PREFIX = "x-cf-dlq-"
 DLQ_RETRIES = "x-cf-dlq-retries"
-DLQ_SUFFIX = ".dlq"
 
 #: A dead letter larger than this goes as a reference: librdkafka's default `message.max.bytes`
 #: (1,000,000, below the broker's 1 MiB default), less room for the record's framing.
@@ -36,10 +37,6 @@ MAX_DLQ_RECORD_BYTES = 1_000_000 - 16_384
 REFERENCE_HEAD_BYTES = 1024
 #: Where a reference's whole value is kept.
 STORED_IN_POSTGRESQL = "postgresql"
-
-
-def dlq_topic_of(topic: str) -> str:
-    return topic if topic.endswith(DLQ_SUFFIX) else topic + DLQ_SUFFIX
 
 
 def strip_dlq_headers(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes]]:
@@ -105,7 +102,7 @@ class DeadLetter:
 
     @property
     def topic(self) -> str:
-        return dlq_topic_of(self.original_topic)
+        return schemas.dlq_topic_of(self.original_topic)
 
     @property
     def event_id(self) -> str | None:

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from core.db import ensure_schema_once
-from messaging.deadletter import DeadLetter
+from messaging.dlq.letter import DeadLetter
 from messaging.tables import dlq_alerts, dlq_incidents, dlq_records, dlq_values, metadata
 
 __all__ = ["DlqPosition", "DlqStore"]

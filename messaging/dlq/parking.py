@@ -21,8 +21,8 @@ from sqlalchemy import Engine, and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from core.db import ensure_schema_once
-from messaging.deadletter import DeadLetter
-from messaging.dlq_store import DlqPosition
+from messaging.dlq.letter import DeadLetter
+from messaging.dlq.store import DlqPosition
 from messaging.producer import Delivery, EventProducer
 from messaging.tables import metadata, parked
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from messaging.fallback.spool import FallbackSpool, SpooledRecord
 from messaging.metrics import METRICS
-from messaging.spool import FallbackSpool, SpooledRecord
 
 __all__ = ["ReplayReport", "SpoolReplayer"]
 

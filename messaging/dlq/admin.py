@@ -5,14 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Message
 
 import schemas
-from messaging.deadletter import DeadLetter, strip_dlq_headers
-from messaging.dlq import Outcome
-from messaging.dlq_store import DlqPosition, DlqStore
+from messaging.dlq.letter import DeadLetter, strip_dlq_headers
+from messaging.dlq.outcomes import Outcome
+from messaging.dlq.store import DlqPosition, DlqStore
 from messaging.errors import PermissionDeniedError
 from messaging.producer import Delivery, EventProducer, record_headers
+from messaging.reader import ReadTimeout, TopicReader
 
 __all__ = ["DlqEntry", "discard", "list_dlq", "read_entry", "redrive"]
 
@@ -26,57 +27,43 @@ class DlqEntry:
     timestamp: dt.datetime | None
 
 
-def _reader(bootstrap_servers: str) -> Consumer:
-    return Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "cloud-factory-dlq-cli",
-                     "enable.auto.commit": False, "log_level": 3})
+def _reader(bootstrap_servers: str) -> TopicReader:
+    return TopicReader(bootstrap_servers, group_prefix="cloud-factory-dlq-cli")
 
 
-def _entry(msg) -> DlqEntry:  # type: ignore[no-untyped-def]
+def _entry(msg: Message) -> DlqEntry:
     kind, millis = msg.timestamp()
     when = dt.datetime.fromtimestamp(millis / 1000, dt.UTC) if kind and millis > 0 else None
     return DlqEntry(DlqPosition(msg.topic(), msg.partition(), msg.offset()),
                     DeadLetter.from_record(msg.key(), msg.value(), msg.headers()), when)
 
 
-def list_dlq(bootstrap_servers: str, *, env: str, contains: str = "", limit: int = 100) -> list[DlqEntry]:
-    """The most recent `limit` records of every DLQ topic of `env` (whose name contains `contains`)."""
-    reader = _reader(bootstrap_servers)
-    try:
-        topics = [name for name in reader.list_topics(timeout=10).topics
-                  if name.startswith(f"cloud-factory.{env}.") and name.endswith(".dlq") and contains in name]
-        assignment, expected = [], 0
-        for topic in sorted(topics):
-            for partition in reader.list_topics(topic, timeout=10).topics[topic].partitions:
-                low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                if high > low:
-                    start = max(low, high - limit)
-                    assignment.append(TopicPartition(topic, partition, start))
-                    expected += high - start
+def list_dlq(bootstrap_servers: str, *, env: str, contains: str = "", limit: int = 100,
+             timeout_s: float = 10.0) -> list[DlqEntry]:
+    """The most recent `limit` records of every DLQ topic of `env` (whose name contains `contains`);
+    what could be read within `timeout_s` when the broker is slow."""
+    with _reader(bootstrap_servers) as reader:
+        topics = sorted(name for name in reader.topic_names()
+                        if schemas.is_dlq_topic(name, env) and contains in name)
+        ranges = [r for topic in topics for r in reader.to_end(topic, last=limit)]
         entries: list[DlqEntry] = []
-        if assignment:
-            reader.assign(assignment)
-            misses = 0
-            while len(entries) < expected and misses < 10:
-                batch = reader.consume(500, 0.5)
-                misses = 0 if batch else misses + 1
-                entries += [_entry(m) for m in batch if m.error() is None]
-        entries.sort(key=lambda e: (e.timestamp or dt.datetime.min.replace(tzinfo=dt.UTC)), reverse=True)
-        return entries[:limit]
-    finally:
-        reader.close()
+        try:
+            for msg in reader.read(ranges, timeout_s=timeout_s):
+                entries.append(_entry(msg))
+        except ReadTimeout:
+            pass  # show what arrived
+    entries.sort(key=lambda e: (e.timestamp or dt.datetime.min.replace(tzinfo=dt.UTC)), reverse=True)
+    return entries[:limit]
 
 
-def read_entry(bootstrap_servers: str, position: DlqPosition) -> DlqEntry:
-    reader = _reader(bootstrap_servers)
-    try:
-        reader.assign([TopicPartition(position.topic, position.partition, position.offset)])
-        for _ in range(20):
-            msg = reader.poll(0.5)
-            if msg is not None and msg.error() is None and msg.offset() == position.offset:
-                return _entry(msg)
-        raise LookupError(f"no DLQ record at {position}")
-    finally:
-        reader.close()
+def read_entry(bootstrap_servers: str, position: DlqPosition, *, timeout_s: float = 10.0) -> DlqEntry:
+    """The DLQ record at `position`; LookupError when there is none."""
+    with _reader(bootstrap_servers) as reader:
+        try:
+            return _entry(reader.read_one(position.topic, position.partition, position.offset,
+                                          timeout_s=timeout_s))
+        except (LookupError, ReadTimeout) as exc:
+            raise LookupError(f"no DLQ record at {position}") from exc
 
 
 def redrive(entry: DlqEntry, producer: EventProducer, store: DlqStore, *, note: str = "",

@@ -12,15 +12,26 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Table
 
 from core.settings import Settings
+from messaging.outbox.relay import OutboxRelay
 from messaging.wiring import producer_from
-from services.common.outbox_emitter import OutboxEmitter
-from services.common.outbox_relay import OutboxRelay
 
-__all__ = ["DeliveryReport", "broker_reachable", "deliver", "explain"]
+__all__ = ["DeliveryReport", "QueuedEvents", "broker_reachable", "deliver", "explain"]
+
+
+class QueuedEvents(Protocol):
+    """What a command queued: the outbox `table` and the ids it `written` there (a service's
+    `OutboxEmitter` with `track=True`)."""
+
+    @property
+    def table(self) -> Table: ...
+
+    @property
+    def written(self) -> list[int]: ...
 
 INLINE_DELIVERY_TIMEOUT_MS = 3000
 
@@ -49,7 +60,7 @@ class DeliveryReport:
 
 
 def deliver(
-    settings: Settings, engine: Engine, emitter: OutboxEmitter, *, wait: bool, timeout_s: float = 60.0
+    settings: Settings, engine: Engine, emitter: QueuedEvents, *, wait: bool, timeout_s: float = 60.0
 ) -> DeliveryReport:
     ids = list(emitter.written)
     if not ids:

@@ -1,79 +1,35 @@
-"""DLQ handling: every dead-lettered record gets one of the design's four outcomes.
-
-- **retry**: transient / resource-busy and fewer than `max_dlq_retries` DLQ round trips → after the
-  profile's backoff, re-publish the original value and headers to the original topic (with
-  `x-cf-dlq-retries` + 1; the consumers' idempotency keys make a second delivery harmless);
-- **discard**: validation (corrupt data, invalid schema) → logged and abandoned, with an audit row;
-- **manual review**: DLQ retries exhausted, or not-found / permission / inconsistency, or a record
-  dead-lettered as a reference (too big for a DLQ record: re-feeding it automatically would only
-  bring it back) → an incident row in PostgreSQL for a human (`cloud-factory dlq show|redrive|discard`);
-- **alert**: more than `alert_threshold` DLQ records for one original topic within an hour → one
-  alert row per topic and hour, an error log line and the `dlq_alerts` metric.
+"""The DLQ processor: a consumer group over every DLQ topic applying `outcomes.decide` to each record
+(re-publishing the retried ones after their backoff), recording each outcome in PostgreSQL and
+raising at most one alert per original topic and hour above the threshold (an alert row, an error
+log line and the `dlq_alerts` metric).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, Message
 
-from messaging.deadletter import DLQ_RETRIES, DeadLetter, strip_dlq_headers
-from messaging.dlq_store import DlqPosition, DlqStore
-from messaging.errors import ErrorClass
+from messaging.dlq.letter import DLQ_RETRIES, DeadLetter, strip_dlq_headers
+from messaging.dlq.outcomes import Outcome, decide
+from messaging.dlq.store import DlqPosition, DlqStore
 from messaging.metrics import METRICS
 from messaging.producer import EventProducer
 from messaging.retry import PolicyLookup, policy_for
 
-__all__ = ["DlqDecision", "DlqProcessor", "Outcome", "decide", "dlq_pattern"]
+__all__ = ["DlqProcessor"]
 
 log = logging.getLogger(__name__)
 
 
-class Outcome(enum.StrEnum):
-    RETRIED = "retried"
-    DISCARDED = "discarded"
-    MANUAL_REVIEW = "manual_review"
-    REDRIVEN = "redriven"
-
-
-@dataclass(frozen=True, slots=True)
-class DlqDecision:
-    outcome: Outcome
-    note: str
-    delay: float = 0.0
-
-
-def decide(letter: DeadLetter, *, max_dlq_retries: int = 3, policy: PolicyLookup = policy_for) -> DlqDecision:
-    """The outcome of one DLQ record (alerting is decided separately, per topic and hour)."""
-    if letter.error_class is ErrorClass.VALIDATION:
-        return DlqDecision(Outcome.DISCARDED, f"corrupt or invalid record: {letter.reason}")
-    if letter.is_reference:
-        return DlqDecision(Outcome.MANUAL_REVIEW, f"{letter.error_class.value}, a {letter.value_size}-byte "
-                                                  f"record dead-lettered as a reference: {letter.reason}")
-    if letter.error_class.retryable:
-        if letter.dlq_retries < max_dlq_retries:
-            delay = policy(letter.event_type).delay(letter.dlq_retries + 1)
-            return DlqDecision(Outcome.RETRIED, f"DLQ retry {letter.dlq_retries + 1}/{max_dlq_retries}",
-                               delay)
-        return DlqDecision(Outcome.MANUAL_REVIEW,
-                           f"all {max_dlq_retries} DLQ retries exhausted: {letter.reason}")
-    return DlqDecision(Outcome.MANUAL_REVIEW, f"{letter.error_class.value}: {letter.reason}")
-
-
-def dlq_pattern(env: str) -> str:
-    """Subscription regex for every DLQ topic of `env`."""
-    return f"^cloud-factory\\.{re.escape(env)}\\..*\\.dlq$"
-
-
 class DlqProcessor:
-    """A consumer group over the DLQ topics applying `decide`; commits each record after its outcome."""
+    """A consumer group over the DLQ topics applying `decide`; commits each record after its outcome.
+
+    `topics` may hold a pattern: `schemas.dlq_topics_pattern(env)` subscribes to every DLQ topic of `env`."""
 
     def __init__(self, bootstrap_servers: str, *, producer: EventProducer, store: DlqStore,
                  topics: list[str], group_id: str = "dlq-processor", max_dlq_retries: int = 3,
