@@ -10,6 +10,7 @@ import threading
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from bridges.worker import ORDER_BRIDGE_GROUP
 from core.settings import Settings
 from core.temporal import connect_client
 from services.common import ALL_TENANTS, TenantScope
@@ -56,7 +57,7 @@ class InProcessWorkers:
     async def __aenter__(self) -> InProcessWorkers:
         s, sfx, scope = self.settings, self.group_suffix, self.scope
         builders = [
-            ("bridge", lambda: build_bridge_consumer(s, group_id=f"order-bridge{sfx}", scope=scope)),
+            ("bridge", lambda: build_bridge_consumer(s, group_id=f"{ORDER_BRIDGE_GROUP}{sfx}", scope=scope)),
             (
                 "provisioning",
                 lambda: build_provisioning_consumer(s, group_id=f"{PROVISIONING_GROUP}{sfx}", scope=scope),

@@ -53,6 +53,7 @@ def _consumer_target(kind: WorkerKind, options: WorkerOptions,
                      started: list[EventConsumer]) -> Callable[[Settings, threading.Event], None]:
     """The thread body running one consumer of `kind`; it adds the consumer to `started` (the heartbeat
     reports their health)."""
+    from bridges.worker import ORDER_BRIDGE_GROUP
     from core.tracing import configure_tracing
     from workers import consumers
     from workers.notification import NOTIFICATION_GROUP, build_notification_consumer
@@ -62,7 +63,7 @@ def _consumer_target(kind: WorkerKind, options: WorkerOptions,
         common = {"scope": options.scope, **options.tuning}
         if kind is WorkerKind.BRIDGE:
             consumer = consumers.build_bridge_consumer(
-                settings, group_id=options.group("order-bridge"), **common
+                settings, group_id=options.group(ORDER_BRIDGE_GROUP), **common
             )
         elif kind is WorkerKind.PROVISIONING:
             consumer = consumers.build_provisioning_consumer(

@@ -69,7 +69,7 @@ def _forge(settings: Settings, placed: PlacedOrder, event_type: str, data: dict,
 
 def _refund_completed(placed: PlacedOrder) -> dict:
     return {"refundId": str(uuid.uuid4()), "orderId": placed.order.order_id, "paymentId": str(uuid.uuid4()),
-            "amount": {"amountMinor": placed.order.created_payload()["total"]["amountMinor"], "currency": "EUR"}}
+            "amount": {"amountMinor": placed.order.total.amount_minor, "currency": "EUR"}}
 
 
 def _fake_vps(placed: PlacedOrder) -> dict:
