@@ -5,15 +5,27 @@ renamed activity or a changed argument type is a type error, not a string that s
 nothing. Workflows sit below activities in the layers, so the declaration lives on this side and the
 implementations subclass it (`activities.publishing.PublishingActivities`,
 `activities.incidents.IncidentActivities`); the registered names are the ones every history records.
+
+`StepPublisher` is what the publish activity needs from outside: the outbound bridge
+(`bridges.outbound.OutboundBridge`), handed to it by the worker that composes both — activities and
+bridges are sibling layers and do not import each other.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from temporalio import activity
 
 from workflows.contracts import IncidentRequest, PublishedEvent, PublishRequest
 
-__all__ = ["IncidentPort", "PublishingPort"]
+__all__ = ["IncidentPort", "PublishingPort", "StepPublisher"]
+
+
+class StepPublisher(Protocol):
+    """Turns one saga step into a published event (and says where it landed)."""
+
+    def publish(self, request: PublishRequest) -> PublishedEvent: ...
 
 
 class PublishingPort:
