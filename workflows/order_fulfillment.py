@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.payloads.order import CompensationStep, FailureStage, OrderCancellationReason
     from schemas.payloads.provisioning import ProvisioningCompletedV3, ProvisioningFailedV1
     from workflows import events
+    from workflows.asks import OpenAsks
     from workflows.contracts import (
         REPLIES,
         AskBook,
@@ -135,8 +136,7 @@ class OrderFulfillmentWorkflow:
         self._failure: str | None = None
         self._memo_stack: list[CompensationStep] | None = None
         self._trusted: bool | None = None  # decided once, on first need: see `_trusting`
-        self._asks: dict[str, tuple[str, tuple[str, ...]]] = {}  # open ask id → (its type, answer types)
-        self._closed_asks: dict[str, tuple[str, tuple[str, ...]]] = {}  # the same, once no longer awaited
+        self._asks = OpenAsks()
 
     # ------------------------------------------------------------------ run
     @workflow.run
@@ -208,7 +208,7 @@ class OrderFulfillmentWorkflow:
                 timeout=timedelta(seconds=order.timings.provisioning_timeout_s),
             )
         except TimeoutError:
-            self._close_asks("order.provisioning-started")
+            self._asks.close("order.provisioning-started")
             return await self._compensate(
                 stage=FailureStage.PROVISIONING,
                 error_code="PROVISIONING_TIMEOUT",
@@ -216,7 +216,7 @@ class OrderFulfillmentWorkflow:
                 cause_id=started.event_id,
                 by_customer=False,
             )
-        self._close_asks("order.provisioning-started")
+        self._asks.close("order.provisioning-started")
         if _PROV_FAILED in self._inbound and _PROV_DONE not in self._inbound:
             failed = self._inbound[_PROV_FAILED]
             failure = _data(failed, ProvisioningFailedV1)
@@ -405,9 +405,9 @@ class OrderFulfillmentWorkflow:
                 )
             except TimeoutError:
                 continue
-            self._close_asks(ask_type)
+            self._asks.close(ask_type)
             return next(self._inbound[answer] for answer in answers if answer in self._inbound), last
-        self._close_asks(ask_type)
+        self._asks.close(ask_type)
         return None, last
 
     async def _compensation_failed(
@@ -499,13 +499,6 @@ class OrderFulfillmentWorkflow:
             self._trusted = workflow.patched(PATCH_TRUSTED_REPLIES)
         return self._trusted
 
-    def _close_asks(self, ask_type: str) -> None:
-        """The saga no longer waits for answers to its `ask_type` requests: later ones are ignored."""
-        for ask, entry in list(self._asks.items()):
-            if entry[0] == ask_type:
-                self._closed_asks[ask] = entry
-                del self._asks[ask]
-
     def _refusal(self, event: InboundEvent) -> str | None:
         """Why `event` is not applied (None: it answers an open ask of this saga's tenant)."""
         order = self._order
@@ -513,15 +506,7 @@ class OrderFulfillmentWorkflow:
             return "the saga has not started: no ask is open"
         if event.tenant_id is not None and event.tenant_id != order.tenant_id:
             return f"tenant {event.tenant_id} is not the saga's tenant {order.tenant_id}"
-        ask = self._asks.get(event.causation_id or "")
-        if ask is None and event.causation_id in self._closed_asks:
-            closed = self._closed_asks[event.causation_id][0]
-            return f"a late answer to {closed} {event.causation_id}, which the saga no longer waits on"
-        if ask is None:
-            return f"its causationId {event.causation_id} is not an open ask of this saga"
-        if event.event_type not in ask[1]:
-            return f"{event.event_type} does not answer {ask[0]}"
-        return None
+        return self._asks.refusal(event)
 
     async def _publish(
         self,
@@ -537,8 +522,7 @@ class OrderFulfillmentWorkflow:
         order = self._require_order()
         event_type = _event_type(data)
         if ask and self._trusting():
-            ask_id = step_event_id(workflow.info().workflow_id, step)
-            self._asks[ask_id] = (event_type, REPLIES[event_type])
+            self._asks.open(step_event_id(workflow.info().workflow_id, step), event_type)
         published = await workflow.execute_activity_method(
             PublishingPort.publish_event,
             PublishRequest(
@@ -651,8 +635,4 @@ class OrderFulfillmentWorkflow:
     def asks(self) -> AskBook:
         """Open asks (event id → the event types that may answer it) and closed ones: what the bridge
         checks an inbound event against."""
-        return AskBook(
-            open={ask: list(replies) for ask, (_, replies) in self._asks.items()},
-            closed={ask: list(replies) for ask, (_, replies) in self._closed_asks.items()},
-            checking=bool(self._trusted),
-        )
+        return self._asks.book(checking=bool(self._trusted))
