@@ -1,118 +1,25 @@
-"""The outbound bridge activity: one workflow step becomes one signed, enveloped domain event.
+"""The `publish_event` activity: the outbound bridge behind Temporal's retries.
 
-The event id is derived from (workflow id, step), so Temporal's activity retries re-send the same
-event instead of minting a second one; consumers deduplicate on it.
-
-The workflow hands over wire-shaped data and the event is encoded as the type's latest version. A
-retry runs with the input recorded when the activity was scheduled, so after a deploy that adds a
-version an activity scheduled by the previous build still carries the older shape: such data is
-validated as the newest older version it fits and upcast, as the DLQ redrive does.
+A thin wrapper: the step → envelope → Kafka work is the `StepPublisher` it is given (in production
+`bridges.outbound.OutboundBridge`, composed in `workers.saga`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
-from collections.abc import Mapping
-from typing import Any
-
-import pydantic_core
-from pydantic import ValidationError
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-import schemas
-from messaging.producer import EventProducer
 from workflows.contracts import PublishedEvent, PublishRequest
-from workflows.contracts import step_event_id as workflow_step_event_id
+from workflows.ports import PublishingPort, StepPublisher
 
-__all__ = ["PublishingActivities", "step_event_id"]
-
-PRODUCER_NAME = schemas.producer_name(schemas.Service.ORDER)  # the saga publishes as Order
+__all__ = ["PublishingActivities"]
 
 
-def step_event_id(workflow_id: str, step: str) -> uuid.UUID:
-    """The event id of one workflow step: a retried activity re-sends the same event."""
-    return uuid.UUID(workflow_step_event_id(workflow_id, step))
+class PublishingActivities(PublishingPort):
+    """Registered on the saga worker; publishes through `publisher`."""
 
-
-class PublishingActivities:
-    """Holds the process's producer; registered on the saga worker."""
-
-    def __init__(self, producer: EventProducer) -> None:
-        self.producer = producer
+    def __init__(self, publisher: StepPublisher) -> None:
+        self.publisher = publisher
 
     @activity.defn(name="publish_event")
     def publish_event(self, request: PublishRequest) -> PublishedEvent:
-        try:
-            envelope = self._envelope(request)
-        except schemas.ContractError as exc:
-            # A payload the contract rejects will never become valid by retrying: fail the step loudly.
-            raise ApplicationError(
-                f"{request.event_type} for step {request.step!r} breaks the contract: {exc}",
-                type="ContractError",
-                non_retryable=True,
-            ) from exc
-        try:
-            delivery = self.producer.publish(envelope)
-        except schemas.SignatureError as exc:
-            # This worker may not sign that type (or has no Order key): no retry can change that.
-            raise ApplicationError(f"cannot sign {request.event_type}: {exc}", type="SignatureError",
-                                   non_retryable=True) from exc
-        activity.logger.info(
-            "published %s %s to %s[%d]@%d",
-            envelope.event_type,
-            envelope.event_id,
-            delivery.topic,
-            delivery.partition,
-            delivery.offset,
-        )
-        return PublishedEvent(
-            event_id=str(envelope.event_id),
-            event_type=envelope.event_type,
-            topic=delivery.topic,
-            partition=delivery.partition,
-            offset=delivery.offset,
-        )
-
-    @staticmethod
-    def _envelope(request: PublishRequest) -> schemas.Envelope:
-        try:
-            return PublishingActivities._build(request, request.data)
-        except schemas.ContractError:
-            older = _as_older_version(request.event_type, request.data)
-            if older is None:
-                raise
-        return schemas.upcast(PublishingActivities._build(request, older))
-
-    @staticmethod
-    def _build(request: PublishRequest, data: schemas.Payload | Mapping[str, Any]) -> schemas.Envelope:
-        return schemas.new_event(
-            request.event_type,
-            data,
-            tenant_id=request.tenant_id,
-            correlation_id=uuid.UUID(request.correlation_id),
-            causation_id=uuid.UUID(request.causation_id) if request.causation_id else None,
-            actor=schemas.Actor(id=request.actor_id, type=schemas.ActorType(request.actor_type)),
-            producer=PRODUCER_NAME,
-            event_id=step_event_id(request.workflow_id, request.step),
-            occurred_at=dt.datetime.fromisoformat(request.occurred_at),
-        )
-
-
-def _as_older_version(event_type: str, data: Mapping[str, Any]) -> schemas.Payload | None:
-    """`data` as the newest older payload version it validates against (payloads are closed, so only
-    data of that exact shape fits), or None: then the latest version's error stands."""
-    entry = schemas.catalog.get(event_type)
-    if entry is None or not isinstance(data, Mapping):
-        return None
-    try:
-        raw = pydantic_core.to_json(dict(data))
-    except pydantic_core.PydanticSerializationError:
-        return None
-    for version in reversed(entry.versions[:-1]):
-        try:
-            return entry.payloads[version].model_validate_json(raw)
-        except ValidationError:
-            continue
-    return None
+        return self.publisher.publish(request)

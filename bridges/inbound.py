@@ -24,20 +24,18 @@ from messaging import HandlerContext
 from messaging.errors import InconsistencyError, NotFoundError
 from workflows.contracts import AskBook, InboundEvent, correlation_id_for, order_workflow_id
 
-__all__ = ["BRIDGED_EVENT_TYPES", "ORDER_BRIDGE_GROUP", "OrderBridge", "inbound_event"]
+__all__ = ["OrderBridge", "inbound_event"]
 
 log = logging.getLogger(__name__)
 
-ORDER_BRIDGE_GROUP = "order-bridge"
-BRIDGED_EVENT_TYPES = tuple(entry.event_type for entry in schemas.catalog.subscriptions("order"))
-
 
 def inbound_event(envelope: schemas.Envelope) -> InboundEvent:
+    """The `domain_event` signal of a verified, upcast envelope: its payload model as it is."""
     return InboundEvent(
         event_id=str(envelope.event_id),
         event_type=envelope.event_type,
         version=envelope.version,
-        data=envelope.data.model_dump(mode="json", by_alias=True),
+        data=envelope.data,
         causation_id=str(envelope.causation_id) if envelope.causation_id else None,
         occurred_at=envelope.occurred_at.isoformat(),
         tenant_id=envelope.tenant_id,
@@ -45,7 +43,7 @@ def inbound_event(envelope: schemas.Envelope) -> InboundEvent:
 
 
 class OrderBridge:
-    """Consumer handler for every event type in `BRIDGED_EVENT_TYPES`."""
+    """Consumer handler for every event type in `bridges.worker.BRIDGED_EVENT_TYPES`."""
 
     def __init__(self, signaller: WorkflowSignaller, *, query_timeout: float = 5.0) -> None:
         self.signaller = signaller

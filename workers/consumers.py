@@ -82,14 +82,8 @@ def build_consumer(
 def build_bridge_consumer(
     settings: Settings, *, group_id: str | None = None, scope: TenantScope = ALL_TENANTS, **tuning: object
 ) -> EventConsumer:
-    from bridges.inbound import BRIDGED_EVENT_TYPES, ORDER_BRIDGE_GROUP, OrderBridge
-    from bridges.signaller import WorkflowSignaller
+    """The inbound bridge's consumer, from the bridge's own wiring (`bridges.worker`)."""
+    from bridges.worker import ORDER_BRIDGE_GROUP, bridge_handlers
 
-    bridge = OrderBridge(WorkflowSignaller(settings.temporal_target, settings.temporal_namespace))
-    return consumer_for(
-        settings,
-        group_id=group_id or ORDER_BRIDGE_GROUP,
-        scope=scope,
-        **tuning,
-        handlers={t: bridge for t in BRIDGED_EVENT_TYPES},
-    )
+    group = group_id or ORDER_BRIDGE_GROUP
+    return consumer_for(settings, group_id=group, scope=scope, **tuning, handlers=bridge_handlers(settings))

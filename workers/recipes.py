@@ -46,7 +46,7 @@ class ConsumerRecipe:
 
 
 def _bridge_recipe() -> ConsumerRecipe:
-    from bridges.inbound import ORDER_BRIDGE_GROUP
+    from bridges.worker import ORDER_BRIDGE_GROUP
 
     return ConsumerRecipe(WorkerKind.BRIDGE, ORDER_BRIDGE_GROUP, build_bridge_consumer, on_saga_path=True)
 

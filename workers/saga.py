@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 
 from activities.incidents import IncidentActivities
 from activities.publishing import PublishingActivities
+from bridges.outbound import OutboundBridge
 from core.db import engine_for, ensure_schema
 from core.settings import Settings
 from core.temporal import connect_client
@@ -37,7 +38,7 @@ def build_saga_worker(
     producer = producer_from(settings, service=Service.ORDER, fallback=False)
     engine = engine_for(settings.dsn)
     ensure_schema(engine, order_metadata)
-    publishing = PublishingActivities(producer)
+    publishing = PublishingActivities(OutboundBridge(producer))
     incidents = IncidentActivities(engine)
     return Worker(
         client,

@@ -1,14 +1,28 @@
-"""Plain dataclasses crossing the workflow/activity boundary (Temporal's JSON converter encodes them).
+"""The types crossing the workflow boundary (inputs, results, signals, queries, activity arguments).
 
-Kept free of pydantic and I/O so the workflow sandbox imports them cheaply and deterministically.
+`core.temporal.DATA_CONVERTER` (temporalio's pydantic converter, writing the default converter's
+bytes) encodes and decodes them, so what a saga wrote into its history keeps decoding, typed. Event
+data is typed as the `schemas` payload models; on the wire it is the camelCase JSON it always was.
+Free of I/O, so the workflow sandbox imports them deterministically.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+import pydantic_core
+from pydantic import SerializeAsAny, ValidationError, ValidationInfo, field_serializer, field_validator
+from pydantic.dataclasses import dataclass as wire_dataclass
+
+import schemas
+from schemas import Money, Payload
 from schemas._internal.ids import stable_event_id
+from schemas.payloads._base import BillingCycle, ResourceRef
+from schemas.payloads.order import CompensationStep, OrderChannel, OrderCreatedV3, OrderLine
+from workflows.states import SagaStatus, SagaStep
 
 __all__ = [
     "AskBook",
@@ -26,10 +40,14 @@ __all__ = [
     "SagaTimings",
     "TimelineEntry",
     "REPLIES",
+    "WireData",
     "correlation_id_for",
     "order_workflow_id",
     "step_event_id",
 ]
+
+#: Event data as JSON values (camelCase keys), the shape a payload model dumps to.
+WireData = dict[str, Any]
 
 _CORRELATION_NAMESPACE = uuid.UUID("6f1c7a8e-3c1b-4b7e-9d1e-2a4f0c9b5e10")
 
@@ -107,35 +125,69 @@ class OrderRequest:
     def workflow_id(self) -> str:
         return order_workflow_id(self.tenant_id, self.order_id)
 
-    def created_payload(self) -> dict:
-        """`order.created` data in its wire (camelCase) shape."""
-        unit = {"amountMinor": self.amount_minor, "currency": self.currency}
-        subtotal = {"amountMinor": self.amount_minor * self.quantity, "currency": self.currency}
-        return {
-            "orderId": self.order_id,
-            "customerId": self.customer_id,
-            "lines": [{"planId": self.plan_id, "quantity": self.quantity, "amount": unit}],
-            "subtotal": subtotal,
-            "tax": {"amountMinor": self.tax_minor, "currency": self.currency},
-            "total": {"amountMinor": subtotal["amountMinor"] + self.tax_minor, "currency": self.currency},
-            "region": self.region,
-            "billingCycle": self.billing_cycle,
-            "channel": self.channel,
-        }
+    @property
+    def total(self) -> Money:
+        """What the customer pays: the lines plus tax."""
+        return Money(amount_minor=self.amount_minor * self.quantity + self.tax_minor, currency=self.currency)
+
+    def created_payload(self) -> OrderCreatedV3:
+        """The order's `order.created` data."""
+        unit = Money(amount_minor=self.amount_minor, currency=self.currency)
+        return OrderCreatedV3(
+            order_id=uuid.UUID(self.order_id),
+            customer_id=uuid.UUID(self.customer_id),
+            lines=[OrderLine(plan_id=self.plan_id, quantity=self.quantity, amount=unit)],
+            subtotal=Money(amount_minor=self.amount_minor * self.quantity, currency=self.currency),
+            tax=Money(amount_minor=self.tax_minor, currency=self.currency),
+            total=self.total,
+            region=self.region,
+            billing_cycle=BillingCycle(self.billing_cycle),
+            channel=OrderChannel(self.channel),
+        )
 
 
-@dataclass
+def _wire_json(data: Mapping[str, Any]) -> bytes:
+    return pydantic_core.to_json(dict(data))
+
+
+@wire_dataclass
 class PublishRequest:
+    """Activity input of `publish_event`: one saga step's event, its data typed by `event_type`.
+
+    `data` is the payload model of the type's latest version. On the wire it is only the fields the
+    saga set (`exclude_unset`), camelCase — the JSON the saga always sent, so an activity scheduled by
+    an earlier build decodes into the same typed model. The one exception is kept a plain `WireData`
+    dict: data an earlier build scheduled in a shape only an older version fits (its retry still
+    carries it after a deploy added a version). Which older version it is, and the upcast, are the
+    outbound bridge's (`bridges.outbound.envelope_for`), which also rejects data that fits none.
+    """
+
     workflow_id: str
     step: str
     event_type: str
-    data: dict
+    data: SerializeAsAny[Payload] | WireData
     tenant_id: str
     correlation_id: str
     causation_id: str | None
     actor_id: str
     actor_type: str
     occurred_at: str
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _typed(cls, data: Any, info: ValidationInfo) -> Any:
+        """Wire data becomes the latest version's model when it fits (validated as JSON, as on Kafka)."""
+        entry = schemas.catalog.get(info.data.get("event_type", ""))
+        if isinstance(data, Payload) or entry is None or not isinstance(data, Mapping):
+            return data
+        try:
+            return entry.latest_payload.model_validate_json(_wire_json(data))
+        except ValidationError:
+            return dict(data)
+
+    @field_serializer("data")
+    def _wire(self, data: Payload | WireData) -> WireData:
+        return data.model_dump(mode="json", exclude_unset=True) if isinstance(data, Payload) else data
 
 
 @dataclass
@@ -150,7 +202,7 @@ class PublishedEvent:
 @dataclass
 class OrderResult:
     order_id: str
-    status: str
+    status: SagaStatus
     events: list[str]
     last_event_id: str
 
@@ -179,17 +231,33 @@ class CancelRequest:
     note: str | None = None
 
 
-@dataclass
+@wire_dataclass
 class InboundEvent:
-    """Signal `domain_event`: one verified, upcast event the bridge delivers to the saga."""
+    """Signal `domain_event`: one verified, upcast event the bridge delivers to the saga.
+
+    `data` is the payload model of (`event_type`, `version`) — the bridge only sends events the
+    contract accepted — and goes on the wire whole (every field), as the bridge always sent it.
+    """
 
     event_id: str
     event_type: str
     version: str
-    data: dict
+    data: SerializeAsAny[Payload]
     causation_id: str | None = None
     occurred_at: str = ""
     tenant_id: str | None = None  # None from bridges of earlier releases
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _typed(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, Payload) or not isinstance(data, Mapping):
+            return data
+        entry = schemas.catalog.require(info.data["event_type"])
+        return entry.payload_model(info.data["version"]).model_validate_json(_wire_json(data))
+
+    @field_serializer("data")
+    def _wire(self, data: Payload) -> WireData:
+        return data.model_dump(mode="json")
 
 
 @dataclass
@@ -208,9 +276,9 @@ class AskBook:
 class CompensationEntry:
     """One undo the saga owes; pushed when the step it undoes is done, popped when undone."""
 
-    step: str  # a CompensationStep value: refund_payment | deprovision_resources
+    step: CompensationStep  # refund_payment | deprovision_resources
     pushed_after: str  # the event type whose success made the undo necessary
-    resources: list[dict] | None = None  # wire ResourceRefs when known; None = unknown (ask for all)
+    resources: list[ResourceRef] | None = None  # when known; None = unknown (ask for all)
 
 
 @dataclass
@@ -235,11 +303,11 @@ class OrderSnapshot:
     order_id: str
     tenant_id: str
     correlation_id: str
-    status: str
-    step: str
+    status: SagaStatus
+    step: SagaStep
     compensation_stack: list[CompensationEntry]
-    completed_compensations: list[str]
-    resources: list[dict]
+    completed_compensations: list[CompensationStep]
+    resources: list[ResourceRef]
     failure: str | None = None
 
 
@@ -255,7 +323,7 @@ class IncidentRequest:
     tenant_id: str
     order_id: str
     correlation_id: str
-    failed_step: str
-    completed_steps: list[str]
+    failed_step: CompensationStep
+    completed_steps: list[CompensationStep]
     reason: str
-    failed_steps: list[str] = field(default_factory=list)
+    failed_steps: list[CompensationStep] = field(default_factory=list)

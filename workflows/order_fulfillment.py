@@ -14,34 +14,53 @@ applies an inbound event only when it answers one of its own open asks: its `cau
 of a request the saga published and still waits on (ids are derived from the step, so the saga knows
 an ask's id before publishing it), its type is an answer to that request (`REPLIES`) and its tenant
 is the saga's. Anything else is recorded in the timeline as ignored; the bridge dead-letters it first.
+
+Its memory, signals and queries are `workflows.saga_state.SagaState`; this class is the behaviour.
+Event data is built as `schemas` payload models (`workflows.events`); activities are scheduled by
+method reference (`workflows.ports`). Neither changes a command: the same activities are scheduled
+with the same names, options and wire JSON, so no patch guards this shape.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    import schemas
+    from schemas import Payload
+    from schemas.payloads._base import ResourceRef
+    from schemas.payloads.billing import BillingRefundFailedV1
+    from schemas.payloads.order import CompensationStep, FailureStage, OrderCancellationReason
+    from schemas.payloads.provisioning import ProvisioningCompletedV3, ProvisioningFailedV1
+    from workflows import events
     from workflows.contracts import (
         REPLIES,
-        AskBook,
-        CancelRequest,
         CompensationEntry,
         InboundEvent,
         IncidentRequest,
         OrderRequest,
         OrderResult,
-        OrderSnapshot,
-        PaymentConfirmation,
         PaymentFailure,
         PublishedEvent,
         PublishRequest,
         TimelineEntry,
         step_event_id,
     )
-    from workflows.plans import resources_for_plan
+    from workflows.ports import IncidentPort, PublishingPort
+    from workflows.saga_state import (
+        PATCH_TRUSTED_REPLIES,
+        SA_CORRELATION_ID,
+        SA_ORDER_STATUS,
+        SA_ORDER_STEP,
+        SA_TENANT_ID,
+        SagaState,
+    )
+    from workflows.states import SagaStatus, SagaStep
 
 __all__ = [
     "ORDER_TASK_QUEUE",
@@ -59,14 +78,6 @@ ORDER_TASK_QUEUE = "cloud-factory-orders"
 PATCH_FULL_SAGA = "full-saga"
 # After a failed undo, still try every remaining one (newest first) and name every failure.
 PATCH_EVERY_UNDO = "every-undo"
-# Apply only answers to the saga's own open asks, of its tenant (the release of per-service keys).
-PATCH_TRUSTED_REPLIES = "trusted-replies"
-
-SA_CORRELATION_ID = SearchAttributeKey.for_keyword("CorrelationId")
-SA_TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
-SA_ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
-SA_ORDER_STEP = SearchAttributeKey.for_keyword("OrderStep")
-
 _PUBLISH_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30)
 )
@@ -75,19 +86,15 @@ _COMPENSATION_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30)
 )
 
-_DEPROVISIONED = "provisioning.deprovisioned"
 _REFUND_DONE = "billing.refund-completed"
-_REFUND_FAILED = "billing.refund-failed"
 _PROV_DONE = "provisioning.completed"
 _PROV_FAILED = "provisioning.failed"
 
-
-def _short(text: str) -> str:
-    """Event reasons are ShortText (≤ 200 characters)."""
-    return text if len(text) <= 200 else text[:197] + "..."
+P = TypeVar("P", bound=Payload)
+Undone = tuple[bool, str, str]  # (confirmed, the last event of the undo, why it failed)
 
 
-def _failures_reason(failures: list[tuple[str, str]]) -> str:
+def _failures_reason(failures: list[tuple[CompensationStep, str]]) -> str:
     """One undo's reason as it was; several: the step names first, so a cut to ShortText keeps them."""
     if len(failures) == 1:
         return failures[0][1]
@@ -96,26 +103,20 @@ def _failures_reason(failures: list[tuple[str, str]]) -> str:
     return f"undos failed: {names} — {details}"
 
 
+def _event_type(data: Payload) -> str:
+    """The event type whose payload `data` is (each payload class belongs to one catalog entry)."""
+    return schemas.catalog.owner_of(type(data))[0].event_type
+
+
+def _data(event: InboundEvent, model: type[P]) -> P:
+    """`event`'s payload as `model`: the bridge delivers the latest version, checked by the contract."""
+    assert isinstance(event.data, model), f"{event.event_type} {event.version} is not {model.__name__}"
+    return event.data
+
+
 @workflow.defn
-class OrderFulfillmentWorkflow:
-    def __init__(self) -> None:
-        self._order: OrderRequest | None = None
-        self._status = "pending"
-        self._step = "start"
-        self._timeline: list[TimelineEntry] = []
-        self._payment: PaymentConfirmation | None = None
-        self._payment_failure: PaymentFailure | None = None
-        self._cancel: CancelRequest | None = None
-        self._inbound: dict[str, InboundEvent] = {}
-        self._seen: dict[str, None] = {}
-        self._stack: list[CompensationEntry] = []
-        self._completed: list[str] = []
-        self._resources: list[dict] = []
-        self._failure: str | None = None
-        self._memo_stack: list[str] | None = None
-        self._trusted: bool | None = None  # decided once, on first need: see `_trusting`
-        self._asks: dict[str, tuple[str, tuple[str, ...]]] = {}  # open ask id → (its type, answer types)
-        self._closed_asks: dict[str, tuple[str, tuple[str, ...]]] = {}  # the same, once no longer awaited
+class OrderFulfillmentWorkflow(SagaState):
+    """The saga's behaviour: the forward path, its failure paths and the compensation."""
 
     # ------------------------------------------------------------------ run
     @workflow.run
@@ -128,13 +129,13 @@ class OrderFulfillmentWorkflow:
             [
                 SA_CORRELATION_ID.value_set(order.correlation_id),
                 SA_TENANT_ID.value_set(order.tenant_id),
-                SA_ORDER_STATUS.value_set("created"),
-                SA_ORDER_STEP.value_set("order-created"),
+                SA_ORDER_STATUS.value_set(SagaStatus.CREATED),
+                SA_ORDER_STEP.value_set(SagaStep.ORDER_CREATED),
             ]
         )
-        self._status, self._step = "created", "order-created"
-        created = await self._publish("order-created", "order.created", order.created_payload(), None)
-        await self._set("awaiting_payment", "awaiting-payment")
+        self._status, self._step = SagaStatus.CREATED, SagaStep.ORDER_CREATED
+        created = await self._publish("order-created", order.created_payload(), None)
+        await self._set(SagaStatus.AWAITING_PAYMENT, SagaStep.AWAITING_PAYMENT)
         return await self._after_created(order, created.event_id)
 
     async def _first_release(self, order: OrderRequest) -> OrderResult:
@@ -143,12 +144,12 @@ class OrderFulfillmentWorkflow:
             [
                 SA_CORRELATION_ID.value_set(order.correlation_id),
                 SA_TENANT_ID.value_set(order.tenant_id),
-                SA_ORDER_STATUS.value_set("created"),
+                SA_ORDER_STATUS.value_set(SagaStatus.CREATED),
             ]
         )
         self._order = order
-        created = await self._publish("order-created", "order.created", order.created_payload(), None)
-        self._status = "created"
+        created = await self._publish("order-created", order.created_payload(), None)
+        self._status = SagaStatus.CREATED
         return self._result(created.event_id)
 
     async def _after_created(self, order: OrderRequest, created_id: str) -> OrderResult:
@@ -163,54 +164,23 @@ class OrderFulfillmentWorkflow:
         if self._payment_failure is not None and self._payment is None:
             return await self._payment_failed(order, self._payment_failure, created_id)
         if self._payment is None:
-            return await self._compensate(
-                stage="validation",
-                error_code="CANCELLED",
-                reason="cancelled",
-                cause_id=created_id,
-                by_customer=True,
-            )
-        total = order.created_payload()["total"]
+            return await self._cancelled(FailureStage.VALIDATION, created_id)
         paid = await self._publish(
-            "payment-confirmed",
-            "order.payment-confirmed",
-            {
-                "orderId": order.order_id,
-                "paymentId": self._payment.payment_id,
-                "amount": total,
-                "method": self._payment.method,
-            },
-            created_id,
+            "payment-confirmed", events.payment_confirmed(order, self._payment), created_id
         )
-        self._stack.append(CompensationEntry("refund_payment", "order.payment-confirmed"))
-        await self._set("paid", "payment-confirmed")
+        self._stack.append(CompensationEntry(CompensationStep.REFUND_PAYMENT, "order.payment-confirmed"))
+        await self._set(SagaStatus.PAID, SagaStep.PAYMENT_CONFIRMED)
         if self._cancel is not None:
-            return await self._compensate(
-                stage="payment",
-                error_code="CANCELLED",
-                reason="cancelled",
-                cause_id=paid.event_id,
-                by_customer=True,
-            )
+            return await self._cancelled(FailureStage.PAYMENT, paid.event_id)
         return await self._provision(order, paid.event_id)
 
     async def _provision(self, order: OrderRequest, paid_id: str) -> OrderResult:
         started = await self._publish(
-            "provisioning-started",
-            "order.provisioning-started",
-            {
-                "orderId": order.order_id,
-                "customerId": order.customer_id,
-                "planId": order.plan_id,
-                "region": order.region,
-                "resources": resources_for_plan(order.plan_id),
-            },
-            paid_id,
-            ask=True,
+            "provisioning-started", events.provisioning_started(order), paid_id, ask=True
         )
-        entry = CompensationEntry("deprovision_resources", "order.provisioning-started", None)
+        entry = CompensationEntry(CompensationStep.DEPROVISION_RESOURCES, "order.provisioning-started", None)
         self._stack.append(entry)
-        await self._set("provisioning", "awaiting-provisioning")
+        await self._set(SagaStatus.PROVISIONING, SagaStep.AWAITING_PROVISIONING)
         # A cancel during provisioning waits for it to settle, so the undo knows what exists.
         try:
             await workflow.wait_condition(
@@ -218,78 +188,43 @@ class OrderFulfillmentWorkflow:
                 timeout=timedelta(seconds=order.timings.provisioning_timeout_s),
             )
         except TimeoutError:
-            self._close_asks("order.provisioning-started")
+            self._asks.close("order.provisioning-started")
             return await self._compensate(
-                stage="provisioning",
+                stage=FailureStage.PROVISIONING,
                 error_code="PROVISIONING_TIMEOUT",
                 reason="provisioning did not answer in time",
                 cause_id=started.event_id,
                 by_customer=False,
             )
-        self._close_asks("order.provisioning-started")
+        self._asks.close("order.provisioning-started")
         if _PROV_FAILED in self._inbound and _PROV_DONE not in self._inbound:
             failed = self._inbound[_PROV_FAILED]
-            entry.resources = list(failed.data.get("partialResources") or [])
+            failure = _data(failed, ProvisioningFailedV1)
+            entry.resources = list(failure.partial_resources)
             return await self._compensate(
-                stage="provisioning",
-                error_code=failed.data["errorCode"],
-                reason=failed.data["reason"],
+                stage=FailureStage.PROVISIONING,
+                error_code=failure.error_code,
+                reason=failure.reason,
                 cause_id=failed.event_id,
                 by_customer=False,
             )
         completed = self._inbound[_PROV_DONE]
-        self._resources = list(completed.data["resources"])
+        self._resources = list(_data(completed, ProvisioningCompletedV3).resources)
         entry.resources = list(self._resources)
         if self._cancel is not None:
-            return await self._compensate(
-                stage="provisioning",
-                error_code="CANCELLED",
-                reason="cancelled",
-                cause_id=completed.event_id,
-                by_customer=True,
-            )
+            return await self._cancelled(FailureStage.PROVISIONING, completed.event_id)
         return await self._deliver(order, completed.event_id)
 
     async def _deliver(self, order: OrderRequest, completed_id: str) -> OrderResult:
-        total = order.created_payload()["total"]
-        fulfilled = await self._publish(
-            "fulfilled",
-            "order.fulfilled",
-            {
-                "orderId": order.order_id,
-                "customerId": order.customer_id,
-                "subscriptionPlanId": order.plan_id,
-                "billingCycle": order.billing_cycle,
-                "total": total,
-                "resources": self._resources,
-            },
-            completed_id,
-        )
-        await self._set("fulfilled", "fulfilled")
+        fulfilled = await self._publish("fulfilled", events.fulfilled(order, self._resources), completed_id)
+        await self._set(SagaStatus.FULFILLED, SagaStep.FULFILLED)
         if self._cancel is not None:
-            return await self._compensate(
-                stage="provisioning",
-                error_code="CANCELLED",
-                reason="cancelled",
-                cause_id=fulfilled.event_id,
-                by_customer=True,
-            )
-        console = (
-            f"https://console.cloud-factory.example/t/{order.tenant_id}/orders/{order.order_id}/credentials"
-        )
+            return await self._cancelled(FailureStage.PROVISIONING, fulfilled.event_id)
         delivered = await self._publish(
-            "service-delivered",
-            "order.service-delivered",
-            {
-                "orderId": order.order_id,
-                "customerId": order.customer_id,
-                "resources": self._resources,
-                "consoleUrl": console,
-            },
-            fulfilled.event_id,
+            "service-delivered", events.service_delivered(order, self._resources), fulfilled.event_id
         )
         self._stack.clear()
-        await self._set("delivered", "done")
+        await self._set(SagaStatus.DELIVERED, SagaStep.DONE)
         return self._result(delivered.event_id)
 
     # --------------------------------------------------------- failure paths
@@ -299,63 +234,61 @@ class OrderFulfillmentWorkflow:
         self._failure = failure.reason
         failed = await self._publish(
             "failed",
-            "order.failed",
-            {
-                "orderId": order.order_id,
-                "customerId": order.customer_id,
-                "stage": "payment",
-                "errorCode": failure.error_code,
-                "reason": _short(failure.reason),
-                "compensated": False,
-            },
+            events.failed(
+                order,
+                stage=FailureStage.PAYMENT,
+                error_code=failure.error_code,
+                reason=failure.reason,
+                compensated=False,
+            ),
             cause_id,
         )
-        await self._set("payment_failed", "done")
+        await self._set(SagaStatus.PAYMENT_FAILED, SagaStep.DONE)
         return self._result(failed.event_id)
 
+    async def _cancelled(self, stage: FailureStage, cause_id: str) -> OrderResult:
+        """The customer cancelled while the saga was at `stage`: undo what was done, end `cancelled`."""
+        return await self._compensate(
+            stage=stage, error_code="CANCELLED", reason="cancelled", cause_id=cause_id, by_customer=True
+        )
+
     async def _compensate(
-        self, *, stage: str, error_code: str, reason: str, cause_id: str, by_customer: bool
+        self, *, stage: FailureStage, error_code: str, reason: str, cause_id: str, by_customer: bool
     ) -> OrderResult:
         """Undo what was done, newest first; a customer cancel ends `cancelled`, a failure `compensated`."""
         order = self._require_order()
         if not by_customer:
             self._failure = reason
-        await self._set("compensating", "compensation-started")
+        await self._set(SagaStatus.COMPENSATING, SagaStep.COMPENSATION_STARTED)
         last = cause_id
         if self._stack:
             started = await self._publish(
                 "compensation-started",
-                "order.compensation-started",
-                {
-                    "orderId": order.order_id,
-                    "failedStage": stage,
-                    "steps": [entry.step for entry in reversed(self._stack)],
-                },
+                events.compensation_started(order, stage, [entry.step for entry in reversed(self._stack)]),
                 last,
                 compensation=True,
             )
             last = started.event_id
-        cancel_reason = (
-            "customer_request"
-            if by_customer
-            else ("out_of_capacity" if stage == "provisioning" else "administrative")
+        if by_customer:
+            cancel_reason = OrderCancellationReason.CUSTOMER_REQUEST
+        elif stage == FailureStage.PROVISIONING:
+            cancel_reason = OrderCancellationReason.OUT_OF_CAPACITY
+        else:
+            cancel_reason = OrderCancellationReason.ADMINISTRATIVE
+        will_release = any(
+            e.step == CompensationStep.DEPROVISION_RESOURCES and e.resources != [] for e in self._stack
         )
-        will_release = any(e.step == "deprovision_resources" and e.resources != [] for e in self._stack)
         if by_customer and not will_release:
             notice = await self._publish(
-                "cancelled",
-                "order.cancelled",
-                self._cancelled_payload(cancel_reason, []),
-                last,
-                compensation=True,
+                "cancelled", self._cancelled_payload(cancel_reason, []), last, compensation=True
             )
             last = notice.event_id
         refunded = None
-        failures: list[tuple[str, str]] = []  # (step, why), in the order they failed
+        failures: list[tuple[CompensationStep, str]] = []  # (step, why), in the order they failed
         for entry in list(reversed(self._stack)):  # newest first
             ok, last, why = await self._undo(entry, cancel_reason, by_customer, last)
-            if entry.step == "refund_payment":
-                refunded = order.created_payload()["total"] if ok else None
+            if entry.step == CompensationStep.REFUND_PAYMENT:
+                refunded = order.total if ok else None
             if ok:
                 self._stack = [owed for owed in self._stack if owed is not entry]
                 self._completed.append(entry.step)
@@ -368,113 +301,98 @@ class OrderFulfillmentWorkflow:
         if self._completed:
             done = await self._publish(
                 "compensation-completed",
-                "order.compensation-completed",
-                {"orderId": order.order_id, "completedSteps": list(self._completed), "refunded": refunded},
+                events.compensation_completed(order, self._completed, refunded),
                 last,
                 compensation=True,
             )
             last = done.event_id
         if by_customer:
-            await self._set("cancelled", "done")
+            await self._set(SagaStatus.CANCELLED, SagaStep.DONE)
             return self._result(last)
         failed = await self._publish(
             "failed",
-            "order.failed",
-            {
-                "orderId": order.order_id,
-                "customerId": order.customer_id,
-                "stage": stage,
-                "errorCode": error_code,
-                "reason": _short(reason),
-                "compensated": True,
-            },
+            events.failed(order, stage=stage, error_code=error_code, reason=reason, compensated=True),
             last,
         )
-        await self._set("compensated", "done")
+        await self._set(SagaStatus.COMPENSATED, SagaStep.DONE)
         return self._result(failed.event_id)
 
     async def _undo(
-        self, entry: CompensationEntry, cancel_reason: str, by_customer: bool, cause_id: str
-    ) -> tuple[bool, str, str]:
+        self,
+        entry: CompensationEntry,
+        cancel_reason: OrderCancellationReason,
+        by_customer: bool,
+        cause_id: str,
+    ) -> Undone:
         """Run one undo: (confirmed, the last event of it, why it failed)."""
-        await self._set("compensating", f"compensate:{entry.step}")
-        if entry.step != "deprovision_resources":
+        await self._set(SagaStatus.COMPENSATING, SagaStep.undoing(entry.step))
+        if entry.step != CompensationStep.DEPROVISION_RESOURCES:
             return await self._refund(by_customer, cause_id)
         if entry.resources == []:
             return True, cause_id, ""  # nothing was created, nothing to release
         return await self._deprovision(entry, cancel_reason, cause_id)
 
     async def _deprovision(
-        self, entry: CompensationEntry, reason: str, cause_id: str
-    ) -> tuple[bool, str, str]:
-        """Publish `order.cancelled`, wait for `provisioning.deprovisioned`; ask again after each window."""
+        self, entry: CompensationEntry, reason: OrderCancellationReason, cause_id: str
+    ) -> Undone:
+        """Ask with `order.cancelled` until `provisioning.deprovisioned` confirms the release."""
         resources = list(reversed(entry.resources or []))
+        answer, last = await self._ask_until_confirmed(
+            "cancelled", lambda: self._cancelled_payload(reason, resources), cause_id
+        )
+        if answer is None:
+            return False, last, "deprovisioning was never confirmed"
+        return True, answer.event_id, ""
+
+    async def _refund(self, by_customer: bool, cause_id: str) -> Undone:
+        """Ask with `billing.refund-requested` (one idempotency key for every ask) until Billing answers."""
+        order, payment = self._require_order(), self._payment
+        assert payment is not None
+        answer, last = await self._ask_until_confirmed(
+            "refund-requested",
+            lambda: events.refund_requested(order, payment, by_customer=by_customer),
+            cause_id,
+        )
+        if answer is None:
+            return False, last, "the refund was never confirmed"
+        if answer.event_type == _REFUND_DONE:
+            return True, answer.event_id, ""
+        failure = _data(answer, BillingRefundFailedV1)
+        return False, answer.event_id, f"refund failed: {failure.error_code} {failure.reason}"
+
+    async def _ask_until_confirmed(
+        self, step: str, ask: Callable[[], Payload], cause_id: str
+    ) -> tuple[InboundEvent | None, str]:
+        """Publish an undo's ask and wait one compensation window for an answer; ask again (`step#2`,
+        `step#3`, …) after each window that passes unanswered.
+
+        Returns the answer (the first of `REPLIES` that arrived, in their order) or None once the last
+        window passed, and the id of the last ask published. The ask's data is built anew for every
+        ask, so each carries what the saga knows by then.
+        """
+        ask_type = _event_type(ask())
+        answers = REPLIES[ask_type]
         last = cause_id
         for attempt, window in enumerate(self._require_order().timings.compensation_windows_s, start=1):
-            step = "cancelled" if attempt == 1 else f"cancelled#{attempt}"
             asked = await self._publish(
-                step,
-                "order.cancelled",
-                self._cancelled_payload(reason, resources),
-                cause_id,
-                compensation=True,
-                ask=True,
+                step if attempt == 1 else f"{step}#{attempt}", ask(), cause_id, compensation=True, ask=True
             )
             last = asked.event_id
             try:
                 await workflow.wait_condition(
-                    lambda: _DEPROVISIONED in self._inbound, timeout=timedelta(seconds=window)
-                )
-                self._close_asks("order.cancelled")
-                return True, self._inbound[_DEPROVISIONED].event_id, ""
-            except TimeoutError:
-                continue
-        self._close_asks("order.cancelled")
-        return False, last, "deprovisioning was never confirmed"
-
-    async def _refund(self, by_customer: bool, cause_id: str) -> tuple[bool, str, str]:
-        """Publish `billing.refund-requested` (one idempotency key for every ask) and wait for the outcome."""
-        order = self._require_order()
-        assert self._payment is not None
-        last = cause_id
-        for attempt, window in enumerate(order.timings.compensation_windows_s, start=1):
-            step = "refund-requested" if attempt == 1 else f"refund-requested#{attempt}"
-            asked = await self._publish(
-                step,
-                "billing.refund-requested",
-                {
-                    "orderId": order.order_id,
-                    "paymentId": self._payment.payment_id,
-                    "amount": order.created_payload()["total"],
-                    "reason": "order_cancelled" if by_customer else "order_failed",
-                    "idempotencyKey": f"refund-{order.workflow_id}",
-                    "initiatedBy": "saga",
-                },
-                cause_id,
-                compensation=True,
-                ask=True,
-            )
-            last = asked.event_id
-            try:
-                await workflow.wait_condition(
-                    lambda: _REFUND_DONE in self._inbound or _REFUND_FAILED in self._inbound,
+                    lambda: any(answer in self._inbound for answer in answers),
                     timeout=timedelta(seconds=window),
                 )
             except TimeoutError:
                 continue
-            self._close_asks("billing.refund-requested")
-            if _REFUND_DONE in self._inbound:
-                return True, self._inbound[_REFUND_DONE].event_id, ""
-            failed = self._inbound[_REFUND_FAILED]
-            return (
-                False,
-                failed.event_id,
-                f"refund failed: {failed.data['errorCode']} {failed.data['reason']}",
-            )
-        self._close_asks("billing.refund-requested")
-        return False, last, "the refund was never confirmed"
+            self._asks.close(ask_type)
+            return next(self._inbound[answer] for answer in answers if answer in self._inbound), last
+        self._asks.close(ask_type)
+        return None, last
 
-    async def _compensation_failed(self, failures: list[tuple[str, str]], cause_id: str) -> OrderResult:
+    async def _compensation_failed(
+        self, failures: list[tuple[CompensationStep, str]], cause_id: str
+    ) -> OrderResult:
         """Every failed undo goes to a person: the event (v2: `failedSteps`, the first also in
         `failedStep`) and the incident name each one, the reason says why, and what was undone.
 
@@ -487,20 +405,12 @@ class OrderFulfillmentWorkflow:
         self._failure = why
         failed_comp = await self._publish(
             "compensation-failed",
-            "order.compensation-failed",
-            {
-                "orderId": order.order_id,
-                "failedStep": step,
-                "failedSteps": failed_steps,
-                "completedSteps": list(self._completed),
-                "reason": _short(why),
-                "requiresManualAction": True,
-            },
+            events.compensation_failed(order, failed_steps, self._completed, why),
             cause_id,
             compensation=True,
         )
-        await workflow.execute_activity(
-            "open_incident",
+        await workflow.execute_activity_method(
+            IncidentPort.open_incident,
             IncidentRequest(
                 workflow_id=workflow.info().workflow_id,
                 tenant_id=order.tenant_id,
@@ -514,112 +424,43 @@ class OrderFulfillmentWorkflow:
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_COMPENSATION_RETRY,
         )
+        stage = FailureStage.BILLING if step == CompensationStep.REFUND_PAYMENT else FailureStage.PROVISIONING
         failed = await self._publish(
             "failed",
-            "order.failed",
-            {
-                "orderId": order.order_id,
-                "customerId": order.customer_id,
-                "stage": "billing" if step == "refund_payment" else "provisioning",
-                "errorCode": "COMPENSATION_FAILED",
-                "reason": _short(why),
-                "compensated": False,
-            },
+            events.failed(
+                order, stage=stage, error_code="COMPENSATION_FAILED", reason=why, compensated=False
+            ),
             failed_comp.event_id,
         )
-        await self._set("compensation_failed", "manual-review")
+        await self._set(SagaStatus.COMPENSATION_FAILED, SagaStep.MANUAL_REVIEW)
         return self._result(failed.event_id)
 
     # -------------------------------------------------------------- helpers
-    def _cancelled_payload(self, reason: str, resources: list[dict]) -> dict:
-        order = self._require_order()
-        note = self._cancel.note if self._cancel is not None and reason == "customer_request" else None
-        return {
-            "orderId": order.order_id,
-            "customerId": order.customer_id,
-            "reason": reason,
-            "note": note,
-            "resourcesToRelease": resources,
-        }
-
-    def _require_order(self) -> OrderRequest:
-        assert self._order is not None, "the saga has not started"
-        return self._order
-
-    async def _set(self, status: str, step: str) -> None:
-        """Status and step into search attributes; the memo only when the stack changed or at the end.
-
-        Every upsert is a history event and a visibility write, so the saga writes the memo (summary,
-        status, compensation stack) only when it says something new to a reader of the Web UI.
-        """
-        self._status, self._step = status, step
-        workflow.upsert_search_attributes([SA_ORDER_STATUS.value_set(status), SA_ORDER_STEP.value_set(step)])
-        stack = [entry.step for entry in reversed(self._stack)]
-        final = step in {"done", "manual-review"}
-        if stack == self._memo_stack and not final:
-            return
-        self._memo_stack = stack
-        order = self._require_order()
-        workflow.upsert_memo(
-            {
-                "summary": f"order {order.order_id} ({order.plan_id}, {order.region}) "
-                f"for tenant {order.tenant_id}",
-                "status": status,
-                "step": step,
-                "compensationStack": stack,
-            }
-        )
-
-    def _trusting(self) -> bool:
-        """Whether inbound events are checked against the open asks (`trusted-replies`), decided by the
-        first code that needs it — `run`, or a `domain_event` delivered before `run` started, which
-        must not slip in unchecked."""
-        if self._trusted is None:
-            self._trusted = workflow.patched(PATCH_TRUSTED_REPLIES)
-        return self._trusted
-
-    def _close_asks(self, ask_type: str) -> None:
-        """The saga no longer waits for answers to its `ask_type` requests: later ones are ignored."""
-        for ask, entry in list(self._asks.items()):
-            if entry[0] == ask_type:
-                self._closed_asks[ask] = entry
-                del self._asks[ask]
-
-    def _refusal(self, event: InboundEvent) -> str | None:
-        """Why `event` is not applied (None: it answers an open ask of this saga's tenant)."""
-        order = self._order
-        if order is None:
-            return "the saga has not started: no ask is open"
-        if event.tenant_id is not None and event.tenant_id != order.tenant_id:
-            return f"tenant {event.tenant_id} is not the saga's tenant {order.tenant_id}"
-        ask = self._asks.get(event.causation_id or "")
-        if ask is None and event.causation_id in self._closed_asks:
-            closed = self._closed_asks[event.causation_id][0]
-            return f"a late answer to {closed} {event.causation_id}, which the saga no longer waits on"
-        if ask is None:
-            return f"its causationId {event.causation_id} is not an open ask of this saga"
-        if event.event_type not in ask[1]:
-            return f"{event.event_type} does not answer {ask[0]}"
-        return None
+    def _cancelled_payload(
+        self, reason: OrderCancellationReason, resources: list[ResourceRef]
+    ) -> Payload:
+        """`order.cancelled`; the customer's note only on a customer's cancel."""
+        customer = reason == OrderCancellationReason.CUSTOMER_REQUEST
+        note = self._cancel.note if self._cancel is not None and customer else None
+        return events.cancelled(self._require_order(), reason, note, resources)
 
     async def _publish(
         self,
         step: str,
-        event_type: str,
-        data: dict,
+        data: Payload,
         causation_id: str | None,
         *,
         compensation: bool = False,
         ask: bool = False,
     ) -> PublishedEvent:
-        """Publish one step's event; an `ask` is registered (by its derived id) before it goes out, so
-        its answer always finds it open."""
+        """Publish one step's event (its type is the one `data` is the payload of); an `ask` is
+        registered (by its derived id) before it goes out, so its answer always finds it open."""
         order = self._require_order()
+        event_type = _event_type(data)
         if ask and self._trusting():
-            ask_id = step_event_id(workflow.info().workflow_id, step)
-            self._asks[ask_id] = (event_type, REPLIES[event_type])
-        published: PublishedEvent = await workflow.execute_activity(
-            "publish_event",
+            self._asks.open(step_event_id(workflow.info().workflow_id, step), event_type)
+        published = await workflow.execute_activity_method(
+            PublishingPort.publish_event,
             PublishRequest(
                 workflow_id=workflow.info().workflow_id,
                 step=step,
@@ -634,7 +475,6 @@ class OrderFulfillmentWorkflow:
             ),
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=_COMPENSATION_RETRY if compensation else _PUBLISH_RETRY,
-            result_type=PublishedEvent,
         )
         self._timeline.append(
             TimelineEntry(
@@ -650,89 +490,3 @@ class OrderFulfillmentWorkflow:
         )
         return published
 
-    def _result(self, last_event_id: str) -> OrderResult:
-        order = self._require_order()
-        return OrderResult(
-            order_id=order.order_id,
-            status=self._status,
-            events=[e.event_id for e in self._timeline if e.direction == "out"],
-            last_event_id=last_event_id,
-        )
-
-    # -------------------------------------------------------------- signals
-    @workflow.signal
-    def confirm_payment(self, payment: PaymentConfirmation) -> None:
-        if self._payment is None and self._payment_failure is None:
-            self._payment = payment
-
-    @workflow.signal
-    def fail_payment(self, failure: PaymentFailure) -> None:
-        if self._payment is None and self._payment_failure is None:
-            self._payment_failure = failure
-
-    @workflow.signal
-    def cancel(self, request: CancelRequest) -> None:
-        if self._cancel is None and self._status not in {"delivered", "compensated", "payment_failed"}:
-            self._cancel = request
-
-    @workflow.signal
-    def domain_event(self, event: InboundEvent) -> None:
-        """From the inbound bridge; a redelivered event (same id) is ignored."""
-        if event.event_id in self._seen:
-            return
-        refusal = self._refusal(event) if self._trusting() else None
-        if refusal is not None:
-            self._timeline.append(
-                TimelineEntry(
-                    "in",
-                    event.event_type,
-                    event.event_id,
-                    workflow.now().isoformat(),
-                    event.causation_id,
-                    ignored=refusal,
-                )
-            )
-            workflow.logger.warning("ignored %s %s: %s", event.event_type, event.event_id, refusal)
-            return  # not "seen": a genuine event with the same id may still come
-        self._seen[event.event_id] = None
-        self._timeline.append(
-            TimelineEntry(
-                "in", event.event_type, event.event_id, workflow.now().isoformat(), event.causation_id
-            )
-        )
-        self._inbound.setdefault(event.event_type, event)
-
-    # -------------------------------------------------------------- queries
-    @workflow.query
-    def status(self) -> OrderSnapshot:
-        order = self._order
-        return OrderSnapshot(
-            order_id=order.order_id if order else "",
-            tenant_id=order.tenant_id if order else "",
-            correlation_id=order.correlation_id if order else "",
-            status=self._status,
-            step=self._step,
-            compensation_stack=list(reversed(self._stack)),
-            completed_compensations=list(self._completed),
-            resources=list(self._resources),
-            failure=self._failure,
-        )
-
-    @workflow.query
-    def compensation_stack(self) -> list[CompensationEntry]:
-        """What is still owed, the next undo first."""
-        return list(reversed(self._stack))
-
-    @workflow.query
-    def timeline(self) -> list[TimelineEntry]:
-        return list(self._timeline)
-
-    @workflow.query
-    def asks(self) -> AskBook:
-        """Open asks (event id → the event types that may answer it) and closed ones: what the bridge
-        checks an inbound event against."""
-        return AskBook(
-            open={ask: list(replies) for ask, (_, replies) in self._asks.items()},
-            closed={ask: list(replies) for ask, (_, replies) in self._closed_asks.items()},
-            checking=bool(self._trusted),
-        )

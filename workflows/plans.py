@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import re
 
+from schemas.payloads._base import ResourceKind, ResourceSpec
+
 __all__ = ["RESOURCE_STEPS", "resources_for_plan"]
 
 RESOURCE_STEPS = ("network", "disk", "vps")
 _PLAN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
-def resources_for_plan(plan_id: str) -> list[dict]:
-    """Wire-shaped `ResourceSpec`s (camelCase keys) for `plan_id`; the VPS SKU follows the plan."""
+def resources_for_plan(plan_id: str) -> list[ResourceSpec]:
+    """The `ResourceSpec`s for `plan_id`; the VPS SKU follows the plan."""
     if not _PLAN.match(plan_id) or len(plan_id) > 64:
         raise ValueError(f"plan_id {plan_id!r} is not a plan slug like 'vm-standard-2'")
     return [
-        {"kind": "ip_address", "name": "network", "sku": "NET-IPV4", "quantity": 1},
-        {"kind": "bucket", "name": "disk", "sku": "DISK-SSD-50", "quantity": 1},
-        {"kind": "vm", "name": "vps", "sku": plan_id.upper(), "quantity": 1},
+        ResourceSpec(kind=ResourceKind.IP_ADDRESS, name="network", sku="NET-IPV4", quantity=1),
+        ResourceSpec(kind=ResourceKind.BUCKET, name="disk", sku="DISK-SSD-50", quantity=1),
+        ResourceSpec(kind=ResourceKind.VM, name="vps", sku=plan_id.upper(), quantity=1),
     ]

@@ -138,7 +138,7 @@ async def test_success_path(harness: SagaHarness, settings: Settings) -> None:
         attrs["CorrelationId"] == placed.order.correlation_id and attrs["TenantId"] == placed.order.tenant_id
     )
     snapshot = await placed.handle.query(OrderFulfillmentWorkflow.status)
-    assert snapshot.compensation_stack == [] and [r["name"] for r in snapshot.resources] == [
+    assert snapshot.compensation_stack == [] and [r.name for r in snapshot.resources] == [
         "network",
         "disk",
         "vps",

@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 import schemas
 from activities.incidents import IncidentActivities
 from activities.publishing import PublishingActivities
+from bridges.outbound import OutboundBridge
 from core.db import engine_for
 from core.settings import Settings
 from messaging.wiring import keyring_from, producer_from
@@ -69,7 +70,7 @@ def _forge(settings: Settings, placed: PlacedOrder, event_type: str, data: dict,
 
 def _refund_completed(placed: PlacedOrder) -> dict:
     return {"refundId": str(uuid.uuid4()), "orderId": placed.order.order_id, "paymentId": str(uuid.uuid4()),
-            "amount": {"amountMinor": placed.order.created_payload()["total"]["amountMinor"], "currency": "EUR"}}
+            "amount": {"amountMinor": placed.order.total.amount_minor, "currency": "EUR"}}
 
 
 def _fake_vps(placed: PlacedOrder) -> dict:
@@ -198,7 +199,8 @@ async def test_a_saga_started_before_the_check_still_gets_its_answers_through_th
     async with SagaHarness(settings, saga=False) as earlier:
         assert earlier.client is not None
         engine = engine_for(settings.dsn)
-        publishing = PublishingActivities(producer_from(settings, service="order", fallback=False))
+        producer = producer_from(settings, service="order", fallback=False)
+        publishing = PublishingActivities(OutboundBridge(producer))
         async with Worker(earlier.client, task_queue=earlier.task_queue, workflows=[_StartedBeforeTheCheck],
                           activities=[publishing.publish_event, IncidentActivities(engine).open_incident],
                           activity_executor=ThreadPoolExecutor(8)):

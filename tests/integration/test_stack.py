@@ -9,11 +9,11 @@ from pathlib import Path
 import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
-from temporalio.client import Client
 
 from cloud_factory.stack import ComponentState, Stack, StackError
 from cloud_factory.stack.temporal import SEARCH_ATTRIBUTES
 from core.settings import Settings
+from core.temporal import connect
 
 pytestmark = pytest.mark.stack
 
@@ -40,7 +40,7 @@ def test_custom_search_attributes_registered(stack: Stack, settings: Settings) -
     async def names() -> dict[str, int]:
         from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 
-        client = await Client.connect(settings.temporal_target)
+        client = await connect(settings.temporal_target)
         response = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=settings.temporal_namespace)
         )

@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import func, select
 
 import schemas
-from activities.publishing import step_event_id
+from bridges.outbound import step_event_id
 from cloud_factory.demo import read_record, wait_for_notifications
 from core.db import engine_for
 from core.settings import Settings

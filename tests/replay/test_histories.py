@@ -12,6 +12,8 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from core.temporal import DATA_CONVERTER
+from schemas.payloads.order import OrderCancellationReason
 from workflows.contracts import CompensationEntry, InboundEvent, OrderRequest, OrderResult, order_workflow_id
 from workflows.order_fulfillment import (
     PATCH_EVERY_UNDO,
@@ -19,6 +21,7 @@ from workflows.order_fulfillment import (
     PATCH_TRUSTED_REPLIES,
     OrderFulfillmentWorkflow,
 )
+from workflows.states import SagaStatus, SagaStep
 
 HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
 PATHS = {
@@ -43,6 +46,11 @@ def _recorded(text: str, fallback: str) -> WorkflowHistory:
     return WorkflowHistory.from_json(workflow_id, text)
 
 
+def _replayer(workflow_class: type) -> Replayer:
+    """A replayer decoding as every client and worker does (`core.temporal.DATA_CONVERTER`)."""
+    return Replayer(workflows=[workflow_class], data_converter=DATA_CONVERTER)
+
+
 def _history(name: str) -> WorkflowHistory:
     path = Path(__file__).resolve().parents[1] / "histories" / f"{name}.json"
     return _recorded(path.read_text(), name)
@@ -55,7 +63,7 @@ def test_histories_are_committed() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
 async def test_history_replays(path: Path) -> None:
     history = _recorded(path.read_text(), path.stem)
-    result = await Replayer(workflows=[OrderFulfillmentWorkflow]).replay_workflow(
+    result = await _replayer(OrderFulfillmentWorkflow).replay_workflow(
         history, raise_on_replay_failure=False
     )
     assert result.replay_failure is None, result.replay_failure
@@ -69,7 +77,7 @@ class _MemoDroppedWorkflow(OrderFulfillmentWorkflow):
     async def run(self, order: OrderRequest) -> OrderResult:
         return await super().run(order)
 
-    async def _set(self, status: str, step: str) -> None:
+    async def _set(self, status: SagaStatus, step: SagaStep) -> None:
         self._status, self._step = status, step
         workflow.upsert_search_attributes([])
 
@@ -81,14 +89,14 @@ class _UnpatchedWorkflow(OrderFulfillmentWorkflow):
     @workflow.run
     async def run(self, order: OrderRequest) -> OrderResult:
         self._order = order
-        await self._set("created", "order-created")
-        created = await self._publish("order-created", "order.created", order.created_payload(), None)
+        await self._set(SagaStatus.CREATED, SagaStep.ORDER_CREATED)
+        created = await self._publish("order-created", order.created_payload(), None)
         return await self._after_created(order, created.event_id)
 
 
 @pytest.mark.parametrize("name", ["success", "provisioning_failure", "compensation_failure"])
 async def test_a_non_deterministic_change_is_caught(name: str) -> None:
-    result = await Replayer(workflows=[_MemoDroppedWorkflow]).replay_workflow(
+    result = await _replayer(_MemoDroppedWorkflow).replay_workflow(
         _history(name), raise_on_replay_failure=False
     )
     assert result.replay_failure is not None
@@ -96,7 +104,7 @@ async def test_a_non_deterministic_change_is_caught(name: str) -> None:
 
 
 async def test_removing_the_patch_guard_breaks_the_first_release_history() -> None:
-    result = await Replayer(workflows=[_UnpatchedWorkflow]).replay_workflow(
+    result = await _replayer(_UnpatchedWorkflow).replay_workflow(
         _history("order_created"), raise_on_replay_failure=False
     )
     assert result.replay_failure is not None
@@ -140,7 +148,7 @@ class _TrustingWorkflow(OrderFulfillmentWorkflow):
 async def test_the_forged_reply_history_needs_the_reply_check() -> None:
     """Applying the fake completion would deliver the order instead of compensating: the replayer
     catches the difference, so the check cannot be dropped while such sagas run."""
-    result = await Replayer(workflows=[_TrustingWorkflow]).replay_workflow(
+    result = await _replayer(_TrustingWorkflow).replay_workflow(
         _history("forged_reply_ignored"), raise_on_replay_failure=False
     )
     assert result.replay_failure is not None
@@ -160,7 +168,11 @@ class _StopsAtFirstFailureWorkflow(OrderFulfillmentWorkflow):
         return await super().run(order)
 
     async def _undo(
-        self, entry: CompensationEntry, cancel_reason: str, by_customer: bool, cause_id: str
+        self,
+        entry: CompensationEntry,
+        cancel_reason: OrderCancellationReason,
+        by_customer: bool,
+        cause_id: str,
     ) -> tuple[bool, str, str]:
         if self._gave_up:
             return False, cause_id, "not tried"
@@ -170,7 +182,7 @@ class _StopsAtFirstFailureWorkflow(OrderFulfillmentWorkflow):
 
 
 async def test_the_every_undo_history_needs_every_undo_tried() -> None:
-    result = await Replayer(workflows=[_StopsAtFirstFailureWorkflow]).replay_workflow(
+    result = await _replayer(_StopsAtFirstFailureWorkflow).replay_workflow(
         _history("every_undo_failure"), raise_on_replay_failure=False
     )
     assert result.replay_failure is not None

@@ -63,8 +63,8 @@ def test_service_event_ids_are_stable_uuid4_shaped_and_distinct() -> None:
 
 def test_plans_create_network_disk_vps_in_order() -> None:
     specs = resources_for_plan("vm-large-4")
-    assert [s["name"] for s in specs] == list(RESOURCE_STEPS) == ["network", "disk", "vps"]
-    assert specs[-1]["sku"] == "VM-LARGE-4"
+    assert [s.name for s in specs] == list(RESOURCE_STEPS) == ["network", "disk", "vps"]
+    assert specs[-1].sku == "VM-LARGE-4"
     with pytest.raises(ValueError, match="plan_id"):
         resources_for_plan("Not A Plan")
 
@@ -77,7 +77,7 @@ def test_tenant_scope() -> None:
 def test_new_order_prices_and_validates() -> None:
     order = new_order("acme", "vm-standard-2")
     assert (order.amount_minor, order.tax_minor) == (2900, 551)
-    assert order.created_payload()["total"] == {"amountMinor": 3451, "currency": "EUR"}
+    assert order.created_payload().total == schemas.Money(amount_minor=3451, currency="EUR")
     with pytest.raises(ValueError, match="tenant"):
         new_order("", "vm-standard-2")
     assert set(FAIL_POINTS) >= {"payment", "network", "disk", "vps", "refund"}
@@ -138,7 +138,7 @@ def test_bridge_signals_the_workflow_of_the_flow_with_the_wire_payload() -> None
     [(target, signal, event)] = signaller.calls
     assert (target, signal) == (workflow_id, "domain_event")
     assert event.event_id == str(envelope.event_id) and event.causation_id == str(envelope.causation_id)
-    assert event.data["orderId"] == order_id and event.data["resources"][0]["name"] == "vps"
+    assert str(event.data.order_id) == order_id and event.data.resources[0].name == "vps"
     assert event.tenant_id == "acme"
 
 
@@ -235,10 +235,10 @@ _V1_SHAPED = {
 
 
 def test_publish_encodes_the_latest_version_with_every_failed_step() -> None:
-    from activities.publishing import PublishingActivities, step_event_id
+    from bridges.outbound import envelope_for, step_event_id
 
     data = {**_V1_SHAPED, "failedSteps": ["deprovision_resources", "refund_payment"], "completedSteps": []}
-    envelope = PublishingActivities._envelope(_compensation_failed_request(data))
+    envelope = envelope_for(_compensation_failed_request(data))
     assert envelope.version == "v2" == schemas.catalog["order.compensation-failed"].latest_version
     assert [s.value for s in envelope.data.failed_steps] == ["deprovision_resources", "refund_payment"]
     assert envelope.event_id == step_event_id("order-acme-1", "compensation-failed")
@@ -246,9 +246,9 @@ def test_publish_encodes_the_latest_version_with_every_failed_step() -> None:
 
 def test_publish_upcasts_the_older_shape_a_previous_build_scheduled() -> None:
     """A retry after a deploy runs with the input the old build recorded: still published, as v2."""
-    from activities.publishing import PublishingActivities, step_event_id
+    from bridges.outbound import envelope_for, step_event_id
 
-    envelope = PublishingActivities._envelope(_compensation_failed_request(dict(_V1_SHAPED)))
+    envelope = envelope_for(_compensation_failed_request(dict(_V1_SHAPED)))
     assert envelope.version == "v2"
     assert [s.value for s in envelope.data.failed_steps] == ["deprovision_resources"]
     assert [s.value for s in envelope.data.completed_steps] == ["refund_payment"]
@@ -257,12 +257,12 @@ def test_publish_upcasts_the_older_shape_a_previous_build_scheduled() -> None:
 
 
 def test_publish_rejects_data_that_fits_no_version_with_the_latest_versions_error() -> None:
-    from activities.publishing import PublishingActivities
+    from bridges.outbound import envelope_for
 
     data = {**_V1_SHAPED, "failedSteps": ["refund_payment"]}  # v2-shaped, first failure mismatched
     with pytest.raises(schemas.ContractError, match="start with failedStep"):
-        PublishingActivities._envelope(_compensation_failed_request(data))
+        envelope_for(_compensation_failed_request(data))
     with pytest.raises(schemas.ContractError) as info:
-        PublishingActivities._envelope(_compensation_failed_request({**_V1_SHAPED, "reason": ""}))
+        envelope_for(_compensation_failed_request({**_V1_SHAPED, "reason": ""}))
     # Old-shaped but invalid as v1 too: the error is the latest version's, not v1's.
     assert info.value.field == "data.failedSteps" and "more problem" in info.value.reason

@@ -22,7 +22,8 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.publishing import PublishingActivities, step_event_id
+from bridges.outbound import envelope_for, step_event_id
+from core.temporal import DATA_CONVERTER
 from workflows.contracts import (
     InboundEvent,
     IncidentRequest,
@@ -49,7 +50,7 @@ class Recorder:
 
     @activity.defn(name="publish_event")
     async def publish_event(self, request: PublishRequest) -> PublishedEvent:
-        envelope = PublishingActivities._envelope(request)  # the contract validates the payload here
+        envelope = envelope_for(request)  # the contract validates the payload here
         self.published.append(request)
         answer = self.answers.get(request.event_type)
         if answer is not None:
@@ -68,7 +69,9 @@ class Recorder:
 
 @pytest.fixture(scope="module")
 async def env():
-    environment = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(TEST_SERVER))
+    environment = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(TEST_SERVER), data_converter=DATA_CONVERTER
+    )
     # The saga upserts these; the dev server registers them at `stack up`, the test server here.
     await environment.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
@@ -119,7 +122,7 @@ async def test_no_payment_in_time_fails_the_order_without_provisioning(env: Work
     result = await _run(env, _order(payment_timeout_s=3600), recorder)
     assert result.status == "payment_failed"
     assert recorder.types() == ["order.created", "order.failed"]
-    assert recorder.published[-1].data["errorCode"] == "PAYMENT_TIMEOUT"
+    assert recorder.published[-1].data.error_code == "PAYMENT_TIMEOUT"
 
 
 async def test_provisioning_silence_times_out_and_every_unconfirmed_undo_needs_a_person(
@@ -142,16 +145,16 @@ async def test_provisioning_silence_times_out_and_every_unconfirmed_undo_needs_a
     assert len({step_event_id(order.workflow_id, r.step) for r in recorder.published[4:10]}) == 6
     assert types[10:16] == ["billing.refund-requested"] * 6
     assert types[16:] == ["order.compensation-failed", "order.failed"]
-    assert recorder.published[4].data["resourcesToRelease"] == []  # unknown: release whatever exists
+    assert recorder.published[4].data.resources_to_release == []  # unknown: release whatever exists
     failed = recorder.published[16].data
-    assert failed["failedStep"] == "deprovision_resources" and failed["completedSteps"] == []
-    assert failed["failedSteps"] == ["deprovision_resources", "refund_payment"]
-    assert PublishingActivities._envelope(recorder.published[16]).version == "v2"
-    assert failed["reason"].startswith("undos failed: deprovision_resources, refund_payment — ")
+    assert failed.failed_step == "deprovision_resources" and failed.completed_steps == []
+    assert failed.failed_steps == ["deprovision_resources", "refund_payment"]
+    assert envelope_for(recorder.published[16]).version == "v2"
+    assert failed.reason.startswith("undos failed: deprovision_resources, refund_payment — ")
     assert [(i.failed_step, i.failed_steps, i.completed_steps) for i in recorder.incidents] == [
         ("deprovision_resources", ["deprovision_resources", "refund_payment"], [])
     ]
-    assert recorder.published[-1].data["compensated"] is False
+    assert recorder.published[-1].data.compensated is False
 
 
 def _refunded(order: OrderRequest, causation: str | None, tenant_id: str | None = None) -> InboundEvent:
@@ -159,7 +162,12 @@ def _refunded(order: OrderRequest, causation: str | None, tenant_id: str | None 
         event_id=str(uuid.uuid4()),
         event_type="billing.refund-completed",
         version="v1",
-        data={"orderId": order.order_id},
+        data={
+            "refundId": str(uuid.uuid4()),
+            "orderId": order.order_id,
+            "paymentId": str(uuid.uuid4()),
+            "amount": {"amountMinor": 3451, "currency": "EUR"},
+        },
         causation_id=causation,
         tenant_id=tenant_id or order.tenant_id,
     )
@@ -179,14 +187,14 @@ async def test_a_failed_undo_does_not_stop_the_next_one(env: WorkflowEnvironment
         "order.failed",
     ]
     failed = recorder.published[-2].data
-    assert failed["failedStep"] == "deprovision_resources"
-    assert failed["failedSteps"] == ["deprovision_resources"]
-    assert failed["completedSteps"] == ["refund_payment"]
-    assert failed["reason"] == "deprovisioning was never confirmed"
+    assert failed.failed_step == "deprovision_resources"
+    assert failed.failed_steps == ["deprovision_resources"]
+    assert failed.completed_steps == ["refund_payment"]
+    assert failed.reason == "deprovisioning was never confirmed"
     assert [(i.failed_steps, i.completed_steps) for i in recorder.incidents] == [
         (["deprovision_resources"], ["refund_payment"])
     ]
-    assert recorder.published[-1].data["stage"] == "provisioning"
+    assert recorder.published[-1].data.stage == "provisioning"
 
 
 async def test_replies_that_answer_no_open_ask_are_ignored_and_shown_in_the_timeline(
@@ -203,7 +211,8 @@ async def test_replies_that_answer_no_open_ask_are_ignored_and_shown_in_the_time
             _refunded(order, ask, tenant_id="another-tenant"),
             _refunded(order, str(started)),
             InboundEvent(str(uuid.uuid4()), "provisioning.deprovisioned", "v1",
-                         {"orderId": order.order_id, "releasedResources": []}, ask, tenant_id=order.tenant_id),
+                         {"orderId": order.order_id, "customerId": order.customer_id, "resources": [],
+                          "reason": "order_cancelled"}, ask, tenant_id=order.tenant_id),
         ]
     }
     recorder = Recorder(env.client, late)
@@ -219,8 +228,8 @@ async def test_replies_that_answer_no_open_ask_are_ignored_and_shown_in_the_time
         timeline = await handle.query(OrderFulfillmentWorkflow.timeline)
     assert result.status == "compensation_failed"
     failed = recorder.published[-2].data
-    assert failed["failedSteps"] == ["deprovision_resources", "refund_payment"]
-    assert failed["completedSteps"] == []
+    assert failed.failed_steps == ["deprovision_resources", "refund_payment"]
+    assert failed.completed_steps == []
     ignored = [(entry.event_type, entry.ignored) for entry in timeline if entry.ignored]
     assert ignored[0] == ("billing.refund-completed",
                           f"its causationId {first_refund_ask} is not an open ask of this saga")
