@@ -1,0 +1,42 @@
+"""Incidents: a saga whose compensation could not finish becomes a row a person works through.
+
+One row per saga and first failed step (`incidents_workflow_step_key`), so a retried activity or a
+replayed saga opens it once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import Engine
+from sqlalchemy.dialects.postgresql import insert
+
+from core.db import ensure_schema_once
+from services.order.tables import incidents, metadata
+
+__all__ = ["record_incident"]
+
+
+def record_incident(engine: Engine, *, workflow_id: str, tenant_id: str, order_id: str, correlation_id: str,
+                    failed_step: str, failed_steps: Sequence[str],
+                    completed_steps: Sequence[str], reason: str) -> None:
+    """Open the incident (idempotent). Steps are plain strings: the driver would write an enum member's
+    name, not its value."""
+    ensure_schema_once(engine, metadata)  # also adds columns newer than the table (failed_steps)
+    statement = (
+        insert(incidents)
+        .values(
+            workflow_id=workflow_id,
+            tenant_id=tenant_id,
+            order_id=uuid.UUID(order_id),
+            correlation_id=uuid.UUID(correlation_id),
+            failed_step=str(failed_step),
+            completed_steps=[str(step) for step in completed_steps],
+            failed_steps=[str(step) for step in failed_steps],
+            reason=reason,
+        )
+        .on_conflict_do_nothing(constraint="incidents_workflow_step_key")
+    )
+    with engine.begin() as conn:
+        conn.execute(statement)
