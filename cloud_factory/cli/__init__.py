@@ -26,7 +26,8 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="cloud-factory",
-    help="Cloud Factory: signed domain events on Kafka, order sagas on Temporal.",
+    help="Cloud Factory: signed domain events on Kafka, order sagas on Temporal. "
+    "Errors are one line; add --debug anywhere (or set CF_DEBUG=1) for the traceback.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -44,5 +45,8 @@ app.add_typer(demo.app, name="demo", help="The main job: about 20 orders across 
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Run the CLI in-process (the console script is `cloud_factory.entry.main`): every command behind
+    the one-line error boundary (`--debug` anywhere on the line, or CF_DEBUG=1, shows tracebacks)."""
+    from cloud_factory.cli.errors import run
+
+    run(app)

@@ -24,6 +24,7 @@ from rich.table import Table
 from sqlalchemy import exc as sa
 
 import schemas
+from cloud_factory.cli.errors import explain
 from core.db import engine_for
 from core.settings import get_settings
 from messaging.dlq.admin import DlqEntry, discard, list_dlq, read_entry, redrive
@@ -51,8 +52,7 @@ def _one_line_errors() -> Iterator[None]:
     try:
         yield
     except (sa.OperationalError, sa.InterfaceError) as exc:
-        _fail(f"PostgreSQL unreachable ({type(exc.orig or exc).__name__}); is the stack up? "
-              "(`cloud-factory stack status`)")
+        _fail(explain(exc))
     except PublishError as exc:
         _fail(f"Kafka did not take the record: {exc}")
     except SigningKeysError as exc:

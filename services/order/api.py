@@ -7,6 +7,7 @@ order to fail arm the simulators before placing it; this API never touches them.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -15,9 +16,14 @@ from temporalio.client import Client, WorkflowHandle
 from workflows.contracts import CancelRequest, OrderRequest, PaymentConfirmation, PaymentFailure, SagaTimings
 from workflows.order_fulfillment import ORDER_TASK_QUEUE, OrderFulfillmentWorkflow
 
-__all__ = ["PlacedOrder", "cancel_order", "new_order", "pay_order", "place_order"]
+__all__ = ["PLANS", "REGIONS", "PlacedOrder", "cancel_order", "new_order", "pay_order", "place_order"]
 
-_PRICES = {"vm-small-1": 900, "vm-standard-2": 2900, "vm-large-4": 7900, "vm-xlarge-8": 15900}
+#: The plans on sale and their monthly price in cents.
+PLANS: dict[str, int] = {"vm-small-1": 900, "vm-standard-2": 2900, "vm-large-4": 7900, "vm-xlarge-8": 15900}
+#: Where resources can be created.
+REGIONS = ("eu-west-1", "eu-central-1", "us-east-1")
+# The envelope's tenantId rule (schemas' TenantId), checked before anything is started.
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -35,10 +41,15 @@ def new_order(
     order_id: str | None = None,
     timings: SagaTimings | None = None,
 ) -> OrderRequest:
-    """An order priced from the plan (unknown plans cost 19.00), 19 % tax."""
-    if not tenant_id or len(tenant_id) > 64:
-        raise ValueError(f"tenant {tenant_id!r}: give a tenant id of 1-64 characters")
-    amount = _PRICES.get(plan_id, 1900)
+    """An order priced from its plan, 19 % tax; ValueError naming the field for anything the saga would
+    refuse later (so nothing is started, charged or published for it)."""
+    if not _TENANT.match(tenant_id or ""):
+        raise ValueError(f"tenant {tenant_id!r}: 1-64 letters, digits or _.:-, starting with a letter or digit")
+    if plan_id not in PLANS:
+        raise ValueError(f"plan {plan_id!r} is not on sale; known plans: {', '.join(PLANS)}")
+    if region not in REGIONS:
+        raise ValueError(f"region {region!r} is not served; known regions: {', '.join(REGIONS)}")
+    amount = PLANS[plan_id]
     return OrderRequest(
         tenant_id=tenant_id,
         order_id=order_id or str(uuid.uuid4()),
