@@ -10,7 +10,9 @@ The public API is what `__all__` lists, importable from `messaging` itself:
 - `RetryPolicy`; `IdempotencyStore`;
 - the wiring from `Settings` (for composition roots such as `workers/`): `producer_from`,
   `consumer_from`, `idempotency_from`, `ensure_catalog_topics`;
-- `TopicReader`, the one reader of a topic range to its end (`PartitionRange`, `ReadTimeout`).
+- `TopicReader`, the one reader of a topic range to its end (`PartitionRange`, `ReadTimeout`);
+- `InMemoryTransport` (`messaging.testing`): handlers unit-tested without Kafka or PostgreSQL, through
+  the consumer's own checks.
 
 The names resolve on first use, so `import messaging` stays cheap (no Kafka client, no database
 driver until something asks). The subpackages — `consumer/` (the consumer split by job), `dlq/`,
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from messaging.producer import Delivery, EventProducer
     from messaging.reader import PartitionRange, ReadTimeout, TopicReader
     from messaging.retry import RetryPolicy
+    from messaging.testing import InMemoryTransport
     from messaging.wiring import consumer_from, ensure_catalog_topics, idempotency_from, producer_from
 
 _EXPORTS = {
@@ -61,6 +64,7 @@ _EXPORTS = {
     "messaging.producer": ("Delivery", "EventProducer"),
     "messaging.reader": ("PartitionRange", "ReadTimeout", "TopicReader"),
     "messaging.retry": ("RetryPolicy",),
+    "messaging.testing": ("InMemoryTransport",),
     "messaging.wiring": ("consumer_from", "ensure_catalog_topics", "idempotency_from", "producer_from"),
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -75,6 +79,7 @@ __all__ = [
     "HandlerContext",
     "HandlerSpec",
     "IdempotencyStore",
+    "InMemoryTransport",
     "InconsistencyError",
     "LeaseHeldError",
     "MessagingError",

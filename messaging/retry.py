@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import schemas
 
-__all__ = ["PROFILES", "RetryPolicy", "policy_for", "PolicyLookup"]
+__all__ = ["PROFILES", "PolicyLookup", "RetryPolicy", "policy_for", "policy_lookup"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +51,12 @@ def policy_for(event_type: str | None) -> RetryPolicy:
     """The policy of `event_type`'s catalog profile (DEFAULT for unknown or undecodable types)."""
     entry = schemas.catalog.get(event_type) if event_type else None
     return PROFILES[entry.retry_profile if entry else schemas.RetryProfile.DEFAULT]
+
+
+def policy_lookup(retry_policy: RetryPolicy | PolicyLookup | None) -> PolicyLookup:
+    """A consumer's `retry_policy` argument as a lookup: one fixed policy for every event type, a
+    lookup as given, or (None) the catalog's profiles."""
+    if isinstance(retry_policy, RetryPolicy):
+        fixed = retry_policy
+        return lambda _event_type: fixed
+    return retry_policy or policy_for

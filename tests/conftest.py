@@ -5,7 +5,7 @@ pointed at a private state directory (`.cloud-factory-test/`: its own Kafka, Tem
 data, spool, heartbeats and signing keys), private ports and the env segment `test`, and variables
 that point elsewhere (an external cluster, database or key set) are dropped. Subprocesses (the CLI,
 worker processes) inherit it. The developer's stack is snapshot before and after the session
-(tests/tools/developer_state.py); any difference fails the run.
+(tests/support/developer_state.py); any difference fails the run.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ get_settings.cache_clear()
 import pytest  # noqa: E402 - after the environment: nothing may read the developer's settings
 
 from cloud_factory.stack import ComponentState, Stack  # noqa: E402
-from tests.tools.developer_state import snapshot  # noqa: E402
+from tests.support.developer_state import snapshot  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)

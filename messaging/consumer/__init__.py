@@ -7,6 +7,8 @@
 - `claims`: the batch's idempotency keys, claimed and stored with one statement each, leases held
   while the handlers run;
 - `dispatch`: the handler table and calling each handler with its `HandlerContext` in its span;
+- `handling`: one read record's way to its end — dispatched, or its failure routed (shared with
+  the in-memory transport, `messaging.testing`);
 - `retries`: in-place retries — pause, rewind and resume one partition after its backoff;
 - `deadlettering`: what a failure becomes (retry, dead letter, parked record);
 - `health`: the snapshot the worker heartbeat reports; `inflight`: a record on its way through

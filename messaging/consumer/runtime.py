@@ -24,9 +24,10 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Topic
 import schemas
 from messaging.consumer.claims import BatchClaims
 from messaging.consumer.deadlettering import FailureRouter
-from messaging.consumer.dispatch import Dispatcher, HandlerFailed, HandlerTable
+from messaging.consumer.dispatch import Dispatcher, HandlerTable
 from messaging.consumer.freshness import DEFAULT_MAX_EVENT_AGE_S
 from messaging.consumer.gctune import tune_gc_for_throughput
+from messaging.consumer.handling import Finish, finish_record
 from messaging.consumer.health import DEFAULT_PARK_AFTER_S, DEFAULT_STUCK_AFTER_S, ConsumerHealth
 from messaging.consumer.inflight import TP, InFlight
 from messaging.consumer.reading import RecordReader
@@ -36,7 +37,7 @@ from messaging.handlers import HandlerEntry
 from messaging.idempotency import IdempotencyStore
 from messaging.metrics import METRICS
 from messaging.producer import EventProducer
-from messaging.retry import PolicyLookup, RetryPolicy, policy_for
+from messaging.retry import PolicyLookup, RetryPolicy, policy_lookup
 
 __all__ = ["EventConsumer", "run_until_signalled"]
 
@@ -95,7 +96,7 @@ class EventConsumer:
             **(extra_config or {}),
         })
         self._retries = InPlaceRetries(self._consumer)
-        self._failures = FailureRouter(self._retries, self.dead_letters, _policy_lookup(retry_policy),
+        self._failures = FailureRouter(self._retries, self.dead_letters, policy_lookup(retry_policy),
                                        group_id=group_id, park_after_s=park_after_s)
         self._consumer.subscribe(self.topics, on_revoke=self._on_revoke, on_lost=self._on_revoke)
 
@@ -187,19 +188,10 @@ class EventConsumer:
             tp = item.tp
             if tp in stopped or self._retries.paused(tp):
                 continue  # behind a failed message: it is fetched again after the backoff
-            try:
-                if item.served:  # else no handler here, or `accept` refused it
-                    if claims.error is not None:
-                        raise HandlerFailed(claims.error, None)
-                    self._dispatcher.handle(item, claims, self._retries.attempt(item))
-            except HandlerFailed as failure:
-                if self._failures.route(item, failure):
-                    done[tp] = item.msg
-                else:
-                    stopped.add(tp)
-                continue
-            self._retries.handled(item)
-            done[tp] = item.msg
+            if finish_record(item, claims, self._dispatcher, self._retries, self._failures) is Finish.RETRY:
+                stopped.add(tp)
+            else:
+                done[tp] = item.msg
         claims.settle()
         self._commit(done.values())
         METRICS.add("consumed", len(messages))
@@ -248,14 +240,6 @@ class EventConsumer:
         self._closed = True
         self._consumer.close()
         self.dlq_producer.flush(10)
-
-
-def _policy_lookup(retry_policy: RetryPolicy | PolicyLookup | None) -> PolicyLookup:
-    """One fixed policy for every event type, a lookup as given, or the catalog's profiles."""
-    if isinstance(retry_policy, RetryPolicy):
-        fixed = retry_policy
-        return lambda _event_type: fixed
-    return retry_policy or policy_for
 
 
 def run_until_signalled(consumer: EventConsumer, *, poll_timeout: float = 0.5) -> None:

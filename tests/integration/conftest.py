@@ -1,3 +1,3 @@
 """Fixtures of the integration tests (the session's stack is in tests/conftest.py)."""
 
-from tests.integration.private_broker import private_broker  # noqa: F401 - a fixture, found by name
+from tests.support.private_broker import private_broker  # noqa: F401 - a fixture, found by name

@@ -16,7 +16,7 @@ from messaging.errors import ErrorClass
 from services.billing.gateway import clear_gateway_faults, inject_gateway_fault
 from services.billing.subscriptions import SUBSCRIPTIONS as BILLING
 from services.billing.tables import invoices, ledger, payments, psp_operations, refunds
-from tests.integration.hostile_support import (
+from tests.support.hostile_support import (
     committed_past,
     dead_letter_of,
     emitted,
@@ -26,7 +26,7 @@ from tests.integration.hostile_support import (
     resend,
     signed_event,
 )
-from tests.integration.messaging_support import isolated, running
+from tests.support.messaging_support import isolated, running
 from workers.consumers import build_consumer
 
 pytestmark = pytest.mark.stack

@@ -16,8 +16,8 @@ from core.settings import Settings
 from messaging.fallback.spool import FallbackSpool, SpooledRecord
 from messaging.producer import record_headers
 from messaging.wiring import keyring_from
-from tests.integration.messaging_support import event, isolated, read_topic
-from tests.tools.worker_process import CLI
+from tests.support.messaging_support import event, isolated, read_topic
+from tests.support.worker_process import CLI
 
 pytestmark = pytest.mark.stack
 

@@ -16,7 +16,7 @@ import schemas
 from core.settings import Settings
 from messaging import HandlerContext
 from messaging.wiring import consumer_from, producer_from
-from tests.integration.messaging_support import caught_up, ensure, event, isolated, running, wait_until
+from tests.support.messaging_support import caught_up, ensure, event, isolated, running, wait_until
 
 pytestmark = pytest.mark.stack
 

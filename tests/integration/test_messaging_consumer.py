@@ -23,7 +23,7 @@ from messaging.errors import (
 )
 from messaging.retry import RetryPolicy
 from messaging.wiring import consumer_from, producer_from
-from tests.integration.messaging_support import ensure, event, isolated, read_topic, running, wait_until
+from tests.support.messaging_support import ensure, event, isolated, read_topic, running, wait_until
 
 pytestmark = pytest.mark.stack
 

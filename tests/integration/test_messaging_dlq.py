@@ -24,7 +24,7 @@ from messaging.errors import ErrorClass, NotFoundError, TransientError
 from messaging.retry import RetryPolicy
 from messaging.tables import dlq_alerts, dlq_incidents, dlq_records
 from messaging.wiring import consumer_from, producer_from
-from tests.integration.messaging_support import (
+from tests.support.messaging_support import (
     ensure,
     event,
     isolated,

@@ -20,8 +20,8 @@ from messaging import HandlerContext
 from messaging.fallback.spool import FallbackSpool
 from messaging.producer import EventProducer
 from messaging.wiring import consumer_from, keyring_from
-from tests.integration.messaging_support import ensure, event, running, wait_until
-from tests.integration.private_broker import start_broker
+from tests.support.messaging_support import ensure, event, running, wait_until
+from tests.support.private_broker import start_broker
 
 pytestmark = pytest.mark.stack
 

@@ -17,7 +17,7 @@ from messaging.idempotency import ClaimState, IdempotencyStore, KeyRequest, idem
 from messaging.metrics import METRICS
 from messaging.retry import RetryPolicy
 from messaging.wiring import consumer_from, producer_from
-from tests.integration.messaging_support import (
+from tests.support.messaging_support import (
     caught_up,
     ensure,
     event,

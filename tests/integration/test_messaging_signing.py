@@ -10,7 +10,7 @@ import schemas
 from core.settings import Settings
 from messaging.dlq.letter import DeadLetter
 from messaging.wiring import consumer_from, producer_from
-from tests.integration.messaging_support import (
+from tests.support.messaging_support import (
     ensure,
     event,
     isolated,

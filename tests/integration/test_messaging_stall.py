@@ -29,8 +29,8 @@ from messaging.errors import NotFoundError, TransientError
 from messaging.producer import record_headers
 from messaging.retry import RetryPolicy
 from messaging.wiring import consumer_from, producer_from
-from tests.integration.messaging_support import caught_up, ensure, event, read_topic, running, wait_until
-from tests.tools.worker_process import CLI, start_workers, stop_workers
+from tests.support.messaging_support import caught_up, ensure, event, read_topic, running, wait_until
+from tests.support.worker_process import CLI, start_workers, stop_workers
 from workers.heartbeat import Heartbeat
 
 pytestmark = pytest.mark.stack

@@ -15,7 +15,7 @@ from messaging.errors import ErrorClass
 from services.common.emitter import service_event_id
 from services.notification.subscriptions import SUBSCRIPTIONS as NOTIFICATION
 from services.notification.tables import mail_log, notifications, outbox
-from tests.integration.hostile_support import (
+from tests.support.hostile_support import (
     committed_past,
     dead_letter_of,
     example,
@@ -24,7 +24,7 @@ from tests.integration.hostile_support import (
     resend,
     signed_event,
 )
-from tests.integration.messaging_support import isolated, running
+from tests.support.messaging_support import isolated, running
 from workers.consumers import build_consumer
 
 pytestmark = pytest.mark.stack

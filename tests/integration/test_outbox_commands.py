@@ -28,7 +28,7 @@ from services.common.outbox_emitter import OutboxEmitter
 from services.identity.commands import IdentityCommands
 from services.identity.tables import metadata, outbox, users
 from services.order.flow import read_flow
-from tests.tools.worker_process import CLI, start_workers
+from tests.support.worker_process import CLI, start_workers
 from workers.heartbeat import read_heartbeats
 
 pytestmark = pytest.mark.stack

@@ -36,7 +36,7 @@ from services.notification.handler import NotificationHandler
 from services.notification.rendering import CHANNELS, Message
 from services.notification.subscriptions import SUBSCRIPTIONS as NOTIFICATION
 from services.notification.tables import notifications
-from tests.integration.messaging_support import caught_up, event, isolated, read_topic
+from tests.support.messaging_support import caught_up, event, isolated, read_topic
 from workers.consumers import build_consumer
 
 pytestmark = pytest.mark.stack

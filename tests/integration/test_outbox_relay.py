@@ -19,7 +19,7 @@ from core.db import engine_for, ensure_schema
 from core.settings import Settings
 from messaging.outbox import OutboxRecord, OutboxRelay, enqueue, outbox_table
 from messaging.wiring import producer_from
-from tests.integration.messaging_support import read_topic
+from tests.support.messaging_support import read_topic
 
 pytestmark = pytest.mark.stack
 

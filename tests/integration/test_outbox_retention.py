@@ -26,7 +26,7 @@ from messaging.outbox import OutboxRecord, OutboxRelay, enqueue, outbox_table, p
 from messaging.wiring import producer_from
 from services.identity.tables import metadata as identity_metadata
 from services.identity.tables import outbox as identity_outbox
-from tests.tools.worker_process import CLI
+from tests.support.worker_process import CLI
 
 pytestmark = pytest.mark.stack
 

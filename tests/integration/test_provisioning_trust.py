@@ -17,7 +17,7 @@ from services.provisioning.handler import count_live_resources
 from services.provisioning.simulator import clear_faults, inject_fault
 from services.provisioning.subscriptions import SUBSCRIPTIONS as PROVISIONING
 from services.provisioning.tables import cloud, orders, resources
-from tests.integration.hostile_support import (
+from tests.support.hostile_support import (
     committed_past,
     dead_letter_of,
     emitted,
@@ -27,7 +27,7 @@ from tests.integration.hostile_support import (
     resend,
     signed_event,
 )
-from tests.integration.messaging_support import isolated, running
+from tests.support.messaging_support import isolated, running
 from workers.consumers import build_consumer
 
 pytestmark = pytest.mark.stack

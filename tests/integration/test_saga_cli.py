@@ -10,7 +10,7 @@ import time
 import pytest
 
 from core.settings import Settings
-from tests.tools.worker_process import CLI, isolation_env, start_workers, stop_workers
+from tests.support.worker_process import CLI, isolation_env, start_workers, stop_workers
 
 pytestmark = pytest.mark.stack
 

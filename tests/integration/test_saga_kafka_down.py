@@ -28,8 +28,8 @@ from cloud_factory.stack.kafka import KafkaComponent
 from core.settings import Settings
 from services.order.api import pay_order
 from services.order.flow import read_flow
-from tests.integration.private_broker import start_broker
-from tests.tools.saga_harness import SagaHarness
+from tests.support.private_broker import start_broker
+from tests.support.saga_harness import SagaHarness
 from workflows.contracts import step_event_id
 from workflows.order_fulfillment import SA_ORDER_STEP, OrderFulfillmentWorkflow
 

@@ -26,7 +26,7 @@ from services.billing.tables import psp_operations, refunds
 from services.order.api import new_order
 from services.provisioning.simulator import held_since, inject_fault, release_fault
 from services.provisioning.tables import cloud, resources
-from tests.tools.worker_process import isolation_env, start_workers, stop_workers
+from tests.support.worker_process import isolation_env, start_workers, stop_workers
 
 pytestmark = pytest.mark.stack
 

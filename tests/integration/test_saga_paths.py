@@ -30,8 +30,8 @@ from services.provisioning.handler import count_live_resources
 from services.provisioning.simulator import held_since, inject_fault, release_fault
 from services.provisioning.tables import orders as provisioning_orders
 from services.provisioning.tables import resources
-from tests.integration.messaging_support import assert_topic_exists
-from tests.tools.saga_harness import SagaHarness
+from tests.support.messaging_support import assert_topic_exists
+from tests.support.saga_harness import SagaHarness
 from workflows.contracts import OrderResult, SagaTimings
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
 

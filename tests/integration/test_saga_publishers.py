@@ -22,7 +22,7 @@ from services.notification.tables import notifications
 from services.order.flow import read_flow
 from services.product.tables import plans
 from services.support.tables import tickets
-from tests.tools.saga_harness import SagaHarness
+from tests.support.saga_harness import SagaHarness
 
 pytestmark = pytest.mark.stack
 

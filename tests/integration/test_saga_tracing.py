@@ -11,7 +11,7 @@ import pytest
 
 from core.settings import Settings
 from services.order.flow import read_flow
-from tests.tools.saga_harness import SagaHarness
+from tests.support.saga_harness import SagaHarness
 
 pytestmark = pytest.mark.stack
 

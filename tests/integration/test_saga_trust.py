@@ -28,7 +28,7 @@ from messaging.wiring import keyring_from, producer_from
 from services.billing.tables import ledger
 from services.order.api import PlacedOrder
 from services.order.flow import read_dlq
-from tests.tools.saga_harness import SagaHarness
+from tests.support.saga_harness import SagaHarness
 from workflows.contracts import (
     OrderRequest,
     OrderResult,

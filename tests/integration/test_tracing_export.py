@@ -56,7 +56,7 @@ def test_otlp_exporter_sends_one_trace_across_kafka(stack, settings: Settings, u
     tenant = f"trace-{unique}"
     env = {**os.environ, "CF_TRACE_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
            "OTEL_BSP_SCHEDULE_DELAY": "200"}
-    run = subprocess.run([sys.executable, "-m", "tests.tools.traced_roundtrip", tenant], env=env,
+    run = subprocess.run([sys.executable, "-m", "tests.support.traced_roundtrip", tenant], env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
 
@@ -88,7 +88,7 @@ def test_otlp_exporter_sends_one_trace_across_kafka(stack, settings: Settings, u
 
 def test_console_exporter_prints_the_spans(stack, unique: str) -> None:
     env = {**os.environ, "CF_TRACE_EXPORTER": "console", "OTEL_BSP_SCHEDULE_DELAY": "200"}
-    run = subprocess.run([sys.executable, "-m", "tests.tools.traced_roundtrip", f"trace-{unique}"], env=env,
+    run = subprocess.run([sys.executable, "-m", "tests.support.traced_roundtrip", f"trace-{unique}"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert '"name": "handle order.created"' in run.stdout

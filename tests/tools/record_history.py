@@ -23,7 +23,7 @@ from messaging.wiring import ensure_catalog_topics
 from services.billing.gateway import inject_gateway_fault
 from services.order.api import PlacedOrder, cancel_order, pay_order
 from services.provisioning.simulator import held_since, inject_fault, release_fault
-from tests.tools.saga_harness import SagaHarness
+from tests.support.saga_harness import SagaHarness
 from workflows.contracts import InboundEvent
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"

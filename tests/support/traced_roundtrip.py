@@ -3,7 +3,7 @@
 test cannot share the test session's process). Exits 0 once the handler ran; spans are flushed by
 the SDK at exit.
 
-Usage: python -m tests.tools.traced_roundtrip <tenant-id>
+Usage: python -m tests.support.traced_roundtrip <tenant-id>
 """
 
 from __future__ import annotations

@@ -1,0 +1,41 @@
+"""One read record's way to its end in a batch: its handlers called, or its failure routed.
+
+Shared by the poll loop (`runtime`) and the in-memory transport (`messaging.testing`), so a handler
+unit test sees the very decisions the Kafka consumer makes: the claim statement's failure retries the
+record, a handler's error is classified and retried in place or dead-lettered, a finished record
+releases its partition.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from messaging.consumer.claims import BatchClaims
+from messaging.consumer.deadlettering import FailureRouter
+from messaging.consumer.dispatch import Dispatcher, HandlerFailed
+from messaging.consumer.inflight import InFlight
+from messaging.consumer.retries import InPlaceRetries
+
+__all__ = ["Finish", "finish_record"]
+
+
+class Finish(enum.StrEnum):
+    """How a record left `finish_record`."""
+
+    HANDLED = "handled"  # every handler ran (or skipped a duplicate), or nobody here serves it
+    ROUTED = "routed"  # dead-lettered or parked: its offset may be committed like a handled one's
+    RETRY = "retry"  # waits for an in-place retry: its partition stops here
+
+
+def finish_record(item: InFlight, claims: BatchClaims, dispatcher: Dispatcher, retries: InPlaceRetries,
+                  failures: FailureRouter) -> Finish:
+    """Dispatch `item` (unless nobody here serves it) within the batch's `claims`; route a failure."""
+    try:
+        if item.served:  # else no handler here, or `accept` refused it
+            if claims.error is not None:
+                raise HandlerFailed(claims.error, None)
+            dispatcher.handle(item, claims, retries.attempt(item))
+    except HandlerFailed as failure:
+        return Finish.ROUTED if failures.route(item, failure) else Finish.RETRY
+    retries.handled(item)
+    return Finish.HANDLED
