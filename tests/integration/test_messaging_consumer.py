@@ -108,8 +108,12 @@ def test_each_error_class_routes(stack, settings: Settings, unique: str, error: 
     consumer = consumer_from(s, group_id=f"classes-{unique}", handlers={"order.created": handler},
                              retry_policy=FAST)
     with running(consumer):
-        [letter] = _dlq(s, "order.created", expect=1)
-        wait_until(lambda: calls[str(follower.event_id)] == 1, what="the follower handled")
+        wait_until(lambda: calls[str(follower.event_id)] == 1, timeout=90, what="the follower handled")
+        # Another partition, as fast or slow as it likes: waited for, not assumed done with the follower.
+        wait_until(lambda: calls[str(healthy.event_id)] >= 1, timeout=90, what="the healthy event handled")
+        letters = _dlq(s, "order.created", expect=1)
+    assert len(letters) == 1, f"expected the poison record's one dead letter, found {len(letters)}"
+    [letter] = letters
     retryable = routed in ("transient", "resource_busy")
     assert calls[str(poison.event_id)] == (3 if retryable else 1)
     assert letter.error_class.value == routed
