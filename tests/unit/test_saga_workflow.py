@@ -9,7 +9,9 @@ answer's causation is the ask, as a real service's would be).
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -222,6 +224,12 @@ async def test_replies_that_answer_no_open_ask_are_ignored_and_shown_in_the_time
                       activity_executor=ThreadPoolExecutor(4)):
         handle = await env.client.start_workflow(OrderFulfillmentWorkflow.run, order, id=order.workflow_id,
                                                  task_queue=queue)
+        # The early reply must reach a saga that has started (it published order.created); sent before
+        # its first workflow task it would be refused for that reason instead, however fast the machine.
+        deadline = time.monotonic() + 60
+        while not recorder.published:
+            assert time.monotonic() < deadline, "the saga never published order.created"
+            await asyncio.sleep(0.05)
         await handle.signal("confirm_payment", PaymentConfirmation(str(uuid.uuid4())))
         await handle.signal("domain_event", early)
         result = await handle.result()
