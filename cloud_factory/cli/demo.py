@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from cloud_factory.demo import DemoOrder, DemoSummary, run_demo
 from cloud_factory.stack import ComponentState, Stack
 from core.settings import get_settings
+
+if TYPE_CHECKING:  # the demo pulls in the workers, Temporal and SQLAlchemy: only when it runs
+    from cloud_factory.demo import DemoOrder, DemoSummary
 
 app = typer.Typer()
 console = Console()
@@ -71,6 +74,8 @@ def demo(
     orders: int = typer.Option(20, "--orders", min=1, max=200, help="How many orders to place."),
 ) -> None:
     """Place ~20 orders across 3 tenants (some set up to fail), follow them live, summarise."""
+    from cloud_factory.demo import run_demo
+
     settings = get_settings()
     unhealthy = [st.name for st in Stack(settings).status() if st.state is not ComponentState.HEALTHY]
     if unhealthy:
