@@ -29,6 +29,7 @@ class SagaStatus(StrEnum):
     CANCELLED = "cancelled"
     COMPENSATED = "compensated"
     COMPENSATION_FAILED = "compensation_failed"
+    RESOLVED_MANUALLY = "resolved_manually"
 
 
 class SagaStep(StrEnum):
