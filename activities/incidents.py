@@ -1,13 +1,13 @@
-"""The `open_incident` activity: a compensation that cannot finish becomes a row for a person
-(`services.order.incidents`)."""
+"""The `open_incident` / `close_incident` activities: a compensation that cannot finish becomes a row
+for a person, closed with their decision (`services.order.incidents`)."""
 
 from __future__ import annotations
 
 from sqlalchemy import Engine
 from temporalio import activity
 
-from services.order.incidents import record_incident
-from workflows.contracts import IncidentRequest
+from services.order.incidents import close_incident, record_incident
+from workflows.contracts import IncidentClosure, IncidentRequest
 from workflows.ports import IncidentPort
 
 __all__ = ["IncidentActivities"]
@@ -28,3 +28,9 @@ class IncidentActivities(IncidentPort):
                         completed_steps=[str(s) for s in request.completed_steps], reason=request.reason)
         activity.logger.warning("incident opened for %s: %s failed (%s)", request.workflow_id,
                                 ", ".join(failed_steps), request.reason)
+
+    @activity.defn(name="close_incident")
+    def close_incident(self, closure: IncidentClosure) -> None:
+        closed = close_incident(self.engine, workflow_id=closure.workflow_id, failed_step=str(closure.failed_step),
+                                resolution=closure.resolution, note=closure.note, closed_by=closure.by)
+        activity.logger.info("incident of %s closed (%s, %d row)", closure.workflow_id, closure.resolution, closed)

@@ -1,4 +1,4 @@
-"""The saga worker: hosts `OrderFulfillmentWorkflow` and its activities on the orders task queue.
+"""The saga worker: hosts `OrderFulfillmentWorkflow`, its `OrderIncident` and their activities on the orders task queue.
 
 Run any number of replicas; Temporal spreads workflow and activity tasks over them.
 """
@@ -21,7 +21,8 @@ from core.tracing import configure_tracing
 from messaging.wiring import ensure_catalog_topics, producer_from
 from schemas import Service
 from services.order.tables import metadata as order_metadata
-from workflows.order_fulfillment import ORDER_TASK_QUEUE, OrderFulfillmentWorkflow
+from workflows.order_fulfillment import ORDER_TASK_QUEUE
+from workflows.registry import SAGA_WORKFLOWS
 
 __all__ = ["build_saga_worker", "run_saga_worker"]
 
@@ -43,8 +44,8 @@ def build_saga_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[OrderFulfillmentWorkflow],
-        activities=[publishing.publish_event, incidents.open_incident],
+        workflows=list(SAGA_WORKFLOWS),
+        activities=[publishing.publish_event, incidents.open_incident, incidents.close_incident],
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
     )

@@ -29,7 +29,11 @@ __all__ = [
     "CancelRequest",
     "CompensationEntry",
     "InboundEvent",
+    "IncidentAction",
+    "IncidentClosure",
+    "IncidentDecision",
     "IncidentRequest",
+    "IncidentTicket",
     "OrderRequest",
     "OrderResult",
     "OrderSnapshot",
@@ -88,9 +92,11 @@ class SagaTimings:
     payment_timeout_s: float = 3600.0
     provisioning_timeout_s: float = 300.0
     compensation_windows_s: list[float] = field(default_factory=lambda: [2.0, 4.0, 8.0, 16.0, 30.0, 30.0])
+    #: How long an incident waits for a person before the saga ends `compensation_failed` anyway.
+    incident_deadline_s: float = 30 * 24 * 3600.0
 
     def __post_init__(self) -> None:
-        if self.payment_timeout_s <= 0 or self.provisioning_timeout_s <= 0:
+        if self.payment_timeout_s <= 0 or self.provisioning_timeout_s <= 0 or self.incident_deadline_s <= 0:
             raise ValueError("SagaTimings: timeouts must be positive seconds")
         if not self.compensation_windows_s or any(w <= 0 for w in self.compensation_windows_s):
             raise ValueError("SagaTimings.compensation_windows_s: need at least one positive window")
@@ -309,6 +315,7 @@ class OrderSnapshot:
     completed_compensations: list[CompensationStep]
     resources: list[ResourceRef]
     failure: str | None = None
+    incident_id: str | None = None  # the incident workflow that waits for a person, while it does
 
 
 @dataclass
@@ -327,3 +334,47 @@ class IncidentRequest:
     completed_steps: list[CompensationStep]
     reason: str
     failed_steps: list[CompensationStep] = field(default_factory=list)
+
+
+@dataclass
+class IncidentTicket:
+    """Input of `OrderIncidentWorkflow`: what a person needs to decide about one failed compensation.
+
+    `attempt` counts the incidents of one saga: a retry that fails again opens the next one."""
+
+    saga_workflow_id: str
+    order_id: str
+    tenant_id: str
+    attempt: int
+    failed_steps: list[CompensationStep]
+    completed_steps: list[CompensationStep]
+    reason: str
+    deadline_s: float
+
+
+@dataclass
+class IncidentAction:
+    """Update `retry` / `resolve` of an incident: who acts and, for a manual resolution, what they did."""
+
+    note: str = ""
+    by: str = "operator"
+
+
+@dataclass
+class IncidentDecision:
+    """What a person decided (`retry`, `resolve`), or `expired` when nobody did before the deadline."""
+
+    action: str
+    note: str = ""
+    by: str = ""
+
+
+@dataclass
+class IncidentClosure:
+    """Activity input of `close_incident`: how the incident row ends (`retried`, `resolved`, `expired`)."""
+
+    workflow_id: str
+    failed_step: CompensationStep
+    resolution: str
+    note: str = ""
+    by: str = ""

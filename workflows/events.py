@@ -132,15 +132,18 @@ def cancelled(
 
 
 def refund_requested(
-    order: OrderRequest, payment: PaymentConfirmation, *, by_customer: bool
+    order: OrderRequest, payment: PaymentConfirmation, *, by_customer: bool, round_: int = 0
 ) -> BillingRefundRequestedV3:
-    """One idempotency key per order, for every ask: Billing refunds once however often it is asked."""
+    """One idempotency key per order, for every ask: Billing refunds once however often it is asked.
+
+    `round_` counts the refunds Billing declined: a person's retry after a decline is a new refund
+    (`…-retry<n>`), since the declined one moved no money."""
     return BillingRefundRequestedV3(
         order_id=uuid.UUID(order.order_id),
         payment_id=uuid.UUID(payment.payment_id),
         amount=order.total,
         reason=RefundReason.ORDER_CANCELLED if by_customer else RefundReason.ORDER_FAILED,
-        idempotency_key=f"refund-{order.workflow_id}",
+        idempotency_key=f"refund-{order.workflow_id}" + (f"-retry{round_}" if round_ else ""),
         initiated_by=RefundInitiator.SAGA,
     )
 

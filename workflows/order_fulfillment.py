@@ -24,15 +24,18 @@ with the same names, options and wire JSON, so no patch guards this shape.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, TypedSearchAttributes
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     import schemas
     from schemas import Payload
+    from schemas import Money
     from schemas.payloads._base import ResourceRef
     from schemas.payloads.billing import BillingRefundFailedV1
     from schemas.payloads.order import CompensationStep, FailureStage, OrderCancellationReason
@@ -42,7 +45,10 @@ with workflow.unsafe.imports_passed_through():
         REPLIES,
         CompensationEntry,
         InboundEvent,
+        IncidentClosure,
+        IncidentDecision,
         IncidentRequest,
+        IncidentTicket,
         OrderRequest,
         OrderResult,
         PaymentFailure,
@@ -51,8 +57,18 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
         step_event_id,
     )
+    from workflows.incident import OrderIncidentWorkflow
+    from workflows.metadata import (
+        incident_summary,
+        incident_workflow_id,
+        open_incident_summary,
+        publish_summary,
+        wait_summary,
+        window_summary,
+    )
     from workflows.ports import IncidentPort, PublishingPort
     from workflows.saga_state import (
+        PATCH_OPERATOR_VIEW,
         PATCH_TRUSTED_REPLIES,
         SA_CORRELATION_ID,
         SA_ORDER_STATUS,
@@ -66,6 +82,7 @@ __all__ = [
     "ORDER_TASK_QUEUE",
     "PATCH_EVERY_UNDO",
     "PATCH_FULL_SAGA",
+    "PATCH_OPERATOR_VIEW",
     "PATCH_TRUSTED_REPLIES",
     "OrderFulfillmentWorkflow",
     "SA_CORRELATION_ID",
@@ -92,6 +109,20 @@ _PROV_FAILED = "provisioning.failed"
 
 P = TypeVar("P", bound=Payload)
 Undone = tuple[bool, str, str]  # (confirmed, the last event of the undo, why it failed)
+Failures = list[tuple[CompensationStep, str]]  # (undo, why it failed), in the order they failed
+_ASK_NAMES = {"refund-requested": "refund", "cancelled": "release"}
+
+
+@dataclass
+class _Compensation:
+    """Why the saga compensates: what the final events say once every undo is done."""
+
+    stage: FailureStage
+    error_code: str
+    reason: str
+    by_customer: bool
+    cancel_reason: OrderCancellationReason
+    refunded: Money | None = None
 
 
 def _failures_reason(failures: list[tuple[CompensationStep, str]]) -> str:
@@ -101,6 +132,11 @@ def _failures_reason(failures: list[tuple[CompensationStep, str]]) -> str:
     names = ", ".join(step for step, _ in failures)
     details = "; ".join(f"{step}: {why}" for step, why in failures)
     return f"undos failed: {names} — {details}"
+
+
+def _ask_number(step: str) -> int:
+    """Which ask of an undo a step is (`refund-requested#3` → 3; the first has no suffix)."""
+    return int(step.rsplit("#", 1)[1]) if "#" in step else 1
 
 
 def _event_type(data: Payload) -> str:
@@ -124,6 +160,7 @@ class OrderFulfillmentWorkflow(SagaState):
         if not workflow.patched(PATCH_FULL_SAGA):
             return await self._first_release(order)
         self._trusting()
+        self._operator = workflow.patched(PATCH_OPERATOR_VIEW)
         self._order = order
         workflow.upsert_search_attributes(
             [
@@ -158,6 +195,7 @@ class OrderFulfillmentWorkflow(SagaState):
             await workflow.wait_condition(
                 lambda: bool(self._payment or self._payment_failure or self._cancel),
                 timeout=timedelta(seconds=timings.payment_timeout_s),
+                timeout_summary=wait_summary("the payment", timings.payment_timeout_s),
             )
         except TimeoutError:
             self._payment_failure = PaymentFailure("PAYMENT_TIMEOUT", "no payment arrived in time")
@@ -186,6 +224,7 @@ class OrderFulfillmentWorkflow(SagaState):
             await workflow.wait_condition(
                 lambda: _PROV_DONE in self._inbound or _PROV_FAILED in self._inbound,
                 timeout=timedelta(seconds=order.timings.provisioning_timeout_s),
+                timeout_summary=wait_summary("provisioning", order.timings.provisioning_timeout_s),
             )
         except TimeoutError:
             self._asks.close("order.provisioning-started")
@@ -275,6 +314,7 @@ class OrderFulfillmentWorkflow(SagaState):
             cancel_reason = OrderCancellationReason.OUT_OF_CAPACITY
         else:
             cancel_reason = OrderCancellationReason.ADMINISTRATIVE
+        why = _Compensation(stage, error_code, reason, by_customer, cancel_reason)
         will_release = any(
             e.step == CompensationStep.DEPROVISION_RESOURCES and e.resources != [] for e in self._stack
         )
@@ -283,35 +323,53 @@ class OrderFulfillmentWorkflow(SagaState):
                 "cancelled", self._cancelled_payload(cancel_reason, []), last, compensation=True
             )
             last = notice.event_id
-        refunded = None
-        failures: list[tuple[CompensationStep, str]] = []  # (step, why), in the order they failed
+        failures, last = await self._undo_owed(why, last, retry=0)
+        if not failures:
+            return await self._compensated(why, last)
+        if not self._operator:
+            return await self._compensation_failed(failures, last)
+        return await self._wait_for_a_person(why, failures, last)
+
+    async def _undo_owed(self, why: _Compensation, cause_id: str, *, retry: int) -> tuple[Failures, str]:
+        """Run every owed undo, newest first; (the ones that failed, the last event published).
+
+        A confirmed undo leaves the stack; a failed one stays owed (for a person's retry). Before
+        `every-undo`, the first failure ended the round."""
+        order = self._require_order()
+        last = cause_id
+        failures: Failures = []
         for entry in list(reversed(self._stack)):  # newest first
-            ok, last, why = await self._undo(entry, cancel_reason, by_customer, last)
+            ok, last, failure = await self._undo(entry, why.cancel_reason, why.by_customer, last, retry=retry)
             if entry.step == CompensationStep.REFUND_PAYMENT:
-                refunded = order.total if ok else None
+                why.refunded = order.total if ok else None
             if ok:
                 self._stack = [owed for owed in self._stack if owed is not entry]
                 self._completed.append(entry.step)
+                self._undo_state(entry.step, "done")
                 continue
-            failures.append((entry.step, why))
+            failures.append((entry.step, failure))
+            self._undo_state(entry.step, f"FAILED: {failure}")
             if not workflow.patched(PATCH_EVERY_UNDO):
                 break  # the first release gave up at the first failed undo
-        if failures:
-            return await self._compensation_failed(failures, last)
+        return failures, last
+
+    async def _compensated(self, why: _Compensation, last: str) -> OrderResult:
+        """Every undo is done: say so, then end `cancelled` (the customer's) or `compensated`."""
+        order = self._require_order()
         if self._completed:
             done = await self._publish(
                 "compensation-completed",
-                events.compensation_completed(order, self._completed, refunded),
+                events.compensation_completed(order, self._completed, why.refunded),
                 last,
                 compensation=True,
             )
             last = done.event_id
-        if by_customer:
+        if why.by_customer:
             await self._set(SagaStatus.CANCELLED, SagaStep.DONE)
             return self._result(last)
         failed = await self._publish(
             "failed",
-            events.failed(order, stage=stage, error_code=error_code, reason=reason, compensated=True),
+            events.failed(order, stage=why.stage, error_code=why.error_code, reason=why.reason, compensated=True),
             last,
         )
         await self._set(SagaStatus.COMPENSATED, SagaStep.DONE)
@@ -323,57 +381,73 @@ class OrderFulfillmentWorkflow(SagaState):
         cancel_reason: OrderCancellationReason,
         by_customer: bool,
         cause_id: str,
+        *,
+        retry: int = 0,
     ) -> Undone:
         """Run one undo: (confirmed, the last event of it, why it failed)."""
         await self._set(SagaStatus.COMPENSATING, SagaStep.undoing(entry.step))
+        self._undo_state(entry.step, "running" if retry == 0 else f"running (retry {retry})")
         if entry.step != CompensationStep.DEPROVISION_RESOURCES:
-            return await self._refund(by_customer, cause_id)
+            return await self._refund(by_customer, cause_id, retry)
         if entry.resources == []:
             return True, cause_id, ""  # nothing was created, nothing to release
-        return await self._deprovision(entry, cancel_reason, cause_id)
+        return await self._deprovision(entry, cancel_reason, cause_id, retry)
 
     async def _deprovision(
-        self, entry: CompensationEntry, reason: OrderCancellationReason, cause_id: str
+        self, entry: CompensationEntry, reason: OrderCancellationReason, cause_id: str, retry: int
     ) -> Undone:
         """Ask with `order.cancelled` until `provisioning.deprovisioned` confirms the release."""
         resources = list(reversed(entry.resources or []))
         answer, last = await self._ask_until_confirmed(
-            "cancelled", lambda: self._cancelled_payload(reason, resources), cause_id
+            "cancelled", lambda: self._cancelled_payload(reason, resources), cause_id, retry
         )
         if answer is None:
             return False, last, "deprovisioning was never confirmed"
         return True, answer.event_id, ""
 
-    async def _refund(self, by_customer: bool, cause_id: str) -> Undone:
-        """Ask with `billing.refund-requested` (one idempotency key for every ask) until Billing answers."""
+    async def _refund(self, by_customer: bool, cause_id: str, retry: int) -> Undone:
+        """Ask with `billing.refund-requested` (one idempotency key for every ask) until Billing answers.
+
+        A person's retry after Billing declined asks under a new key (that refund failed, no money
+        moved); after a refund that was never confirmed it keeps the key, so Billing answers with
+        what it did rather than paying out twice."""
         order, payment = self._require_order(), self._payment
         assert payment is not None
+        round_ = self._refund_round
         answer, last = await self._ask_until_confirmed(
             "refund-requested",
-            lambda: events.refund_requested(order, payment, by_customer=by_customer),
+            lambda: events.refund_requested(order, payment, by_customer=by_customer, round_=round_),
             cause_id,
+            retry,
         )
         if answer is None:
             return False, last, "the refund was never confirmed"
         if answer.event_type == _REFUND_DONE:
             return True, answer.event_id, ""
         failure = _data(answer, BillingRefundFailedV1)
+        self._refund_round += 1
         return False, answer.event_id, f"refund failed: {failure.error_code} {failure.reason}"
 
     async def _ask_until_confirmed(
-        self, step: str, ask: Callable[[], Payload], cause_id: str
+        self, step: str, ask: Callable[[], Payload], cause_id: str, retry: int = 0
     ) -> tuple[InboundEvent | None, str]:
         """Publish an undo's ask and wait one compensation window for an answer; ask again (`step#2`,
         `step#3`, …) after each window that passes unanswered.
 
         Returns the answer (the first of `REPLIES` that arrived, in their order) or None once the last
         window passed, and the id of the last ask published. The ask's data is built anew for every
-        ask, so each carries what the saga knows by then.
+        ask, so each carries what the saga knows by then. A person's retry `n` asks as `step@retryn`
+        (new event ids), forgetting the answers of the earlier round first.
         """
         ask_type = _event_type(ask())
         answers = REPLIES[ask_type]
+        if retry:
+            step = f"{step}@retry{retry}"
+            for answer in answers:
+                self._inbound.pop(answer, None)
         last = cause_id
-        for attempt, window in enumerate(self._require_order().timings.compensation_windows_s, start=1):
+        windows = self._require_order().timings.compensation_windows_s
+        for attempt, window in enumerate(windows, start=1):
             asked = await self._publish(
                 step if attempt == 1 else f"{step}#{attempt}", ask(), cause_id, compensation=True, ask=True
             )
@@ -382,6 +456,9 @@ class OrderFulfillmentWorkflow(SagaState):
                 await workflow.wait_condition(
                     lambda: any(answer in self._inbound for answer in answers),
                     timeout=timedelta(seconds=window),
+                    timeout_summary=window_summary(
+                        _ASK_NAMES.get(step.split("@")[0], step), attempt, len(windows), window
+                    ),
                 )
             except TimeoutError:
                 continue
@@ -390,21 +467,17 @@ class OrderFulfillmentWorkflow(SagaState):
         self._asks.close(ask_type)
         return None, last
 
-    async def _compensation_failed(
-        self, failures: list[tuple[CompensationStep, str]], cause_id: str
-    ) -> OrderResult:
-        """Every failed undo goes to a person: the event (v2: `failedSteps`, the first also in
-        `failedStep`) and the incident name each one, the reason says why, and what was undone.
+    async def _record_failure(self, failures: Failures, cause_id: str, *, retry: int) -> PublishedEvent:
+        """`order.compensation-failed` naming every failed undo, and the incident row for a person.
 
         Only the activity's input gains `failedSteps` (the publish activity encodes the latest
         version): the commands are the same, so no `workflow.patched` guard is needed."""
         order = self._require_order()
-        step = failures[0][0]
         failed_steps = [failed for failed, _ in failures]
         why = _failures_reason(failures)
         self._failure = why
         failed_comp = await self._publish(
-            "compensation-failed",
+            "compensation-failed" if retry == 0 else f"compensation-failed@retry{retry}",
             events.compensation_failed(order, failed_steps, self._completed, why),
             cause_id,
             compensation=True,
@@ -416,24 +489,126 @@ class OrderFulfillmentWorkflow(SagaState):
                 tenant_id=order.tenant_id,
                 order_id=order.order_id,
                 correlation_id=order.correlation_id,
-                failed_step=step,
+                failed_step=failed_steps[0],
                 completed_steps=list(self._completed),
                 reason=why,
                 failed_steps=list(failed_steps),
             ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_COMPENSATION_RETRY,
+            summary=open_incident_summary(failed_steps),
         )
+        return failed_comp
+
+    async def _compensation_failed(self, failures: Failures, cause_id: str) -> OrderResult:
+        """Before `operator-view`: every failed undo goes to a person as an incident row, and the saga
+        ends `compensation_failed` (the event and the incident name each failed undo)."""
+        order = self._require_order()
+        step = failures[0][0]
+        failed_comp = await self._record_failure(failures, cause_id, retry=0)
         stage = FailureStage.BILLING if step == CompensationStep.REFUND_PAYMENT else FailureStage.PROVISIONING
         failed = await self._publish(
             "failed",
             events.failed(
-                order, stage=stage, error_code="COMPENSATION_FAILED", reason=why, compensated=False
+                order, stage=stage, error_code="COMPENSATION_FAILED", reason=_failures_reason(failures),
+                compensated=False,
             ),
             failed_comp.event_id,
         )
         await self._set(SagaStatus.COMPENSATION_FAILED, SagaStep.MANUAL_REVIEW)
         return self._result(failed.event_id)
+
+    async def _wait_for_a_person(self, why: _Compensation, failures: Failures, cause_id: str) -> OrderResult:
+        """An undo failed: open the incident and wait for a person (an `OrderIncident` child).
+
+        `retry` runs the owed undos again, newest first — done, the saga ends as if nothing had
+        failed (`order.compensation-completed`, then `order.failed` or `cancelled`); failed again, the
+        next incident opens. `resolve` records the person's fix and ends `resolved_manually` with
+        `order.failed`; nobody deciding before the deadline ends it `compensation_failed`. The
+        incident row is closed with the decision (left open when it expired)."""
+        order = self._require_order()
+        first_step = failures[0][0]
+        retry = 0
+        while True:
+            failed_comp = await self._record_failure(failures, cause_id, retry=retry)
+            decision = await self._incident(failures, attempt=retry + 1)
+            cause_id = failed_comp.event_id
+            if decision.action == "retry":
+                retry += 1
+                await self._set(SagaStatus.COMPENSATING, SagaStep.COMPENSATION_STARTED)
+                failures, last = await self._undo_owed(why, cause_id, retry=retry)
+                if failures:
+                    cause_id = last
+                    continue
+                await self._close_incident(first_step, "retried", decision)
+                self._failure = why.reason if not why.by_customer else None
+                return await self._compensated(why, last)
+            reason = _failures_reason(failures)
+            status = SagaStatus.COMPENSATION_FAILED
+            if decision.action == "resolve":
+                reason = f"resolved by hand ({decision.by}): {decision.note}; {reason}"
+                status = SagaStatus.RESOLVED_MANUALLY
+                await self._close_incident(first_step, "resolved", decision)
+            stage = FailureStage.BILLING if failures[0][0] == CompensationStep.REFUND_PAYMENT else FailureStage.PROVISIONING
+            failed = await self._publish(
+                "failed",
+                events.failed(order, stage=stage, error_code="COMPENSATION_FAILED", reason=reason, compensated=False),
+                cause_id,
+            )
+            self._failure = reason
+            await self._set(status, SagaStep.DONE)
+            return self._result(failed.event_id)
+
+    async def _incident(self, failures: Failures, *, attempt: int) -> IncidentDecision:
+        """Start the incident that waits for a person and wait for their decision."""
+        order = self._require_order()
+        failed_steps = [failed for failed, _ in failures]
+        saga_id = workflow.info().workflow_id
+        ticket = IncidentTicket(
+            saga_workflow_id=saga_id,
+            order_id=order.order_id,
+            tenant_id=order.tenant_id,
+            attempt=attempt,
+            failed_steps=failed_steps,
+            completed_steps=list(self._completed),
+            reason=_failures_reason(failures),
+            deadline_s=order.timings.incident_deadline_s,
+        )
+        self._incident_id = incident_workflow_id(saga_id, attempt)
+        await self._set(SagaStatus.COMPENSATION_FAILED, SagaStep.MANUAL_REVIEW)
+        decision = await workflow.execute_child_workflow(
+            OrderIncidentWorkflow.run,
+            ticket,
+            id=self._incident_id,
+            static_summary=incident_summary(order, failed_steps),
+            static_details=f"Saga `{saga_id}` could not undo: {ticket.reason}. "
+            "Retry the undos once the cause is fixed, or resolve with a note saying what was done by hand.",
+            search_attributes=TypedSearchAttributes(
+                [
+                    SA_CORRELATION_ID.value_set(order.correlation_id),
+                    SA_TENANT_ID.value_set(order.tenant_id),
+                    SA_ORDER_STATUS.value_set(SagaStatus.COMPENSATION_FAILED),
+                ]
+            ),
+            parent_close_policy=ParentClosePolicy.TERMINATE,
+        )
+        self._incident_id = None
+        return decision
+
+    async def _close_incident(self, step: CompensationStep, resolution: str, decision: IncidentDecision) -> None:
+        await workflow.execute_activity_method(
+            IncidentPort.close_incident,
+            IncidentClosure(
+                workflow_id=workflow.info().workflow_id,
+                failed_step=step,
+                resolution=resolution,
+                note=decision.note,
+                by=decision.by,
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=_COMPENSATION_RETRY,
+            summary=f"close incident ({resolution}) → Order (orders.incidents)",
+        )
 
     # -------------------------------------------------------------- helpers
     def _cancelled_payload(
@@ -475,6 +650,7 @@ class OrderFulfillmentWorkflow(SagaState):
             ),
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=_COMPENSATION_RETRY if compensation else _PUBLISH_RETRY,
+            summary=publish_summary(event_type, _ask_number(step)),
         )
         self._timeline.append(
             TimelineEntry(

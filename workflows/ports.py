@@ -17,7 +17,7 @@ from typing import Protocol
 
 from temporalio import activity
 
-from workflows.contracts import IncidentRequest, PublishedEvent, PublishRequest
+from workflows.contracts import IncidentClosure, IncidentRequest, PublishedEvent, PublishRequest
 
 __all__ = ["IncidentPort", "PublishingPort", "StepPublisher"]
 
@@ -41,4 +41,8 @@ class IncidentPort:
 
     @activity.defn(name="open_incident")
     def open_incident(self, request: IncidentRequest) -> None:
+        raise NotImplementedError("implemented by activities.incidents.IncidentActivities")
+
+    @activity.defn(name="close_incident")
+    def close_incident(self, closure: IncidentClosure) -> None:
         raise NotImplementedError("implemented by activities.incidents.IncidentActivities")

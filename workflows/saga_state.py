@@ -6,6 +6,12 @@ half issues no commands but search-attribute and memo upserts and the `trusted-r
 exactly as before the split. Signals only record what arrived: an inbound event is applied (kept for
 the waiting code) when it answers one of the saga's open asks, of its tenant; anything else goes into
 the timeline as ignored.
+
+A person's commands are Updates (`pay`, `decline_payment`, `request_cancel`): their validators refuse
+what the saga can no longer do (pay twice, pay a cancelled order, cancel a delivered one) before
+anything is recorded, so the caller hears the reason. The signals they replace stay for the clients
+and histories of earlier releases; the bridge keeps `domain_event` (events are fire-and-forget).
+The current details (Markdown in the Web UI) are rewritten on every change of status or undo.
 """
 
 from __future__ import annotations
@@ -29,9 +35,11 @@ with workflow.unsafe.imports_passed_through():
         PaymentFailure,
         TimelineEntry,
     )
-    from workflows.states import FINAL_STATUSES, FINAL_STEPS, SagaStatus, SagaStep
+    from workflows.metadata import outcome_line, undo_label
+    from workflows.states import ENDED_STATUSES, FINAL_STATUSES, FINAL_STEPS, SagaStatus, SagaStep
 
 __all__ = [
+    "PATCH_OPERATOR_VIEW",
     "PATCH_TRUSTED_REPLIES",
     "SA_CORRELATION_ID",
     "SA_ORDER_STATUS",
@@ -42,6 +50,10 @@ __all__ = [
 
 # Apply only answers to the saga's own open asks, of its tenant (the release of per-service keys).
 PATCH_TRUSTED_REPLIES = "trusted-replies"
+# The operator's release: a failed compensation opens an `OrderIncident` child and waits for a person;
+# the memo always carries the compensation (also when nothing is owed) and states the outcome.
+PATCH_OPERATOR_VIEW = "operator-view"
+_TAKES_PAYMENT = frozenset({SagaStatus.PENDING, SagaStatus.CREATED, SagaStatus.AWAITING_PAYMENT})
 
 SA_CORRELATION_ID = SearchAttributeKey.for_keyword("CorrelationId")
 SA_TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
@@ -69,6 +81,11 @@ class SagaState:
         self._memo_stack: list[CompensationStep] | None = None
         self._trusted: bool | None = None  # decided once, on first need: see `_trusting`
         self._asks = OpenAsks()
+        self._operator = False  # `operator-view`, decided at the start of `run`
+        self._undo_states: dict[CompensationStep, str] = {}  # for the current details
+        self._incident_id: str | None = None
+        self._refund_round = 0  # refunds Billing declined: a person's retry asks under a new key
+        self._memo_said: tuple[object, ...] | None = None
 
     # -------------------------------------------------------------- helpers
     def _require_order(self) -> OrderRequest:
@@ -76,27 +93,72 @@ class SagaState:
         return self._order
 
     async def _set(self, status: SagaStatus, step: SagaStep) -> None:
-        """Status and step into search attributes; the memo only when the stack changed or at the end.
+        """Status and step into search attributes; the memo only when it says something new.
 
         Every upsert is a history event and a visibility write, so the saga writes the memo (summary,
-        status, compensation stack) only when it says something new to a reader of the Web UI.
+        status, compensation) only when it says something new to a reader of the Web UI. Before
+        `operator-view` that was a change of the stack or the end; since, also a change of status or
+        incident, and the compensation is a mapping (Temporal drops a memo key whose value is `[]`).
         """
         self._status, self._step = status, step
         workflow.upsert_search_attributes([SA_ORDER_STATUS.value_set(status), SA_ORDER_STEP.value_set(step)])
+        self._show()
         stack = [entry.step for entry in reversed(self._stack)]
-        if stack == self._memo_stack and step not in FINAL_STEPS:
-            return
-        self._memo_stack = stack
         order = self._require_order()
+        if not self._operator:
+            if stack == self._memo_stack and step not in FINAL_STEPS:
+                return
+            self._memo_stack = stack
+            workflow.upsert_memo(
+                {
+                    "summary": f"order {order.order_id} ({order.plan_id}, {order.region}) "
+                    f"for tenant {order.tenant_id}",
+                    "status": status,
+                    "step": step,
+                    "compensationStack": stack,
+                }
+            )
+            return
+        said = (tuple(stack), tuple(self._completed), status, self._incident_id)
+        if said == self._memo_said and step not in FINAL_STEPS:
+            return
+        self._memo_said = said
         workflow.upsert_memo(
             {
-                "summary": f"order {order.order_id} ({order.plan_id}, {order.region}) "
-                f"for tenant {order.tenant_id}",
+                "summary": outcome_line(order, status),
                 "status": status,
                 "step": step,
-                "compensationStack": stack,
+                "compensation": {"owed": [str(s) for s in stack], "done": [str(s) for s in self._completed]},
+                "incident": self._incident_id,  # None removes the key once the incident closed
             }
         )
+
+    def _show(self) -> None:
+        """Rewrite the current details (Markdown): status, step, each undo's state, outcome, incident."""
+        order = self._order
+        if order is None:
+            return
+        lines = [f"**{outcome_line(order, self._status)}**", "", f"status `{self._status}` · step `{self._step}`"]
+        undos = {entry.step: "owed" for entry in reversed(self._stack)}
+        undos.update({step: "done" for step in self._completed})
+        undos.update(self._undo_states)
+        if undos:
+            lines += ["", "| compensation (next undo first) | state |", "| --- | --- |"]
+            lines += [f"| {undo_label(step)} | {state} |" for step, state in undos.items()]
+        if self._failure and self._status not in (SagaStatus.DELIVERED, SagaStatus.CANCELLED):
+            lines += ["", f"**Failure:** {self._failure}"]
+        if self._incident_id is not None:
+            lines += [
+                "",
+                f"**Waiting for a person:** incident `{self._incident_id}` — "
+                f"`cloud-factory incident retry {self._incident_id}` or "
+                f"`cloud-factory incident resolve {self._incident_id} --note \"…\"`",
+            ]
+        workflow.set_current_details("\n".join(lines))
+
+    def _undo_state(self, step: CompensationStep, state: str) -> None:
+        self._undo_states[step] = state
+        self._show()
 
     def _trusting(self) -> bool:
         """Whether inbound events are checked against the open asks (`trusted-replies`), decided by the
@@ -167,6 +229,54 @@ class SagaState:
         )
         self._inbound.setdefault(event.event_type, event)
 
+    # -------------------------------------------------------------- updates
+    @workflow.update
+    def pay(self, payment: PaymentConfirmation) -> str:
+        """A person (or the checkout) reports the payment; refused once it cannot be taken."""
+        self._payment = payment
+        return "payment recorded"
+
+    @pay.validator
+    def _may_pay(self, payment: PaymentConfirmation) -> None:
+        self._refuse_payment()
+
+    @workflow.update
+    def decline_payment(self, failure: PaymentFailure) -> str:
+        """The payment was declined; the order ends without provisioning."""
+        self._payment_failure = failure
+        return "payment failure recorded"
+
+    @decline_payment.validator
+    def _may_decline(self, failure: PaymentFailure) -> None:
+        self._refuse_payment()
+
+    @workflow.update
+    def request_cancel(self, request: CancelRequest) -> str:
+        """The customer cancels; the saga undoes what was done (a provisioning in flight settles first)."""
+        self._cancel = request
+        return f"cancel recorded at {self._status}; the saga undoes what was done"
+
+    @request_cancel.validator
+    def _may_cancel(self, request: CancelRequest) -> None:
+        if self._cancel is not None:
+            raise ValueError("the order is already being cancelled")
+        if self._status == SagaStatus.DELIVERED:
+            raise ValueError("the order was delivered: it can no longer be cancelled")
+        if self._status in ENDED_STATUSES:
+            raise ValueError(f"the order has ended ({self._status}): nothing to cancel")
+        if self._status == SagaStatus.COMPENSATING:
+            raise ValueError("the order is already being compensated")
+
+    def _refuse_payment(self) -> None:
+        if self._payment is not None:
+            raise ValueError("the order is already paid")
+        if self._payment_failure is not None:
+            raise ValueError("the order's payment already failed")
+        if self._cancel is not None:
+            raise ValueError("the order was cancelled: it takes no payment")
+        if self._status not in _TAKES_PAYMENT:
+            raise ValueError(f"the order is {self._status}: it takes no payment")
+
     # -------------------------------------------------------------- queries
     @workflow.query
     def status(self) -> OrderSnapshot:
@@ -181,6 +291,7 @@ class SagaState:
             completed_compensations=list(self._completed),
             resources=list(self._resources),
             failure=self._failure,
+            incident_id=self._incident_id,
         )
 
     @workflow.query

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from schemas.payloads.order import CompensationStep
 
-__all__ = ["FINAL_STATUSES", "FINAL_STEPS", "SagaStatus", "SagaStep"]
+__all__ = ["ENDED_STATUSES", "FINAL_STATUSES", "FINAL_STEPS", "SagaStatus", "SagaStep"]
 
 
 class SagaStatus(StrEnum):
@@ -57,3 +57,9 @@ class SagaStep(StrEnum):
 FINAL_STATUSES = frozenset({SagaStatus.DELIVERED, SagaStatus.COMPENSATED, SagaStatus.PAYMENT_FAILED})
 #: Steps after which the memo is written even when the compensation stack did not change.
 FINAL_STEPS = frozenset({SagaStep.DONE, SagaStep.MANUAL_REVIEW})
+#: Statuses after which nothing a customer sends changes the order (the cancel Update's refusal).
+ENDED_STATUSES = FINAL_STATUSES | {
+    SagaStatus.CANCELLED,
+    SagaStatus.COMPENSATION_FAILED,
+    SagaStatus.RESOLVED_MANUALLY,
+}

@@ -9,13 +9,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, update
 from sqlalchemy.dialects.postgresql import insert
 
 from core.db import ensure_schema_once
 from services.order.tables import incidents, metadata
 
-__all__ = ["record_incident"]
+__all__ = ["close_incident", "record_incident"]
 
 
 def record_incident(engine: Engine, *, workflow_id: str, tenant_id: str, order_id: str, correlation_id: str,
@@ -40,3 +40,19 @@ def record_incident(engine: Engine, *, workflow_id: str, tenant_id: str, order_i
     )
     with engine.begin() as conn:
         conn.execute(statement)
+
+
+def close_incident(engine: Engine, *, workflow_id: str, failed_step: str, resolution: str, note: str = "",
+                   closed_by: str = "") -> int:
+    """Close the saga's open incident with how it ended (idempotent: a closed row stays as it was
+    closed). Returns the rows closed (0 on a repeat)."""
+    ensure_schema_once(engine, metadata)
+    statement = (
+        update(incidents)
+        .where(incidents.c.workflow_id == workflow_id, incidents.c.failed_step == str(failed_step),
+               incidents.c.state == "open")
+        .values(state="closed", resolution=resolution, note=note or None, closed_by=closed_by or None,
+                closed_at=func.now())
+    )
+    with engine.begin() as conn:
+        return conn.execute(statement).rowcount

@@ -36,6 +36,12 @@ incidents = Table(
     Column("reason", Text, nullable=False),
     Column("state", String(16), nullable=False, server_default="open"),
     Column("opened_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # How a person closed it (`retried`: the undos ran again and finished; `resolved`: fixed by
+    # hand, `note` says how). NULL while open and on rows from before incidents could be closed.
+    Column("resolution", String(16), nullable=True),
+    Column("note", Text, nullable=True),
+    Column("closed_by", String(128), nullable=True),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
     # One incident per saga and failed step, however often the activity is retried.
     UniqueConstraint("workflow_id", "failed_step", name="incidents_workflow_step_key"),
 )

@@ -173,10 +173,12 @@ class _StopsAtFirstFailureWorkflow(OrderFulfillmentWorkflow):
         cancel_reason: OrderCancellationReason,
         by_customer: bool,
         cause_id: str,
+        *,
+        retry: int = 0,
     ) -> tuple[bool, str, str]:
         if self._gave_up:
             return False, cause_id, "not tried"
-        ok, last, why = await super()._undo(entry, cancel_reason, by_customer, cause_id)
+        ok, last, why = await super()._undo(entry, cancel_reason, by_customer, cause_id, retry=retry)
         self._gave_up = not ok
         return ok, last, why
 

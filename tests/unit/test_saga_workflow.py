@@ -28,6 +28,7 @@ from bridges.outbound import envelope_for, step_event_id
 from core.temporal import DATA_CONVERTER
 from workflows.contracts import (
     InboundEvent,
+    IncidentClosure,
     IncidentRequest,
     OrderRequest,
     PaymentConfirmation,
@@ -36,6 +37,7 @@ from workflows.contracts import (
     SagaTimings,
 )
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
+from workflows.registry import SAGA_WORKFLOWS
 
 TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
 
@@ -47,6 +49,7 @@ class Recorder:
     def __init__(self, client=None, answers: dict[str, Answer] | None = None) -> None:  # noqa: ANN001
         self.published: list[PublishRequest] = []
         self.incidents: list[IncidentRequest] = []
+        self.closures: list[IncidentClosure] = []
         self.client = client
         self.answers = answers or {}
 
@@ -64,6 +67,13 @@ class Recorder:
     @activity.defn(name="open_incident")
     def open_incident(self, request: IncidentRequest) -> None:
         self.incidents.append(request)
+
+    @activity.defn(name="close_incident")
+    def close_incident(self, closure: IncidentClosure) -> None:
+        self.closures.append(closure)
+
+    def activities(self) -> list[Callable[..., object]]:
+        return [self.publish_event, self.open_incident, self.close_incident]
 
     def types(self) -> list[str]:
         return [request.event_type for request in self.published]
@@ -107,8 +117,8 @@ async def _run(env: WorkflowEnvironment, order: OrderRequest, recorder: Recorder
     async with Worker(
         env.client,
         task_queue=queue,
-        workflows=[OrderFulfillmentWorkflow],
-        activities=[recorder.publish_event, recorder.open_incident],
+        workflows=list(SAGA_WORKFLOWS),
+        activities=recorder.activities(),
         activity_executor=ThreadPoolExecutor(4),
     ):
         handle = await env.client.start_workflow(
@@ -219,8 +229,8 @@ async def test_replies_that_answer_no_open_ask_are_ignored_and_shown_in_the_time
     }
     recorder = Recorder(env.client, late)
     queue = f"unit-{uuid.uuid4().hex[:8]}"
-    async with Worker(env.client, task_queue=queue, workflows=[OrderFulfillmentWorkflow],
-                      activities=[recorder.publish_event, recorder.open_incident],
+    async with Worker(env.client, task_queue=queue, workflows=list(SAGA_WORKFLOWS),
+                      activities=recorder.activities(),
                       activity_executor=ThreadPoolExecutor(4)):
         handle = await env.client.start_workflow(OrderFulfillmentWorkflow.run, order, id=order.workflow_id,
                                                  task_queue=queue)
@@ -309,8 +319,8 @@ async def test_a_reply_delivered_with_the_start_is_not_applied_before_the_saga_r
                         str(step_event_id(order.workflow_id, "provisioning-started")), tenant_id=order.tenant_id)
     recorder = Recorder()
     queue = f"unit-{uuid.uuid4().hex[:8]}"
-    async with Worker(env.client, task_queue=queue, workflows=[OrderFulfillmentWorkflow],
-                      activities=[recorder.publish_event, recorder.open_incident],
+    async with Worker(env.client, task_queue=queue, workflows=list(SAGA_WORKFLOWS),
+                      activities=recorder.activities(),
                       activity_executor=ThreadPoolExecutor(4)):
         handle = await env.client.start_workflow(OrderFulfillmentWorkflow.run, order, id=order.workflow_id,
                                                  task_queue=queue, start_signal="domain_event",

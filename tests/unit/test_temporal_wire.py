@@ -29,7 +29,10 @@ from workflows import events
 from workflows.contracts import (
     CancelRequest,
     InboundEvent,
+    IncidentClosure,
+    IncidentDecision,
     IncidentRequest,
+    IncidentTicket,
     OrderRequest,
     OrderResult,
     PaymentConfirmation,
@@ -44,9 +47,11 @@ ORDER_JSON = (
     'hly","channel":"web","correlation_id":"041de992-946e-5dd7-ac30-4b3f80ab2916","currency":"EUR'
     '","customer_id":"0b6f2e3a-9a41-4f0c-8a57-5c2de1f7a3b4","order_id":"7d0c5f0e-2d7b-4d3e-9d55-0'
     'a3c3a7e9b11","plan_id":"vm-standard-2","quantity":1,"region":"eu-west-1","tax_minor":551,"te'
-    'nant_id":"acme","timings":{"compensation_windows_s":[2.0,4.0,8.0,16.0,30.0,30.0],"payment_ti'
-    'meout_s":3600.0,"provisioning_timeout_s":300.0}}'
+    'nant_id":"acme","timings":{"compensation_windows_s":[2.0,4.0,8.0,16.0,30.0,30.0],"incident_'
+    'deadline_s":2592000.0,"payment_timeout_s":3600.0,"provisioning_timeout_s":300.0}}'
 )
+# What builds before `operator-view` wrote (no incident deadline): still decodes, to the default.
+ORDER_JSON_BEFORE_INCIDENTS = ORDER_JSON.replace('"incident_deadline_s":2592000.0,', "")
 
 RESULT_JSON = (
     '{"events":["e1","e2"],"last_event_id":"e2","order_id":"7d0c5f0e-2d7b-4d3e-9d55-0a3c3a7e9b11"'
@@ -204,9 +209,12 @@ def test_data_only_an_older_version_fits_stays_wire_data_for_the_outbound_bridge
 
 _SIGNALS = {"domain_event": InboundEvent, "confirm_payment": PaymentConfirmation, "cancel": CancelRequest,
             "fail_payment": PaymentFailure}
-_ACTIVITIES = {"publish_event": (PublishRequest, PublishedEvent), "open_incident": (IncidentRequest, None)}
+_UPDATES = {"pay": PaymentConfirmation, "decline_payment": PaymentFailure, "request_cancel": CancelRequest}
+_ACTIVITIES = {"publish_event": (PublishRequest, PublishedEvent), "open_incident": (IncidentRequest, None),
+               "close_incident": (IncidentClosure, None)}
 # Fields the types gained after some histories were recorded: those come back with their defaults.
 _LATER_FIELDS = {OrderRequest: {"timings"}, InboundEvent: {"tenant_id"}, IncidentRequest: {"failed_steps"}}
+_LATER_TIMINGS = {"incident_deadline_s"}
 HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
 
 
@@ -217,6 +225,15 @@ def _recorded_payloads(history: WorkflowHistory) -> list[tuple[Any, type]]:
     for event in history.events:
         if event.HasField("workflow_execution_started_event_attributes"):
             found.append((event.workflow_execution_started_event_attributes.input.payloads[0], OrderRequest))
+        elif event.HasField("workflow_execution_update_accepted_event_attributes"):
+            update = event.workflow_execution_update_accepted_event_attributes.accepted_request.input
+            found.append((update.args.payloads[0], _UPDATES[update.name]))
+        elif event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+            child = event.start_child_workflow_execution_initiated_event_attributes
+            found.append((child.input.payloads[0], IncidentTicket))
+        elif event.HasField("child_workflow_execution_completed_event_attributes"):
+            done_child = event.child_workflow_execution_completed_event_attributes
+            found.append((done_child.result.payloads[0], IncidentDecision))
         elif event.HasField("workflow_execution_signaled_event_attributes"):
             signal = event.workflow_execution_signaled_event_attributes
             found.append((signal.input.payloads[0], _SIGNALS[signal.signal_name]))
@@ -253,6 +270,9 @@ def test_every_recorded_payload_decodes_typed_and_encodes_back_to_its_bytes(path
         original = json.loads(payload.data)
         assert set(again) - set(original) <= _LATER_FIELDS.get(hint, set()), (path.stem, hint)
         kept = {key: again[key] for key in original}
+        if hint is OrderRequest and "timings" in original:
+            assert set(kept["timings"]) - set(original["timings"]) <= _LATER_TIMINGS, path.stem
+            kept["timings"] = {key: kept["timings"][key] for key in original["timings"]}
         assert kept == original, (path.stem, hint)
         if hint is not OrderRequest:  # the order's timings were sent as whole seconds: floats now, same value
             assert _compact(kept) == payload.data, (path.stem, hint)
@@ -260,3 +280,10 @@ def test_every_recorded_payload_decodes_typed_and_encodes_back_to_its_bytes(path
 
 def _compact(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+
+
+def test_an_order_written_before_incidents_decodes_with_the_default_deadline() -> None:
+    order = DATA_CONVERTER.payload_converter.from_payloads(
+        [DATA_CONVERTER.payload_converter.to_payloads([json.loads(ORDER_JSON_BEFORE_INCIDENTS)])[0]], [OrderRequest]
+    )[0]
+    assert order.timings.incident_deadline_s == 30 * 24 * 3600.0
