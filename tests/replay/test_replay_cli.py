@@ -267,3 +267,16 @@ def test_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
     unreachable = _cli("--query", "WorkflowType = 'x'", "--save", str(tmp_path),
                        env={"CF_TEMPORAL_PORT": "1"})
     _one_error_line(unreachable, "127.0.0.1:1")
+
+
+def test_the_command_module_imports_no_temporalio() -> None:
+    """`cloud-factory --help` must stay fast: the command imports the machinery only when it runs."""
+    module = Path(__file__).resolve().parents[2] / "cloud_factory" / "cli" / "replay.py"
+    probe = ("import importlib.util, sys\n"
+             f"spec = importlib.util.spec_from_file_location('replay_alone', {str(module)!r})\n"
+             "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('temporalio', 'workers', 'workflows', 'core', 'rich')))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
