@@ -27,6 +27,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.service import RPCError
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
@@ -41,8 +42,11 @@ __all__ = [
     "ReplayRow",
     "Verdict",
     "default_query",
+    "file_histories",
+    "first_mismatch",
     "history_files",
     "load_history",
+    "outcome_of",
     "replay",
     "server_histories",
     "workflow_type_name",
@@ -316,8 +320,6 @@ async def server_histories(
     """The histories of at most `limit` executions the visibility `query` matches, fetched one at a
     time (a history may be large), each also written to `save`/<workflow id>.json when asked; a
     history that cannot be fetched is an error row, the others still come."""
-    from temporalio.service import RPCError
-
     saved: set[str] = set()
     async for execution in client.list_workflows(query, limit=limit):
         if on_fetch is not None:
@@ -326,8 +328,8 @@ async def server_histories(
         try:
             history = await handle.fetch_history()
         except RPCError as exc:
-            yield ReplayRow(execution.id, execution.workflow_type, execution.status.name.lower()
-                            if execution.status else "?", Verdict.ERROR,
+            status = execution.status.name.lower() if execution.status else "?"
+            yield ReplayRow(execution.id, execution.workflow_type, status, Verdict.ERROR,
                             _one_line(f"cannot fetch its history: {exc.message}"))
             continue
         source = ""
