@@ -17,6 +17,7 @@ from cloud_factory.cli import (
     order,
     outbox,
     product,
+    replay,
     stack,
     support,
     worker,
@@ -41,6 +42,7 @@ app.add_typer(identity.app, name="identity")
 app.add_typer(product.app, name="product")
 app.add_typer(support.app, name="support")
 app.add_typer(outbox.app, name="outbox")
+app.command(name="replay")(replay.command)
 app.add_typer(demo.app, name="demo", help="The main job: about 20 orders across 3 tenants, some failing, end to end on the real stack.")
 
 
