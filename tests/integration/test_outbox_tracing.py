@@ -153,11 +153,11 @@ def test_ids_only_the_relayed_record_carries_the_trace_of_the_span_the_command_r
     known_ids = (f"{known.get_span_context().trace_id:032x}", f"{known.get_span_context().span_id:016x}")
     assert deliver(settings, commands.engine, commands.emit, wait=True).published
 
+    record = _record(settings, flow, event_type, since)
+    relayed = _ids(record.headers["traceparent"])
     row = _row(commands.engine, tables.outbox, event_id)
     writer = _ids(row["trace_context"]["traceparent"])
     assert writer[0] == known_ids[0] and writer[1] != known_ids[1]  # the command's own span, in the trace
-    record = _record(settings, flow, event_type, since)
-    relayed = _ids(record.headers["traceparent"])
     assert relayed[0] == known_ids[0] and relayed[1] not in {known_ids[1], writer[1]}  # the relay's span
     assert [name for name, _ in row["headers"]].count("traceparent") == 0  # the relay adds the only one
 
@@ -171,13 +171,13 @@ def test_a_cli_command_run_with_no_span_opens_the_trace_its_event_carries(
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     user = uuid.UUID(run.stdout.strip().splitlines()[-1])
+    record = _record(settings, flow_id("user", user), "identity.user-registered", since)
+    assert "traceparent" in record.headers, "the relayed event carries no trace context"
+    relayed = _ids(record.headers["traceparent"])
     event_id = service_event_id("identity", f"user/{user}/registered")
     row = _row(engine_for(settings.dsn), service_tables("identity").outbox, event_id)
-    assert row["trace_context"] and "traceparent" in row["trace_context"], row["trace_context"]
-    writer = _ids(row["trace_context"]["traceparent"])
-    record = _record(settings, flow_id("user", user), "identity.user-registered", since)
-    relayed = _ids(record.headers["traceparent"])
-    assert relayed[0] == writer[0] and relayed[1] != writer[1]
+    writer = _ids(row["trace_context"]["traceparent"])  # the command's span, a root
+    assert relayed[0] == writer[0] and relayed[1] != writer[1]  # the relay's span under it
 
 
 @pytest.fixture
