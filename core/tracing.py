@@ -216,7 +216,7 @@ class scope:  # noqa: N801 - used like a function: `with scope(...):`
                                                                attributes=attributes)  # type: ignore[arg-type]
             self.span = None
             return
-        base = parent if parent is not None else _get_current_span().get_span_context()
+        base = parent or _get_current_span().get_span_context()
         if base.is_valid:
             span_context = _SpanContext(base.trace_id, _getrandbits(64), False, base.trace_flags,
                                         base.trace_state)

@@ -63,7 +63,7 @@ def main(unique: str) -> int:
         known_trace, known_span = current_trace_ids()
         user = identity.register(tenant, f"known-{unique}@example.com", "Ada")
         written("identity.register", "identity.user-registered", "user", user, "registered")
-        made = product.create_product(f"SKU-{unique.upper()}", "VPS", "Virtual servers", "compute", ["eu-west-1"])
+        made = product.create_product(f"SKU-{unique.upper()}", "VPS", "Servers", "compute", ["eu-west-1"])
         written("product.create-product", "product.created", "product", made, "created")
         ticket = support.open(tenant, uuid.uuid4(), "VPS unreachable")
         written("support.open", "support.ticket-created", "ticket", ticket, "created")
