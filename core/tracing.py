@@ -8,7 +8,9 @@ default http://localhost:4318; the `otlp` extra installs the exporter).
 
 Spans: the producer opens `publish {topic}` (PRODUCER), the consumer `consume {topic}` (CONSUMER)
 parented on the record's `traceparent`, and each handler `handle {eventType}`; Temporal's
-`TracingInterceptor` joins workflow and activity spans to the same traces. With no exporter the
+`TracingInterceptor` joins workflow and activity spans to the same traces. An outbox row keeps the
+context of the span that wrote it (a command's `<service>.<command>` span, a handler's span), and
+its relay publishes the record in a `publish {topic}` span under that context. With no exporter the
 handler runs inside the `consume` span itself (one span's ids per record: nothing is recorded, so a
 second span would cost time and show nowhere).
 """
@@ -151,8 +153,9 @@ def fast_extract(headers: Iterable[tuple[str, bytes | str | None]] | None) -> tr
     return None
 
 
-def parse_traceparent(value: bytes | str | None) -> trace.SpanContext | None:
-    """The remote span context of one `traceparent` value (version 00), or None when empty/invalid."""
+def parse_traceparent(value: bytes | str | None, tracestate: str | None = None) -> trace.SpanContext | None:
+    """The remote span context of one `traceparent` value (version 00), or None when empty/invalid;
+    `tracestate`, when given, is the vendors' entries that travel with it."""
     if not value:
         return None
     text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
@@ -162,7 +165,8 @@ def parse_traceparent(value: bytes | str | None) -> trace.SpanContext | None:
         except ValueError:
             return None
         if trace_id and span_id:
-            return _SpanContext(trace_id, span_id, True, _FLAGS[flags & 1])
+            state = trace.TraceState.from_header([tracestate]) if tracestate else None
+            return _SpanContext(trace_id, span_id, True, _FLAGS[flags & 1], state)
     return None
 
 
@@ -178,11 +182,12 @@ def fast_inject() -> list[tuple[str, bytes]]:
     return headers
 
 
-def child_traceparent() -> list[tuple[str, bytes]]:
-    """Ids-only `publish` span: a `traceparent` naming a fresh span id under the current span (or a
-    new trace), without making that span current. With nothing recorded only the header needs its
-    id, and skipping the context switch is most of a publish span's cost per record."""
-    base = _get_current_span().get_span_context()
+def child_traceparent(parent: trace.SpanContext | None = None) -> list[tuple[str, bytes]]:
+    """Ids-only `publish` span: a `traceparent` naming a fresh span id under `parent` — by default the
+    current span — (or a new trace), without making that span current. With nothing recorded only
+    the header needs its id, and skipping the context switch is most of a publish span's cost per
+    record."""
+    base = parent if parent is not None else _get_current_span().get_span_context()
     if base.is_valid:
         trace_id, flags, state = base.trace_id, base.trace_flags, base.trace_state
     else:

@@ -25,7 +25,7 @@ from opentelemetry import trace
 
 import schemas
 from core.logs import bind_event_ids
-from core.tracing import child_traceparent, fast_inject, recording, scope
+from core.tracing import child_traceparent, fast_inject, header_value, recording, scope
 from messaging.errors import BrokerUnavailableError, PublishError
 from messaging.fallback.replay import ReplayReport, SpoolReplayer
 from messaging.fallback.spool import FallbackSpool, SpooledRecord
@@ -130,7 +130,8 @@ class EventProducer:
                 timeout: float = 30.0) -> Delivery:
         """Encode, sign and send one event; block until the broker acknowledged (or the spool holds) it."""
         topic = topic or self.topic_for(envelope)
-        with _PublishScope(envelope, topic) as trace_headers:
+        with _PublishScope(topic, envelope.event_type, envelope.event_id, envelope.correlation_id,
+                           envelope.tenant_id) as trace_headers:
             value = schemas.encode(envelope)
             key = str(envelope.correlation_id).encode()
             headers = record_headers(envelope, value, self.keyring, key=key, trace_headers=trace_headers)
@@ -140,11 +141,25 @@ class EventProducer:
              on_delivery: DeliveryCallback | None = None) -> None:
         """Pipelined publish: queue one event and return; `flush` waits for every acknowledgement."""
         topic = topic or self.topic_for(envelope)
-        with _PublishScope(envelope, topic) as trace_headers:
+        with _PublishScope(topic, envelope.event_type, envelope.event_id, envelope.correlation_id,
+                           envelope.tenant_id) as trace_headers:
             value = schemas.encode(envelope)
             key = str(envelope.correlation_id).encode()
             headers = record_headers(envelope, value, self.keyring, key=key, trace_headers=trace_headers)
             self.send_raw(topic, key=key, value=value, headers=headers, on_delivery=on_delivery)
+
+    def send_relayed(self, topic: str, *, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]],
+                     parent: trace.SpanContext, event_type: str, event_id: str,
+                     on_delivery: DeliveryCallback | None = None) -> None:
+        """Pipelined send of a record built earlier (an outbox row), in a `publish {topic}` span under
+        `parent` — the context of the span that wrote it — whose trace headers are appended to
+        `headers`: the trace goes on from the writer across the outbox, as if it had published."""
+        tenant = header_value(headers, "ce_tenantid")
+        correlation_id = key.decode(errors="replace") if key else None
+        with _PublishScope(topic, event_type, event_id, correlation_id, tenant.decode() if tenant else None,
+                           parent=parent) as trace_headers:
+            self.send_raw(topic, key=key, value=value, headers=[*headers, *trace_headers],
+                          on_delivery=on_delivery)
 
     # -- raw records ----------------------------------------------------------------------------
     def publish_raw(self, topic: str, *, key: bytes | None, value: bytes,
@@ -253,28 +268,30 @@ class _PublishScope:
     """The `publish {topic}` span plus the event's ids bound to the log lines inside it; entering it
     gives the trace headers the record carries.
 
-    Recording, it is a real PRODUCER span made current (its child ids go out in `traceparent`).
-    Ids only (no exporter), nothing would ever see the span but the consumer, so only its id is made
-    (`child_traceparent`) and no context is switched: log lines inside name the caller's span.
+    The span is a child of the current span, or of `parent` when given (an outbox relay continues the
+    trace of the row's writer). Recording, it is a real PRODUCER span made current (its child ids go
+    out in `traceparent`). Ids only (no exporter), nothing would ever see the span but the consumer,
+    so only its id is made (`child_traceparent`) and no context is switched: log lines inside name
+    the caller's span.
     """
 
-    __slots__ = ("_span", "_logs", "_envelope", "_topic")
+    __slots__ = ("_span", "_logs", "_topic", "_event_type", "_event_id", "_parent")
 
-    def __init__(self, envelope: schemas.Envelope, topic: str) -> None:
-        self._envelope, self._topic = envelope, topic
+    def __init__(self, topic: str, event_type: str, event_id: object, correlation_id: object,
+                 tenant_id: str | None, *, parent: trace.SpanContext | None = None) -> None:
+        self._topic, self._event_type, self._event_id, self._parent = topic, event_type, event_id, parent
+        self._logs = bind_event_ids(correlation_id, event_id, tenant_id)
         self._span: scope | None = None
 
     def __enter__(self) -> list[tuple[str, bytes]]:
-        envelope = self._envelope
-        self._logs = bind_event_ids(envelope.correlation_id, envelope.event_id, envelope.tenant_id)
         self._logs.__enter__()
         if not recording():
-            return child_traceparent()
+            return child_traceparent(self._parent)
         attributes = {"messaging.system": "kafka", "messaging.destination.name": self._topic,
-                      "cloudfactory.event_type": envelope.event_type,
-                      "cloudfactory.event_id": str(envelope.event_id)}
-        self._span = scope(f"publish {self._topic}", kind=trace.SpanKind.PRODUCER, attributes=attributes,
-                           tracer_name="cloud_factory.producer")
+                      "cloudfactory.event_type": self._event_type,
+                      "cloudfactory.event_id": str(self._event_id)}
+        self._span = scope(f"publish {self._topic}", parent=self._parent, kind=trace.SpanKind.PRODUCER,
+                           attributes=attributes, tracer_name="cloud_factory.producer")
         self._span.__enter__()
         return fast_inject()
 

@@ -37,6 +37,10 @@ class OutboxCommandRunner(Generic[C]):
         return build_commands(get_settings(), self.service, tables.metadata, tables.outbox, commands_class)
 
     def __call__(self, wait: bool, action: Callable[[C], T]) -> T:
+        from core.tracing import configure_tracing
+
+        # The command's span opens its events' trace; with `CF_TRACE_EXPORTER` set it is exported too.
+        configure_tracing(f"{self.service}-cli")
         settings = get_settings()
         commands: Any = self.commands()
         try:

@@ -1,7 +1,8 @@
 """The transactional outbox: a service writes its events into its own `outbox` table in the
 transaction of the rows they announce; a relay publishes them to Kafka afterwards, in order.
 
-- `records`: the table's shape (`outbox_table`), a signed record ready to publish, `enqueue`;
+- `records`: the table's shape (`outbox_table`), a signed record ready to publish with its writer's
+  trace context, `enqueue`;
 - `relay`: `OutboxRelay`, publishing pending rows in insertion order under an advisory lock, marking
   them published once the broker acknowledged them;
 - `retention`: purging published rows past their retention;
@@ -17,6 +18,7 @@ from messaging.outbox.records import (
     enqueue,
     outbox_table,
     record_for,
+    writer_span,
 )
 from messaging.outbox.relay import OutboxRelay, RelayResult
 from messaging.outbox.retention import purge_published
@@ -31,4 +33,5 @@ __all__ = [
     "outbox_table",
     "purge_published",
     "record_for",
+    "writer_span",
 ]

@@ -3,9 +3,11 @@ consumer).
 
 A command (or a transactional handler) writes its domain rows and the *finished* Kafka record
 (topic, key, signed value, headers, event id) into the service's own `outbox` table in one
-transaction. Nothing is lost between the commit and Kafka: a relay (`OutboxRelay`) publishes rows
-in id order and marks them published only after the broker acknowledged them; a re-publish after
-a crash carries the same eventId, which consumers deduplicate.
+transaction, with the W3C trace context of the span that wrote it (`trace_context`): the relay
+publishes the record in a span under that context, so the flow's trace goes on across the outbox.
+Nothing is lost between the commit and Kafka: a relay (`OutboxRelay`) publishes rows in id order
+and marks them published only after the broker acknowledged them; a re-publish after a crash
+carries the same eventId, which consumers deduplicate.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import base64
 import uuid
 from dataclasses import dataclass
 
+from opentelemetry import trace
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -32,9 +35,18 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 import schemas
+from core.tracing import fast_inject, parse_traceparent
 from messaging.producer import record_headers
 
-__all__ = ["OutboxRecord", "decode_headers", "encode_headers", "enqueue", "outbox_table", "record_for"]
+__all__ = [
+    "OutboxRecord",
+    "decode_headers",
+    "encode_headers",
+    "enqueue",
+    "outbox_table",
+    "record_for",
+    "writer_span",
+]
 
 
 def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
@@ -53,6 +65,9 @@ def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
         Column("published_at", DateTime(timezone=True)),
         Column("attempts", Integer, nullable=False, server_default="0"),
         Column("last_error", Text),
+        # `traceparent` (and `tracestate`) of the span that wrote the row; NULL on rows written before
+        # the column existed (`ensure_schema` adds it to older tables), which are sent as stored.
+        Column("trace_context", JSONB),
     )
     Index(f"{name}_pending_idx", table.c.id, postgresql_where=table.c.published_at.is_(None))
     # Retention deletes by publication time; without it each purge scans the whole table.
@@ -69,11 +84,13 @@ class OutboxRecord:
     topic: str
     key: bytes
     value: bytes
-    headers: list[tuple[str, bytes]]
+    headers: list[tuple[str, bytes]]  # without trace headers: the relay's publish span adds its own
+    trace_context: dict[str, str] | None = None  # the writer's `traceparent`/`tracestate`
 
 
 def record_for(envelope: schemas.Envelope, keyring: schemas.Keyring, *, env: str) -> OutboxRecord:
-    """Encode and sign `envelope` as the producer would (key = correlationId, same headers)."""
+    """Encode and sign `envelope` as the producer would (key = correlationId, same headers), and keep
+    the current span's trace context — the producer's own injection — for the relay to continue."""
     value = schemas.encode(envelope)
     return OutboxRecord(
         event_id=envelope.event_id,
@@ -81,8 +98,17 @@ def record_for(envelope: schemas.Envelope, keyring: schemas.Keyring, *, env: str
         topic=schemas.topic_for(envelope.event_type, env=env),
         key=str(envelope.correlation_id).encode(),
         value=value,
-        headers=record_headers(envelope, value, keyring),
+        headers=record_headers(envelope, value, keyring, trace_headers=[]),
+        trace_context={name: raw.decode() for name, raw in fast_inject()} or None,
     )
+
+
+def writer_span(trace_context: dict[str, str] | None) -> trace.SpanContext | None:
+    """The span that wrote a row, from its stored `trace_context` (None: none was stored or it is
+    not a valid `traceparent`)."""
+    if not trace_context:
+        return None
+    return parse_traceparent(trace_context.get("traceparent"), trace_context.get("tracestate"))
 
 
 def encode_headers(headers: list[tuple[str, bytes]]) -> list[list[str]]:
@@ -104,6 +130,7 @@ def enqueue(conn: Connection, table: Table, record: OutboxRecord) -> int:
             key=record.key,
             value=record.value,
             headers=encode_headers(record.headers),
+            trace_context=record.trace_context,
         )
         .returning(table.c.id)
     ).scalar_one()

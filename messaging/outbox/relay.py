@@ -7,8 +7,11 @@ aside (busy) meanwhile, so records reach Kafka in insertion order even across re
 producers of their own. The rows are also taken `FOR UPDATE SKIP LOCKED`, and a batch that is not
 the head of the queue is let go, as a second line of defence. A relay that dies
 after the broker acknowledged but before its commit leaves the rows pending: the next relay sends
-them again with the same eventId, and consumers deduplicate. Given a retention, the worker loop
-also deletes rows published longer ago than that, every `purge_every_s` (see `messaging.outbox.retention`).
+them again with the same eventId, and consumers deduplicate. Each record is published in a span
+under the trace context its writer left in the row, so the writer's trace goes on to the consumers;
+a row without one (written before the column existed, or outside any span) is sent as stored.
+Given a retention, the worker loop also deletes rows published longer ago than that, every
+`purge_every_s` (see `messaging.outbox.retention`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, Table, exists, func, select, update
 
 from messaging.errors import PublishError
-from messaging.outbox.records import decode_headers
+from messaging.outbox.records import decode_headers, writer_span
 from messaging.outbox.retention import purge_published
 from messaging.producer import Delivery, EventProducer
 
@@ -70,7 +73,8 @@ class OutboxRelay:
                 return RelayResult(busy=True)
             rows = (
                 conn.execute(
-                    select(t.c.id, t.c.topic, t.c.key, t.c.value, t.c.headers)
+                    select(t.c.id, t.c.event_id, t.c.event_type, t.c.topic, t.c.key, t.c.value,
+                           t.c.headers, t.c.trace_context)
                     .where(t.c.published_at.is_(None))
                     .order_by(t.c.id)
                     .limit(self.batch_size)
@@ -114,11 +118,24 @@ class OutboxRelay:
 
         try:
             for row in rows:
-                self.producer.send_raw(
+                parent = writer_span(row["trace_context"])
+                if parent is None:  # an older release's row (or written outside any span): sent as stored
+                    self.producer.send_raw(
+                        row["topic"],
+                        key=row["key"],
+                        value=row["value"],
+                        headers=decode_headers(row["headers"]),
+                        on_delivery=callback(row["id"]),
+                    )
+                    continue
+                self.producer.send_relayed(
                     row["topic"],
                     key=row["key"],
                     value=row["value"],
                     headers=decode_headers(row["headers"]),
+                    parent=parent,
+                    event_type=row["event_type"],
+                    event_id=row["event_id"],
                     on_delivery=callback(row["id"]),
                 )
         except PublishError as exc:

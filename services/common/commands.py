@@ -5,14 +5,20 @@ relay publishes it after the commit). Commands touch only PostgreSQL: Kafka is t
 An entity's events form its flow: correlationId derived from the entity id, causation = the entity's
 previous event (kept on its row as `last_event_id`), event ids from (entity, step) — so a command
 retried after a crash re-queues the same event.
+
+Each command (a public method of a commands class) runs in a span of its own — `identity.register`,
+`support.open`, … — a child of the caller's span or the root of a new trace, so the events it queues
+always carry a trace context that the relay and the consumers continue.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import uuid
-from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Column, Connection, Engine, MetaData, Table, select, update
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 import schemas
 from core.db import engine_for, ensure_schema
 from core.settings import Settings
+from core.tracing import scope
 from messaging.wiring import keyring_from
 from services.common.outbox_emitter import OutboxEmitter
 
@@ -28,11 +35,29 @@ __all__ = ["EntityCommands", "build_commands", "flow_id"]
 _NS = uuid.UUID("9a7c1e44-2f6b-4d0a-b3c8-5e1f0a2d4c66")
 
 C = TypeVar("C", bound="EntityCommands")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def flow_id(kind: str, entity_id: uuid.UUID | str) -> uuid.UUID:
     """The correlationId of the flow of entity `entity_id` of `kind` (user, product, ticket)."""
     return uuid.uuid5(_NS, f"{kind}/{entity_id}")
+
+
+def _in_span(method: Callable[Concatenate[C, P], R]) -> Callable[Concatenate[C, P], R]:
+    """Run a command in its span `<service>.<name>` (`create_api_key` → `identity.create-api-key`):
+    under the caller's span, else as a new trace, so a command started with no span active (the CLI)
+    still hands its events a trace context to continue."""
+    name = method.__name__.replace("_", "-")
+
+    @functools.wraps(method)
+    def traced(self: C, *args: P.args, **kwargs: P.kwargs) -> R:
+        service = self.emit.service
+        attributes = {"cloudfactory.service": service, "cloudfactory.command": name}
+        with scope(f"{service}.{name}", attributes=attributes, tracer_name="cloud_factory.commands"):
+            return method(self, *args, **kwargs)
+
+    return traced
 
 
 def _key(table: Table) -> Column:
@@ -46,6 +71,13 @@ class EntityCommands:
     change with `_step`."""
 
     flow_kind: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every public method a commands class defines is a command: it runs in its own span."""
+        super().__init_subclass__(**kwargs)
+        for name, member in list(vars(cls).items()):
+            if not name.startswith("_") and inspect.isfunction(member):
+                setattr(cls, name, _in_span(member))
 
     def __init__(self, engine: Engine, emitter: OutboxEmitter) -> None:
         self.engine = engine

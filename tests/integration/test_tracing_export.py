@@ -8,67 +8,34 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 
 import schemas
 from core.settings import Settings
+from tests.support.otlp_receiver import OtlpReceiver, otlp_receiver
 
 pytestmark = pytest.mark.stack
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    requests: list[tuple[str, bytes]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        type(self).requests.append((self.path, body))
-        reply = ExportTraceServiceResponse().SerializeToString()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def receiver() -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
-    _Receiver.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", _Receiver.requests
-    server.shutdown()
+def receiver() -> Iterator[OtlpReceiver]:
+    with otlp_receiver() as running:
+        yield running
 
 
-def test_otlp_exporter_sends_one_trace_across_kafka(stack, settings: Settings, unique: str, receiver) -> None:
-    endpoint, requests = receiver
+def test_otlp_exporter_sends_one_trace_across_kafka(stack, settings: Settings, unique: str,
+                                                    receiver: OtlpReceiver) -> None:
     tenant = f"trace-{unique}"
-    env = {**os.environ, "CF_TRACE_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+    env = {**os.environ, "CF_TRACE_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
            "OTEL_BSP_SCHEDULE_DELAY": "200"}
     run = subprocess.run([sys.executable, "-m", "tests.support.traced_roundtrip", tenant], env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
 
-    assert requests and {path for path, _ in requests} == {"/v1/traces"}
-    spans, services = [], set()
-    for _, body in requests:
-        request = ExportTraceServiceRequest.FromString(body)
-        for resource_spans in request.resource_spans:
-            services |= {a.value.string_value for a in resource_spans.resource.attributes
-                         if a.key == "service.name"}
-            for scope_spans in resource_spans.scope_spans:
-                spans += list(scope_spans.spans)
+    assert receiver.requests and {path for path, _ in receiver.requests} == {"/v1/traces"}
+    spans, services = receiver.spans()
     assert services == {"traced-roundtrip"}
 
     topic = schemas.topic_for("order.created", env=settings.env)

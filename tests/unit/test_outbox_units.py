@@ -1,14 +1,17 @@
-"""The outbox's pure parts: records are signed like the producer's, headers survive JSON, the CLI's
-messages, and which acknowledged rows a relay may mark published (only an in-order prefix)."""
+"""The outbox's pure parts: records are signed like the producer's, keep their writer's trace context
+(`tracestate` too) beside the headers, headers survive JSON, the CLI's messages, and which
+acknowledged rows a relay may mark published (only an in-order prefix)."""
 
 from __future__ import annotations
 
 import uuid
 
 import pytest
+from opentelemetry import trace
 
 import schemas
-from messaging.outbox import OutboxRelay, decode_headers, encode_headers, record_for
+from core.tracing import child_traceparent, scope
+from messaging.outbox import OutboxRelay, decode_headers, encode_headers, record_for, writer_span
 from messaging.outbox.delivery import DeliveryReport, broker_reachable, explain
 from services.common.emitter import service_event_id
 
@@ -39,6 +42,28 @@ def test_record_is_the_producers_record_signed_and_keyed_by_correlation() -> Non
     assert schemas.decode(record.value).event_id == envelope.event_id
     tampered = dict(record_for(envelope, schemas.Keyring.parse("identity/k1:other").as_signer("identity"), env="dev").headers)
     assert tampered["x-cf-signature"] != headers["x-cf-signature"]
+
+
+def test_record_keeps_the_writers_trace_context_beside_its_headers() -> None:
+    state = trace.TraceState([("vendor", "abc")])
+    writer = trace.SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=trace.TraceFlags(1),
+                               trace_state=state)
+    with scope("command", parent=writer) as span:
+        record = record_for(_envelope(), KEYRING, env="dev")
+    ids = span.get_span_context()
+    assert record.trace_context == {"traceparent": f"00-{0x1234:032x}-{ids.span_id:016x}-01",
+                                    "tracestate": "vendor=abc"}
+    assert not {"traceparent", "tracestate"} & {name for name, _ in record.headers}  # the relay adds its own
+    parent = writer_span(record.trace_context)
+    assert parent is not None and (parent.trace_id, parent.span_id) == (0x1234, ids.span_id)
+    relayed = dict(child_traceparent(parent))  # what the relay's publish span sends (ids only)
+    assert relayed["tracestate"] == b"vendor=abc"
+    assert relayed["traceparent"].startswith(f"00-{0x1234:032x}-".encode())
+    assert writer_span(None) is None and writer_span({"traceparent": "garbage"}) is None
+
+
+def test_outside_any_span_a_record_has_no_trace_context() -> None:
+    assert record_for(_envelope(), KEYRING, env="dev").trace_context is None
 
 
 def test_headers_round_trip_through_json() -> None:
