@@ -80,9 +80,12 @@ class WebUI:
     def workflow_url(self, workflow_id: str, run_id: str | None = None, tab: str = "history") -> str:
         """A workflow's page; `tab` is the path segment of its tab: `timeline`, `history` (Event
         History), `relationships`, `user-metadata`, `query`, `memo`… A tab needs the run id; without
-        one the UI opens the latest run on its default tab (Timeline)."""
+        one the UI opens the latest run on its default tab (Timeline). The Event History shows 100
+        events a page, newest first: asked for 500, a saga's whole history is on the one page."""
         url = f"{self.base_url}/namespaces/{quote(self.namespace)}/workflows/{quote(workflow_id, safe='')}"
-        return f"{url}/{quote(run_id)}/{tab}" if run_id else url
+        if run_id is None:
+            return url
+        return f"{url}/{quote(run_id)}/{tab}" + ("?per-page=500" if tab == "history" else "")
 
     async def open(
         self,
