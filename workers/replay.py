@@ -32,7 +32,8 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from core.temporal import DATA_CONVERTER
-from workflows.order_fulfillment import SA_ORDER_STATUS, OrderFulfillmentWorkflow
+from workflows.order_fulfillment import SA_ORDER_STATUS
+from workflows.registry import SAGA_WORKFLOWS
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -53,7 +54,7 @@ __all__ = [
 ]
 
 #: Every workflow class this build's workers run; a history is replayed by the one of its type.
-REPLAYED_WORKFLOWS: tuple[type, ...] = (OrderFulfillmentWorkflow,)
+REPLAYED_WORKFLOWS: tuple[type, ...] = SAGA_WORKFLOWS
 
 DEFAULT_LIMIT = 200
 _MISMATCH_CHARS = 200

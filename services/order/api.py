@@ -1,22 +1,57 @@
 """The Order API: place, pay, cancel and inspect orders — the only way in to the saga.
 
 Placing an order starts `OrderFulfillmentWorkflow` (id from tenant + order id, so a re-submit is
-rejected) and, like a checkout, reports the payment outcome as a signal. Demos and tests that want an
-order to fail arm the simulators before placing it; this API never touches them.
+rejected) with its summary and details for the Web UI and, like a checkout, reports the payment in
+the same call (Update-with-Start: the order exists only with its payment recorded). Paying and
+cancelling are Updates: the saga's validators refuse what it can no longer do, and the caller gets
+the reason as `OrderCommandRefused` before anything is recorded. Demos and tests that want an order
+to fail arm the simulators before placing it; this API never touches them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from dataclasses import dataclass
 
-from temporalio.client import Client, WorkflowHandle
+from collections.abc import Callable
+from typing import Any
 
-from workflows.contracts import CancelRequest, OrderRequest, PaymentConfirmation, PaymentFailure, SagaTimings
-from workflows.order_fulfillment import ORDER_TASK_QUEUE, OrderFulfillmentWorkflow
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
-__all__ = ["PLANS", "REGIONS", "PlacedOrder", "cancel_order", "new_order", "pay_order", "place_order"]
+from workflows.contracts import (
+    CancelRequest,
+    OrderRequest,
+    OrderResult,
+    PaymentConfirmation,
+    PaymentFailure,
+    SagaTimings,
+)
+from workflows.metadata import saga_details, saga_summary
+from workflows.order_fulfillment import ORDER_TASK_QUEUE, SA_ORDER_STATUS, OrderFulfillmentWorkflow
+
+__all__ = [
+    "PLANS",
+    "REGIONS",
+    "OrderCommandRefused",
+    "Outcome",
+    "PlacedOrder",
+    "cancel_order",
+    "new_order",
+    "pay_order",
+    "place_order",
+    "refusal_of",
+    "wait_for_outcome",
+]
 
 #: The plans on sale and their monthly price in cents.
 PLANS: dict[str, int] = {"vm-small-1": 900, "vm-standard-2": 2900, "vm-large-4": 7900, "vm-xlarge-8": 15900}
@@ -24,6 +59,16 @@ PLANS: dict[str, int] = {"vm-small-1": 900, "vm-standard-2": 2900, "vm-large-4":
 REGIONS = ("eu-west-1", "eu-central-1", "us-east-1")
 # The envelope's tenantId rule (schemas' TenantId), checked before anything is started.
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+class OrderCommandRefused(ValueError):
+    """The saga refused a person's command; the message is its reason (one line)."""
+
+
+def refusal_of(exc: WorkflowUpdateFailedError) -> str:
+    """The validator's (or handler's) reason inside an Update failure."""
+    cause = exc.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
 
 
 @dataclass(frozen=True)
@@ -70,38 +115,104 @@ async def place_order(
     declined: bool = False,
     task_queue: str = ORDER_TASK_QUEUE,
 ) -> PlacedOrder:
-    """Start the saga; with `pay`, report the payment outcome right away (`declined` or confirmed)."""
-    handle = await client.start_workflow(
-        OrderFulfillmentWorkflow.run,
-        order,
-        id=order.workflow_id,
-        task_queue=task_queue,
-        memo={
-            "order": order.order_id,
-            "tenant": order.tenant_id,
-            "plan": order.plan_id,
-            "region": order.region,
-        },
+    """Start the saga; with `pay`, report the payment outcome (`declined` or confirmed) in the same
+    call (Update-with-Start, which waits until a saga worker has recorded it)."""
+    start: dict[str, Any] = {
+        "id": order.workflow_id,
+        "task_queue": task_queue,
+        "memo": {"order": order.order_id, "tenant": order.tenant_id, "plan": order.plan_id, "region": order.region},
+        "static_summary": saga_summary(order),
+        "static_details": saga_details(order),
+    }
+    if not pay:
+        handle = await client.start_workflow(OrderFulfillmentWorkflow.run, order, **start)
+        return PlacedOrder(order, handle)
+    operation = WithStartWorkflowOperation(
+        OrderFulfillmentWorkflow.run, order, id_conflict_policy=WorkflowIDConflictPolicy.FAIL, **start
     )
-    if pay:
-        await pay_order(client, order.workflow_id, declined=declined)
-    return PlacedOrder(order, handle)
+    update: Callable[..., Any]
+    update, argument = (
+        (OrderFulfillmentWorkflow.decline_payment, PaymentFailure())
+        if declined
+        else (OrderFulfillmentWorkflow.pay, PaymentConfirmation(payment_id=str(uuid.uuid4())))
+    )
+    try:
+        await client.execute_update_with_start_workflow(update, argument, start_workflow_operation=operation)
+    except WorkflowUpdateFailedError as exc:
+        raise OrderCommandRefused(f"{order.workflow_id}: {refusal_of(exc)}") from None
+    return PlacedOrder(order, await operation.workflow_handle())
 
 
 async def pay_order(
     client: Client, workflow_id: str, *, declined: bool = False, payment_id: str | None = None
-) -> None:
-    handle = client.get_workflow_handle(workflow_id)
+) -> str:
+    """Report the payment (or its decline); `OrderCommandRefused` when the order takes none."""
     if declined:
-        await handle.signal(OrderFulfillmentWorkflow.fail_payment, PaymentFailure())
-    else:
-        await handle.signal(
-            OrderFulfillmentWorkflow.confirm_payment,
-            PaymentConfirmation(payment_id=payment_id or str(uuid.uuid4())),
-        )
+        return await _command(client, workflow_id, OrderFulfillmentWorkflow.decline_payment, PaymentFailure(), "pay")
+    payment = PaymentConfirmation(payment_id=payment_id or str(uuid.uuid4()))
+    return await _command(client, workflow_id, OrderFulfillmentWorkflow.pay, payment, "pay")
 
 
-async def cancel_order(client: Client, workflow_id: str, *, note: str | None = None) -> None:
-    await client.get_workflow_handle(workflow_id).signal(
-        OrderFulfillmentWorkflow.cancel, CancelRequest(note=note)
-    )
+async def cancel_order(client: Client, workflow_id: str, *, note: str | None = None) -> str:
+    """Cancel the order; `OrderCommandRefused` when it has ended or is already being cancelled."""
+    return await _command(client, workflow_id, OrderFulfillmentWorkflow.request_cancel, CancelRequest(note=note),
+                          "cancel")
+
+
+async def _command(client: Client, workflow_id: str, update: Callable[..., Any], argument: object, verb: str) -> str:
+    """Send one Update; a refusal or an order that has ended becomes `OrderCommandRefused`, an unknown
+    order `LookupError` — each one line that names the order."""
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        return str(await handle.execute_update(update, argument))
+    except WorkflowUpdateFailedError as exc:
+        raise OrderCommandRefused(f"{workflow_id}: {refusal_of(exc)}") from None
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.NOT_FOUND:
+            raise
+    try:
+        description = await handle.describe()
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            raise LookupError(f"no order {workflow_id} (see `cloud-factory order show`)") from None
+        raise
+    status = description.typed_search_attributes.get(SA_ORDER_STATUS) or description.status.name.lower()
+    raise OrderCommandRefused(f"{workflow_id}: the order has ended ({status}): nothing to {verb}")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where a saga settled: its result once it ended, or the incident it waits on for a person."""
+
+    status: str
+    result: OrderResult | None = None
+    incident_id: str | None = None
+
+    @property
+    def needs_a_person(self) -> bool:
+        return self.incident_id is not None
+
+
+async def wait_for_outcome(handle: WorkflowHandle, *, timeout: float | None = None, poll_s: float = 0.5) -> Outcome:
+    """Wait until the saga ends or opens an incident (it then waits for a person, possibly for days).
+
+    TimeoutError after `timeout` seconds; the saga's own failure propagates as the client raises it."""
+
+    async def settle() -> Outcome:
+        ended = asyncio.ensure_future(handle.result(result_type=OrderResult))
+        try:
+            while True:
+                done, _ = await asyncio.wait({ended}, timeout=poll_s)
+                if done:
+                    result = ended.result()
+                    return Outcome(str(result.status), result)
+                try:
+                    snapshot = await handle.query(OrderFulfillmentWorkflow.status)
+                except RPCError:
+                    continue  # no worker answered this time; the result may still come
+                if snapshot.incident_id is not None:
+                    return Outcome(str(snapshot.status), None, snapshot.incident_id)
+        finally:
+            ended.cancel()
+
+    return await asyncio.wait_for(settle(), timeout)
