@@ -21,6 +21,7 @@ from core.settings import Settings
 from core.temporal import connect_client
 from core.tracing import configure_tracing
 from messaging import EventConsumer
+from messaging.wiring import ensure_catalog_topics
 from services.common import TenantScope
 from services.order.api import PlacedOrder, new_order
 from services.provisioning.subscriptions import SUBSCRIPTIONS as PROVISIONING
@@ -86,6 +87,9 @@ class SagaHarness:
 
     async def __aenter__(self) -> SagaHarness:
         configure_tracing("tests")
+        # Every topic of the catalog, as `stack up` leaves a deployment: a test that reads a topic no
+        # worker of its own subscribes to must not depend on an earlier test having created it.
+        await asyncio.to_thread(ensure_catalog_topics, self.settings)
         recipes = [_recipes()[kind] for kind in self.consumer_kinds]
         scope, suffix = TenantScope(self.tenant_prefix), f"-{self.tag}"
         consumers = await asyncio.gather(*(
