@@ -28,7 +28,7 @@ from messaging.metrics import METRICS
 from messaging.wiring import ensure_catalog_topics, producer_from
 from services.common import TenantScope
 from services.notification.tables import notifications
-from services.order.api import PlacedOrder, cancel_order, new_order, place_order
+from services.order.api import OrderCommandRefused, PlacedOrder, cancel_order, new_order, place_order, wait_for_outcome
 from services.order.flow import read_dlq, read_flow
 from services.provisioning.simulator import inject_fault
 from workers.inprocess import InProcessWorkers
@@ -80,6 +80,7 @@ class DemoOrder:
     step: str = "-"
     started: float = field(default_factory=time.monotonic)
     seconds: float | None = None
+    incident_id: str | None = None  # the incident it waits on for a person (its undo failed)
 
 
 @dataclass
@@ -123,20 +124,27 @@ async def _cancel_while_provisioning(workers: InProcessWorkers, placed: PlacedOr
             break
         await asyncio.sleep(0.1)
     assert workers.client is not None
-    await cancel_order(workers.client, placed.order.workflow_id, note="customer changed their mind")
+    try:
+        await cancel_order(workers.client, placed.order.workflow_id, note="customer changed their mind")
+    except OrderCommandRefused:
+        pass  # too late (delivered already): the saga said so, and the order simply completes
 
 
 async def _watch(orders: list[DemoOrder], on_progress: Callable[[list[DemoOrder]], None]) -> None:
     async def follow(item: DemoOrder) -> None:
-        result_task = asyncio.ensure_future(item.placed.handle.result())
-        while not result_task.done():
+        """Until the saga ends — or opens an incident and waits for a person, which the demo leaves
+        open for the Web UI and `cloud-factory incident` to show."""
+        settled = asyncio.ensure_future(wait_for_outcome(item.placed.handle))
+        while not settled.done():
             try:
                 snapshot = await item.placed.handle.query(OrderFulfillmentWorkflow.status)
                 item.status, item.step = snapshot.status, snapshot.step
             except Exception:  # a query can race the workflow closing; the result tells the end
                 pass
-            await asyncio.wait([result_task], timeout=0.3)
-        item.status, item.step = result_task.result().status, "done"
+            await asyncio.wait([settled], timeout=0.3)
+        outcome = settled.result()
+        item.status, item.incident_id = outcome.status, outcome.incident_id
+        item.step = f"waits for a person: {outcome.incident_id}" if outcome.needs_a_person else "done"
         item.seconds = time.monotonic() - item.started
 
     async def report() -> None:
@@ -178,7 +186,9 @@ async def run_demo(
         plan = [DEMO_PLAN[i % len(DEMO_PLAN)] for i in range(orders)]
         placed = await asyncio.gather(*(_place(workers, i, scenario, tag) for i, scenario in enumerate(plan)))
         await _watch(list(placed), on_progress)
-        say("all sagas finished; reading the flows back from Kafka")
+        waiting = [item.incident_id for item in placed if item.incident_id]
+        say("all sagas settled" + (f"; {len(waiting)} wait for a person (`cloud-factory incident list`)"
+                                   if waiting else "") + "; reading the flows back from Kafka")
         correlations = {p.placed.order.correlation_id for p in placed}
         records = []
         for item in placed:

@@ -14,6 +14,7 @@ from cloud_factory.cli import (
     events,
     fallback,
     identity,
+    incident,
     order,
     outbox,
     product,
@@ -36,6 +37,7 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(events.app, name="events")
 app.add_typer(worker.app, name="worker")
 app.add_typer(order.app, name="order", help="Place, cancel and inspect orders (the saga).")
+app.add_typer(incident.app, name="incident", help="Sagas whose compensation failed: they wait for a person.")
 app.add_typer(dlq.app, name="dlq", help="Inspect and handle dead-lettered records.")
 app.add_typer(fallback.app, name="fallback", help="The local spool used while Kafka is unreachable.")
 app.add_typer(identity.app, name="identity")

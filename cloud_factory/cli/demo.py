@@ -25,6 +25,7 @@ _STYLE = {
     "cancelled": "cyan",
     "payment_failed": "magenta",
     "compensation_failed": "red",
+    "resolved_manually": "blue",
 }
 
 
@@ -67,6 +68,13 @@ def _summary(summary: DemoSummary) -> None:
     )
     console.print(f"Inspect the sagas in the Temporal Web UI: [link={summary.ui_url}]{summary.ui_url}[/link]")
     console.print("One order in detail: cloud-factory order show <workflow id>")
+    for item in summary.orders:
+        if item.incident_id:
+            console.print(
+                f"[red]needs a person[/]: {item.placed.order.workflow_id} — decide with "
+                f"`cloud-factory incident retry {item.incident_id}` or "
+                f"`cloud-factory incident resolve {item.incident_id} --note \"…\"`"
+            )
 
 
 @app.callback(invoke_without_command=True)

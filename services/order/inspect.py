@@ -29,6 +29,9 @@ class OrderReport:
     history_events: int
     activities: int
     signals: int
+    outcome: str = ""  # the memo's one-line summary (states the outcome since `operator-view`)
+    incident_id: str | None = None  # the incident that waits for a person, while it does
+    updates: int = 0
     events: list[dict] = field(default_factory=list)
     dlq: list[dict] = field(default_factory=list)
 
@@ -39,6 +42,15 @@ class OrderReport:
 def _attr(description, name: str) -> str:
     field_ = description.raw_description.workflow_execution_info.search_attributes.indexed_fields.get(name)
     return json.loads(field_.data) if field_ is not None else ""
+
+
+def _owed(memo: dict) -> list[str]:
+    """The owed undos, next first: `compensation.owed` since `operator-view` (always present), the
+    older `compensationStack` (which Temporal drops once it is `[]`) before."""
+    compensation = memo.get("compensation")
+    if isinstance(compensation, dict):
+        return list(compensation.get("owed", []))
+    return list(memo.get("compensationStack", []))
 
 
 async def inspect_order(settings: Settings, workflow_id: str) -> OrderReport:
@@ -87,7 +99,10 @@ async def inspect_order(settings: Settings, workflow_id: str) -> OrderReport:
         step=_attr(description, "OrderStep") or "?",
         tenant_id=_attr(description, "TenantId"),
         correlation_id=correlation,
-        compensation_stack=list(memo.get("compensationStack", [])),
+        compensation_stack=_owed(memo),
+        outcome=str(memo.get("summary", "")),
+        incident_id=memo.get("incident"),
+        updates=kinds.count("workflow_execution_update_accepted_event_attributes"),
         history_events=len(kinds),
         activities=kinds.count("activity_task_completed_event_attributes"),
         signals=kinds.count("workflow_execution_signaled_event_attributes"),
