@@ -73,7 +73,7 @@ def _explain_kafka(exc: BaseException) -> str | None:
 
 def explain(exc: BaseException) -> str:
     """The one line a person sees for `exc`."""
-    if isinstance(exc, (ValueError, LookupError, PermissionError, FileNotFoundError)):
+    if isinstance(exc, (ValueError, LookupError, PermissionError, FileNotFoundError, TimeoutError)):
         return str(exc) or type(exc).__name__
     for explainer in (_explain_temporal, _explain_database, _explain_kafka):
         try:
@@ -93,7 +93,17 @@ def run(app: Callable[[], object], argv: list[str] | None = None) -> None:
         sys.argv.remove("--debug")
     try:
         app()
-    except (SystemExit, KeyboardInterrupt):
+    except SystemExit as done:
+        # Leave without the interpreter's finalisation: the Temporal client's runtime threads can
+        # still hold the GIL machinery there and abort the process (exit -6) after a command that
+        # worked. Output is flushed first; nothing else is left to clean up in a CLI process.
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if isinstance(done.code, str):
+            print(done.code, file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - the boundary: every failure is named, none is a traceback
         if debug:

@@ -21,6 +21,7 @@ from typing import Any
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
@@ -159,14 +160,19 @@ async def cancel_order(client: Client, workflow_id: str, *, note: str | None = N
                           "cancel")
 
 
-async def _command(client: Client, workflow_id: str, update: Callable[..., Any], argument: object, verb: str) -> str:
+async def _command(client: Client, workflow_id: str, update: Callable[..., Any], argument: object, verb: str,
+                   *, timeout_s: float = 30.0) -> str:
     """Send one Update; a refusal or an order that has ended becomes `OrderCommandRefused`, an unknown
-    order `LookupError` — each one line that names the order."""
+    order `LookupError`, no saga worker answering within `timeout_s` `TimeoutError` — each one line
+    that names the order."""
     handle = client.get_workflow_handle(workflow_id)
     try:
-        return str(await handle.execute_update(update, argument))
+        return str(await asyncio.wait_for(handle.execute_update(update, argument), timeout_s))
     except WorkflowUpdateFailedError as exc:
         raise OrderCommandRefused(f"{workflow_id}: {refusal_of(exc)}") from None
+    except TimeoutError:
+        raise TimeoutError(f"{workflow_id}: no saga worker answered within {timeout_s:g} s; "
+                           "is `cloud-factory worker all` running?") from None
     except RPCError as exc:
         if exc.status is not RPCStatusCode.NOT_FOUND:
             raise
@@ -174,10 +180,13 @@ async def _command(client: Client, workflow_id: str, update: Callable[..., Any],
         description = await handle.describe()
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:
-            raise LookupError(f"no order {workflow_id} (see `cloud-factory order show`)") from None
+            raise LookupError(f"no such workflow {workflow_id} (see `cloud-factory order show`)") from None
         raise
-    status = description.typed_search_attributes.get(SA_ORDER_STATUS) or description.status.name.lower()
-    raise OrderCommandRefused(f"{workflow_id}: the order has ended ({status}): nothing to {verb}")
+    if description.status is WorkflowExecutionStatus.COMPLETED:
+        status = description.typed_search_attributes.get(SA_ORDER_STATUS) or "completed"
+    else:
+        status = description.status.name.lower() if description.status else "closed"
+    raise OrderCommandRefused(f"{workflow_id}: the order has already finished ({status}): nothing to {verb}")
 
 
 @dataclass(frozen=True)
@@ -199,13 +208,13 @@ async def wait_for_outcome(handle: WorkflowHandle, *, timeout: float | None = No
     TimeoutError after `timeout` seconds; the saga's own failure propagates as the client raises it."""
 
     async def settle() -> Outcome:
-        ended = asyncio.ensure_future(handle.result(result_type=OrderResult))
+        ended = asyncio.ensure_future(handle.result())
         try:
             while True:
                 done, _ = await asyncio.wait({ended}, timeout=poll_s)
                 if done:
                     result = ended.result()
-                    return Outcome(str(result.status), result)
+                    return Outcome(str(getattr(result, "status", result)), result)
                 try:
                     snapshot = await handle.query(OrderFulfillmentWorkflow.status)
                 except RPCError:
