@@ -28,6 +28,7 @@ __all__ = [
     "AskBook",
     "CancelRequest",
     "CompensationEntry",
+    "CompensationView",
     "InboundEvent",
     "IncidentAction",
     "IncidentClosure",
@@ -285,6 +286,20 @@ class CompensationEntry:
     step: CompensationStep  # refund_payment | deprovision_resources
     pushed_after: str  # the event type whose success made the undo necessary
     resources: list[ResourceRef] | None = None  # when known; None = unknown (ask for all)
+
+
+@dataclass
+class CompensationView:
+    """The `compensation` query: what is owed (next undo first), what is done, each undo's state.
+
+    The `temporal` CLI prints every empty list as `null` (the payload is `[]`), so the view also says
+    it in words (`summary`) and counts (`owed_count`), which no renderer can turn into nothing."""
+
+    owed: list[CompensationEntry]
+    done: list[CompensationStep]
+    states: dict[str, str] = field(default_factory=dict)
+    owed_count: int = 0
+    summary: str = ""
 
 
 @dataclass

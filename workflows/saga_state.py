@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         AskBook,
         CancelRequest,
         CompensationEntry,
+        CompensationView,
         InboundEvent,
         OrderRequest,
         OrderResult,
@@ -298,6 +299,21 @@ class SagaState:
     def compensation_stack(self) -> list[CompensationEntry]:
         """What is still owed, the next undo first."""
         return list(reversed(self._stack))
+
+    @workflow.query
+    def compensation(self) -> CompensationView:
+        """The compensation as an object (owed, done, each undo's state), also when nothing is owed."""
+        owed = list(reversed(self._stack))
+        summary = ("owed, next first: " + ", ".join(entry.step for entry in owed)) if owed else "nothing is owed"
+        if self._completed:
+            summary += "; done: " + ", ".join(self._completed)
+        return CompensationView(
+            owed=owed,
+            done=list(self._completed),
+            states={str(step): state for step, state in self._undo_states.items()},
+            owed_count=len(owed),
+            summary=summary,
+        )
 
     @workflow.query
     def timeline(self) -> list[TimelineEntry]:

@@ -8,6 +8,7 @@ against the same test stack, as a person's shell would."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -91,6 +92,17 @@ async def test_a_person_is_told_why_a_payment_or_cancel_is_refused(harness: Saga
     result = await asyncio.wait_for(placed.handle.result(), 90)
     assert result.status == "delivered"
     _refused(await _cli("order", "cancel", placed.order.workflow_id), "already finished (delivered)")
+    # The `temporal` CLI prints an empty list as `null`; the compensation also says it in words.
+    shown = await asyncio.to_thread(
+        subprocess.run,
+        [str(Path(sys.executable).with_name("temporal")), "workflow", "query", "--address",
+         harness.settings.temporal_target, "--workflow-id", placed.order.workflow_id, "--type", "compensation",
+         "--output", "json"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    [view] = json.loads(shown.stdout)["queryResult"]
+    assert (view["owed_count"], view["summary"]) == (0, "nothing is owed"), view
 
     unpaid = await harness.place("cmd", pay=False)
     cancelled = await _cli("order", "cancel", unpaid.order.workflow_id, "--note", "changed my mind")
