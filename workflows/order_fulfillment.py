@@ -34,8 +34,7 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     import schemas
-    from schemas import Payload
-    from schemas import Money
+    from schemas import Money, Payload
     from schemas.payloads._base import ResourceRef
     from schemas.payloads.billing import BillingRefundFailedV1
     from schemas.payloads.order import CompensationStep, FailureStage, OrderCancellationReason

@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from dataclasses import dataclass
-
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -47,6 +47,7 @@ __all__ = [
     "Outcome",
     "PlacedOrder",
     "cancel_order",
+    "describe",
     "new_order",
     "pay_order",
     "place_order",
@@ -160,6 +161,16 @@ async def cancel_order(client: Client, workflow_id: str, *, note: str | None = N
                           "cancel")
 
 
+async def describe(handle: WorkflowHandle, missing: str) -> WorkflowExecutionDescription:
+    """The workflow's description; LookupError(`missing`) when there is no such workflow."""
+    try:
+        return await handle.describe()
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            raise LookupError(missing) from None
+        raise
+
+
 async def _command(client: Client, workflow_id: str, update: Callable[..., Any], argument: object, verb: str,
                    *, timeout_s: float = 30.0) -> str:
     """Send one Update; a refusal or an order that has ended becomes `OrderCommandRefused`, an unknown
@@ -176,12 +187,7 @@ async def _command(client: Client, workflow_id: str, update: Callable[..., Any],
     except RPCError as exc:
         if exc.status is not RPCStatusCode.NOT_FOUND:
             raise
-    try:
-        description = await handle.describe()
-    except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:
-            raise LookupError(f"no such workflow {workflow_id} (see `cloud-factory order show`)") from None
-        raise
+    description = await describe(handle, f"no such workflow {workflow_id} (see `cloud-factory order show`)")
     if description.status is WorkflowExecutionStatus.COMPLETED:
         status = description.typed_search_attributes.get(SA_ORDER_STATUS) or "completed"
     else:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from services.order.api import OrderCommandRefused, refusal_of
+from services.order.api import OrderCommandRefused, describe, refusal_of
 from workflows.contracts import IncidentAction, IncidentDecision, IncidentTicket
 from workflows.incident import OrderIncidentWorkflow
 from workflows.metadata import INCIDENT_WORKFLOW_TYPE
@@ -79,12 +79,7 @@ async def show_incident(client: Client, reference: str) -> IncidentView:
     """One incident: its state, its ticket and the decision (queried while its worker runs)."""
     incident_id = await find_incident(client, reference)
     handle = client.get_workflow_handle(incident_id)
-    try:
-        description = await handle.describe()
-    except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:
-            raise LookupError(f"no incident {incident_id} (see `cloud-factory incident list`)") from None
-        raise
+    description = await describe(handle, f"no incident {incident_id} (see `cloud-factory incident list`)")
     status = description.status.name.lower() if description.status else "unknown"
     view = IncidentView(incident_id, status, description.start_time)
     try:
