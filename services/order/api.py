@@ -38,6 +38,7 @@ from workflows.contracts import (
 )
 from workflows.metadata import saga_details, saga_summary
 from workflows.order_fulfillment import ORDER_TASK_QUEUE, SA_ORDER_STATUS, OrderFulfillmentWorkflow
+from workflows.states import SagaStatus
 
 __all__ = [
     "PLANS",
@@ -199,12 +200,14 @@ async def wait_for_outcome(handle: WorkflowHandle, *, timeout: float | None = No
     TimeoutError after `timeout` seconds; the saga's own failure propagates as the client raises it."""
 
     async def settle() -> Outcome:
-        ended = asyncio.ensure_future(handle.result(result_type=OrderResult))
+        ended = asyncio.ensure_future(handle.result())
         try:
             while True:
                 done, _ = await asyncio.wait({ended}, timeout=poll_s)
                 if done:
                     result = ended.result()
+                    if isinstance(result, dict):  # a handle not typed by the saga's run method
+                        result = OrderResult(**{**result, "status": SagaStatus(result["status"])})
                     return Outcome(str(result.status), result)
                 try:
                     snapshot = await handle.query(OrderFulfillmentWorkflow.status)
