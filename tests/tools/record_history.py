@@ -158,7 +158,9 @@ SCENARIOS: dict[str, Scenario] = {
     "update_cancel": Scenario(_customer_cancel, "cancelled"),
     "incident_retried": Scenario(_compensation_failure, "compensated", (_fix_refund_and_retry,)),
     "incident_resolved": Scenario(_compensation_failure, "resolved_manually", (_resolve_by_hand,)),
-    "incident_retried_twice": Scenario(_every_undo_failure, "compensated", (_retry_unfixed, _fix_all_and_retry)),
+    "incident_retried_twice": Scenario(
+        _every_undo_failure, "compensated", (_retry_unfixed, _fix_all_and_retry)
+    ),
 }
 
 #: Recorded by earlier releases; today's code takes another path under these names (Update-with-Start,
@@ -225,7 +227,9 @@ async def record(name: str, out_dir: Path = HISTORIES) -> list[Path]:
         outcome = await _settle(placed.handle, None)
         for decide in scenario.decisions:
             if outcome.incident_id is None:
-                raise RuntimeError(f"scenario {name} ended {outcome.status} before incident {len(incidents) + 1}")
+                raise RuntimeError(
+                    f"scenario {name} ended {outcome.status} before incident {len(incidents) + 1}"
+                )
             incidents.append(outcome.incident_id)
             await _opened(client, outcome.incident_id, SETTLE_S)
             await decide(harness, placed, outcome.incident_id)
