@@ -39,6 +39,7 @@ from workflows.contracts import (
 )
 from workflows.metadata import saga_details, saga_summary
 from workflows.order_fulfillment import ORDER_TASK_QUEUE, SA_ORDER_STATUS, OrderFulfillmentWorkflow
+from workflows.states import SagaStatus
 
 __all__ = [
     "PLANS",
@@ -220,7 +221,9 @@ async def wait_for_outcome(handle: WorkflowHandle, *, timeout: float | None = No
                 done, _ = await asyncio.wait({ended}, timeout=poll_s)
                 if done:
                     result = ended.result()
-                    return Outcome(str(getattr(result, "status", result)), result)
+                    if isinstance(result, dict):  # a handle not typed by the saga's run method
+                        result = OrderResult(**{**result, "status": SagaStatus(result["status"])})
+                    return Outcome(str(result.status), result)
                 try:
                     snapshot = await handle.query(OrderFulfillmentWorkflow.status)
                 except RPCError:

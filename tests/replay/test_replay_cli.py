@@ -93,15 +93,26 @@ def test_the_committed_histories_replay() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     rows = _rows(result.stdout)
     assert sorted(rows) == [path.name for path in COMMITTED]
-    assert len(COMMITTED) >= 9
+    incidents = [path for path in COMMITTED if ".incident-" in path.name]
+    assert len(COMMITTED) >= 19 and len(incidents) >= 4  # 15 sagas, 4 incidents of them
     for path in COMMITTED:
         row = rows[path.name]
         assert (row["replay"], row["first mismatch"]) == ("ok", ""), row
-        assert row["workflow id"].startswith("order-")
         assert row["workflow id"] == load_history(path).history.workflow_id
+        # Both workflow types replayed: a saga, or the incident it opened (`incident-<saga id>-<n>`).
+        saga = path.name.split(".")[0] + ".json"
+        if path in incidents:
+            attempt = path.name.split(".incident-")[1].removesuffix(".json")
+            assert row["workflow id"] == f"incident-{rows[saga]['workflow id']}-{attempt}", row
+            assert load_history(path).workflow_type == "OrderIncident"
+        else:
+            assert row["workflow id"].startswith("order-"), row
     assert rows["success.json"]["outcome"] == "delivered"
     assert rows["payment_failure.json"]["outcome"] == "payment_failed"
     assert rows["compensation_failure.json"]["outcome"] == "compensation_failed"
+    assert rows["incident_retried.json"]["outcome"] == "compensated"
+    assert rows["incident_resolved.json"]["outcome"] == "resolved_manually"
+    assert rows["incident_retried.incident-1.json"]["outcome"] == "completed"
     assert result.stdout.splitlines()[-1] == f"{len(COMMITTED)} histories: {len(COMMITTED)} ok"
 
 
@@ -140,15 +151,27 @@ def test_a_history_that_does_not_load_is_named_and_fails_the_check(tmp_path: Pat
 
 def test_a_history_of_an_unknown_workflow_type_is_reported(tmp_path: Path) -> None:
     history = json.loads((HISTORIES / "payment_failure.json").read_text())
+    history["events"][0]["workflowExecutionStartedEventAttributes"]["workflowType"]["name"] = "OrderRefund"
+    (tmp_path / "refund.json").write_text(json.dumps(history))
+    result = _cli("--dir", str(tmp_path))
+    assert result.returncode == 1, result.stdout + result.stderr
+    row = _rows(result.stdout)["refund.json"]
+    assert row["replay"] == "error"
+    assert row["first mismatch"] == (
+        "unknown workflow type 'OrderRefund': this build replays OrderFulfillmentWorkflow, OrderIncident "
+        "(add its class to workers.replay.REPLAYED_WORKFLOWS)")
+
+
+def test_a_saga_history_given_to_the_incident_type_is_caught(tmp_path: Path) -> None:
+    """A history is replayed by the class of the type it names: a saga's renamed `OrderIncident`
+    goes to the incident class, which cannot even read its input."""
+    history = json.loads((HISTORIES / "payment_failure.json").read_text())
     history["events"][0]["workflowExecutionStartedEventAttributes"]["workflowType"]["name"] = "OrderIncident"
     (tmp_path / "incident.json").write_text(json.dumps(history))
     result = _cli("--dir", str(tmp_path))
     assert result.returncode == 1, result.stdout + result.stderr
     row = _rows(result.stdout)["incident.json"]
-    assert row["replay"] == "error"
-    assert row["first mismatch"] == (
-        "unknown workflow type 'OrderIncident': this build replays OrderFulfillmentWorkflow "
-        "(add its class to workers.replay.REPLAYED_WORKFLOWS)")
+    assert (row["outcome"], row["replay"]) == ("payment_failed", "error"), row
 
 
 def test_bad_directories_are_one_line(tmp_path: Path) -> None:

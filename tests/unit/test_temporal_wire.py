@@ -29,6 +29,7 @@ from workflows import events
 from workflows.contracts import (
     CancelRequest,
     InboundEvent,
+    IncidentAction,
     IncidentClosure,
     IncidentDecision,
     IncidentRequest,
@@ -209,7 +210,14 @@ def test_data_only_an_older_version_fits_stays_wire_data_for_the_outbound_bridge
 
 _SIGNALS = {"domain_event": InboundEvent, "confirm_payment": PaymentConfirmation, "cancel": CancelRequest,
             "fail_payment": PaymentFailure}
-_UPDATES = {"pay": PaymentConfirmation, "decline_payment": PaymentFailure, "request_cancel": CancelRequest}
+_UPDATES = {"pay": PaymentConfirmation, "decline_payment": PaymentFailure, "request_cancel": CancelRequest,
+            "retry": IncidentAction, "resolve": IncidentAction}
+#: Each workflow type's input and result.
+_RUN = {"OrderFulfillmentWorkflow": (OrderRequest, OrderResult),
+        "OrderIncident": (IncidentTicket, IncidentDecision)}
+#: What every history of a type holds at least (an incident calls no activity).
+_HOLDS = {"OrderFulfillmentWorkflow": {OrderRequest, PublishRequest, PublishedEvent, OrderResult},
+          "OrderIncident": {IncidentTicket, IncidentAction, IncidentDecision}}
 _ACTIVITIES = {"publish_event": (PublishRequest, PublishedEvent), "open_incident": (IncidentRequest, None),
                "close_incident": (IncidentClosure, None)}
 # Fields the types gained after some histories were recorded: those come back with their defaults.
@@ -222,9 +230,10 @@ def _recorded_payloads(history: WorkflowHistory) -> list[tuple[Any, type]]:
     """Every (payload, its type) the history holds: input, signals, activity inputs and results, result."""
     found: list[tuple[Any, type]] = []
     scheduled: dict[int, str] = {}
+    run_input, run_result = _RUN[_workflow_type(history)]
     for event in history.events:
         if event.HasField("workflow_execution_started_event_attributes"):
-            found.append((event.workflow_execution_started_event_attributes.input.payloads[0], OrderRequest))
+            found.append((event.workflow_execution_started_event_attributes.input.payloads[0], run_input))
         elif event.HasField("workflow_execution_update_accepted_event_attributes"):
             update = event.workflow_execution_update_accepted_event_attributes.accepted_request.input
             found.append((update.args.payloads[0], _UPDATES[update.name]))
@@ -248,15 +257,20 @@ def _recorded_payloads(history: WorkflowHistory) -> list[tuple[Any, type]]:
                 found.append((done.result.payloads[0], result_type))
         elif event.HasField("workflow_execution_completed_event_attributes"):
             completed = event.workflow_execution_completed_event_attributes
-            found.append((completed.result.payloads[0], OrderResult))
+            found.append((completed.result.payloads[0], run_result))
     return found
+
+
+def _workflow_type(history: WorkflowHistory) -> str:
+    return history.events[0].workflow_execution_started_event_attributes.workflow_type.name
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
 def test_every_recorded_payload_decodes_typed_and_encodes_back_to_its_bytes(path: Path) -> None:
     converter = DATA_CONVERTER.payload_converter
-    recorded = _recorded_payloads(WorkflowHistory.from_json(path.stem, path.read_text()))
-    assert {hint for _, hint in recorded} >= {OrderRequest, PublishRequest, PublishedEvent, OrderResult}
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    recorded = _recorded_payloads(history)
+    assert {hint for _, hint in recorded} >= _HOLDS[_workflow_type(history)]
     for payload, hint in recorded:
         value = converter.from_payloads([payload], [hint])[0]
         assert isinstance(value, hint)
