@@ -29,13 +29,15 @@ MAX_NOTE = 500
 class OrderIncidentWorkflow:
     """Waits (durably, up to the ticket's deadline) for one decision by a person."""
 
-    def __init__(self) -> None:
-        self._ticket: IncidentTicket | None = None
+    @workflow.init
+    def __init__(self, ticket: IncidentTicket) -> None:
+        # The ticket is known before any Update is validated: a person who decides the moment the
+        # saga names its incident is never told "not opened yet".
+        self._ticket: IncidentTicket | None = ticket
         self._decision: IncidentDecision | None = None
 
     @workflow.run
     async def run(self, ticket: IncidentTicket) -> IncidentDecision:
-        self._ticket = ticket
         workflow.set_current_details(self._details())
         try:
             await workflow.wait_condition(

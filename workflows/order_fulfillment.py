@@ -466,8 +466,13 @@ class OrderFulfillmentWorkflow(SagaState):
         self._asks.close(ask_type)
         return None, last
 
-    async def _record_failure(self, failures: Failures, cause_id: str, *, retry: int) -> PublishedEvent:
+    async def _record_failure(
+        self, failures: Failures, cause_id: str, *, retry: int, key: CompensationStep | None = None
+    ) -> PublishedEvent:
         """`order.compensation-failed` naming every failed undo, and the incident row for a person.
+
+        The row is keyed by the saga's first failed undo (`key`, also on a person's retry that failed
+        again), so one saga has one row, updated with each round's failures and closed once.
 
         Only the activity's input gains `failedSteps` (the publish activity encodes the latest
         version): the commands are the same, so no `workflow.patched` guard is needed."""
@@ -488,7 +493,7 @@ class OrderFulfillmentWorkflow(SagaState):
                 tenant_id=order.tenant_id,
                 order_id=order.order_id,
                 correlation_id=order.correlation_id,
-                failed_step=failed_steps[0],
+                failed_step=key or failed_steps[0],
                 completed_steps=list(self._completed),
                 reason=why,
                 failed_steps=list(failed_steps),
@@ -529,7 +534,7 @@ class OrderFulfillmentWorkflow(SagaState):
         first_step = failures[0][0]
         retry = 0
         while True:
-            failed_comp = await self._record_failure(failures, cause_id, retry=retry)
+            failed_comp = await self._record_failure(failures, cause_id, retry=retry, key=first_step)
             decision = await self._incident(failures, attempt=retry + 1)
             cause_id = failed_comp.event_id
             if decision.action == "retry":
@@ -575,7 +580,7 @@ class OrderFulfillmentWorkflow(SagaState):
         )
         self._incident_id = incident_workflow_id(saga_id, attempt)
         await self._set(SagaStatus.COMPENSATION_FAILED, SagaStep.MANUAL_REVIEW)
-        decision = await workflow.execute_child_workflow(
+        incident = await workflow.start_child_workflow(
             OrderIncidentWorkflow.run,
             ticket,
             id=self._incident_id,
@@ -591,7 +596,9 @@ class OrderFulfillmentWorkflow(SagaState):
             ),
             parent_close_policy=ParentClosePolicy.TERMINATE,
         )
-        self._incident_id = None
+        self._incident_started = True  # from now on a person's Update finds it (`status.incident_id`)
+        decision = await incident
+        self._incident_id, self._incident_started = None, False
         return decision
 
     async def _close_incident(self, step: CompensationStep, resolution: str, decision: IncidentDecision) -> None:

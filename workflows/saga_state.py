@@ -85,6 +85,7 @@ class SagaState:
         self._operator = False  # `operator-view`, decided at the start of `run`
         self._undo_states: dict[CompensationStep, str] = {}  # for the current details
         self._incident_id: str | None = None
+        self._incident_started = False
         self._refund_round = 0  # refunds Billing declined: a person's retry asks under a new key
         self._memo_said: tuple[object, ...] | None = None
 
@@ -292,7 +293,7 @@ class SagaState:
             completed_compensations=list(self._completed),
             resources=list(self._resources),
             failure=self._failure,
-            incident_id=self._incident_id,
+            incident_id=self._incident_id if self._incident_started else None,
         )
 
     @workflow.query

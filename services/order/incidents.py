@@ -21,7 +21,7 @@ __all__ = ["close_incident", "record_incident"]
 def record_incident(engine: Engine, *, workflow_id: str, tenant_id: str, order_id: str, correlation_id: str,
                     failed_step: str, failed_steps: Sequence[str],
                     completed_steps: Sequence[str], reason: str) -> None:
-    """Open the incident (idempotent). Steps are plain strings: the driver would write an enum member's
+    """Open the incident (idempotent; a later round of the same saga updates its failures). Steps are plain strings: the driver would write an enum member's
     name, not its value."""
     ensure_schema_once(engine, metadata)  # also adds columns newer than the table (failed_steps)
     statement = (
@@ -36,7 +36,14 @@ def record_incident(engine: Engine, *, workflow_id: str, tenant_id: str, order_i
             failed_steps=[str(step) for step in failed_steps],
             reason=reason,
         )
-        .on_conflict_do_nothing(constraint="incidents_workflow_step_key")
+    )
+    # A person's retry that failed again updates the saga's one row with that round's failures.
+    statement = statement.on_conflict_do_update(
+        constraint="incidents_workflow_step_key",
+        set_={"failed_steps": statement.excluded.failed_steps,
+              "completed_steps": statement.excluded.completed_steps,
+              "reason": statement.excluded.reason},
+        where=incidents.c.state == "open",
     )
     with engine.begin() as conn:
         conn.execute(statement)
