@@ -90,9 +90,8 @@ def demo(
     settings = get_settings()
     unhealthy = [st.name for st in Stack(settings).status() if st.state is not ComponentState.HEALTHY]
     if unhealthy:
-        console.print(
-            f"[red]error:[/] not healthy: {', '.join(unhealthy)}; run `cloud-factory stack up` first"
-        )
+        typer.echo(f"error: not healthy: {', '.join(unhealthy)}; run `cloud-factory stack up` first",
+                   err=True)
         raise typer.Exit(1)
     with Live(console=console, refresh_per_second=4) as live:
         summary = asyncio.run(

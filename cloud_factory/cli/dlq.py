@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from cloud_factory.cli.errors import explain
+from cloud_factory.cli.errors import explain, require_kafka
 
 if TYPE_CHECKING:
     from messaging.dlq.admin import DlqEntry
@@ -36,10 +36,7 @@ _PARKED_MAX_BYTES = 16 * 1024 * 1024
 
 
 def _fail(message: str) -> NoReturn:
-    from rich.console import Console
-    from rich.markup import escape
-
-    Console(stderr=True).print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    typer.echo(f"error: {message}", err=True)  # plain: positions like a:b:c are no emoji codes
     raise typer.Exit(1)
 
 
@@ -95,13 +92,23 @@ def _is_dlq(position: DlqPosition) -> bool:
 
 
 def _entry(position: DlqPosition) -> DlqEntry:
+    from confluent_kafka import KafkaError, KafkaException
+
     from core.settings import get_settings
     from messaging.dlq.admin import read_entry
 
+    require_kafka()
     try:
         return read_entry(get_settings().bootstrap_servers, position)
     except LookupError as exc:
         _fail(f"{exc} (expected topic:partition:offset, see `dlq list`)")
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError) and error.code() in (KafkaError._UNKNOWN_PARTITION,
+                                                              KafkaError._UNKNOWN_TOPIC,
+                                                              KafkaError.UNKNOWN_TOPIC_OR_PART):
+            _fail(f"no DLQ record at {position}: Kafka has no such topic or partition (see `dlq list`)")
+        raise
 
 
 def _parked_at(position: DlqPosition) -> list[ParkedRecord]:
@@ -141,6 +148,7 @@ def list_(contains: str = typer.Option("", "--topic", help="Only DLQ topics whos
     from messaging.dlq.admin import list_dlq
 
     settings = get_settings()
+    require_kafka()
     with _one_line_errors():
         entries = list_dlq(settings.bootstrap_servers, env=settings.env, contains=contains, limit=limit)
         outcomes = _store().outcomes([e.position for e in entries])
@@ -339,6 +347,7 @@ def run(group_id: str = typer.Option("dlq-processor", help="Consumer group of th
 
     configure_logging()
     settings = get_settings()
+    require_kafka()
     with _one_line_errors():
         processor = DlqProcessor(settings.bootstrap_servers, producer=producer_from(settings), store=_store(),
                                  topics=[schemas.dlq_topics_pattern(settings.env)], group_id=group_id,

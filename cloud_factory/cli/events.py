@@ -43,7 +43,7 @@ def _console() -> Console:
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(message, err=True)
+    typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
 
 

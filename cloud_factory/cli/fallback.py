@@ -35,11 +35,16 @@ def replay() -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from cloud_factory.cli.errors import require_kafka
     from core.settings import get_settings
     from messaging.wiring import producer_from, spool_from
 
     settings = get_settings()
     pending = spool_from(settings).status().pending_records
+    if not pending:
+        typer.echo("spool empty: nothing to replay")
+        return
+    require_kafka(meanwhile=f"{pending} record(s) stay in the spool")
     producer = producer_from(settings, replay_in_background=False)  # this command does the replay
     columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:

@@ -161,10 +161,12 @@ def show(
 
     from rich.table import Table
 
+    from cloud_factory.cli.errors import require_kafka
     from core.settings import get_settings
     from services.order.inspect import inspect_order
 
     console = _console()
+    require_kafka()  # the timeline is read back from Kafka: one line at once when it is down
     report = asyncio.run(inspect_order(get_settings(), _workflow_id(order, tenant)))
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2, default=str))
