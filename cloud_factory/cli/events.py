@@ -185,7 +185,7 @@ def asyncapi(
             raise _fail("yaml output needs PyYAML (pip install pyyaml)") from None
         typer.echo(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), nl=False)
     else:
-        raise _fail("--format must be json or yaml", 2)
+        raise typer.BadParameter(f"{fmt!r} is neither json nor yaml", param_hint="'--format'")
 
 
 @app.command()

@@ -40,8 +40,7 @@ def purge(
     try:
         chosen = [(name, service_tables(name)) for name in service or OUTBOX_SERVICES]
     except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.BadParameter(str(exc), param_hint="'--service'") from None
     engine = engine_for(settings.dsn)
     for name, tables in chosen:
         ensure_schema(engine, tables.metadata)
