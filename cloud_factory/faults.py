@@ -13,6 +13,7 @@ import uuid
 from sqlalchemy import Engine
 from temporalio.client import Client
 
+from cloud_factory.choices import FAIL_POINTS
 from services.billing.gateway import inject_gateway_fault
 from services.order.api import PlacedOrder, place_order
 from services.provisioning.simulator import inject_fault
@@ -22,10 +23,10 @@ from workflows.plans import RESOURCE_STEPS
 
 __all__ = ["FAIL_POINTS", "arm_failure", "place_failing"]
 
-FAIL_POINTS = ("payment", *RESOURCE_STEPS, "transient", "refund", "deprovision")
-"""payment: declined; network|disk|vps: provisioning fails there for good (compensation);
-transient: the VPS create fails twice then succeeds; refund: VPS fails and the refund is declined
-(compensation fails); deprovision: VPS fails and deleting the disk is refused (never confirmed)."""
+# FAIL_POINTS (kept import-free in cloud_factory.choices for the CLI's help): payment: declined;
+# network|disk|vps (RESOURCE_STEPS): provisioning fails there for good (compensation); transient: the
+# VPS create fails twice then succeeds; refund: VPS fails and the refund is declined (compensation
+# fails); deprovision: VPS fails and deleting the disk is refused (never confirmed).
 
 
 def arm_failure(engine: Engine, order_id: uuid.UUID | str, fail_at: str) -> None:

@@ -15,7 +15,7 @@ from functools import lru_cache
 from sqlalchemy import Connection, Engine, MetaData, create_engine, inspect, text
 from sqlalchemy.schema import CreateColumn
 
-__all__ = ["SchemaEvolutionError", "engine_for", "ensure_schema", "ensure_schema_once"]
+__all__ = ["CONNECT_TIMEOUT_S", "SchemaEvolutionError", "engine_for", "ensure_schema", "ensure_schema_once"]
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +24,17 @@ class SchemaEvolutionError(RuntimeError):
     """The declared tables cannot be reached from the database's by adding columns and indexes."""
 
 
+#: How long opening a connection may take. A server that accepts the TCP connection and then says
+#: nothing (hung, or a wrong port) would otherwise hold a command for libpq's 130 s; a DSN's own
+#: `connect_timeout` wins.
+CONNECT_TIMEOUT_S = 10
+
+
 @lru_cache(maxsize=8)
 def engine_for(dsn: str) -> Engine:
     """One pooled engine per DSN per process."""
-    return create_engine(dsn, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    timeout = {} if "connect_timeout=" in dsn else {"connect_timeout": CONNECT_TIMEOUT_S}
+    return create_engine(dsn, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=timeout)
 
 
 def ensure_schema(engine: Engine, metadata: MetaData) -> list[str]:

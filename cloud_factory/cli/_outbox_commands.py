@@ -9,8 +9,6 @@ from typing import Any, Generic, TypeVar
 
 import typer
 
-from core.settings import get_settings
-
 __all__ = ["WAIT", "OutboxCommandRunner"]
 
 T = TypeVar("T")
@@ -28,6 +26,7 @@ class OutboxCommandRunner(Generic[C]):
         self.class_name = class_name
 
     def commands(self) -> C:
+        from core.settings import get_settings
         from services.common.commands import build_commands
         from services.common.outbox_services import service_tables
 
@@ -37,6 +36,7 @@ class OutboxCommandRunner(Generic[C]):
         return build_commands(get_settings(), self.service, tables.metadata, tables.outbox, commands_class)
 
     def __call__(self, wait: bool, action: Callable[[C], T]) -> T:
+        from core.settings import get_settings
         from core.tracing import configure_tracing
 
         # The command's span opens its events' trace; with `CF_TRACE_EXPORTER` set it is exported too.

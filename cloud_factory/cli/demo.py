@@ -1,23 +1,22 @@
-"""`cloud-factory demo`: the README's main job (expects `cloud-factory stack up` first)."""
+"""`cloud-factory demo`: the README's main job (expects `cloud-factory stack up` first).
+
+The demo pulls in the workers, Temporal, SQLAlchemy and Rich: all of it is imported when it runs,
+never for `--help`.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
-from cloud_factory.stack import ComponentState, Stack
-from core.settings import get_settings
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
-if TYPE_CHECKING:  # the demo pulls in the workers, Temporal and SQLAlchemy: only when it runs
     from cloud_factory.demo import DemoOrder, DemoSummary
 
 app = typer.Typer()
-console = Console()
 
 _STYLE = {
     "delivered": "green",
@@ -30,6 +29,8 @@ _STYLE = {
 
 
 def _progress(orders: list[DemoOrder]) -> Table:
+    from rich.table import Table
+
     table = Table(title="order sagas (live)")
     for column in ("#", "tenant", "plan", "scenario", "status", "step", "seconds"):
         table.add_column(column)
@@ -48,7 +49,9 @@ def _progress(orders: list[DemoOrder]) -> Table:
     return table
 
 
-def _summary(summary: DemoSummary) -> None:
+def _summary(console: Console, summary: DemoSummary) -> None:
+    from rich.table import Table
+
     outcomes = Table(title="outcomes")
     outcomes.add_column("outcome")
     outcomes.add_column("orders", justify="right")
@@ -82,14 +85,21 @@ def demo(
     orders: int = typer.Option(20, "--orders", min=1, max=200, help="How many orders to place."),
 ) -> None:
     """Place ~20 orders across 3 tenants (some set up to fail), follow them live, summarise."""
-    from cloud_factory.demo import run_demo
+    import asyncio
 
+    from rich.console import Console
+    from rich.live import Live
+
+    from cloud_factory.demo import run_demo
+    from cloud_factory.stack import ComponentState, Stack
+    from core.settings import get_settings
+
+    console = Console()
     settings = get_settings()
     unhealthy = [st.name for st in Stack(settings).status() if st.state is not ComponentState.HEALTHY]
     if unhealthy:
-        console.print(
-            f"[red]error:[/] not healthy: {', '.join(unhealthy)}; run `cloud-factory stack up` first"
-        )
+        typer.echo(f"error: not healthy: {', '.join(unhealthy)}; run `cloud-factory stack up` first",
+                   err=True)
         raise typer.Exit(1)
     with Live(console=console, refresh_per_second=4) as live:
         summary = asyncio.run(
@@ -100,6 +110,6 @@ def demo(
                 on_progress=lambda items: live.update(_progress(items)),
             )
         )
-    _summary(summary)
+    _summary(console, summary)
     if summary.outcomes.get("starting"):
         raise typer.Exit(1)

@@ -5,36 +5,30 @@ from the audit rows in PostgreSQL, and so does the whole value of a record dead-
 reference. A dead letter is named by its DLQ position `<topic>.dlq:partition:offset`; a parked record
 (kept in PostgreSQL because the DLQ kept refusing it) by its original `topic:partition:offset`, so
 `show` and `redrive` take either. Bad input and unreachable services end in one line on stderr.
+
+The DLQ runtime, SQLAlchemy, the contract and Rich are imported inside the commands, so `--help`
+pays for none of them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from sqlalchemy import exc as sa
 
-import schemas
-from cloud_factory.cli.errors import explain
-from core.db import engine_for
-from core.settings import get_settings
-from messaging.dlq.admin import DlqEntry, discard, list_dlq, read_entry, redrive
-from messaging.dlq.parking import ParkedRecord, ParkingLot, discard_parked, redrive_parked
-from messaging.dlq.store import DlqPosition, DlqStore
-from messaging.errors import PermissionDeniedError, PublishError
-from messaging.signing_keys import SigningKeysError
+from cloud_factory.cli.errors import explain, require_kafka
+
+if TYPE_CHECKING:
+    from messaging.dlq.admin import DlqEntry
+    from messaging.dlq.parking import ParkedRecord, ParkingLot
+    from messaging.dlq.store import DlqPosition, DlqStore
 
 app = typer.Typer(no_args_is_help=True)
-console = Console(stderr=True)
 
 #: Client-side record limit when re-publishing a parked record: the broker (which took the record
 #: once) decides, not librdkafka's 1 MB default.
@@ -42,13 +36,18 @@ _PARKED_MAX_BYTES = 16 * 1024 * 1024
 
 
 def _fail(message: str) -> NoReturn:
-    console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    typer.echo(f"error: {message}", err=True)  # plain: positions like a:b:c are no emoji codes
     raise typer.Exit(1)
 
 
 @contextmanager
 def _one_line_errors() -> Iterator[None]:
     """A database or broker that cannot be reached is one line, not a traceback."""
+    from sqlalchemy import exc as sa
+
+    from messaging.errors import PublishError
+    from messaging.signing_keys import SigningKeysError
+
     try:
         yield
     except (sa.OperationalError, sa.InterfaceError) as exc:
@@ -62,14 +61,24 @@ def _one_line_errors() -> Iterator[None]:
 
 
 def _store() -> DlqStore:
+    from core.db import engine_for
+    from core.settings import get_settings
+    from messaging.dlq.store import DlqStore
+
     return DlqStore(engine_for(get_settings().dsn))
 
 
 def _lot() -> ParkingLot:
+    from core.db import engine_for
+    from core.settings import get_settings
+    from messaging.dlq.parking import ParkingLot
+
     return ParkingLot(engine_for(get_settings().dsn))
 
 
 def _position(text: str) -> DlqPosition:
+    from messaging.dlq.store import DlqPosition
+
     try:
         return DlqPosition.parse(text)
     except ValueError as exc:
@@ -77,14 +86,29 @@ def _position(text: str) -> DlqPosition:
 
 
 def _is_dlq(position: DlqPosition) -> bool:
+    import schemas
+
     return schemas.is_dlq_topic(position.topic)
 
 
 def _entry(position: DlqPosition) -> DlqEntry:
+    from confluent_kafka import KafkaError, KafkaException
+
+    from core.settings import get_settings
+    from messaging.dlq.admin import read_entry
+
+    require_kafka()
     try:
         return read_entry(get_settings().bootstrap_servers, position)
     except LookupError as exc:
         _fail(f"{exc} (expected topic:partition:offset, see `dlq list`)")
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError) and error.code() in (KafkaError._UNKNOWN_PARTITION,
+                                                              KafkaError._UNKNOWN_TOPIC,
+                                                              KafkaError.UNKNOWN_TOPIC_OR_PART):
+            _fail(f"no DLQ record at {position}: Kafka has no such topic or partition (see `dlq list`)")
+        raise
 
 
 def _parked_at(position: DlqPosition) -> list[ParkedRecord]:
@@ -95,6 +119,8 @@ def _parked_at(position: DlqPosition) -> list[ParkedRecord]:
 
 
 def _decoded(value: bytes) -> dict[str, object]:
+    import schemas
+
     try:
         return {"event": json.loads(schemas.encode(schemas.decode(value)))}
     except schemas.ContractError as exc:
@@ -114,7 +140,15 @@ def list_(contains: str = typer.Option("", "--topic", help="Only DLQ topics whos
           limit: int = typer.Option(50, help="At most this many records (newest first)."),
           as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")) -> None:
     """Dead-lettered records, newest first, with error class, attempts and outcome."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from core.settings import get_settings
+    from messaging.dlq.admin import list_dlq
+
     settings = get_settings()
+    require_kafka()
     with _one_line_errors():
         entries = list_dlq(settings.bootstrap_servers, env=settings.env, contains=contains, limit=limit)
         outcomes = _store().outcomes([e.position for e in entries])
@@ -207,6 +241,11 @@ def redrive_(position: str = typer.Argument(..., help="<topic>.dlq:partition:off
     """Re-publish to the original topic: a DLQ record upcast to the latest version and re-signed as its
     type's publisher (same eventId) — only when its own signature vouches for it, unless
     --force-resign; a parked record exactly as it was (key, value, headers), then marked redriven."""
+    import schemas
+    from core.settings import get_settings
+    from messaging.dlq.admin import redrive
+    from messaging.dlq.parking import redrive_parked
+    from messaging.errors import PermissionDeniedError
     from messaging.wiring import producer_from
 
     where = _position(position)
@@ -247,6 +286,9 @@ def discard_(position: str = typer.Argument(..., help="<topic>.dlq:partition:off
              reason: str = typer.Option(..., help="Why it is abandoned (kept in the audit row).")) -> None:
     """Abandon a record on purpose; an audit row records it (and resolves its incident). A parked
     record stays in its table, marked discarded with the reason."""
+    from messaging.dlq.admin import discard
+    from messaging.dlq.parking import discard_parked
+
     where = _position(position)
     with _one_line_errors():
         if _is_dlq(where):
@@ -269,6 +311,8 @@ def parked_(include_redriven: bool = typer.Option(False, "--all",
             as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")) -> None:
     """Records of this environment parked because the DLQ kept refusing them, one line each: position,
     size, class, group, age and why (bring one back with `dlq redrive TOPIC:PARTITION:OFFSET`)."""
+    from core.settings import get_settings
+
     prefix = f"cloud-factory.{get_settings().env}."
     with _one_line_errors():
         records = _lot().records(topic_prefix=prefix, include_redriven=include_redriven, limit=limit)
@@ -293,13 +337,17 @@ def run(group_id: str = typer.Option("dlq-processor", help="Consumer group of th
         alert_threshold: int = typer.Option(10, help="Alert above this many DLQ records per topic per hour.")) -> None:
     """Apply the four DLQ outcomes (retry, discard, alert, manual review) until SIGTERM."""
     import signal
+    import threading
 
+    import schemas
     from core.logs import configure_logging
+    from core.settings import get_settings
     from messaging.dlq.processor import DlqProcessor
     from messaging.wiring import producer_from
 
     configure_logging()
     settings = get_settings()
+    require_kafka()
     with _one_line_errors():
         processor = DlqProcessor(settings.bootstrap_servers, producer=producer_from(settings), store=_store(),
                                  topics=[schemas.dlq_topics_pattern(settings.env)], group_id=group_id,

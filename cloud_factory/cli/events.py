@@ -6,20 +6,25 @@
 
 Keys come from `--keys`, else the process configuration (CF_SIGNING_KEYS, CF_SIGNING_KEYS_FILE, or the
 development keys of `stack up`); `keygen` makes new ones.
+
+The contract (`schemas`: pydantic and the whole catalog) and Rich are imported inside the commands;
+the options offer their choices from `cloud_factory.choices`, so `--help` loads neither.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-import schemas
-from schemas import ContractError, Service, SigningMode, catalog
+from cloud_factory.choices import AlgorithmChoice, ServiceChoice, SigningModeChoice
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    import schemas
 
 app = typer.Typer(
     help="The event contract: catalog, JSON Schemas, AsyncAPI, sign/verify.", no_args_is_help=True
@@ -31,16 +36,20 @@ _KEYS_HELP = (f"Keys 'service/kid:secret,…' (a service's first key signs). Def
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     # Piped output (CI logs, `| less`) gets a width that fits the whole matrix instead of 80 columns.
     return Console() if sys.stdout.isatty() else Console(width=130)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(message, err=True)
+    typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
 
 
 def _keyring(keys: str | None) -> schemas.Keyring:
+    import schemas
+
     if keys is None:
         from core.settings import get_settings
         from messaging.signing_keys import SigningKeysError, load_keyring
@@ -51,7 +60,7 @@ def _keyring(keys: str | None) -> schemas.Keyring:
             raise _fail(str(exc)) from None
     try:
         return schemas.Keyring.parse(keys)
-    except ContractError as exc:
+    except schemas.ContractError as exc:
         raise _fail(f"bad keyring: {exc.reason}") from None
 
 
@@ -70,12 +79,17 @@ def _print_json(document: Any) -> None:
 @app.command("list")
 def list_events(
     domain: Annotated[
-        Service | None, typer.Option("--publisher", "-p", help="Only events this service publishes.")
+        ServiceChoice | None, typer.Option("--publisher", "-p", help="Only events this service publishes.")
     ] = None,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """The catalog as a table: publisher (P) and subscribers (S) per service, CF flag, retry profile."""
-    entries = catalog.published_by(domain) if domain else catalog.entries()
+    from rich.table import Table
+
+    import schemas
+    from schemas import Service, catalog
+
+    entries = catalog.published_by(Service(domain)) if domain else catalog.entries()
     if as_json:
         _print_json(
             [
@@ -123,6 +137,7 @@ def schema(
     version: str | None = typer.Option(None, "--version", "-v", help="vN (default: latest)."),
 ) -> None:
     """Print the JSON Schema of one event type and version."""
+    from schemas import ContractError, catalog
     from schemas._internal.jsonschema import event_schema
 
     try:
@@ -140,6 +155,8 @@ def example(
     version: str | None = typer.Option(None, "--version", "-v", help="vN (default: latest)."),
 ) -> None:
     """Print a valid example envelope (handy input for `sign`)."""
+    import schemas
+    from schemas import ContractError, catalog
     from schemas._internal.jsonschema import example_envelope
 
     try:
@@ -155,6 +172,7 @@ def asyncapi(
     fmt: str = typer.Option("json", "--format", "-f", help="json or yaml."),
 ) -> None:
     """Print the AsyncAPI 3.0 document of the whole catalog."""
+    from schemas import catalog
     from schemas._internal.asyncapi import asyncapi_document
 
     document = asyncapi_document(catalog)
@@ -167,7 +185,7 @@ def asyncapi(
             raise _fail("yaml output needs PyYAML (pip install pyyaml)") from None
         typer.echo(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), nl=False)
     else:
-        raise _fail("--format must be json or yaml", 2)
+        raise typer.BadParameter(f"{fmt!r} is neither json nor yaml", param_hint="'--format'")
 
 
 @app.command()
@@ -176,9 +194,11 @@ def topics(
     dlq: bool = typer.Option(True, "--dlq/--no-dlq", help="Include dead-letter topics."),
 ) -> None:
     """Print every topic name of an environment, one per line."""
+    import schemas
+
     try:
         names = schemas.all_topics(env, dlq=dlq)
-    except ContractError as exc:
+    except schemas.ContractError as exc:
         raise _fail(str(exc)) from None
     typer.echo("\n".join(names))
 
@@ -187,7 +207,7 @@ def topics(
 def sign(
     keys: str | None = typer.Option(None, "--keys", envvar=KEYS_ENV, help=_KEYS_HELP, show_default=False),
     as_service: Annotated[
-        Service | None,
+        ServiceChoice | None,
         typer.Option("--as", help="Sign as this service (default: the event type's catalog publisher)."),
     ] = None,
     env: str = typer.Option("dev", "--env", "-e"),
@@ -197,13 +217,16 @@ def sign(
     Signing as a service that does not publish the type is allowed here (to try a deployment's
     defences) with a warning: every consumer refuses such a record.
     """
+    import schemas
+    from schemas import ContractError, Service, catalog
+
     document = _stdin_json()
     try:
         envelope = schemas.decode(json.dumps(document).encode(), upcast=False)
     except ContractError as exc:
         raise _fail(f"invalid event: {exc}", 2) from None
     publisher = catalog.require(envelope.event_type).publisher
-    signer = as_service or publisher
+    signer = Service(as_service) if as_service else publisher
     try:
         ring = _keyring(keys).as_signer(signer)
     except ContractError as exc:
@@ -227,8 +250,8 @@ def sign(
 def verify(
     keys: str | None = typer.Option(None, "--keys", envvar=KEYS_ENV, help=_KEYS_HELP, show_default=False),
     mode: Annotated[
-        SigningMode, typer.Option("--mode", help="production rejects, development warns.")
-    ] = SigningMode.PRODUCTION,
+        SigningModeChoice, typer.Option("--mode", help="production rejects, development warns.")
+    ] = SigningModeChoice.PRODUCTION,
 ) -> None:
     """Read a record (as printed by `sign`: value string + headers) on stdin; check signature, signer and
     contract, and print the signer's service.
@@ -236,6 +259,9 @@ def verify(
     Exit 0 when the record would be processed, 1 when its signature or its signer is rejected (the
     message names the signer and the type's catalog publisher), 2 when it breaks the contract.
     """
+    import schemas
+    from schemas import ContractError, SigningMode, catalog
+
     document = _stdin_json()
     if not isinstance(document, dict) or not isinstance(document.get("value"), str):
         raise _fail('expected {"value": "<record value>", "headers": {...}}', 2)
@@ -250,7 +276,7 @@ def verify(
     if check.detail:
         report["detail"] = check.detail
     try:
-        schemas.enforce_signature(check, mode)
+        schemas.enforce_signature(check, SigningMode(mode))
     except schemas.SignatureError as exc:
         report["error"] = exc.reason
         _print_json(report)
@@ -284,11 +310,11 @@ def verify(
 
 @app.command()
 def keygen(
-    service: Annotated[Service, typer.Option("--service", "-s", help="Whose key.")],
+    service: Annotated[ServiceChoice, typer.Option("--service", "-s", help="Whose key.")],
     key_id: str | None = typer.Option(None, "--key-id", help="Default: <service>-<date>-<random>."),
     algorithm: Annotated[
-        schemas.Algorithm, typer.Option("--algorithm", "-a", help="hmac-sha256 (shared secret) or ed25519.")
-    ] = schemas.Algorithm.HMAC_SHA256,
+        AlgorithmChoice, typer.Option("--algorithm", "-a", help="hmac-sha256 (shared secret) or ed25519.")
+    ] = AlgorithmChoice.HMAC_SHA256,
 ) -> None:
     """Print a new signing key entry for CF_SIGNING_KEYS / CF_SIGNING_KEYS_FILE.
 
@@ -298,6 +324,10 @@ def keygen(
     import datetime as dt
     import secrets
 
+    import schemas
+    from schemas import ContractError, Service
+
+    service, algorithm = Service(service), schemas.Algorithm(algorithm)
     kid = key_id or f"{service.value}-{dt.date.today():%Y%m%d}-{secrets.token_hex(2)}"
     try:
         line = schemas.generate_entry(service, kid, algorithm)
@@ -314,6 +344,7 @@ def generate(
     check: bool = typer.Option(False, "--check", help="Only report stale files; exit 1 if any."),
 ) -> None:
     """Regenerate the JSON Schema and AsyncAPI files under schemas/generated/."""
+    from schemas import catalog
     from schemas._internal.exports import GENERATED_DIR, stale_files, write_files
 
     if check:

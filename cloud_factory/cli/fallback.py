@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
-
-from core.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -14,6 +10,9 @@ app = typer.Typer(no_args_is_help=True)
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
     """Pending records and bytes per spool directory, and lines that failed to replay; exit 1 if any wait."""
+    import json
+
+    from core.settings import get_settings
     from messaging.wiring import spool_from
 
     report = spool_from(get_settings()).status()
@@ -36,10 +35,16 @@ def replay() -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from cloud_factory.cli.errors import require_kafka
+    from core.settings import get_settings
     from messaging.wiring import producer_from, spool_from
 
     settings = get_settings()
     pending = spool_from(settings).status().pending_records
+    if not pending:
+        typer.echo("spool empty: nothing to replay")
+        return
+    require_kafka(meanwhile=f"{pending} record(s) stay in the spool")
     producer = producer_from(settings, replay_in_background=False)  # this command does the replay
     columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:

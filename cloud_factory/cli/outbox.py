@@ -6,11 +6,7 @@ on their own; `purge` does the same on demand, e.g. before a relay ran for a whi
 
 from __future__ import annotations
 
-import datetime as dt
-
 import typer
-
-from core.settings import get_settings
 
 __all__ = ["app"]
 
@@ -32,7 +28,10 @@ def purge(
     ),
 ) -> None:
     """Delete rows published longer ago than the retention; pending rows always stay."""
+    import datetime as dt
+
     from core.db import engine_for, ensure_schema
+    from core.settings import get_settings
     from messaging.outbox import purge_published
     from services.common.outbox_services import OUTBOX_SERVICES, service_tables
 
@@ -41,8 +40,7 @@ def purge(
     try:
         chosen = [(name, service_tables(name)) for name in service or OUTBOX_SERVICES]
     except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.BadParameter(str(exc), param_hint="'--service'") from None
     engine = engine_for(settings.dsn)
     for name, tables in chosen:
         ensure_schema(engine, tables.metadata)

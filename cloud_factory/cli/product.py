@@ -72,7 +72,12 @@ def change_price(
     wait: bool = WAIT,
 ) -> None:
     """Change a plan's price from a date → product.price-changed."""
-    _run(wait, lambda c: c.change_price(plan_id, price, dt.date.fromisoformat(effective)))
+    try:
+        day = dt.date.fromisoformat(effective)
+    except ValueError:
+        raise typer.BadParameter(f"{effective!r} is not a date like 2030-01-31",
+                                 param_hint="'--effective'") from None
+    _run(wait, lambda c: c.change_price(plan_id, price, day))
     typer.echo("price changed")
 
 

@@ -1,37 +1,50 @@
-"""`cloud-factory stack up | down | status`: the local Kafka, Temporal and PostgreSQL."""
+"""`cloud-factory stack up | down | status`: the local Kafka, Temporal and PostgreSQL.
+
+The stack manager and Rich are imported inside the commands, so `--help` does not pay for them.
+"""
 
 from __future__ import annotations
 
-import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING
 
-from cloud_factory.stack import ComponentState, ComponentStatus, Stack, StackError
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cloud_factory.stack import ComponentStatus
 
 app = typer.Typer(help="Start, inspect and stop the local stack (Kafka, Temporal, PostgreSQL).", no_args_is_help=True)
-console = Console(stderr=True)
 
-_STATE_STYLE = {
-    ComponentState.HEALTHY: "green",
-    ComponentState.UNHEALTHY: "yellow",
-    ComponentState.STOPPED: "dim",
-    ComponentState.FOREIGN: "red",
-}
+#: Rich style per `ComponentState` value.
+_STATE_STYLE = {"healthy": "green", "unhealthy": "yellow", "stopped": "dim", "foreign": "red"}
+
+
+def _stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def _print_table(statuses: list[ComponentStatus]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title="cloud-factory stack")
     for column in ("component", "state", "address", "pid", "log"):
         table.add_column(column, overflow="fold")
     for st in statuses:
-        table.add_row(st.name, f"[{_STATE_STYLE[st.state]}]{st.state.value}[/]", st.address,
+        table.add_row(st.name, f"[{_STATE_STYLE[st.state.value]}]{st.state.value}[/]", st.address,
                       str(st.pid or "-"), str(st.log))
     Console().print(table)
 
 
 def _print_workers() -> None:
     """Worker processes (informational: they never change the exit code)."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
     from cloud_factory.stack.workers import worker_health
     from core.settings import get_settings
 
@@ -52,6 +65,7 @@ def _print_workers() -> None:
 def _print_backlog() -> None:
     """What waits to reach Kafka: the file fallback spool and each outbox's pending rows (informational:
     never changes the exit code). Anything here for long means a broker or a relay is missing."""
+    from rich.console import Console
     from sqlalchemy import func, inspect, select
 
     from core.db import engine_for
@@ -81,6 +95,9 @@ def _print_backlog() -> None:
 @app.command()
 def up() -> None:
     """Start every component that is not running and wait until all are healthy (safe to re-run)."""
+    from cloud_factory.stack import Stack, StackError
+
+    console = _stderr()
     stack = Stack()
     with console.status("starting the stack…") as spinner:
         def progress(component: str, message: str) -> None:
@@ -99,6 +116,8 @@ def up() -> None:
 @app.command()
 def status() -> None:
     """List each component with its address and state; exit 1 unless all are healthy."""
+    from cloud_factory.stack import ComponentState, Stack
+
     statuses = Stack().status()
     _print_table(statuses)
     _print_workers()
@@ -110,6 +129,9 @@ def status() -> None:
 @app.command()
 def down() -> None:
     """Stop what `stack up` started; state (topics, offsets, workflows, rows) is kept."""
+    from cloud_factory.stack import Stack, StackError
+
+    console = _stderr()
     try:
         Stack().down(lambda component, message: console.print(f"  {component}: {message}"))
     except StackError as exc:

@@ -1,24 +1,63 @@
-"""`cloud-factory worker KIND`: run workers in the foreground until SIGTERM/SIGINT."""
+"""`cloud-factory worker KIND`: run workers in the foreground until SIGTERM/SIGINT.
+
+The kinds are offered from `cloud_factory.choices` (import-free); the workers themselves, and
+everything they pull in, are imported once one is started.
+
+Before starting, the servers the kinds need must answer: a worker started without them would retry
+forever, its threads logging each attempt (or dying with a traceback) while the process looks
+alive. So a missing server is one line and exit 1 within seconds; once running, a worker rides out
+outages as before (retries, the spool, Temporal's activity retries).
+"""
 
 from __future__ import annotations
 
-import logging
+from typing import TYPE_CHECKING
 
 import typer
 
-from core.logs import configure_logging
-from core.settings import get_settings
-from workers.kinds import WorkerKind
-from workers.runner import run_workers
+from cloud_factory.choices import WorkerKindChoice
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+    from workers.kinds import WorkerKind
 
 app = typer.Typer(help="Run workers (saga, bridge, services, outbox relays, all) until SIGTERM.")
 
 
+def _require_servers(kinds: set[WorkerKind], settings: Settings) -> None:
+    """Kafka and PostgreSQL for every kind but the saga (consumers, idempotency keys, outboxes),
+    Temporal for the saga and the bridge (which signals sagas)."""
+    import asyncio
+
+    from cloud_factory.cli.errors import require_kafka
+    from core.db import engine_for
+    from core.temporal import connect_client
+    from workers.kinds import WorkerKind
+
+    if kinds - {WorkerKind.SAGA}:
+        require_kafka()
+        with engine_for(settings.dsn).connect():
+            pass
+    if kinds & {WorkerKind.SAGA, WorkerKind.BRIDGE}:
+        asyncio.run(connect_client(settings))
+
+
 @app.callback(invoke_without_command=True)
 def worker(
-    kind: WorkerKind = typer.Argument(..., help="Which worker to run; `all` runs every kind in one process."),  # noqa: B008 (typer idiom)
+    kind: WorkerKindChoice = typer.Argument(  # noqa: B008 (typer idiom)
+        ..., help="Which worker to run; `all` runs every kind in one process."),
 ) -> None:
     """Start the worker(s); replicas may run anywhere (Temporal task queue / Kafka consumer group)."""
+    import logging
+
+    from core.logs import configure_logging
+    from core.settings import get_settings
+    from workers.kinds import WorkerKind
+    from workers.runner import run_workers
+
+    settings = get_settings()
+    chosen = WorkerKind(kind.value)
+    _require_servers(set(WorkerKind) - {WorkerKind.ALL} if chosen is WorkerKind.ALL else {chosen}, settings)
     configure_logging()
     logging.getLogger(__name__).info("starting %s worker(s)", kind.value)
-    run_workers(kind, get_settings())
+    run_workers(chosen, settings)
