@@ -22,8 +22,11 @@ HEAVY = ("temporalio", "confluent_kafka", "sqlalchemy", "psycopg", "pydantic_set
          "cloud_factory.stack", "cloud_factory.demo", "cloud_factory.faults")
 
 _PROBE = """
-import json, sys
+import json, os, sys
 heavy = json.loads(sys.argv[2])
+def _exit(code):  # the CLI leaves with os._exit; here it must come back to report what it loaded
+    raise SystemExit(code)
+os._exit = _exit
 sys.argv = ["cloud-factory", *json.loads(sys.argv[1])]
 from cloud_factory.entry import main
 code = None
