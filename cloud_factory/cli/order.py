@@ -85,8 +85,10 @@ def place(
         raise typer.BadParameter(str(exc)) from None
 
     async def go() -> str | None:
+        from services.order.api import wait_for_outcome
+
         client = await _client()
-        placed = await place_failing(
+        placing = place_failing(
             client,
             engine_for(get_settings().dsn),
             order,
@@ -94,9 +96,17 @@ def place(
             pay=pay,
             task_queue=WorkerOptions.from_env().task_queue,
         )
-        if wait:
-            return (await placed.handle.result()).status
-        return None
+        try:  # with the payment, placing waits until a saga worker has recorded it
+            placed = await asyncio.wait_for(placing, 30)
+        except TimeoutError:
+            raise TimeoutError(f"{order.workflow_id} started, but no saga worker took its payment within 30 s; "
+                               "is `cloud-factory worker all` running?") from None
+        if not wait:
+            return None
+        outcome = await wait_for_outcome(placed.handle)
+        if outcome.needs_a_person:
+            return f"{outcome.status}: waits for a person (`cloud-factory incident show {outcome.incident_id}`)"
+        return outcome.status
 
     status = asyncio.run(go())
     console.print(
@@ -117,14 +127,15 @@ def pay(
     import asyncio
 
     console = _console()
-    asyncio.run(_signal_pay(_workflow_id(order, tenant), declined))
-    console.print("payment " + ("declined" if declined else "confirmed"))
+    receipt = asyncio.run(_pay(_workflow_id(order, tenant), declined))
+    console.print(receipt)
 
 
-async def _signal_pay(workflow_id: str, declined: bool) -> None:
+async def _pay(workflow_id: str, declined: bool) -> str:
+    """The `pay` / `decline_payment` Update; a refusal is one `error:` line (the saga's reason)."""
     from services.order.api import pay_order
 
-    await pay_order(await _client(), workflow_id, declined=declined)
+    return await pay_order(await _client(), workflow_id, declined=declined)
 
 
 @app.command()
@@ -141,11 +152,10 @@ def cancel(
     console = _console()
     workflow_id = _workflow_id(order, tenant)
 
-    async def go() -> None:
-        await cancel_order(await _client(), workflow_id, note=note)
+    async def go() -> str:
+        return await cancel_order(await _client(), workflow_id, note=note)
 
-    asyncio.run(go())
-    console.print(f"cancel requested for {workflow_id}")
+    console.print(f"{workflow_id}: {asyncio.run(go())}")
 
 
 @app.command()
@@ -176,9 +186,14 @@ def show(
         f"({report.execution_status})"
     )
     console.print(f"correlationId {report.correlation_id}  tenant {report.tenant_id}")
+    if report.outcome:
+        console.print(report.outcome)
     console.print(
         "compensation stack (next undo first): " + (", ".join(report.compensation_stack) or "empty")
     )
+    if report.incident_id:
+        console.print(f"[red]waits for a person[/]: incident {report.incident_id} — "
+                      f"`cloud-factory incident retry|resolve {report.incident_id}`")
     table = Table(title="event timeline (Kafka)")
     for column in ("time", "event type", "event id", "causation", "signature"):
         table.add_column(column)
