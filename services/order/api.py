@@ -199,12 +199,17 @@ async def wait_for_outcome(handle: WorkflowHandle, *, timeout: float | None = No
     TimeoutError after `timeout` seconds; the saga's own failure propagates as the client raises it."""
 
     async def settle() -> Outcome:
-        ended = asyncio.ensure_future(handle.result(result_type=OrderResult))
+        ended = asyncio.ensure_future(handle.result())  # the result type is the handle's
         try:
             while True:
                 done, _ = await asyncio.wait({ended}, timeout=poll_s)
                 if done:
                     result = ended.result()
+                    if not isinstance(result, OrderResult):
+                        raise TypeError(
+                            "wait_for_outcome needs a handle typed with the saga's result: place_order's, or "
+                            "client.get_workflow_handle_for(OrderFulfillmentWorkflow.run, workflow_id)"
+                        )
                     return Outcome(str(result.status), result)
                 try:
                     snapshot = await handle.query(OrderFulfillmentWorkflow.status)
