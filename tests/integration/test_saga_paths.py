@@ -3,7 +3,9 @@
 One harness (saga worker, bridge, Provisioning, Billing, Notification — isolated by task queue,
 consumer groups and tenant prefix) serves the module. Each test asserts on the workflow's result,
 search attributes and queries, on the signed events of the flow as they sit on the topics (order,
-causation chain, signatures) and on the rows each service owns.
+causation chain, signatures) and on the rows each service owns. A saga whose undo fails waits for a
+person (its `OrderIncident`): those tests assert where it stopped, then decide as a person would
+(`retry` once the cause is fixed, or `resolve` with a note) and assert how it ends.
 """
 
 from __future__ import annotations
@@ -20,19 +22,23 @@ from sqlalchemy import func, select
 import schemas
 from core.settings import Settings
 from messaging.wiring import producer_from
-from services.billing.gateway import inject_gateway_fault
+from services.billing.gateway import clear_gateway_faults, inject_gateway_fault
 from services.billing.tables import ledger, payments, psp_operations, refunds
 from services.notification.tables import notifications
 from services.order.api import PlacedOrder
 from services.order.flow import FlowRecord, read_dlq, read_flow
+from services.order.incident_desk import resolve_incident, retry_incident
 from services.order.tables import incidents
 from services.provisioning.handler import count_live_resources
-from services.provisioning.simulator import held_since, inject_fault, release_fault
+from services.provisioning.simulator import clear_faults, held_since, inject_fault, release_fault
 from services.provisioning.tables import orders as provisioning_orders
 from services.provisioning.tables import resources
 from tests.support.messaging_support import assert_topic_exists
 from tests.support.saga_harness import SagaHarness
+from tests.support.saga_incidents import incident_open, parked_on_incident
 from workflows.contracts import OrderResult, SagaTimings
+from workflows.incident import OrderIncidentWorkflow
+from workflows.metadata import incident_workflow_id
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
 
 pytestmark = pytest.mark.stack
@@ -371,26 +377,56 @@ async def test_cancel_before_payment_publishes_only_the_cancellation(
     assert _types(records, "billing.") == [] and _types(records, "provisioning.") == []
 
 
-async def _assert_needs_a_person(placed: PlacedOrder, result: OrderResult, *, owed: list[str]) -> None:
-    """Ended compensation_failed, shown as such in the Web UI, with `owed` undos still on the stack."""
-    assert result.status == "compensation_failed"
+async def _assert_needs_a_person(
+    harness: SagaHarness, placed: PlacedOrder, *, owed: list[str], attempt: int = 1
+) -> str:
+    """Waits for a person on its incident `attempt` (not ended), shown as such in the Web UI, with `owed`
+    undos still on the stack, and doing nothing else meanwhile. Returns the incident id."""
+    assert harness.client is not None
+    outcome, ticket = await incident_open(harness.client, placed.handle, attempt)
+    incident_id = incident_workflow_id(placed.order.workflow_id, attempt)
+    assert outcome.status == "compensation_failed" and outcome.result is None
+    assert outcome.incident_id == incident_id and outcome.needs_a_person
+    assert [str(step) for step in ticket.failed_steps] == owed and ticket.attempt == attempt
+    await parked_on_incident(placed.handle, incident_id)
     attrs = await _search_attributes(placed)
     assert attrs["OrderStatus"] == "compensation_failed" and attrs["OrderStep"] == "manual-review"
+    snapshot = await placed.handle.query(OrderFulfillmentWorkflow.status)
+    assert snapshot.incident_id == incident_id
     stack = await placed.handle.query(OrderFulfillmentWorkflow.compensation_stack)
     assert [entry.step for entry in stack] == owed  # still owed
+    return incident_id
+
+
+def _closed_incidents(harness: SagaHarness, placed) -> list[tuple]:
+    """(failed step, state, resolution, note, closed by, closed at set) of the saga's incident rows."""
+    with harness.engine.connect() as conn:
+        rows = conn.execute(
+            select(incidents).where(incidents.c.workflow_id == placed.order.workflow_id)
+        ).mappings()
+        return [(r["failed_step"], r["state"], r["resolution"], r["note"], r["closed_by"],
+                 r["closed_at"] is not None) for r in rows]
+
+
+async def _decision_of(harness: SagaHarness, incident_id: str):  # noqa: ANN202 - an IncidentDecision
+    assert harness.client is not None
+    return await harness.client.get_workflow_handle_for(OrderIncidentWorkflow.run, incident_id).result()
 
 
 async def test_refund_failure_is_a_compensation_failure_with_an_incident(
     harness: SagaHarness, settings: Settings
 ) -> None:
+    """The declined refund opens the incident and the saga waits, publishing nothing more; a person
+    refunds by hand and resolves it with a note: the saga ends `resolved_manually`, `order.failed`
+    carries the note, the incident row is closed with it."""
     since = _now_ms()
     placed = await harness.place("refund", fail_at="refund")
-    result = await _finish(placed)
 
-    await _assert_needs_a_person(placed, result, owed=["refund_payment"])
-    records = _flow(settings, placed, since)
+    incident_id = await _assert_needs_a_person(harness, placed, owed=["refund_payment"])
+    records = _flow(settings, placed, since)  # final: the saga is parked, every publish acknowledged
     _assert_chain(records, placed)
-    assert _types(records, "order.")[-2:] == ["order.compensation-failed", "order.failed"]
+    assert _types(records, "order.")[-1] == "order.compensation-failed"
+    assert "order.failed" not in _types(records)  # not before a person decided
     by_type = {r.envelope.event_type: r.envelope for r in records}
     failed = by_type["order.compensation-failed"].data
     assert failed.failed_step.value == "refund_payment" and failed.requires_manual_action
@@ -406,6 +442,28 @@ async def test_refund_failure_is_a_compensation_failure_with_an_incident(
         assert conn.execute(
             select(refunds.c.status).where(refunds.c.order_id == uuid.UUID(placed.order.order_id))
         ).scalars().all() == ["failed"]
+
+    note = "refunded by bank transfer, ticket OPS-42"
+    assert harness.client is not None
+    await resolve_incident(harness.client, incident_id, note=note, by="ops-anna")
+    result = await _finish(placed)
+    assert result.status == "resolved_manually"
+    attrs = await _search_attributes(placed)
+    assert attrs["OrderStatus"] == "resolved_manually" and attrs["OrderStep"] == "done"
+    assert (await placed.handle.query(OrderFulfillmentWorkflow.status)).incident_id is None
+    decision = await _decision_of(harness, incident_id)
+    assert (decision.action, decision.note, decision.by) == ("resolve", note, "ops-anna")
+
+    records = _flow(settings, placed, since)
+    _assert_chain(records, placed)
+    assert _types(records, "order.")[-2:] == ["order.compensation-failed", "order.failed"]
+    by_type = {r.envelope.event_type: r.envelope for r in records}
+    ended = by_type["order.failed"]
+    assert ended.causation_id == by_type["order.compensation-failed"].event_id
+    assert ended.data.error_code == "COMPENSATION_FAILED" and ended.data.compensated is False
+    assert note in ended.data.reason and "ops-anna" in ended.data.reason
+    assert _closed_incidents(harness, placed) == [("refund_payment", "closed", "resolved", note, "ops-anna", True)]
+    assert _refund_statuses(harness, placed) == ["failed"]  # the saga moved no money: the person did
 
 
 async def test_transient_provider_errors_are_retried_to_success(
@@ -547,18 +605,18 @@ def _refund_statuses(harness: SagaHarness, placed) -> list[str]:
 async def test_an_unconfirmed_deprovision_still_refunds_and_needs_a_person(
     harness: SagaHarness, settings: Settings
 ) -> None:
-    """Deleting the disk is refused (never confirmed); the refund is still asked for and done."""
+    """Deleting the disk is refused (never confirmed); the refund is still asked for and done. Once the
+    provider deletes again, a person's retry releases the resources and the saga ends `compensated`."""
     since = _now_ms()
     placed = await harness.place("undo1", fail_at="deprovision", timings=_SHORT_UNDO)
-    result = await _finish(placed)
 
-    await _assert_needs_a_person(placed, result, owed=["deprovision_resources"])
+    incident_id = await _assert_needs_a_person(harness, placed, owed=["deprovision_resources"])
     snapshot = await placed.handle.query(OrderFulfillmentWorkflow.status)
     assert snapshot.completed_compensations == ["refund_payment"]
 
     records = _first_of_each(_flow(settings, placed, since))
     _assert_chain(records, placed)
-    assert _types(records, "order.") == [
+    asked_and_failed = [
         "order.created",
         "order.payment-confirmed",
         "order.provisioning-started",
@@ -566,8 +624,8 @@ async def test_an_unconfirmed_deprovision_still_refunds_and_needs_a_person(
         "order.cancelled",
         "order.cancelled",
         "order.compensation-failed",
-        "order.failed",
     ]
+    assert _types(records, "order.") == asked_and_failed  # and no order.failed: a person decides
     sequence = _types(records)
     assert "provisioning.deprovisioned" not in sequence
     assert sequence.index("provisioning.deprovision-failed") < sequence.index("billing.refund-requested")
@@ -578,28 +636,65 @@ async def test_an_unconfirmed_deprovision_still_refunds_and_needs_a_person(
     assert [s.value for s in failed.completed_steps] == ["refund_payment"]
     assert failed.reason == "deprovisioning was never confirmed"
     assert by_type["order.compensation-failed"].causation_id == by_type["billing.refund-completed"].event_id
-    assert by_type["order.failed"].data.compensated is False
 
     assert _incident_rows(harness, placed) == [
         ("deprovision_resources", ["deprovision_resources"], ["refund_payment"], "open")
     ]
     assert _refund_statuses(harness, placed) == ["completed"]
-    assert count_live_resources(harness.engine, uuid.UUID(placed.order.order_id)) == 2  # network, disk
+    order_id = uuid.UUID(placed.order.order_id)
+    assert count_live_resources(harness.engine, order_id) == 2  # network, disk
+
+    clear_faults(harness.engine, order_id)  # the provider deletes again
+    assert harness.client is not None
+    await retry_incident(harness.client, incident_id, by="ops-ben")
+    result = await _finish(placed)
+    assert result.status == "compensated"
+    assert (await _search_attributes(placed))["OrderStatus"] == "compensated"
+    snapshot = await placed.handle.query(OrderFulfillmentWorkflow.status)
+    assert snapshot.completed_compensations == ["refund_payment", "deprovision_resources"]
+    assert snapshot.compensation_stack == [] and snapshot.incident_id is None
+    assert (await _decision_of(harness, incident_id)).action == "retry"
+
+    records = _first_of_each(_flow(settings, placed, since))
+    _assert_chain(records, placed)
+    assert _types(records, "order.") == [
+        *asked_and_failed,
+        "order.cancelled",  # the retry's ask, answered at once
+        "order.compensation-completed",
+        "order.failed",
+    ]
+    by_type = {r.envelope.event_type: r.envelope for r in records}
+    retry_ask = [r.envelope for r in records if r.envelope.event_type == "order.cancelled"][-1]
+    assert retry_ask.causation_id == by_type["order.compensation-failed"].event_id
+    assert by_type["provisioning.deprovisioned"].causation_id == retry_ask.event_id
+    assert by_type["order.compensation-completed"].causation_id == by_type["provisioning.deprovisioned"].event_id
+    assert [s.value for s in by_type["order.compensation-completed"].data.completed_steps] == [
+        "refund_payment", "deprovision_resources"]
+    assert by_type["order.compensation-completed"].data.refunded.amount_minor == placed.order.total.amount_minor
+    ended = by_type["order.failed"]
+    assert ended.data.compensated is True and ended.causation_id == by_type["order.compensation-completed"].event_id
+    assert count_live_resources(harness.engine, order_id) == 0
+    assert _refund_statuses(harness, placed) == ["completed"]  # refunded once, in the first round
+    assert _closed_incidents(harness, placed) == [
+        ("deprovision_resources", "closed", "retried", None, "ops-ben", True)]
 
 
 async def test_every_undo_is_tried_and_every_failure_is_named(
     harness: SagaHarness, settings: Settings
 ) -> None:
-    """Deprovisioning is never confirmed and the refund is declined: both are tried, both named."""
+    """Deprovisioning is never confirmed and the refund is declined: both are tried, both named. A retry
+    with nothing fixed fails the same way and opens the next incident; once both are fixed, the retry
+    releases the resources and refunds once, under a new key (the declined refund moved no money)."""
     since = _now_ms()
     placed = await harness.place("undo2", fail_at="deprovision", timings=_SHORT_UNDO)
     inject_gateway_fault(harness.engine, placed.order.order_id, "refund")  # asked for ≥ 9 s later
-    result = await _finish(placed)
 
-    await _assert_needs_a_person(placed, result, owed=["deprovision_resources", "refund_payment"])
+    owed = ["deprovision_resources", "refund_payment"]
+    first = await _assert_needs_a_person(harness, placed, owed=owed)
     records = _first_of_each(_flow(settings, placed, since))
     _assert_chain(records, placed)
-    assert _types(records, "order.")[-2:] == ["order.compensation-failed", "order.failed"]
+    assert _types(records, "order.")[-1] == "order.compensation-failed"
+    assert "order.failed" not in _types(records)
     sequence = _types(records)
     assert sequence.index("provisioning.deprovision-failed") < sequence.index("billing.refund-requested")
     by_type = {r.envelope.event_type: r.envelope for r in records}
@@ -617,6 +712,53 @@ async def test_every_undo_is_tried_and_every_failure_is_named(
         ("deprovision_resources", ["deprovision_resources", "refund_payment"], [], "open")
     ]
     assert _refund_statuses(harness, placed) == ["failed"]
+
+    assert harness.client is not None
+    await retry_incident(harness.client, first)  # nothing fixed: both undos fail again
+    second = await _assert_needs_a_person(harness, placed, owed=owed, attempt=2)
+    assert second == incident_workflow_id(placed.order.workflow_id, 2) != first
+    assert (await _decision_of(harness, first)).action == "retry"
+    records = _first_of_each(_flow(settings, placed, since))
+    _assert_chain(records, placed)
+    again = [r.envelope for r in records if r.envelope.event_type == "order.compensation-failed"]
+    assert len(again) == 2 and _types(records, "order.")[-1] == "order.compensation-failed"
+    assert "order.failed" not in _types(records)
+    assert [s.value for s in again[1].data.failed_steps] == owed
+    declined = [r.envelope for r in records if r.envelope.event_type == "billing.refund-failed"]
+    assert len(declined) == 2 and again[1].causation_id == declined[1].event_id
+    assert _refund_statuses(harness, placed) == ["failed", "failed"]  # the retry asked under a new key
+    assert [row[3] for row in _incident_rows(harness, placed)] == ["open"]
+
+    order_id = uuid.UUID(placed.order.order_id)
+    clear_faults(harness.engine, order_id)  # the provider deletes again
+    clear_gateway_faults(harness.engine, order_id)  # and the card takes refunds
+    await retry_incident(harness.client, second)
+    result = await _finish(placed)
+    assert result.status == "compensated"
+    records = _first_of_each(_flow(settings, placed, since))
+    _assert_chain(records, placed)
+    # The second retry's asks, newest undo first (release, then refund), then the end.
+    assert _types(records)[-1] == "order.failed"
+    assert _types(records, "order.")[-3:] == ["order.cancelled", "order.compensation-completed", "order.failed"]
+    sequence = _types(records)
+    assert sequence.index("provisioning.deprovisioned") < sequence.index("billing.refund-completed")
+    by_type = {r.envelope.event_type: r.envelope for r in records}
+    assert by_type["order.failed"].data.compensated is True
+    assert [s.value for s in by_type["order.compensation-completed"].data.completed_steps] == owed
+    with harness.engine.connect() as conn:
+        by_key = dict(conn.execute(
+            select(refunds.c.idempotency_key, refunds.c.status).where(refunds.c.order_id == order_id)).all())
+        refunded = conn.execute(
+            select(func.count()).select_from(ledger).where(ledger.c.order_id == order_id, ledger.c.kind == "refund")
+        ).scalar_one()
+        balance = conn.execute(select(func.sum(ledger.c.amount_minor)).where(ledger.c.order_id == order_id)).scalar_one()
+    workflow_id = placed.order.workflow_id
+    assert by_key == {f"refund-{workflow_id}": "failed", f"refund-{workflow_id}-retry1": "failed",
+                      f"refund-{workflow_id}-retry2": "completed"}
+    assert refunded == 1 and balance == 0  # refunded exactly once: captured and paid back
+    assert count_live_resources(harness.engine, order_id) == 0
+    assert _closed_incidents(harness, placed) == [
+        ("deprovision_resources", "closed", "retried", None, "operator", True)]
 
 
 async def test_provisioning_timeout_with_nothing_created_compensates_promptly(

@@ -2,7 +2,8 @@
 
 An attacker here has plain confluent-kafka and one service's valid key (Notification's, or even the
 rightful publisher's), never the saga's state. Each test ends with the right saga outcome, the hostile
-record in its DLQ with its class and reason, and nothing of it in the saga.
+record in its DLQ with its class and reason, and nothing of it in the saga. A forged refund
+confirmation cannot spare the saga its incident: it still waits for a person, who then resolves it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from messaging.wiring import keyring_from, producer_from
 from services.billing.tables import ledger
 from services.order.api import PlacedOrder
 from services.order.flow import read_dlq
+from services.order.incident_desk import resolve_incident
 from tests.support.saga_harness import SagaHarness
+from tests.support.saga_incidents import incident_open, parked_on_incident
 from workflows.contracts import (
     OrderRequest,
     OrderResult,
@@ -95,6 +98,17 @@ async def _finish(placed: PlacedOrder, timeout: float = 120):  # noqa: ANN202
     return await asyncio.wait_for(placed.handle.result(), timeout)
 
 
+async def _needs_a_person_then_resolved(harness: SagaHarness, placed: PlacedOrder) -> None:
+    """The declined refund still opened the incident (the forgery changed nothing); a person resolves it."""
+    assert harness.client is not None
+    outcome, _ticket = await incident_open(harness.client, placed.handle)
+    assert outcome.status == "compensation_failed" and outcome.result is None
+    assert outcome.incident_id is not None
+    await parked_on_incident(placed.handle, outcome.incident_id)
+    await resolve_incident(harness.client, outcome.incident_id, note="refunded by hand after the forgery test")
+    assert (await _finish(placed)).status == "resolved_manually"
+
+
 async def _applied_inbound(placed: PlacedOrder) -> list[str]:
     timeline = await placed.handle.query(OrderFulfillmentWorkflow.timeline)
     return [entry.event_id for entry in timeline if entry.direction == "in" and not entry.ignored]
@@ -110,8 +124,7 @@ async def test_a_refund_confirmation_signed_by_notification_cannot_compensate_a_
     headers = await _dead_letter(settings, "billing.refund-completed", forged, since)
     assert headers["x-cf-dlq-error-class"] == "permission"
     assert "published by billing, but the record is signed by notification" in headers["x-cf-dlq-reason"]
-    result = await _finish(placed)
-    assert result.status == "compensation_failed"
+    await _needs_a_person_then_resolved(harness, placed)
     assert str(forged.event_id) not in await _applied_inbound(placed)
     with harness.engine.connect() as conn:
         entries = conn.execute(select(ledger.c.kind).where(
@@ -149,8 +162,7 @@ async def test_a_validly_signed_refund_confirmation_before_any_refund_was_asked_
     assert headers["x-cf-dlq-error-class"] == "inconsistency"
     assert "is not a request" in headers["x-cf-dlq-reason"]
     assert placed.order.workflow_id in headers["x-cf-dlq-reason"]
-    result = await _finish(placed)
-    assert result.status == "compensation_failed"
+    await _needs_a_person_then_resolved(harness, placed)
     assert str(forged.event_id) not in await _applied_inbound(placed)
 
 
