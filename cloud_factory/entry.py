@@ -1,7 +1,7 @@
 """The `cloud-factory` console script.
 
-Plain (non-Rich) usage errors and help: a mistake on the command line is click's one `Error:` line,
-and `--help` does not pay for Rich's formatter. Set before Typer is first imported, which is why
+Plain (non-Rich) help: `--help` does not pay for Rich's formatter (a mistake on the command line is
+one `error:` line, see `cloud_factory.cli.errors.run`). Set before Typer is first imported, which is why
 this entry point sits outside `cloud_factory.cli`.
 """
 
