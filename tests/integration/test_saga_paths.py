@@ -462,7 +462,8 @@ async def test_refund_failure_is_a_compensation_failure_with_an_incident(
     assert ended.causation_id == by_type["order.compensation-failed"].event_id
     assert ended.data.error_code == "COMPENSATION_FAILED" and ended.data.compensated is False
     assert note in ended.data.reason and "ops-anna" in ended.data.reason
-    assert _closed_incidents(harness, placed) == [("refund_payment", "closed", "resolved", note, "ops-anna", True)]
+    assert _closed_incidents(harness, placed) == [
+        ("refund_payment", "closed", "resolved", note, "ops-anna", True)]
     assert _refund_statuses(harness, placed) == ["failed"]  # the saga moved no money: the person did
 
 
@@ -667,12 +668,13 @@ async def test_an_unconfirmed_deprovision_still_refunds_and_needs_a_person(
     retry_ask = [r.envelope for r in records if r.envelope.event_type == "order.cancelled"][-1]
     assert retry_ask.causation_id == by_type["order.compensation-failed"].event_id
     assert by_type["provisioning.deprovisioned"].causation_id == retry_ask.event_id
-    assert by_type["order.compensation-completed"].causation_id == by_type["provisioning.deprovisioned"].event_id
+    completed = by_type["order.compensation-completed"]
+    assert completed.causation_id == by_type["provisioning.deprovisioned"].event_id
     assert [s.value for s in by_type["order.compensation-completed"].data.completed_steps] == [
         "refund_payment", "deprovision_resources"]
-    assert by_type["order.compensation-completed"].data.refunded.amount_minor == placed.order.total.amount_minor
+    assert completed.data.refunded.amount_minor == placed.order.total.amount_minor
     ended = by_type["order.failed"]
-    assert ended.data.compensated is True and ended.causation_id == by_type["order.compensation-completed"].event_id
+    assert ended.data.compensated is True and ended.causation_id == completed.event_id
     assert count_live_resources(harness.engine, order_id) == 0
     assert _refund_statuses(harness, placed) == ["completed"]  # refunded once, in the first round
     assert _closed_incidents(harness, placed) == [
@@ -739,7 +741,8 @@ async def test_every_undo_is_tried_and_every_failure_is_named(
     _assert_chain(records, placed)
     # The second retry's asks, newest undo first (release, then refund), then the end.
     assert _types(records)[-1] == "order.failed"
-    assert _types(records, "order.")[-3:] == ["order.cancelled", "order.compensation-completed", "order.failed"]
+    assert _types(records, "order.")[-3:] == [
+        "order.cancelled", "order.compensation-completed", "order.failed"]
     sequence = _types(records)
     assert sequence.index("provisioning.deprovisioned") < sequence.index("billing.refund-completed")
     by_type = {r.envelope.event_type: r.envelope for r in records}
@@ -749,9 +752,11 @@ async def test_every_undo_is_tried_and_every_failure_is_named(
         by_key = dict(conn.execute(
             select(refunds.c.idempotency_key, refunds.c.status).where(refunds.c.order_id == order_id)).all())
         refunded = conn.execute(
-            select(func.count()).select_from(ledger).where(ledger.c.order_id == order_id, ledger.c.kind == "refund")
+            select(func.count()).select_from(ledger)
+            .where(ledger.c.order_id == order_id, ledger.c.kind == "refund")
         ).scalar_one()
-        balance = conn.execute(select(func.sum(ledger.c.amount_minor)).where(ledger.c.order_id == order_id)).scalar_one()
+        balance = conn.execute(
+            select(func.sum(ledger.c.amount_minor)).where(ledger.c.order_id == order_id)).scalar_one()
     workflow_id = placed.order.workflow_id
     assert by_key == {f"refund-{workflow_id}": "failed", f"refund-{workflow_id}-retry1": "failed",
                       f"refund-{workflow_id}-retry2": "completed"}

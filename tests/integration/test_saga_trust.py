@@ -105,7 +105,7 @@ async def _needs_a_person_then_resolved(harness: SagaHarness, placed: PlacedOrde
     assert outcome.status == "compensation_failed" and outcome.result is None
     assert outcome.incident_id is not None
     await parked_on_incident(placed.handle, outcome.incident_id)
-    await resolve_incident(harness.client, outcome.incident_id, note="refunded by hand after the forgery test")
+    await resolve_incident(harness.client, outcome.incident_id, note="refunded by hand after the forgery")
     assert (await _finish(placed)).status == "resolved_manually"
 
 

@@ -37,19 +37,29 @@ def event_types(events: list[HistoryEvent]) -> list[str]:
     return [EventType.Name(event.event_type).removeprefix("EVENT_TYPE_") for event in events]
 
 
+_IN_FLIGHT = {EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED}
+
+
 async def settled(handle: WorkflowHandle, *, timeout: float = 60) -> list[HistoryEvent]:
-    """The history once the workflow waits with nothing in flight (or has closed): no workflow task
-    and no activity pending, the last event a completed workflow task. Nothing changes it now but
-    something from outside (a signal, an Update, a child's result, a timer)."""
+    """The history once the workflow waits with nothing in flight (or has closed): no workflow task,
+    no activity and no child start pending, the same history before and after the check. Nothing
+    changes it now but something from outside (a signal, an Update, a child's result, a timer)."""
     deadline = time.monotonic() + timeout
     while True:
         description = await handle.describe()
-        raw = description.raw_description
         if description.status is not WorkflowExecutionStatus.RUNNING:
             return await history(handle)
+        raw = description.raw_description
         if not raw.HasField("pending_workflow_task") and not raw.pending_activities:
             events = await history(handle)
-            if events and events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            again = (await handle.describe()).raw_description
+            starting = {e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+                        for e in events if e.event_type in _IN_FLIGHT}
+            started = {e.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
+                        for e in events
+                        if e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED}
+            if (not again.HasField("pending_workflow_task") and not again.pending_activities
+                    and again.workflow_execution_info.history_length == len(events) and starting <= started):
                 return events
         assert time.monotonic() < deadline, f"{handle.id} never settled within {timeout:g} s"
         await asyncio.sleep(0.1)
@@ -64,7 +74,8 @@ async def incident_open(
     deadline = time.monotonic() + timeout
     while True:
         outcome = await wait_for_outcome(saga, timeout=max(deadline - time.monotonic(), 0.1))
-        assert outcome.incident_id is not None, f"{saga.id} ended {outcome.status} without incident {expected}"
+        assert outcome.incident_id is not None, (
+            f"{saga.id} ended {outcome.status} without incident {expected}")
         if outcome.incident_id == expected:
             break
         assert time.monotonic() < deadline, f"{saga.id} still names {outcome.incident_id}, not {expected}"
