@@ -21,8 +21,9 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = ["MAX_NOTE", "OrderIncidentWorkflow"]
 
-#: A resolution's note is read by people and carried in `order.failed`'s reason: keep it short.
-MAX_NOTE = 500
+#: A resolution's note is read by people and carried in `order.failed`'s reason (at most 200
+#: characters, with who decided and why the undo failed): longer would be cut there.
+MAX_NOTE = 150
 
 
 @workflow.defn(name=INCIDENT_WORKFLOW_TYPE)

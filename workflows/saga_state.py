@@ -264,6 +264,10 @@ class SagaState:
             raise ValueError("the order is already being cancelled")
         if self._status == SagaStatus.DELIVERED:
             raise ValueError("the order was delivered: it can no longer be cancelled")
+        if self._status == SagaStatus.COMPENSATION_FAILED and self._incident_id is not None:
+            raise ValueError(
+                f"the order waits for a person (an undo failed): decide incident {self._incident_id} instead"
+            )
         if self._status in ENDED_STATUSES:
             raise ValueError(f"the order has ended ({self._status}): nothing to cancel")
         if self._status == SagaStatus.COMPENSATING:

@@ -124,7 +124,7 @@ async def test_cancelling_twice_is_refused_and_a_cancelled_order_takes_no_paymen
         release_fault(harness.engine, placed.order.order_id, "network")
     assert (await _finish(placed)).status == "cancelled"
     await _refused(lambda: cancel_order(harness.client, workflow_id), placed.handle,
-                   match=r"has ended \(cancelled\): nothing to cancel")
+                   match=r"has already finished \(cancelled\): nothing to cancel")
 
 
 async def test_paying_an_order_cancelled_before_payment_is_refused(harness: SagaHarness) -> None:
@@ -137,33 +137,33 @@ async def test_paying_an_order_cancelled_before_payment_is_refused(harness: Saga
     for declined in (False, True):
         await _refused(lambda declined=declined: pay_order(harness.client, workflow_id, declined=declined),
                        placed.handle,
-                       match=rf"^{workflow_id}: the order has ended \(cancelled\): nothing to pay$")
+                       match=rf"^{workflow_id}: the order has already finished \(cancelled\): nothing to pay$")
 
 
 async def test_cancelling_a_delivered_order_is_refused(harness: SagaHarness) -> None:
     assert harness.client is not None
     placed = await _delivered(harness, "kept")
     await _refused(lambda: cancel_order(harness.client, placed.order.workflow_id, note="too late"),
-                   placed.handle, match=r"has ended \(delivered\): nothing to cancel")
+                   placed.handle, match=r"has already finished \(delivered\): nothing to cancel")
 
 
 async def test_paying_an_order_that_has_ended_is_refused(harness: SagaHarness) -> None:
     assert harness.client is not None
     delivered = await _delivered(harness, "paid")
     await _refused(lambda: pay_order(harness.client, delivered.order.workflow_id), delivered.handle,
-                   match=r"has ended \(delivered\): nothing to pay")
+                   match=r"has already finished \(delivered\): nothing to pay")
     declined = await harness.place("declined", fail_at="payment")
     assert (await _finish(declined)).status == "payment_failed"
     await _refused(lambda: pay_order(harness.client, declined.order.workflow_id), declined.handle,
-                   match=r"has ended \(payment_failed\): nothing to pay")
+                   match=r"has already finished \(payment_failed\): nothing to pay")
 
 
 async def test_commands_for_an_unknown_order_are_a_lookup_error(harness: SagaHarness) -> None:
     assert harness.client is not None
     unknown = f"order-{harness.tenant('nobody')}-{uuid.uuid4()}"
-    with pytest.raises(LookupError, match=rf"^no order {unknown} "):
+    with pytest.raises(LookupError, match=rf"^no such workflow {unknown} "):
         await pay_order(harness.client, unknown)
-    with pytest.raises(LookupError, match=rf"^no order {unknown} "):
+    with pytest.raises(LookupError, match=rf"^no such workflow {unknown} "):
         await cancel_order(harness.client, unknown)
     with pytest.raises(LookupError, match=rf"^no saga {unknown} "):
         await find_incident(harness.client, unknown)
