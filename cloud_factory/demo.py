@@ -32,7 +32,7 @@ from services.order.api import OrderCommandRefused, PlacedOrder, cancel_order, n
 from services.order.flow import read_dlq, read_flow
 from services.provisioning.simulator import inject_fault
 from workers.inprocess import InProcessWorkers
-from workflows.contracts import PublishedEvent, SagaTimings
+from workflows.contracts import OrderSnapshot, PublishedEvent, SagaTimings
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
 
 __all__ = [
@@ -134,15 +134,11 @@ async def _watch(orders: list[DemoOrder], on_progress: Callable[[list[DemoOrder]
     async def follow(item: DemoOrder) -> None:
         """Until the saga ends — or opens an incident and waits for a person, which the demo leaves
         open for the Web UI and `cloud-factory incident` to show."""
-        settled = asyncio.ensure_future(wait_for_outcome(item.placed.handle))
-        while not settled.done():
-            try:
-                snapshot = await item.placed.handle.query(OrderFulfillmentWorkflow.status)
-                item.status, item.step = snapshot.status, snapshot.step
-            except Exception:  # a query can race the workflow closing; the result tells the end
-                pass
-            await asyncio.wait([settled], timeout=0.3)
-        outcome = settled.result()
+
+        def seen(snapshot: OrderSnapshot) -> None:
+            item.status, item.step = snapshot.status, snapshot.step
+
+        outcome = await wait_for_outcome(item.placed.handle, poll_s=0.3, on_snapshot=seen)
         item.status, item.incident_id = outcome.status, outcome.incident_id
         item.step = f"waits for a person: {outcome.incident_id}" if outcome.needs_a_person else "done"
         item.seconds = time.monotonic() - item.started

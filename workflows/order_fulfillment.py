@@ -133,6 +133,11 @@ def _failures_reason(failures: list[tuple[CompensationStep, str]]) -> str:
     return f"undos failed: {names} — {details}"
 
 
+def _stage_of(undo: CompensationStep) -> FailureStage:
+    """Where a failed compensation failed: Billing's refund, or Provisioning's release."""
+    return FailureStage.BILLING if undo == CompensationStep.REFUND_PAYMENT else FailureStage.PROVISIONING
+
+
 def _ask_number(step: str) -> int:
     """Which ask of an undo a step is (`refund-requested#3` → 3; the first has no suffix)."""
     return int(step.rsplit("#", 1)[1]) if "#" in step else 1
@@ -510,7 +515,7 @@ class OrderFulfillmentWorkflow(SagaState):
         order = self._require_order()
         step = failures[0][0]
         failed_comp = await self._record_failure(failures, cause_id, retry=0)
-        stage = FailureStage.BILLING if step == CompensationStep.REFUND_PAYMENT else FailureStage.PROVISIONING
+        stage = _stage_of(step)
         failed = await self._publish(
             "failed",
             events.failed(
@@ -553,7 +558,7 @@ class OrderFulfillmentWorkflow(SagaState):
                 reason = f"resolved by hand ({decision.by}): {decision.note}; {reason}"
                 status = SagaStatus.RESOLVED_MANUALLY
                 await self._close_incident(first_step, "resolved", decision)
-            stage = FailureStage.BILLING if failures[0][0] == CompensationStep.REFUND_PAYMENT else FailureStage.PROVISIONING
+            stage = _stage_of(failures[0][0])
             failed = await self._publish(
                 "failed",
                 events.failed(order, stage=stage, error_code="COMPENSATION_FAILED", reason=reason, compensated=False),

@@ -33,6 +33,7 @@ from workflows.contracts import (
     CancelRequest,
     OrderRequest,
     OrderResult,
+    OrderSnapshot,
     PaymentConfirmation,
     PaymentFailure,
     SagaTimings,
@@ -209,9 +210,16 @@ class Outcome:
         return self.incident_id is not None
 
 
-async def wait_for_outcome(handle: WorkflowHandle, *, timeout: float | None = None, poll_s: float = 0.5) -> Outcome:
+async def wait_for_outcome(
+    handle: WorkflowHandle,
+    *,
+    timeout: float | None = None,
+    poll_s: float = 0.5,
+    on_snapshot: Callable[[OrderSnapshot], None] | None = None,
+) -> Outcome:
     """Wait until the saga ends or opens an incident (it then waits for a person, possibly for days).
 
+    `on_snapshot` sees every status it polls (a progress display needs no polling loop of its own).
     TimeoutError after `timeout` seconds; the saga's own failure propagates as the client raises it."""
 
     async def settle() -> Outcome:
@@ -228,6 +236,8 @@ async def wait_for_outcome(handle: WorkflowHandle, *, timeout: float | None = No
                     snapshot = await handle.query(OrderFulfillmentWorkflow.status)
                 except RPCError:
                     continue  # no worker answered this time; the result may still come
+                if on_snapshot is not None:
+                    on_snapshot(snapshot)
                 if snapshot.incident_id is not None:
                     return Outcome(str(snapshot.status), None, snapshot.incident_id)
         finally:
