@@ -49,7 +49,7 @@ from schemas._internal.routing import (
     subscription_topics,
     topic_for,
 )
-from schemas._internal.services import RetryProfile, Service
+from schemas._internal.services import EdgeProcess, RetryProfile, Service
 from schemas._internal.signing import (
     KEY_ID_HEADER,
     SIGNATURE_HEADER,
@@ -74,6 +74,7 @@ __all__ = [
     "Catalog",
     "CatalogEntry",
     "ContractError",
+    "EdgeProcess",
     "Envelope",
     "Keyring",
     "Money",

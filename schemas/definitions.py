@@ -9,7 +9,7 @@ ones Notification consumes — `Catalog` enforces that.
 from __future__ import annotations
 
 from schemas._internal.catalog import Catalog, EventSpec
-from schemas._internal.services import RetryProfile, Service
+from schemas._internal.services import EdgeProcess, RetryProfile, Service
 from schemas.payloads import billing as b
 from schemas.payloads import identity as i
 from schemas.payloads import notification as n
@@ -33,6 +33,7 @@ def _event(
     *payloads: type[Payload],
     retry: RetryProfile = DEFAULT,
     summary: str,
+    edge: tuple[EdgeProcess, ...] = (),
 ) -> EventSpec:
     return EventSpec(
         event_type=event_type,
@@ -42,6 +43,7 @@ def _event(
         retry_profile=retry,
         customer_facing=NOTI in consumers,
         summary=summary,
+        edge_consumers=edge,
     )
 
 
@@ -308,7 +310,9 @@ SPECS: tuple[EventSpec, ...] = (
         Service.IDENTITY,
         (NOTI,),
         i.IdentityApiKeyCreatedV1,
+        i.IdentityApiKeyCreatedV2,
         summary="A user created an API key.",
+        edge=(EdgeProcess.API,),
     ),
     _event(
         "identity.api-key-revoked",
@@ -316,6 +320,7 @@ SPECS: tuple[EventSpec, ...] = (
         (NOTI,),
         i.IdentityApiKeyRevokedV1,
         summary="An API key was revoked.",
+        edge=(EdgeProcess.API,),
     ),
     # --- Product (6) ---------------------------------------------------------------------------------------
     _event(

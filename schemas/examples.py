@@ -354,6 +354,15 @@ EXAMPLES: MappingProxyType[tuple[str, str], dict[str, Any]] = MappingProxyType(
             "scopes": ["orders:read", "resources:write"],
             "expiresOn": "2026-01-01",
         },
+        ("identity.api-key-created", "v2"): {
+            "apiKeyId": TRIGGER,
+            "userId": USER,
+            "name": "CI deploys",
+            "prefix": "cfk_8f2a1c",
+            "scopes": ["orders:read", "orders:write"],
+            "expiresOn": "2026-01-01",
+            "secretSha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        },
         ("identity.api-key-revoked", "v1"): {
             "apiKeyId": TRIGGER,
             "userId": USER,

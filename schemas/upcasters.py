@@ -15,6 +15,7 @@ from schemas.payloads.billing import (
     RefundInitiator,
     RefundReason,
 )
+from schemas.payloads.identity import IdentityApiKeyCreatedV1, IdentityApiKeyCreatedV2
 from schemas.payloads.order import (
     OrderChannel,
     OrderCompensationFailedV1,
@@ -156,4 +157,22 @@ def refund_requested_v2_to_v3(old: BillingRefundRequestedV2) -> BillingRefundReq
         note=old.note,
         idempotency_key=f"refund:{old.order_id}:{old.payment_id}",
         initiated_by=RefundInitiator.SAGA,
+    )
+
+
+# --- identity.api-key-created ----------------------------------------------------------------------------
+
+
+@upcasters.register("identity.api-key-created", "v1")
+def api_key_created_v1_to_v2(old: IdentityApiKeyCreatedV1) -> IdentityApiKeyCreatedV2:
+    """v1 carried no trace of the secret, and nothing outside Identity may read its tables, so a v1 key
+    has no hash: the edge keeps it on record (its revocation still lands) but refuses it."""
+    return IdentityApiKeyCreatedV2(
+        api_key_id=old.api_key_id,
+        user_id=old.user_id,
+        name=old.name,
+        prefix=old.prefix,
+        scopes=old.scopes,
+        expires_on=old.expires_on,
+        secret_sha256=None,
     )

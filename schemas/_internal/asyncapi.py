@@ -2,7 +2,8 @@
 
 Channels are topics (one per event type plus its DLQ); each service gets `send` operations for what it
 publishes and `receive` operations for what it consumes (every version, since consumers upcast), plus a
-`send` to the DLQ of every topic it consumes. Messages carry the envelope as payload and the signature
+`send` to the DLQ of every topic it consumes. Edge processes (the HTTP API) get the same `receive` and
+dead-letter operations, named and described as edge processes: they are not domain services. Messages carry the envelope as payload and the signature
 and CloudEvents mirror as headers; the record key is the correlation id.
 """
 
@@ -16,7 +17,7 @@ from pydantic.json_schema import models_json_schema
 from schemas._internal.catalog import Catalog, CatalogEntry
 from schemas._internal.jsonschema import catalog_metadata, example_envelope
 from schemas._internal.routing import DLQ_SUFFIX, TOPIC_PREFIX
-from schemas._internal.services import Service
+from schemas._internal.services import EdgeProcess, Service
 
 __all__ = ["ASYNCAPI_VERSION", "DOCUMENT_VERSION", "asyncapi_document"]
 
@@ -104,7 +105,9 @@ def asyncapi_document(catalog: Catalog) -> dict[str, Any]:
         "info": {
             "title": "Cloud Factory domain events",
             "version": DOCUMENT_VERSION,
-            "description": "Signed domain events exchanged by the seven Cloud Factory services. Topic major "
+            "description": "Signed domain events exchanged by the seven Cloud Factory services. Edge processes "
+            "(the HTTP order API, operations `edge-*`) read some of them for projections of their own; they "
+            "publish none and are no domain service. Topic major "
             "version v1 is shared by every payload version of a type; the envelope's `version` is the "
             "payload schema version and consumers upcast older ones.",
         },
@@ -185,8 +188,27 @@ def _operations(entry: CatalogEntry) -> dict[str, Any]:
             "title": f"{_name(consumer)} dead-letters {entry.event_type}",
             "messages": every_dlq,
         }
+    for edge in entry.edge_consumers:
+        ops[f"edge-{edge.value}.receive.{entry.event_type}"] = {
+            "action": "receive",
+            "channel": channel,
+            "title": f"{_edge_name(edge)} consumes {entry.event_type}",
+            "description": f"An edge process, not a domain service: it keeps a projection of its own. "
+            f"Retry profile {entry.retry_profile.value}; older versions are upcast on read.",
+            "messages": every,
+        }
+        ops[f"edge-{edge.value}.send.{entry.event_type}{DLQ_SUFFIX}"] = {
+            "action": "send",
+            "channel": dlq,
+            "title": f"{_edge_name(edge)} dead-letters {entry.event_type}",
+            "messages": every_dlq,
+        }
     return ops
 
 
 def _name(service: Service) -> str:
     return f"{service.value.capitalize()} service"
+
+
+def _edge_name(edge: EdgeProcess) -> str:
+    return {EdgeProcess.API: "HTTP API (edge process)"}[edge]

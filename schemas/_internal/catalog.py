@@ -17,7 +17,7 @@ from pydantic import create_model
 
 from schemas._internal.envelope import EVENT_TYPE_PATTERN, Envelope
 from schemas._internal.errors import UnknownEventTypeError, UnsupportedVersionError
-from schemas._internal.services import RetryProfile, Service
+from schemas._internal.services import EdgeProcess, RetryProfile, Service
 from schemas._internal.upcasting import Upcaster, UpcasterRegistry
 from schemas.payloads._base import Payload
 
@@ -35,6 +35,7 @@ class EventSpec:
     retry_profile: RetryProfile
     customer_facing: bool
     summary: str
+    edge_consumers: tuple[EdgeProcess, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -50,6 +51,8 @@ class CatalogEntry:
     payloads: Mapping[str, type[Payload]]
     envelopes: Mapping[str, type[Envelope]]
     upcast_chains: Mapping[str, tuple[Upcaster, ...]] = field(repr=False)
+    edge_consumers: tuple[EdgeProcess, ...] = ()
+    """Edge processes reading this type (not domain services: `consumers` is the seven's matrix)."""
 
     @property
     def domain(self) -> Service:
@@ -154,6 +157,11 @@ class Catalog(Mapping[str, CatalogEntry]):
         service = Service(service)
         return tuple(e for e in self._entries.values() if service in e.consumers)
 
+    def edge_subscriptions(self, edge: EdgeProcess | str) -> tuple[CatalogEntry, ...]:
+        """Entries the edge process `edge` reads (its projection's topics)."""
+        edge = EdgeProcess(edge)
+        return tuple(e for e in self._entries.values() if edge in e.edge_consumers)
+
     def customer_facing(self) -> tuple[CatalogEntry, ...]:
         return tuple(e for e in self._entries.values() if e.customer_facing)
 
@@ -176,6 +184,8 @@ def _build_entry(spec: EventSpec, upcasters: UpcasterRegistry) -> CatalogEntry:
         raise ValueError(f"{spec.event_type}: no payload versions")
     if len(set(spec.consumers)) != len(spec.consumers):
         raise ValueError(f"{spec.event_type}: duplicate consumers")
+    if len(set(spec.edge_consumers)) != len(spec.edge_consumers):
+        raise ValueError(f"{spec.event_type}: duplicate edge consumers")
     if spec.customer_facing != (Service.NOTIFICATION in spec.consumers):
         raise ValueError(f"{spec.event_type}: customer-facing events, and only those, go to Notification")
     payloads: dict[str, type[Payload]] = {}
@@ -206,6 +216,7 @@ def _build_entry(spec: EventSpec, upcasters: UpcasterRegistry) -> CatalogEntry:
         payloads=MappingProxyType(payloads),
         envelopes=MappingProxyType(envelopes),
         upcast_chains=MappingProxyType(chains),
+        edge_consumers=spec.edge_consumers,
     )
 
 

@@ -55,6 +55,7 @@ def catalog_metadata(entry: CatalogEntry, version: str) -> dict[str, Any]:
         "latestVersion": entry.latest_version,
         "publisher": entry.publisher.value,
         "consumers": [c.value for c in entry.consumers],
+        **({"edgeConsumers": [e.value for e in entry.edge_consumers]} if entry.edge_consumers else {}),
         "customerFacing": entry.customer_facing,
         "retryProfile": entry.retry_profile.value,
         "topic": f"cloud-factory.{{env}}.{entry.event_type}.v1",

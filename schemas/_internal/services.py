@@ -1,4 +1,5 @@
-"""The seven domain services and the retry profile names the catalog assigns to event types.
+"""The seven domain services, the edge processes beside them, and the retry profile names the catalog
+assigns to event types.
 
 The profiles' numbers (retries, backoff) are runtime behaviour and live in `messaging.retry`.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 from enum import Enum, StrEnum
 
-__all__ = ["RetryProfile", "Service"]
+__all__ = ["EdgeProcess", "RetryProfile", "Service"]
 
 
 class Service(StrEnum):
@@ -20,6 +21,16 @@ class Service(StrEnum):
     IDENTITY = "identity"
     PRODUCT = "product"
     SUPPORT = "support"
+
+
+class EdgeProcess(StrEnum):
+    """A process at the platform's edge, serving outsiders: it reads domain events (a projection of its
+    own), publishes none and owns no event type. It is no eighth domain service: the pub/sub matrix of
+    the seven leaves it out, and the catalog lists it apart (`CatalogEntry.edge_consumers`)."""
+
+    API = "api"
+    """The HTTP order API (`cloud-factory worker api`): its API keys are a projection of Identity's
+    key events; it starts sagas through Temporal, never by publishing."""
 
 
 class RetryProfile(Enum):

@@ -113,14 +113,18 @@ class IdentityCommands(EntityCommands):
             )
         return request_id
 
-    def create_api_key(self, user_id: uuid.UUID, name: str, scopes: list[str]) -> NewApiKey:
+    def create_api_key(self, user_id: uuid.UUID, name: str, scopes: list[str],
+                       *, expires_on: dt.date | None = None) -> NewApiKey:
+        """A new key; its event carries the secret's SHA-256 (never the secret) so the HTTP edge can
+        check it without reading these tables."""
         key_id = uuid.uuid4()
         prefix = "cfk_" + secrets.token_hex(4)
         secret = f"{prefix}_{secrets.token_urlsafe(24)}"
+        digest = hashlib.sha256(secret.encode()).hexdigest()
         with self._transaction() as conn:
             user = self._user(conn, user_id)
             self._insert(conn, api_keys, api_key_id=key_id, user_id=user_id, name=name, prefix=prefix,
-                         secret_sha256=hashlib.sha256(secret.encode()).hexdigest(), scopes=scopes)
+                         secret_sha256=digest, scopes=scopes)
             self._key_step(
                 conn,
                 key_id,
@@ -136,6 +140,8 @@ class IdentityCommands(EntityCommands):
                     "name": name,
                     "prefix": prefix,
                     "scopes": scopes,
+                    "expiresOn": expires_on,
+                    "secretSha256": digest,
                 },
             )
         return NewApiKey(key_id, secret)

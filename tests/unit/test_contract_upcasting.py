@@ -12,6 +12,7 @@ from schemas import ContractError, catalog, decode, encode, upcast
 from schemas.examples import example_event
 from schemas.payloads._base import BillingCycle, ResourceKind
 from schemas.payloads.billing import BillingRefundRequestedV3, RefundInitiator, RefundReason
+from schemas.payloads.identity import IdentityApiKeyCreatedV2
 from schemas.payloads.order import CompensationStep, OrderChannel, OrderCompensationFailedV2, OrderCreatedV3
 from schemas.payloads.provisioning import ProvisioningCompletedV3
 
@@ -193,3 +194,26 @@ def test_failing_upcaster_surfaces_as_contract_error() -> None:
     finally:
         object.__setattr__(entry, "upcast_chains", original)
     assert decode(_fixture("order.created.v2")).version == "v3"
+
+
+def test_api_key_created_v1_becomes_v2_without_a_hash() -> None:
+    """A v1 key never carried its secret's hash: upcast, it is known but cannot be checked."""
+    raw = _fixture("identity.api-key-created.v1")
+    event = decode(raw)
+    assert event.version == "v2"
+    data = event.data
+    assert isinstance(data, IdentityApiKeyCreatedV2)
+    assert data.secret_sha256 is None
+    original = json.loads(raw)["data"]
+    assert (str(data.api_key_id), data.prefix, [str(s) for s in data.scopes]) == (
+        original["apiKeyId"], original["prefix"], original["scopes"])
+    assert json.loads(encode(event))["data"]["secretSha256"] is None
+
+
+def test_api_key_created_v2_refuses_a_hash_that_is_no_sha256() -> None:
+    document = json.loads(_fixture("identity.api-key-created.v1"))
+    document.update(version="v2")
+    document["data"]["secretSha256"] = "cfk_1a2b3c4d_the-secret-itself"
+    with pytest.raises(ContractError) as caught:
+        decode(json.dumps(document).encode())
+    assert caught.value.field == "data.secretSha256"
