@@ -9,6 +9,7 @@ COPY schemas ./schemas
 COPY workflows ./workflows
 COPY activities ./activities
 COPY bridges ./bridges
+COPY edge ./edge
 COPY workers ./workers
 COPY services ./services
 COPY messaging ./messaging

@@ -27,7 +27,7 @@ class ServiceChoice(StrEnum):
 
 
 class WorkerKindChoice(StrEnum):
-    """`workers.kinds.WorkerKind`: the saga, the bridge, one per domain service but Order, all."""
+    """`workers.kinds.WorkerKind`: the saga, the bridge, one per domain service but Order, the API, all."""
 
     SAGA = "saga"
     BRIDGE = "bridge"
@@ -37,6 +37,7 @@ class WorkerKindChoice(StrEnum):
     IDENTITY = "identity"
     PRODUCT = "product"
     SUPPORT = "support"
+    API = "api"
     ALL = "all"
 
 

@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     dlq_park_after_s: float = Field(default=180.0, gt=0)
     partition_stuck_after_s: float = Field(default=60.0, gt=0)
 
+    # The HTTP edge (`cloud-factory worker api`): where it listens, each API key's token bucket
+    # (requests per second, burst), the largest request body it reads, and how long it trusts a key
+    # it looked up (a revocation is honoured within this plus the projection's lag).
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    api_rate_per_s: float = Field(default=10.0, gt=0)
+    api_burst: int = Field(default=20, ge=1)
+    api_max_body_bytes: int = Field(default=16384, ge=256)
+    api_key_cache_s: float = Field(default=1.0, ge=0)
+
     @property
     def spool_dir(self) -> Path:
         """Where producers spool records while Kafka is unreachable."""

@@ -12,7 +12,7 @@ import enum
 from schemas import Service, catalog
 from services.common.outbox_services import OUTBOX_SERVICES
 
-__all__ = ["CONSUMER_KINDS", "CONSUMING_SERVICES", "OUTBOX_KINDS", "RELAY_KINDS", "WorkerKind"]
+__all__ = ["CONSUMER_KINDS", "EVERY_KIND", "CONSUMING_SERVICES", "OUTBOX_KINDS", "RELAY_KINDS", "WorkerKind"]
 
 WorkerKind = enum.StrEnum(
     "WorkerKind",
@@ -20,10 +20,15 @@ WorkerKind = enum.StrEnum(
         "SAGA": "saga",
         "BRIDGE": "bridge",
         **{service.name: service.value for service in Service if service is not Service.ORDER},
+        "API": "api",
         "ALL": "all",
     },
 )
-"""`cloud-factory worker KIND`: saga, bridge, one per domain service but Order, all."""
+"""`cloud-factory worker KIND`: saga, bridge, one per domain service but Order, the HTTP API (an edge
+process, `edge.api`), all."""
+
+EVERY_KIND = frozenset(WorkerKind) - {WorkerKind.ALL, WorkerKind.API}
+"""What `all` runs: every worker but the HTTP API, which listens on a port and is run on its own."""
 
 CONSUMING_SERVICES = tuple(
     service for service in Service if service is not Service.ORDER and catalog.subscriptions(service)

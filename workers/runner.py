@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from core.settings import Settings
 from workers.heartbeat import Heartbeat
-from workers.kinds import CONSUMER_KINDS, OUTBOX_KINDS, WorkerKind
+from workers.kinds import CONSUMER_KINDS, EVERY_KIND, OUTBOX_KINDS, WorkerKind
 from workers.options import WorkerOptions
 
 if TYPE_CHECKING:
@@ -58,7 +58,8 @@ def _relay_target(kind: WorkerKind) -> Callable[[Settings, threading.Event], Non
     return run
 
 
-async def _run(kinds: set[WorkerKind], settings: Settings, ready: Callable[[], None] | None) -> None:
+async def _run(kinds: set[WorkerKind], settings: Settings, ready: Callable[[], None] | None,
+               api_port: int | None = None) -> None:
     loop = asyncio.get_running_loop()
     async_stop = asyncio.Event()
     thread_stop = threading.Event()
@@ -103,6 +104,11 @@ async def _run(kinds: set[WorkerKind], settings: Settings, ready: Callable[[], N
         tasks.append(
             asyncio.create_task(run_saga_worker(settings, async_stop, task_queue=options.task_queue))
         )
+    if WorkerKind.API in kinds:
+        from edge.api.server import run_api
+
+        tasks.append(asyncio.create_task(run_api(settings, async_stop, port=api_port,
+                                                 task_queue=options.task_queue)))
     heartbeat = Heartbeat(settings.state_dir, sorted(k.value for k in kinds))
     tasks.append(
         asyncio.create_task(heartbeat.run(async_stop, alive=lambda: all(t.is_alive() for t in threads),
@@ -119,6 +125,8 @@ async def _run(kinds: set[WorkerKind], settings: Settings, ready: Callable[[], N
         heartbeat.clear()
 
 
-def run_workers(kind: WorkerKind, settings: Settings, ready: Callable[[], None] | None = None) -> None:
-    kinds = set(WorkerKind) - {WorkerKind.ALL} if kind is WorkerKind.ALL else {kind}
-    asyncio.run(_run(kinds, settings, ready))
+def run_workers(kind: WorkerKind, settings: Settings, ready: Callable[[], None] | None = None,
+                *, api_port: int | None = None) -> None:
+    """Run `kind` (`all`: every kind but the API); `api_port` overrides `CF_API_PORT`."""
+    kinds = set(EVERY_KIND) if kind is WorkerKind.ALL else {kind}
+    asyncio.run(_run(kinds, settings, ready, api_port))

@@ -38,26 +38,30 @@ def _require_servers(kinds: set[WorkerKind], settings: Settings) -> None:
         require_kafka()
         with engine_for(settings.dsn).connect():
             pass
-    if kinds & {WorkerKind.SAGA, WorkerKind.BRIDGE}:
+    if kinds & {WorkerKind.SAGA, WorkerKind.BRIDGE, WorkerKind.API}:
         asyncio.run(connect_client(settings))
 
 
 @app.callback(invoke_without_command=True)
 def worker(
     kind: WorkerKindChoice = typer.Argument(  # noqa: B008 (typer idiom)
-        ..., help="Which worker to run; `all` runs every kind in one process."),
+        ..., help="Which worker to run; `all` runs every kind but `api` in one process."),
+    port: int | None = typer.Option(None, "--port", min=0, max=65535,
+                                    help="api: the port to listen on (default CF_API_PORT, 8000)."),
 ) -> None:
     """Start the worker(s); replicas may run anywhere (Temporal task queue / Kafka consumer group)."""
     import logging
 
     from core.logs import configure_logging
     from core.settings import get_settings
-    from workers.kinds import WorkerKind
+    from workers.kinds import EVERY_KIND, WorkerKind
     from workers.runner import run_workers
 
     settings = get_settings()
     chosen = WorkerKind(kind.value)
-    _require_servers(set(WorkerKind) - {WorkerKind.ALL} if chosen is WorkerKind.ALL else {chosen}, settings)
+    if port is not None and chosen is not WorkerKind.API:
+        raise typer.BadParameter("--port is for `worker api` only", param_hint="--port")
+    _require_servers(set(EVERY_KIND) if chosen is WorkerKind.ALL else {chosen}, settings)
     configure_logging()
     logging.getLogger(__name__).info("starting %s worker(s)", kind.value)
-    run_workers(chosen, settings)
+    run_workers(chosen, settings, api_port=port)

@@ -1,5 +1,5 @@
 """The house rules, checked on every run: imports point down the layers of pyproject.toml's
-import contract (core ← schemas ← messaging ← workflows ← services ← activities | bridges ← workers ←
+import contract (core ← schemas ← messaging ← workflows ← services ← activities | bridges | edge ← workers ←
 cloud_factory), so an upward import fails the suite, not a review."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS = ["cloud_factory", "workers", "activities | bridges", "services", "workflows", "messaging", "schemas",
+LAYERS = ["cloud_factory", "workers", "activities | bridges | edge", "services", "workflows", "messaging", "schemas",
           "core"]
 
 

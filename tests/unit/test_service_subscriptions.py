@@ -13,13 +13,15 @@ from cloud_factory.faults import FAIL_POINTS, arm_failure
 from messaging.handlers import HandlerSpec
 from schemas import Service
 from workers.consumers import subscriptions_of
-from workers.kinds import CONSUMER_KINDS, CONSUMING_SERVICES, OUTBOX_KINDS, RELAY_KINDS, WorkerKind
+from workers.kinds import CONSUMER_KINDS, CONSUMING_SERVICES, EVERY_KIND, OUTBOX_KINDS, RELAY_KINDS, WorkerKind
 from workers.recipes import SAGA_POLL_TIMEOUT_S, consumer_recipes
 
 
 def test_worker_kinds_are_the_services_plus_order_s_two_halves() -> None:
     assert [k.value for k in WorkerKind] == [
-        "saga", "bridge", "provisioning", "billing", "notification", "identity", "product", "support", "all"]
+        "saga", "bridge", "provisioning", "billing", "notification", "identity", "product", "support", "api",
+        "all"]
+    assert EVERY_KIND == set(WorkerKind) - {WorkerKind.API, WorkerKind.ALL}  # the edge runs on its own
     assert CONSUMER_KINDS == (WorkerKind.BRIDGE, WorkerKind.PROVISIONING, WorkerKind.BILLING,
                               WorkerKind.NOTIFICATION)
     assert RELAY_KINDS == (WorkerKind.IDENTITY, WorkerKind.PRODUCT, WorkerKind.SUPPORT)
