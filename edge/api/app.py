@@ -49,7 +49,7 @@ class ApiConfig:
     """What the app needs: the projection's engine, the Temporal client (connected at start-up by
     `connect`, unless given), limits and the saga's task queue."""
 
-    engine: Engine
+    engine: Engine | None
     connect: Any = None  # async () -> Client
     client: Client | None = None
     rate_per_s: float = 10.0
@@ -153,7 +153,7 @@ def create_app(config: ApiConfig) -> Any:
         """Place an order (scope `orders:write`): its saga starts, with the payment when given."""
         principal = await authorized(request, "orders:write")
         order_id = order.order_id or uuid.uuid4()
-        replay = False
+        replay = False  # True: an earlier request with this Idempotency-Key started the saga
         if idempotency_key is not None:
             body = order.model_dump(mode="json", by_alias=True, exclude={"order_id"})
             claim = await asyncio.to_thread(idempotency.claim, principal.tenant_id, idempotency_key,
@@ -161,7 +161,7 @@ def create_app(config: ApiConfig) -> Any:
             if not claim.same_request:
                 raise Problem(422, "this Idempotency-Key was used with a different request", slug="validation",
                               errors=[{"header": "Idempotency-Key", "detail": "reused with another body"}])
-            order_id, replay = claim.order_id, claim.replay
+            order_id = claim.order_id
         try:
             request_ = new_order(principal.tenant_id, order.plan_id, region=order.region,
                                  customer_id=str(order.customer_id) if order.customer_id else None,
@@ -178,7 +178,7 @@ def create_app(config: ApiConfig) -> Any:
                               declined=payment is not None and payment.outcome is PaymentOutcome.DECLINED,
                               task_queue=config.task_queue)
         except WorkflowAlreadyStartedError:
-            if not replay and idempotency_key is None:
+            if idempotency_key is None:
                 raise Problem(409, f"order {order_id} exists already", slug="conflict") from None
             replay = True
         except OrderCommandRefused as exc:
