@@ -1,6 +1,6 @@
 """The request size limit, enforced before any handler or parser sees the body: a declared
 `Content-Length` over the limit is refused at once, and a body streamed without one is counted and
-cut off at the limit (413 problem either way)."""
+cut off at the limit, never read further (413 problem either way)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,6 @@ import json
 from typing import Any
 
 __all__ = ["BodySizeLimit"]
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class BodySizeLimit:
@@ -29,28 +25,33 @@ class BodySizeLimit:
             await self._refuse(scope, send)
             return
         seen = 0
-        started = False
+        over = False
 
         async def counted() -> dict[str, Any]:
-            nonlocal seen
+            # Over the limit, the app gets an empty, final body (it answers whatever it answers to
+            # that), and `answer` replaces its response with the 413.
+            nonlocal seen, over
+            if over:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge
+                    over = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
             return message
 
-        async def tracked(message: dict[str, Any]) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        refused = False
 
-        try:
-            await self.app(scope, counted, tracked)
-        except _TooLarge:
-            if not started:
+        async def answer(message: dict[str, Any]) -> None:
+            nonlocal refused
+            if not over:
+                await send(message)
+            elif not refused:
+                refused = True
                 await self._refuse(scope, send)
+
+        await self.app(scope, counted, answer)
 
     async def _refuse(self, scope: dict[str, Any], send: Any) -> None:
         body = json.dumps({

@@ -25,7 +25,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -127,6 +127,8 @@ async def place_order(
         "memo": {"order": order.order_id, "tenant": order.tenant_id, "plan": order.plan_id, "region": order.region},
         "static_summary": saga_summary(order),
         "static_details": saga_details(order),
+        # An order id is placed once: a finished saga's id is not reused for a second order.
+        "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
     }
     if not pay:
         handle = await client.start_workflow(OrderFulfillmentWorkflow.run, order, **start)
