@@ -1,7 +1,10 @@
 """The main job: about 20 orders across 3 tenants through the real stack, some set up to fail.
 
-Every worker runs inside this process (saga worker, bridge, Provisioning, Billing, Notification),
-serving the demo tenants only. Orders are placed concurrently with failures injected (declined
+Every worker runs inside this process (saga worker, bridge, Provisioning, Billing, Notification,
+Identity's outbox relay and the HTTP API), serving the demo tenants only. Each tenant gets an API key
+created through Identity (it reaches the API only as an event), and every order is placed — and the
+customer's cancel sent — through the HTTP API with that key. Orders are placed concurrently with
+failures injected (declined
 payment, provisioning failing at each step, a flaky provider, a refund that cannot be paid, a
 customer cancel); `watch` reports each saga's status until all have finished; the summary reads the
 flows back from Kafka (events per type, DLQ) and replays a few records to show deduplication.
@@ -19,7 +22,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 import schemas
-from cloud_factory.faults import place_failing
+from cloud_factory.faults import arm_failure
+from cloud_factory.front_door import FrontDoor, IssuedKey
 from core.db import engine_for
 from core.settings import Settings
 from core.tracing import configure_tracing
@@ -28,11 +32,11 @@ from messaging.metrics import METRICS
 from messaging.wiring import ensure_catalog_topics, producer_from
 from services.common import TenantScope
 from services.notification.tables import notifications
-from services.order.api import OrderCommandRefused, PlacedOrder, cancel_order, new_order, place_order, wait_for_outcome
+from services.order.api import PlacedOrder, new_order, wait_for_outcome
 from services.order.flow import read_dlq, read_flow
 from services.provisioning.simulator import inject_fault
 from workers.inprocess import InProcessWorkers
-from workflows.contracts import OrderSnapshot, PublishedEvent, SagaTimings
+from workflows.contracts import OrderSnapshot, PublishedEvent
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
 
 __all__ = [
@@ -93,6 +97,7 @@ class DemoSummary:
     notifications: int
     elapsed_s: float
     ui_url: str
+    actors: Counter = field(default_factory=Counter)  # who placed the orders: order.created's actor type
 
 
 def ui_link(settings: Settings, workflow_id: str | None = None) -> str:
@@ -100,34 +105,40 @@ def ui_link(settings: Settings, workflow_id: str | None = None) -> str:
     return f"{base}/{workflow_id}" if workflow_id else base
 
 
-async def _place(workers: InProcessWorkers, index: int, scenario: str | None, tag: str) -> DemoOrder:
+async def _place(workers: InProcessWorkers, door: FrontDoor, keys: dict[str, IssuedKey], index: int,
+                 scenario: str | None, tag: str) -> DemoOrder:
+    """One order through the HTTP API with its tenant's key; the demo names the order id itself so
+    the simulators can be armed for it before it is placed."""
     settings, client = workers.settings, workers.client
     assert client is not None
-    order = new_order(
-        TENANTS[index % 3].replace("demo-", f"demo{tag}-", 1),
-        PLANS[index % 3],
-        timings=SagaTimings(payment_timeout_s=300, provisioning_timeout_s=120),
-    )
+    order = new_order(TENANTS[index % 3].replace("demo-", f"demo{tag}-", 1), PLANS[index % 3])
     engine = engine_for(settings.dsn)
     if scenario == "cancel":
         inject_fault(engine, order.order_id, "disk", "slow", delay_ms=1500)
-        placed = await place_order(client, order, task_queue=workers.task_queue)
-        asyncio.get_running_loop().create_task(_cancel_while_provisioning(workers, placed))
-    else:
-        placed = await place_failing(client, engine, order, scenario, task_queue=workers.task_queue)
+    elif scenario not in (None, "payment"):
+        arm_failure(engine, order.order_id, scenario)
+    body = {"planId": order.plan_id, "region": order.region, "orderId": order.order_id,
+            "customerId": order.customer_id,
+            "payment": {"outcome": "declined" if scenario == "payment" else "authorized"}}
+    key = keys[order.tenant_id]
+    async with door.client() as http:
+        answer = await http.post("/v1/orders", json=body, headers=key.headers)
+    if answer.status_code != 201:
+        raise RuntimeError(f"the API refused demo order {order.order_id}: {answer.json().get('detail')}")
+    placed = PlacedOrder(order, client.get_workflow_handle_for(OrderFulfillmentWorkflow.run, order.workflow_id))
+    if scenario == "cancel":
+        asyncio.get_running_loop().create_task(_cancel_while_provisioning(door, key, placed))
     return DemoOrder(placed, scenario or "happy path")
 
 
-async def _cancel_while_provisioning(workers: InProcessWorkers, placed: PlacedOrder) -> None:
-    for _ in range(200):
-        if (await placed.handle.query(OrderFulfillmentWorkflow.status)).status == "provisioning":
-            break
-        await asyncio.sleep(0.1)
-    assert workers.client is not None
-    try:
-        await cancel_order(workers.client, placed.order.workflow_id, note="customer changed their mind")
-    except OrderCommandRefused:
-        pass  # too late (delivered already): the saga said so, and the order simply completes
+async def _cancel_while_provisioning(door: FrontDoor, key: IssuedKey, placed: PlacedOrder) -> None:
+    async with door.client() as http:
+        path = f"/v1/orders/{placed.order.order_id}"
+        for _ in range(200):
+            if (await http.get(path, headers=key.headers)).json().get("status") == "provisioning":
+                break
+            await asyncio.sleep(0.1)
+        await http.post(f"{path}/cancel", headers=key.headers)  # 409 when too late: the order completes
 
 
 async def _watch(orders: list[DemoOrder], on_progress: Callable[[list[DemoOrder]], None]) -> None:
@@ -177,10 +188,15 @@ async def run_demo(
     t0 = time.monotonic()
     duplicates_before = METRICS.get("duplicates")
     isolation = {"task_queue": f"demo-{tag}", "group_suffix": f"-demo-{tag}"} if tag else {}
-    async with InProcessWorkers(settings, scope=TenantScope(f"demo{tag}-"), **isolation) as workers:
-        say(f"workers up; placing {orders} orders across {len(TENANTS)} tenants")
+    async with (InProcessWorkers(settings, scope=TenantScope(f"demo{tag}-"), **isolation) as workers,
+                FrontDoor(settings, task_queue=workers.task_queue, group_id=f"edge-api-demo{tag}") as door):
+        tenants = [t.replace("demo-", f"demo{tag}-", 1) for t in TENANTS]
+        say(f"workers and the HTTP API ({door.base_url}) up; creating an API key per tenant through Identity")
+        keys = dict(zip(tenants, await asyncio.gather(*(door.issue_key(t) for t in tenants)), strict=True))
+        say(f"placing {orders} orders across {len(TENANTS)} tenants through the API")
         plan = [DEMO_PLAN[i % len(DEMO_PLAN)] for i in range(orders)]
-        placed = await asyncio.gather(*(_place(workers, i, scenario, tag) for i, scenario in enumerate(plan)))
+        placed = await asyncio.gather(*(_place(workers, door, keys, i, scenario, tag)
+                                        for i, scenario in enumerate(plan)))
         await _watch(list(placed), on_progress)
         waiting = [item.incident_id for item in placed if item.incident_id]
         say("all sagas settled" + (f"; {len(waiting)} wait for a person (`cloud-factory incident list`)"
@@ -213,6 +229,7 @@ async def run_demo(
         notifications=sent,
         elapsed_s=time.monotonic() - t0,
         ui_url=ui_link(settings) + "?query=" + f"TenantId%20STARTS_WITH%20%22demo{tag}-%22",
+        actors=Counter(str(r.envelope.actor.type) for r in records if r.envelope.event_type == "order.created"),
     )
 
 

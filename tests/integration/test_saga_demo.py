@@ -38,6 +38,7 @@ async def test_demo_runs_every_scenario_to_its_outcome(stack, settings: Settings
         assert item.status == EXPECTED[scenario], (scenario, item.status)
     assert summary.outcomes == Counter(EXPECTED[s] for s in DEMO_PLAN[:12])
     assert summary.events_per_type["order.created"] == 12
+    assert summary.actors == Counter({"api_key": 12})  # every order came in through the HTTP API
     assert summary.events_per_type["order.service-delivered"] == summary.outcomes["delivered"]
     assert summary.events_per_type["billing.refund-failed"] == 0  # the refund scenario is order 13
     assert summary.dlq == 0
