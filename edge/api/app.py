@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -70,6 +71,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# FastAPI ≥ 0.165 opens a SERVER span of its own per request, continued from the request's headers: under
+# the tracing middleware that wraps the app (outside FastAPI's stack, where it does not look for it)
+# every request would show as two server spans, siblings under the caller's span. The middleware owns
+# the request's telemetry (it also covers the body-size limit's answers), so FastAPI's is off — as
+# FastAPI turns it off itself when it finds the middleware inside its own stack.
+_NO_NATIVE_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {}
+)
+
+
 def create_app(config: ApiConfig) -> Any:
     """The ASGI application: FastAPI inside the body-size limit, inside the tracing middleware that
     continues (or starts) the request's trace."""
@@ -94,6 +106,7 @@ def create_app(config: ApiConfig) -> Any:
         "(`orders:write`, `orders:read`) and its rate limit. Errors are RFC 9457 problem details.",
         lifespan=lifespan,
         responses=_ERRORS,
+        **_NO_NATIVE_TELEMETRY,
     )
     install_problem_handlers(app)
 
