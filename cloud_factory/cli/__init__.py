@@ -35,7 +35,7 @@ app = typer.Typer(
 )
 app.add_typer(stack.app, name="stack")
 app.add_typer(events.app, name="events")
-app.add_typer(worker.app, name="worker")
+app.command("worker", help=worker.HELP)(worker.worker)
 app.add_typer(order.app, name="order", help="Place, cancel and inspect orders (the saga).")
 app.add_typer(incident.app, name="incident", help="Sagas whose compensation failed: they wait for a person.")
 app.add_typer(dlq.app, name="dlq", help="Inspect and handle dead-lettered records.")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
     from workers.kinds import WorkerKind
 
-app = typer.Typer(help="Run workers (saga, bridge, services, outbox relays, all) until SIGTERM.")
+HELP = "Run workers (saga, bridge, services, outbox relays, the HTTP API, all) until SIGTERM."
 
 
 def _require_servers(kinds: set[WorkerKind], settings: Settings) -> None:
@@ -42,14 +42,15 @@ def _require_servers(kinds: set[WorkerKind], settings: Settings) -> None:
         asyncio.run(connect_client(settings))
 
 
-@app.callback(invoke_without_command=True)
 def worker(
     kind: WorkerKindChoice = typer.Argument(  # noqa: B008 (typer idiom)
         ..., help="Which worker to run; `all` runs every kind but `api` in one process."),
     port: int | None = typer.Option(None, "--port", min=0, max=65535,
                                     help="api: the port to listen on (default CF_API_PORT, 8000)."),
 ) -> None:
-    """Start the worker(s); replicas may run anywhere (Temporal task queue / Kafka consumer group)."""
+    """Start the worker(s); replicas may run anywhere (Temporal task queue / Kafka consumer group).
+
+    A plain command (not a group), so options may follow the kind: `worker api --port 8000`."""
     import logging
 
     from core.logs import configure_logging

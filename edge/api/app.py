@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Header, Request, Response, Security
+from fastapi import Body, Depends, FastAPI, Header, Request, Response, Security
 from fastapi.security import HTTPBearer
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from sqlalchemy import Engine, text
@@ -124,8 +124,16 @@ def create_app(config: ApiConfig) -> Any:
             raise Problem(403, f"this API key lacks the scope {scope}", slug="forbidden")
         return principal
 
-    async def authorized(request: Request, scope: str) -> ApiPrincipal:
-        return await asyncio.to_thread(authorize, request, scope)
+    def requires(scope: str) -> Any:
+        """The route's key check, as a dependency: it runs before the body and the parameters are
+        validated, so a caller without a usable key learns nothing about what it sent (401 first)."""
+
+        async def principal(request: Request) -> ApiPrincipal:
+            return await asyncio.to_thread(authorize, request, scope)
+
+        return Depends(principal)
+
+    writer, reader = requires("orders:write"), requires("orders:read")
 
     async def view(tenant_id: str, order_id: str) -> OrderOut:
         handle = state["client"].get_workflow_handle(order_workflow_id(tenant_id, order_id))
@@ -158,13 +166,12 @@ def create_app(config: ApiConfig) -> Any:
                                "model": OrderOut},
                          409: {"description": "The order id exists already", **_PROBLEM}})
     async def place(
-        request: Request,
         response: Response,
         order: Annotated[OrderIn, Body()],
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", pattern=_IDEMPOTENCY_KEY)] = None,
+        principal: ApiPrincipal = writer,
     ) -> OrderOut:
         """Place an order (scope `orders:write`): its saga starts, with the payment when given."""
-        principal = await authorized(request, "orders:write")
         order_id = order.order_id or uuid.uuid4()
         replay = False  # True: an earlier request with this Idempotency-Key started the saga
         if idempotency_key is not None:
@@ -205,18 +212,16 @@ def create_app(config: ApiConfig) -> Any:
 
     @app.get("/v1/orders/{order_id}", response_model=OrderOut, dependencies=[Security(_bearer)],
              responses={404: {"description": "No such order for this key's tenant", **_PROBLEM}})
-    async def show(request: Request, order_id: uuid.UUID) -> OrderOut:
+    async def show(order_id: uuid.UUID, principal: ApiPrincipal = reader) -> OrderOut:
         """The order's status, step, compensation and timeline (scope `orders:read`)."""
-        principal = await authorized(request, "orders:read")
         return await view(principal.tenant_id, str(order_id))
 
     @app.post("/v1/orders/{order_id}/cancel", status_code=202, response_model=OrderOut,
               dependencies=[Security(_bearer)],
               responses={404: {"description": "No such order for this key's tenant", **_PROBLEM},
                          409: {"description": "The order can no longer be cancelled", **_PROBLEM}})
-    async def cancel(request: Request, order_id: uuid.UUID) -> OrderOut:
+    async def cancel(order_id: uuid.UUID, principal: ApiPrincipal = writer) -> OrderOut:
         """Cancel the order (scope `orders:write`): the saga undoes what it did, newest first."""
-        principal = await authorized(request, "orders:write")
         await view(principal.tenant_id, str(order_id))  # 404 for another tenant's or an unknown order
         try:
             await cancel_order(state["client"], order_workflow_id(principal.tenant_id, str(order_id)),

@@ -31,3 +31,12 @@ def test_a_declared_body_over_the_limit_is_refused_before_the_app(caplog) -> Non
         answer = http.post("/v1/orders", content=b"{" + b" " * 2048 + b"}",
                            headers={"Content-Type": "application/json"})
     assert answer.status_code == 413 and answer.json()["detail"].endswith("limit of 1024 bytes")
+
+
+def test_a_caller_without_a_key_learns_nothing_about_its_body() -> None:
+    app = create_app(ApiConfig(engine=None, client=object()))  # type: ignore[arg-type]
+    with TestClient(app, raise_server_exceptions=False) as http:
+        answer = http.post("/v1/orders", json={"price": 0})
+        bad_id = http.get("/v1/orders/not-a-uuid")
+    assert answer.status_code == bad_id.status_code == 401
+    assert "price" not in answer.text and "planId" not in answer.text
