@@ -161,7 +161,8 @@ async def _wait_usable(http: httpx.AsyncClient, auth: dict[str, str], timeout_s:
         if status == 404:
             return time.perf_counter() - start
         if status != 401 or time.perf_counter() - start > timeout_s:
-            raise RuntimeError(f"the API key is not usable after {time.perf_counter() - start:.0f} s ({status})")
+            waited = time.perf_counter() - start
+            raise RuntimeError(f"the API key is not usable after {waited:.0f} s ({status})")
         await asyncio.sleep(0.1)
 
 
@@ -198,7 +199,8 @@ async def _rate_limit_check(base: str, auth: dict[str, str], rate: float, burst:
     other = {s: c for s, c in statuses.items() if s not in (404, 429)}
     ok = limited > 0 and accepted <= ceiling and missing == 0 and not other and after == 404
     print(f"rate limit (defaults: {rate:g}/s, burst {burst}), {lanes} in flight for {elapsed:.1f} s: "
-          f"{sum(statuses.values())} requests, {accepted} accepted (404; ceiling burst + rate×t = {ceiling:.0f}), "
+          f"{sum(statuses.values())} requests, {accepted} accepted "
+          f"(404; ceiling burst + rate×t = {ceiling:.0f}), "
           f"{limited} answered 429 (Retry-After {dict(retry_after)}, missing/invalid {missing})"
           + (f", other {other}" if other else "")
           + f"; after waiting Retry-After: {after}  → {'OK' if ok else 'FAILED'}")
@@ -219,7 +221,8 @@ async def _serve(settings: Settings, stop: asyncio.Event, *, task_queue: str,
 
 def _row(run: Run) -> str:
     errors = ", ".join(f"{count}×{what}" for what, count in sorted(run.errors.items())) or "0"
-    return f"{run.name:<40} {run.concurrency:>4} {run.rate:9.1f} {run.p50_ms:9.1f} {run.p99_ms:9.1f}  {errors}"
+    figures = f"{run.rate:9.1f} {run.p50_ms:9.1f} {run.p99_ms:9.1f}"
+    return f"{run.name:<40} {run.concurrency:>4} {figures}  {errors}"
 
 
 def _ratio(label: str, a: Run, b: Run) -> str:
@@ -259,9 +262,11 @@ async def main(requests: int, orders: int, levels: list[int], place_alone: bool)
             commands = await asyncio.to_thread(build_commands, settings, "identity", tables.metadata,
                                                tables.outbox, IdentityCommands)
             user_id = await asyncio.to_thread(commands.register, tenant, f"bench-{tag}@example.com", "Bench")
-            key = await asyncio.to_thread(commands.create_api_key, user_id, "bench", ["orders:read", "orders:write"])
+            key = await asyncio.to_thread(commands.create_api_key, user_id, "bench",
+                                          ["orders:read", "orders:write"])
             auth = {"Authorization": f"Bearer {key.secret}"}
-            async with httpx.AsyncClient(base_url=fast) as http, httpx.AsyncClient(base_url=slow) as http_slow:
+            async with (httpx.AsyncClient(base_url=fast) as http,
+                        httpx.AsyncClient(base_url=slow) as http_slow):
                 lag = await _wait_usable(http, auth)
                 await _wait_usable(http_slow, auth)
                 print(f"API key usable after {lag:.1f} s (Identity outbox → relay → Kafka → API projection)")
@@ -299,12 +304,13 @@ async def main(requests: int, orders: int, levels: list[int], place_alone: bool)
                             await _queries(client, order_workflow_id(tenant, order_id))
 
                         runs.append(await _load(f"(a) GET /v1/orders/{{id}}, {label}", requests, conc, show))
-                        runs.append(await _load(f"    3 queries, no HTTP, {label}", requests, conc, direct_show))
+                        runs.append(await _load(f"    3 queries, no HTTP, {label}", requests, conc,
+                                                direct_show))
 
                     posted: list[str] = []
 
-                    async def post(_i: int) -> None:
-                        order_id = str(uuid.uuid4())  # chosen here, so a saga whose answer failed is drained too
+                    async def post(_i: int, posted: list[str] = posted) -> None:
+                        order_id = str(uuid.uuid4())  # chosen here: a saga whose answer failed is drained too
                         posted.append(order_workflow_id(tenant, order_id))
                         _expect(await http.post("/v1/orders", json={**ORDER_BODY, "orderId": order_id},
                                                 headers=auth), 201)
@@ -312,11 +318,13 @@ async def main(requests: int, orders: int, levels: list[int], place_alone: bool)
                     runs.append(await _load("(b) POST /v1/orders", orders, conc, post))
                     drained += await _drain(client, posted)
 
-                    for name, with_view in (("(d) place_order + 3 queries, no HTTP", True),
-                                            ("    place_order alone, no HTTP", False))[:2 if place_alone else 1]:
+                    directs = (("(d) place_order + 3 queries, no HTTP", True),
+                               ("    place_order alone, no HTTP", False))
+                    for name, with_view in directs[:2 if place_alone else 1]:
                         direct: list[str] = []
 
-                        async def place(_i: int, with_view: bool = with_view, direct: list[str] = direct) -> None:
+                        async def place(_i: int, with_view: bool = with_view,
+                                        direct: list[str] = direct) -> None:
                             order = new_order(tenant, PLAN)
                             await place_order(client, order, task_queue=workers.task_queue)
                             direct.append(order.workflow_id)
@@ -327,7 +335,8 @@ async def main(requests: int, orders: int, levels: list[int], place_alone: bool)
                         drained += await _drain(client, direct)
 
             ok = await _rate_limit_check(slow, auth, default_rate, default_burst)
-            await client.get_workflow_handle(order_workflow_id(tenant, waiting)).terminate("bench_api finished")
+            running = client.get_workflow_handle(order_workflow_id(tenant, waiting))
+            await running.terminate("bench_api finished")
             api_stop.set()
             await asyncio.gather(*servers)
     finally:
@@ -339,7 +348,8 @@ async def main(requests: int, orders: int, levels: list[int], place_alone: bool)
         await asyncio.to_thread(relay_thread.join, 30)
 
     sagas = len(levels) * (3 if place_alone else 2) * orders
-    print(f"\n{requests} requests per GET row, {orders} per POST/place row, loopback, everything in one process; "
+    print(f"\n{requests} requests per GET row, {orders} per POST/place row, loopback, "
+          "everything in one process; "
           f"{sagas} sagas drained between phases in {drained:.0f} s (untimed)")
     print(f"{'request':<40} {'conc':>4} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9}  errors")
     for run in runs:
@@ -361,10 +371,11 @@ async def main(requests: int, orders: int, levels: list[int], place_alone: bool)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=80, help="GET requests per row and concurrency.")
     parser.add_argument("--orders", type=int, default=40,
-                        help="POST requests (and direct placements) per row and concurrency; each starts a saga.")
+                        help="POSTs (and direct placements) per row and concurrency; each starts a saga.")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32], help="Requests in flight.")
     parser.add_argument("--place-alone", action="store_true",
                         help="Also time place_order without the 3 queries the POST answer is made from.")
