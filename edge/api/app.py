@@ -203,7 +203,15 @@ def create_app(config: ApiConfig) -> Any:
             replay = True
         except OrderCommandRefused as exc:
             raise Problem(409, str(exc), slug="conflict") from None
-        result = await view(principal.tenant_id, str(order_id))
+        try:
+            result = await view(principal.tenant_id, str(order_id))
+        except Problem as exc:
+            if exc.status not in (503, 504):
+                raise
+            # The order is placed; only its read-back is late. Say so rather than fail, or a client
+            # retrying without an Idempotency-Key would place a second order.
+            result = OrderOut(order_id=str(order_id), tenant_id=principal.tenant_id,
+                              correlation_id=request_.correlation_id, status="placed", step="-")
         response.headers["Location"] = f"/v1/orders/{order_id}"
         if replay:
             response.status_code = 200
