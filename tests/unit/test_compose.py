@@ -19,7 +19,10 @@ def test_compose_file_is_valid_and_complete() -> None:
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     services = config["services"]
-    assert {"kafka", "temporal", "temporal-postgresql", "temporal-ui", "postgres", "workers"} <= set(services)
+    assert {"kafka", "temporal", "temporal-postgresql", "temporal-ui", "postgres", "workers", "api"} <= set(services)
+    api = services["api"]
+    assert api["command"] == ["worker", "api", "--port", "8000"] and api["environment"]["CF_API_HOST"] == "0.0.0.0"
+    assert api["environment"]["CF_DATABASE_URL"] == services["workers"]["environment"]["CF_DATABASE_URL"]
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert "temporal-postgresql" in services["temporal"]["depends_on"]
     workers = services["workers"]
