@@ -6,6 +6,7 @@ naming the field; bodies over the limit and bursts over a key's rate are refused
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 import uuid
@@ -19,7 +20,9 @@ from core.db import engine_for
 from core.settings import Settings
 from edge.api.keys import KeyProjection, KeyStore
 from services.order.flow import read_flow
+from messaging.wiring import keyring_from, producer_from
 from tests.support.api_harness import ApiHarness, IssuedKey
+from tests.support.hostile_support import capture, captured_where, committed_past, dead_letter_of, resend
 
 pytestmark = pytest.mark.stack
 
@@ -239,3 +242,41 @@ async def test_healthz_and_the_committed_openapi_document(api: ApiHarness) -> No
     assert health.status_code == 200 and health.json() == {"status": "ok", "temporal": "ok", "database": "ok"}
     committed = json.loads((Path(__file__).resolve().parents[2] / "edge" / "api" / "openapi.json").read_text())
     assert served == committed, "run `python -m edge.api.openapi --write` to refresh it"
+
+
+async def test_a_key_event_signed_by_another_service_never_makes_a_key(api: ApiHarness, settings: Settings) -> None:
+    """An attacker holding Support's signing key announces a key of its own, claiming Identity."""
+    secret = "cfk_" + uuid.uuid4().hex[:8] + "_" + "f" * 32
+    prefix = secret[:12]
+    envelope = schemas.new_event(
+        "identity.api-key-created",
+        {"apiKeyId": str(uuid.uuid4()), "userId": str(uuid.uuid4()), "name": "forged", "prefix": prefix,
+         "scopes": ["orders:write", "orders:read"], "secretSha256": hashlib.sha256(secret.encode()).hexdigest()},
+        tenant_id=api.saga.tenant("a"), correlation_id=uuid.uuid4(),
+        actor=schemas.Actor(id="identity-service", type=schemas.ActorType.SERVICE), producer="identity-service")
+    value = schemas.encode(envelope)
+    delivery = producer_from(settings, fallback=False).publish_raw(
+        schemas.topic_for(envelope.event_type, env=settings.env), key=str(envelope.correlation_id).encode(),
+        value=value, headers=keyring_from(settings, "support").sign(value))
+    record = capture(settings, delivery.topic, delivery.partition, delivery.offset)
+    await asyncio.to_thread(committed_past, settings, api.group_id, record)  # dealt with, not pending
+    assert "signed by support" in dead_letter_of(settings, record).reason
+    async with api.client() as http:
+        answer = await http.get(f"/v1/orders/{uuid.uuid4()}", headers={"Authorization": f"Bearer {secret}"})
+    assert "unknown API key" in _problem(answer, 401)["detail"]
+
+
+async def test_a_replayed_key_creation_does_not_bring_a_revoked_key_back(api: ApiHarness,
+                                                                         settings: Settings) -> None:
+    doomed = await api.issue_key("a")
+    await asyncio.to_thread(api.identity.revoke_api_key, doomed.key.api_key_id, doomed.user_id, "leaked")
+    await api.wait_until(doomed, lambda status: status == 401, within_s=15)
+    topic = schemas.topic_for("identity.api-key-created", env=settings.env)
+    created = await asyncio.to_thread(captured_where, settings, topic,
+                                      lambda e: e.data.api_key_id == doomed.key.api_key_id)
+    again = await asyncio.to_thread(resend, settings, created)  # byte for byte, as an eavesdropper would
+    await asyncio.to_thread(committed_past, settings, api.group_id, again)
+    await asyncio.sleep(1.5)  # past the key cache
+    async with api.client() as http:
+        answer = await http.get(f"/v1/orders/{uuid.uuid4()}", headers=doomed.headers)
+    assert "revoked" in _problem(answer, 401)["detail"]

@@ -183,3 +183,12 @@ def _raw_records(settings: Settings, topic: str) -> list:
             return list(reader.read(ranges, timeout_s=30))
         except TimeoutError:
             raise AssertionError(f"could not read {topic} to its end") from None
+
+
+def captured_where(settings: Settings, topic: str, match) -> Captured:
+    """The one record of `topic` whose decoded envelope `match` accepts, exactly as stored."""
+    found = [msg for msg in _raw_records(settings, topic) if match(schemas.decode(msg.value()))]
+    assert len(found) == 1, f"{len(found)} records on {topic} match"
+    msg = found[0]
+    return Captured(topic, msg.partition(), msg.offset(), msg.key(), msg.value(),
+                    [(k, v or b"") for k, v in msg.headers() or []])
