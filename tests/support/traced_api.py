@@ -18,9 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import threading
 import time
-import uuid
 from collections.abc import Callable
 
 import httpx
@@ -28,12 +26,7 @@ from opentelemetry import trace
 
 from core.settings import get_settings
 from core.tracing import configure_tracing
-from edge.api.server import run_api
-from services.common.commands import build_commands
-from services.common.outbox_services import service_tables
-from services.identity.commands import IdentityCommands
-from tests.support.saga_harness import SagaHarness
-from workers.outbox import build_outbox_relay
+from tests.support.api_harness import ApiHarness
 from workflows.states import FINAL_STATUSES
 
 _DELIVERED_TIMEOUT_S = 90.0
@@ -55,53 +48,26 @@ async def _poll(client: httpx.AsyncClient, path: str, timeout: float,
 async def main(tag: str, traceparent: str | None) -> int:
     configure_tracing("traced-api")
     settings = get_settings()
-    relay_stop = threading.Event()
-    api_stop = asyncio.Event()
-    async with SagaHarness(settings, tag) as harness:
-        relay = await asyncio.to_thread(build_outbox_relay, settings, "identity")
-        relay_thread = threading.Thread(target=relay.run, args=(relay_stop,), name=f"identity-relay-{tag}",
-                                        daemon=True)
-        relay_thread.start()
-        loop = asyncio.get_running_loop()
-        listening: asyncio.Future[int] = loop.create_future()
-        api = asyncio.create_task(run_api(
-            settings, api_stop, port=0, task_queue=harness.task_queue, group_id=f"edge-api-{tag}",
-            ready=lambda port: loop.call_soon_threadsafe(listening.set_result, port)))
+    async with ApiHarness(settings, tag) as api:
         try:
-            port = await asyncio.wait_for(listening, 30)
-            tables = service_tables("identity")
-            identity = build_commands(settings, "identity", tables.metadata, tables.outbox, IdentityCommands)
-            user = await asyncio.to_thread(identity.register, harness.tenant("a"), f"api-{tag}@example.com",
-                                           "Ada")
-            key = await asyncio.to_thread(identity.create_api_key, user, f"trace-{tag}",
-                                          ["orders:write", "orders:read"])
-            auth = {"Authorization": f"Bearer {key.secret}"}
-            base = f"http://127.0.0.1:{port}"
-            async with httpx.AsyncClient(base_url=base, headers=auth, timeout=30) as client:
-                known = await _poll(client, f"/v1/orders/{uuid.uuid4()}", _KEY_TIMEOUT_S,
-                                    lambda r: r.status_code != 401)
-                if known.status_code != 404:
-                    print(f"the API never accepted the key: {known.status_code} {known.text}",
-                          file=sys.stderr)
-                    return 1
-                headers = {"traceparent": traceparent} if traceparent else {}
-                body = {"planId": "vm-small-1", "payment": {"outcome": "authorized"}}
-                placed = await client.post("/v1/orders", headers=headers, json=body)
-                if placed.status_code != 201:
-                    print(f"POST /v1/orders: {placed.status_code} {placed.text}", file=sys.stderr)
-                    return 1
-                order_id = placed.json()["orderId"]
-                final = await _poll(client, f"/v1/orders/{order_id}", _DELIVERED_TIMEOUT_S,
-                                    lambda r: r.status_code == 200 and r.json()["status"] in _SETTLED)
-                status = final.json().get("status") if final.status_code == 200 else final.status_code
-                await asyncio.sleep(_NOTIFICATION_GRACE_S)  # Notification hears order.fulfilled
-            print(json.dumps({"orderId": order_id, "status": status}))
-            return 0 if status == "delivered" else 1
-        finally:
-            api_stop.set()
-            relay_stop.set()
-            await api
-            await asyncio.to_thread(relay_thread.join, 30)
+            key = await api.issue_key("a", usable_within_s=_KEY_TIMEOUT_S)
+        except TimeoutError as exc:
+            print(f"the API never accepted the key: {exc}", file=sys.stderr)
+            return 1
+        async with api.client(headers=key.headers) as client:
+            headers = {"traceparent": traceparent} if traceparent else {}
+            body = {"planId": "vm-small-1", "payment": {"outcome": "authorized"}}
+            placed = await client.post("/v1/orders", headers=headers, json=body)
+            if placed.status_code != 201:
+                print(f"POST /v1/orders: {placed.status_code} {placed.text}", file=sys.stderr)
+                return 1
+            order_id = placed.json()["orderId"]
+            final = await _poll(client, f"/v1/orders/{order_id}", _DELIVERED_TIMEOUT_S,
+                                lambda r: r.status_code == 200 and r.json()["status"] in _SETTLED)
+            status = final.json().get("status") if final.status_code == 200 else final.status_code
+            await asyncio.sleep(_NOTIFICATION_GRACE_S)  # Notification hears order.fulfilled
+        print(json.dumps({"orderId": order_id, "status": status}))
+        return 0 if status == "delivered" else 1
 
 
 def run(tag: str, traceparent: str | None) -> int:
