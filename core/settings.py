@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = None
     kafka_heap: str = "768m"
     kafka_partitions: int = 3
+    # Replicas of every topic the platform creates, and the in-sync replicas an `acks=all` write needs
+    # (unset: the broker's default). One broker: 1; a three-broker cluster: 3 and 2.
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_min_insync_replicas: int | None = Field(default=None, ge=1)
 
     temporal_port: int = 7233
     temporal_ui_port: int = 8233

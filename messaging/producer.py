@@ -30,7 +30,7 @@ from messaging.errors import BrokerUnavailableError, PublishError
 from messaging.fallback.replay import ReplayReport, SpoolReplayer
 from messaging.fallback.spool import FallbackSpool, SpooledRecord
 from messaging.metrics import METRICS
-from messaging.topics import TopicGuard
+from messaging.topics import TopicGuard, TopicLayout
 
 __all__ = ["Delivery", "DeliveryCallback", "EventProducer", "PublishError", "record_headers"]
 
@@ -87,14 +87,14 @@ class EventProducer:
     def __init__(self, bootstrap_servers: str, keyring: schemas.Keyring, *, env: str = "dev",
                  delivery_timeout_ms: int = 30_000, extra_config: dict[str, object] | None = None,
                  spool: FallbackSpool | None = None, replay_interval: float = 1.0,
-                 partitions: int = 3, replay_in_background: bool = True) -> None:
+                 layout: TopicLayout | None = None, replay_in_background: bool = True) -> None:
         """`replay_in_background=False` leaves a spool found at start to an explicit `replay_spool`
         (the `fallback replay` command reports what it replayed itself)."""
         self.keyring = keyring
         self.env = env
         self.spool = spool
-        # Missing topics are created with `partitions` before their first record, never by the broker.
-        self.topics = TopicGuard(bootstrap_servers, partitions=partitions)
+        # Missing topics are created with `layout` before their first record, never by the broker.
+        self.topics = TopicGuard(bootstrap_servers, layout=layout or TopicLayout())
         config = {
             "bootstrap.servers": bootstrap_servers,
             "enable.idempotence": True,

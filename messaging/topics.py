@@ -12,18 +12,36 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-__all__ = ["TopicGuard", "ensure_topics"]
+__all__ = ["TopicGuard", "TopicLayout", "ensure_topics"]
 
 log = logging.getLogger(__name__)
 
 
-def ensure_topics(bootstrap_servers: str | AdminClient, topics: Iterable[str], *, partitions: int = 3,
-                  replication_factor: int = 1, timeout: float = 30.0) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+@dataclass(frozen=True)
+class TopicLayout:
+    """How the platform creates a topic: partitions, replicas, and the in-sync replicas a write with
+    `acks=all` needs (None: the broker's `min.insync.replicas`). One broker: 1 replica; a cluster of
+    three: 3 replicas, min ISR 2, so one broker may be down without refusing writes."""
+
+    partitions: int = 3
+    replication_factor: int = 1
+    min_insync_replicas: int | None = None
+
+    def new_topic(self, name: str) -> NewTopic:
+        config = ({} if self.min_insync_replicas is None
+                  else {"min.insync.replicas": str(self.min_insync_replicas)})
+        return NewTopic(name, num_partitions=self.partitions, replication_factor=self.replication_factor,
+                        config=config)
+
+
+def ensure_topics(bootstrap_servers: str | AdminClient, topics: Iterable[str], *,
+                  layout: TopicLayout = TopicLayout(), timeout: float = 30.0) -> list[str]:
+    """Create the topics that do not exist yet with `layout`; return the names created."""
     admin = (AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 3})
              if isinstance(bootstrap_servers, str) else bootstrap_servers)
     existing = set(admin.list_topics(timeout=timeout).topics)
@@ -31,7 +49,7 @@ def ensure_topics(bootstrap_servers: str | AdminClient, topics: Iterable[str], *
     if not wanted:
         return []
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=replication_factor) for name in wanted],
+        [layout.new_topic(name) for name in wanted],
         operation_timeout=timeout,
     )
     created = []
@@ -53,10 +71,10 @@ class TopicGuard:
     every record; the spool replayer asks again before re-publishing.
     """
 
-    def __init__(self, bootstrap_servers: str, *, partitions: int = 3, timeout: float = 5.0,
+    def __init__(self, bootstrap_servers: str, *, layout: TopicLayout = TopicLayout(), timeout: float = 5.0,
                  retry_after: float = 5.0) -> None:
         self._admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 3})
-        self.partitions = partitions
+        self.layout = layout
         self.timeout = timeout
         self.retry_after = retry_after
         self._known: set[str] = set()
@@ -74,14 +92,14 @@ class TopicGuard:
             if missed is not None and time.monotonic() - missed < self.retry_after:
                 return False
             try:
-                created = ensure_topics(self._admin, [topic], partitions=self.partitions,
-                                        timeout=self.timeout)
+                created = ensure_topics(self._admin, [topic], layout=self.layout, timeout=self.timeout)
             except KafkaException as exc:
                 self._missed_at[topic] = time.monotonic()
                 log.warning("cannot make sure topic %s exists (%s); the broker seems unreachable", topic, exc)
                 return False
             if created:
-                log.info("created topic %s with %d partitions", topic, self.partitions)
+                log.info("created topic %s with %d partitions, %d replicas", topic, self.layout.partitions,
+                         self.layout.replication_factor)
             self._missed_at.pop(topic, None)
             self._known.add(topic)
             return True

@@ -23,7 +23,7 @@ from messaging.idempotency import IdempotencyStore
 from messaging.producer import EventProducer
 from messaging.retry import PolicyLookup, RetryPolicy
 from messaging.signing_keys import load_keyring
-from messaging.topics import ensure_topics
+from messaging.topics import TopicLayout, ensure_topics
 
 __all__ = [
     "consumer_from",
@@ -34,6 +34,7 @@ __all__ = [
     "producer_from",
     "signing_mode_from",
     "spool_from",
+    "topic_layout_from",
 ]
 
 
@@ -41,6 +42,13 @@ def keyring_from(settings: Settings, service: schemas.Service | str | None = Non
     """Every key of the process (they all verify); with `service`, bound to sign as that service."""
     ring = load_keyring(settings)
     return ring.as_signer(service) if service is not None else ring
+
+
+def topic_layout_from(settings: Settings) -> TopicLayout:
+    """Partitions and replicas of the topics this process creates (`CF_KAFKA_*` settings)."""
+    return TopicLayout(partitions=settings.kafka_partitions,
+                       replication_factor=settings.kafka_replication_factor,
+                       min_insync_replicas=settings.kafka_min_insync_replicas)
 
 
 def signing_mode_from(settings: Settings) -> schemas.SigningMode:
@@ -69,7 +77,7 @@ def producer_from(settings: Settings, *, service: schemas.Service | str | None =
     return EventProducer(settings.bootstrap_servers, keyring_from(settings, service), env=settings.env,
                          delivery_timeout_ms=delivery_timeout_ms, extra_config=extra_config,
                          spool=spool_from(settings) if fallback else None,
-                         partitions=settings.kafka_partitions, replay_in_background=replay_in_background)
+                         layout=topic_layout_from(settings), replay_in_background=replay_in_background)
 
 
 def idempotency_from(settings: Settings, *, lease_s: float | None = None) -> IdempotencyStore:
@@ -115,4 +123,4 @@ def ensure_catalog_topics(settings: Settings, event_types: list[str] | None = No
     for event_type in types:
         topics += [schemas.topic_for(event_type, env=settings.env),
                    schemas.dlq_topic_for(event_type, env=settings.env)]
-    return ensure_topics(settings.bootstrap_servers, topics, partitions=settings.kafka_partitions)
+    return ensure_topics(settings.bootstrap_servers, topics, layout=topic_layout_from(settings))

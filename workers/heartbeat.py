@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,16 @@ class Heartbeat:
                 await asyncio.wait_for(stop.wait(), INTERVAL_S)
             except TimeoutError:
                 pass
+
+    def run_blocking(self, stop: threading.Event, alive: Callable[[], bool] = lambda: True) -> None:
+        """`run` for a process without an event loop (the DLQ processor): beat in this thread until
+        `stop`, then clear the file."""
+        try:
+            while not stop.is_set():
+                self.beat(alive())
+                stop.wait(INTERVAL_S)
+        finally:
+            self.clear()
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)

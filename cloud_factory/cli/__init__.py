@@ -13,6 +13,7 @@ from cloud_factory.cli import (
     dlq,
     events,
     fallback,
+    health,
     identity,
     incident,
     order,
@@ -45,6 +46,7 @@ app.add_typer(product.app, name="product")
 app.add_typer(support.app, name="support")
 app.add_typer(outbox.app, name="outbox")
 app.command(name="replay")(replay.command)
+app.command("health", help=health.HELP)(health.health)
 app.add_typer(demo.app, name="demo", help="The main job: about 20 orders across 3 tenants, some failing, end to end on the real stack.")
 
 

@@ -344,6 +344,7 @@ def run(group_id: str = typer.Option("dlq-processor", help="Consumer group of th
     from core.settings import get_settings
     from messaging.dlq.processor import DlqProcessor
     from messaging.wiring import producer_from
+    from workers.heartbeat import Heartbeat
 
     configure_logging()
     settings = get_settings()
@@ -355,4 +356,12 @@ def run(group_id: str = typer.Option("dlq-processor", help="Consumer group of th
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    processor.run(stop)
+    # The heartbeat `cloud-factory health` (the container's healthcheck) and `stack status` read.
+    heartbeat = threading.Thread(target=Heartbeat(settings.state_dir, ["dlq"]).run_blocking, args=(stop,),
+                                 name="dlq-heartbeat", daemon=True)
+    heartbeat.start()
+    try:
+        processor.run(stop)
+    finally:
+        stop.set()
+        heartbeat.join(timeout=5)
