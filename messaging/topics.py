@@ -16,13 +16,16 @@ from collections.abc import Iterable
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-__all__ = ["TopicGuard", "ensure_topics"]
+__all__ = ["REPLICATION_FACTOR", "TopicGuard", "ensure_topics"]
 
 log = logging.getLogger(__name__)
 
+#: Replicas of each topic the platform creates (the local stack is one broker).
+REPLICATION_FACTOR = 1
+
 
 def ensure_topics(bootstrap_servers: str | AdminClient, topics: Iterable[str], *, partitions: int = 3,
-                  replication_factor: int = 1, timeout: float = 30.0) -> list[str]:
+                  replication_factor: int = REPLICATION_FACTOR, timeout: float = 30.0) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
     admin = (AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 3})
              if isinstance(bootstrap_servers, str) else bootstrap_servers)
