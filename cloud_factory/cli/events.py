@@ -171,11 +171,12 @@ def example(
 def asyncapi(
     fmt: str = typer.Option("json", "--format", "-f", help="json or yaml."),
 ) -> None:
-    """Print the AsyncAPI 3.0 document of the whole catalog."""
+    """Print the AsyncAPI 3.1 document of the whole catalog."""
+    from cloud_factory.exports import runtime_facts
     from schemas import catalog
     from schemas._internal.asyncapi import asyncapi_document
 
-    document = asyncapi_document(catalog)
+    document = asyncapi_document(catalog, runtime_facts())
     if fmt == "json":
         _print_json(document)
     elif fmt == "yaml":
@@ -344,16 +345,18 @@ def generate(
     check: bool = typer.Option(False, "--check", help="Only report stale files; exit 1 if any."),
 ) -> None:
     """Regenerate the JSON Schema and AsyncAPI files under schemas/generated/."""
+    from cloud_factory.exports import runtime_facts
     from schemas import catalog
     from schemas._internal.exports import GENERATED_DIR, stale_files, write_files
 
+    facts = runtime_facts()
     if check:
-        stale = stale_files(catalog)
+        stale = stale_files(catalog, facts)
         for path in stale:
             typer.echo(f"stale: {path}")
         if stale:
             raise _fail(f"{len(stale)} generated file(s) out of date; run `cloud-factory events generate`")
         typer.echo("generated files are up to date")
         return
-    changed = write_files(catalog)
+    changed = write_files(catalog, facts)
     typer.echo(f"{len(changed)} file(s) updated under {GENERATED_DIR}")

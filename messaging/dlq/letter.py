@@ -20,12 +20,13 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import schemas
 from messaging.errors import ErrorClass
 
-__all__ = ["DLQ_PREFIX", "DLQ_RETRIES", "MAX_DLQ_RECORD_BYTES", "REFERENCE_HEAD_BYTES", "DeadLetter",
-           "strip_dlq_headers"]
+__all__ = ["DLQ_HEADERS", "DLQ_PREFIX", "DLQ_REFERENCE_HEADERS", "DLQ_RETRIES", "MAX_DLQ_RECORD_BYTES",
+           "REFERENCE_HEAD_BYTES", "DeadLetter", "strip_dlq_headers"]
 
 DLQ_PREFIX = "x-cf-dlq-"
 DLQ_RETRIES = "x-cf-dlq-retries"
@@ -37,6 +38,30 @@ MAX_DLQ_RECORD_BYTES = 1_000_000 - 16_384
 REFERENCE_HEAD_BYTES = 1024
 #: Where a reference's whole value is kept.
 STORED_IN_POSTGRESQL = "postgresql"
+
+#: Every bookkeeping header a dead letter gets (name → what it holds), in the order written;
+#: `DeadLetter.record_headers` writes exactly these, and the generated AsyncAPI lists them from here.
+DLQ_HEADERS = MappingProxyType({
+    DLQ_PREFIX + "reason": "Why the record failed (at most 2,000 characters).",
+    DLQ_PREFIX + "error-class": "The failure's error class (transient, validation, not-found, ...).",
+    DLQ_PREFIX + "exception": "The exception type that made the consumer give up (may be empty).",
+    DLQ_PREFIX + "attempts": "How many times the consumer tried the record.",
+    DLQ_PREFIX + "first-failure": "ISO 8601 time of the first failure.",
+    DLQ_PREFIX + "last-failure": "ISO 8601 time of the last failure.",
+    DLQ_PREFIX + "original": "topic/partition/offset of the original record.",
+    DLQ_PREFIX + "original-topic": "The topic the record was read from.",
+    DLQ_PREFIX + "original-partition": "Its partition.",
+    DLQ_PREFIX + "original-offset": "Its offset.",
+    DLQ_PREFIX + "handler": "The handler that failed (may be empty).",
+    DLQ_PREFIX + "group": "The consumer group that dead-lettered it (may be empty).",
+    DLQ_RETRIES: "How often the DLQ processor already re-published the record to its original topic.",
+})
+#: Added only to a reference (a letter too big to carry its whole value).
+DLQ_REFERENCE_HEADERS = MappingProxyType({
+    DLQ_PREFIX + "value-size": "Bytes of the whole original value (the record carries its first KiB).",
+    DLQ_PREFIX + "value-sha256": "SHA-256 (hex) of the whole value; its key in messaging.dlq_values.",
+    DLQ_PREFIX + "value-stored": f"Where the whole value is kept: `{STORED_IN_POSTGRESQL}`.",
+})
 
 
 def strip_dlq_headers(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes]]:
@@ -113,25 +138,16 @@ class DeadLetter:
         return _header(self.headers, "x-cf-event-type")
 
     def record_headers(self) -> list[tuple[str, bytes]]:
-        extra = {
-            "reason": self.reason[:2000],
-            "error-class": self.error_class.value,
-            "exception": self.exception,
-            "attempts": str(self.attempts),
-            "first-failure": self.first_failure.isoformat(),
-            "last-failure": self.last_failure.isoformat(),
-            "original": f"{self.original_topic}/{self.original_partition}/{self.original_offset}",
-            "original-topic": self.original_topic,
-            "original-partition": str(self.original_partition),
-            "original-offset": str(self.original_offset),
-            "handler": self.handler or "",
-            "group": self.group or "",
-            "retries": str(self.dlq_retries),
-        }
+        values = [self.reason[:2000], self.error_class.value, self.exception, str(self.attempts),
+                  self.first_failure.isoformat(), self.last_failure.isoformat(),
+                  f"{self.original_topic}/{self.original_partition}/{self.original_offset}",
+                  self.original_topic, str(self.original_partition), str(self.original_offset),
+                  self.handler or "", self.group or "", str(self.dlq_retries)]
+        extra = list(zip(DLQ_HEADERS, values, strict=True))
         if self.is_reference:
-            extra |= {"value-size": str(self.value_size), "value-sha256": self.value_sha256 or "",
-                      "value-stored": STORED_IN_POSTGRESQL}
-        return [*self.headers, *((DLQ_PREFIX + name, value.encode()) for name, value in extra.items())]
+            reference = [str(self.value_size), self.value_sha256 or "", STORED_IN_POSTGRESQL]
+            extra += zip(DLQ_REFERENCE_HEADERS, reference, strict=True)
+        return [*self.headers, *((name, value.encode()) for name, value in extra)]
 
     @classmethod
     def from_record(cls, key: bytes | None, value: bytes | None,

@@ -21,9 +21,12 @@ from messaging.metrics import METRICS
 from messaging.producer import EventProducer
 from messaging.retry import PolicyLookup, policy_for
 
-__all__ = ["DlqProcessor"]
+__all__ = ["DLQ_PROCESSOR_GROUP", "DlqProcessor"]
 
 log = logging.getLogger(__name__)
+
+#: The processor's consumer group (`cloud-factory dlq run --group-id` overrides it).
+DLQ_PROCESSOR_GROUP = "dlq-processor"
 
 
 class DlqProcessor:
@@ -32,7 +35,7 @@ class DlqProcessor:
     `topics` may hold a pattern: `schemas.dlq_topics_pattern(env)` subscribes to every DLQ topic of `env`."""
 
     def __init__(self, bootstrap_servers: str, *, producer: EventProducer, store: DlqStore,
-                 topics: list[str], group_id: str = "dlq-processor", max_dlq_retries: int = 3,
+                 topics: list[str], group_id: str = DLQ_PROCESSOR_GROUP, max_dlq_retries: int = 3,
                  alert_threshold: int = 10, policy: PolicyLookup = policy_for,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.producer = producer

@@ -11,11 +11,14 @@ from functools import cache
 
 from schemas._internal.envelope import Envelope
 
-__all__ = ["CE_SOURCE_PREFIX", "cloudevent_headers", "dataschema_uri"]
+__all__ = ["CE_HEADERS", "CE_SOURCE_PREFIX", "cloudevent_headers", "dataschema_uri"]
 
 CE_SOURCE_PREFIX = "/cloud-factory/"
 SPEC_VERSION = b"1.0"
 CONTENT_TYPE = b"application/json"
+#: Every header `cloudevent_headers` writes, in the order written (`ce_causationid` only when set).
+CE_HEADERS = ("ce_specversion", "ce_id", "ce_type", "ce_source", "ce_time", "ce_dataschema",
+              "ce_correlationid", "ce_causationid", "ce_tenantid", "content-type")
 
 
 def dataschema_uri(event_type: str, version: str) -> str:
@@ -41,17 +44,10 @@ def cloudevent_headers(envelope: Envelope, *, event_id: bytes | None = None,
     producer writes them into other headers and the key too), so each UUID is formatted once.
     """
     occurred = envelope.occurred_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    headers = [
-        ("ce_specversion", SPEC_VERSION),
-        ("ce_id", event_id or str(envelope.event_id).encode()),
-        ("ce_type", envelope.event_type.encode()),
-        ("ce_source", _source(envelope.producer)),
-        ("ce_time", occurred.encode()),
-        ("ce_dataschema", _dataschema(envelope.event_type, envelope.version)),
-        ("ce_correlationid", correlation_id or str(envelope.correlation_id).encode()),
-        ("ce_tenantid", envelope.tenant_id.encode()),
-        ("content-type", CONTENT_TYPE),
-    ]
-    if envelope.causation_id is not None:
-        headers.insert(7, ("ce_causationid", str(envelope.causation_id).encode()))
-    return headers
+    causation = None if envelope.causation_id is None else str(envelope.causation_id).encode()
+    values = (SPEC_VERSION, event_id or str(envelope.event_id).encode(), envelope.event_type.encode(),
+              _source(envelope.producer), occurred.encode(),
+              _dataschema(envelope.event_type, envelope.version),
+              correlation_id or str(envelope.correlation_id).encode(), causation, envelope.tenant_id.encode(),
+              CONTENT_TYPE)
+    return [(name, value) for name, value in zip(CE_HEADERS, values, strict=True) if value is not None]

@@ -12,14 +12,28 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import UUID4, AwareDatetime, Field, SerializeAsAny, StringConstraints, model_validator
+from pydantic import (
+    UUID4,
+    AwareDatetime,
+    Field,
+    SerializeAsAny,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from schemas.payloads._base import Payload, WireModel
 
-__all__ = ["Actor", "ActorType", "Envelope", "EVENT_TYPE_PATTERN", "VERSION_PATTERN"]
+__all__ = ["Actor", "ActorType", "Envelope", "EVENT_TYPE_PATTERN", "UUID4_PATTERN", "VERSION_PATTERN"]
 
 EVENT_TYPE_PATTERN = r"^[a-z]+\.[a-z]+(-[a-z]+)*$"
 VERSION_PATTERN = r"^v[1-9][0-9]{0,3}$"
+#: The hyphenated UUID the producers write, as `UUID4` decodes it: version 4, RFC 9562 variant (8, 9, a, b).
+UUID4_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$"
+
+# pydantic names this `"format": "uuid4"`, which no JSON Schema validator knows (so it checks nothing):
+# declare the standard `uuid` format plus the version-4 pattern instead.
+EventId = Annotated[UUID4, WithJsonSchema({"type": "string", "format": "uuid", "pattern": UUID4_PATTERN})]
 
 ServiceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$", max_length=64)]
 TenantId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
@@ -49,7 +63,7 @@ class Envelope(WireModel):
     `correlation_id` is shared by every event of a flow and is the Kafka record key.
     """
 
-    event_id: Annotated[UUID4, Field(description="UUIDv4, unique per event; consumers deduplicate on it.")]
+    event_id: Annotated[EventId, Field(description="UUIDv4, unique per event; consumers deduplicate on it.")]
     event_type: Annotated[str, StringConstraints(pattern=EVENT_TYPE_PATTERN)]
     version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN)]
     tenant_id: TenantId

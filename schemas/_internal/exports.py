@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from schemas._internal.asyncapi import asyncapi_document
+from schemas._internal.asyncapi import RuntimeFacts, asyncapi_document
 from schemas._internal.catalog import Catalog
 from schemas._internal.jsonschema import catalog_metadata, event_schema
 
@@ -24,8 +24,8 @@ def dump(document: Any) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def render_files(catalog: Catalog) -> dict[str, str]:
-    """Relative path → file content for every generated file."""
+def render_files(catalog: Catalog, facts: RuntimeFacts) -> dict[str, str]:
+    """Relative path → file content for every generated file (`facts`: `cloud_factory.exports`)."""
     files: dict[str, str] = {}
     index = []
     for entry in catalog.values():
@@ -39,14 +39,14 @@ def render_files(catalog: Catalog) -> dict[str, str]:
             }
         )
     files["catalog.json"] = dump({"eventTypes": index})
-    files["asyncapi.json"] = dump(asyncapi_document(catalog))
+    files["asyncapi.json"] = dump(asyncapi_document(catalog, facts))
     return files
 
 
-def write_files(catalog: Catalog, root: Path = GENERATED_DIR) -> list[str]:
+def write_files(catalog: Catalog, facts: RuntimeFacts, root: Path = GENERATED_DIR) -> list[str]:
     """(Re)write the generated files under `root`, deleting ones no longer produced; returns changed paths."""
-    wanted = render_files(catalog)
-    changed = stale_files(catalog, root, rendered=wanted)
+    wanted = render_files(catalog, facts)
+    changed = stale_files(catalog, facts, root, rendered=wanted)
     for relative, content in wanted.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,10 +62,11 @@ def write_files(catalog: Catalog, root: Path = GENERATED_DIR) -> list[str]:
 
 
 def stale_files(
-    catalog: Catalog, root: Path = GENERATED_DIR, *, rendered: dict[str, str] | None = None
+    catalog: Catalog, facts: RuntimeFacts, root: Path = GENERATED_DIR, *,
+    rendered: dict[str, str] | None = None,
 ) -> list[str]:
     """Paths that are missing, different, or no longer generated (empty list = up to date)."""
-    wanted = rendered if rendered is not None else render_files(catalog)
+    wanted = rendered if rendered is not None else render_files(catalog, facts)
     stale = []
     for relative, content in wanted.items():
         path = root / relative

@@ -55,9 +55,9 @@ def test_schema_command(run) -> None:
 
 def test_asyncapi_command(run) -> None:
     document = json.loads(run("asyncapi").output)
-    assert document["asyncapi"] == "3.0.0" and len(document["channels"]) == 98
+    assert document["asyncapi"] == "3.1.0" and len(document["channels"]) == 98
     yaml_out = run("asyncapi", "--format", "yaml")
-    assert yaml_out.exit_code == 0 and yaml_out.output.startswith("asyncapi: 3.0.0")
+    assert yaml_out.exit_code == 0 and yaml_out.output.startswith("asyncapi: 3.1.0")
 
 
 def test_topics_command(run) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cloud_factory.exports import runtime_facts
 from schemas import Service, catalog, decode
 from schemas._internal.asyncapi import asyncapi_document
 from schemas._internal.exports import GENERATED_DIR, render_files, stale_files, write_files
@@ -15,34 +16,34 @@ from schemas._internal.exports import GENERATED_DIR, render_files, stale_files, 
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, str]:
-    return render_files(catalog)
+    return render_files(catalog, runtime_facts())
 
 
 def test_committed_files_are_not_stale(rendered: dict[str, str]) -> None:
-    stale = stale_files(catalog, GENERATED_DIR, rendered=rendered)
+    stale = stale_files(catalog, runtime_facts(), GENERATED_DIR, rendered=rendered)
     assert stale == [], f"run `cloud-factory events generate`; stale: {stale[:5]}"
 
 
 def test_staleness_check_detects_changes(tmp_path: Path, rendered: dict[str, str]) -> None:
-    write_files(catalog, tmp_path)
-    assert stale_files(catalog, tmp_path, rendered=rendered) == []
+    write_files(catalog, runtime_facts(), tmp_path)
+    assert stale_files(catalog, runtime_facts(), tmp_path, rendered=rendered) == []
     target = tmp_path / "jsonschema" / "order.created" / "v2.json"
     target.write_text(target.read_text().replace('"v2"', '"v9"'))
     (tmp_path / "jsonschema" / "old.thing").mkdir()
     (tmp_path / "jsonschema" / "old.thing" / "v1.json").write_text("{}")
     (tmp_path / "asyncapi.json").unlink()
-    assert stale_files(catalog, tmp_path, rendered=rendered) == [
+    assert stale_files(catalog, runtime_facts(), tmp_path, rendered=rendered) == [
         "asyncapi.json",
         "jsonschema/old.thing/v1.json",
         "jsonschema/order.created/v2.json",
     ]
-    write_files(catalog, tmp_path)
-    assert stale_files(catalog, tmp_path, rendered=rendered) == []
+    write_files(catalog, runtime_facts(), tmp_path)
+    assert stale_files(catalog, runtime_facts(), tmp_path, rendered=rendered) == []
     assert not (tmp_path / "jsonschema" / "old.thing").exists()
 
 
 def test_rendering_is_deterministic(rendered: dict[str, str]) -> None:
-    assert render_files(catalog) == rendered
+    assert render_files(catalog, runtime_facts()) == rendered
 
 
 def test_one_schema_per_type_and_version(rendered: dict[str, str]) -> None:
@@ -106,16 +107,17 @@ def _resolve(document: dict[str, Any], ref: str) -> Any:
 
 
 def test_asyncapi_structure() -> None:
-    document = asyncapi_document(catalog)
-    assert document["asyncapi"] == "3.0.0"
+    document = asyncapi_document(catalog, runtime_facts())
+    assert document["asyncapi"] == "3.1.0"
     channels, operations = document["channels"], document["operations"]
     assert len(channels) == 98
     assert channels["order.fulfilled"]["address"] == "cloud-factory.{env}.order.fulfilled.v1"
     assert channels["order.fulfilled.dlq"]["address"] == "cloud-factory.{env}.order.fulfilled.v1.dlq"
-    sends = [k for k, op in operations.items() if op["action"] == "send" and not k.endswith(".dlq")]
+    sends = [k for k, op in operations.items()
+             if op["action"] == "send" and not k.endswith(".dlq") and not k.startswith("dlq-processor.")]
     receives = [k for k, op in operations.items() if op["action"] == "receive"]
     assert len(sends) == 49
-    domain = [k for k in receives if not k.startswith("edge-")]
+    domain = [k for k in receives if not k.startswith(("edge-", "dlq-processor."))]
     assert len(domain) == sum(len(e.consumers) for e in catalog.values()) == 35  # the seven's matrix
     # The HTTP API is an edge process: it reads Identity's key events and is named as such, apart.
     assert sorted(k for k in receives if k.startswith("edge-")) == [
@@ -134,7 +136,7 @@ def test_asyncapi_structure() -> None:
 
 
 def test_asyncapi_refs_all_resolve() -> None:
-    document = asyncapi_document(catalog)
+    document = asyncapi_document(catalog, runtime_facts())
     refs = _refs(document)
     assert len(refs) > 500
     for ref in set(refs):
