@@ -345,9 +345,11 @@ def run(group_id: str = typer.Option("dlq-processor", help="Consumer group of th
     from messaging.dlq.processor import DlqProcessor
     from messaging.wiring import producer_from
     from workers.heartbeat import Heartbeat
+    from workers.state_dir import require_writable
 
     configure_logging()
     settings = get_settings()
+    require_writable(settings.state_dir, settings.spool_dir)
     require_kafka()
     with _one_line_errors():
         processor = DlqProcessor(settings.bootstrap_servers, producer=producer_from(settings), store=_store(),

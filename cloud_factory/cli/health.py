@@ -16,8 +16,9 @@ import typer
 HELP = "Exit 0 while a worker of this state directory beats healthy (a container's healthcheck)."
 
 
-def health(kind: str = typer.Option("", "--kind", help="Only a worker running this kind (saga, api, dlq, …)."),
-           ) -> None:
+def health(
+    kind: str = typer.Option("", "--kind", help="Only a worker running this kind (saga, api, dlq, …)."),
+) -> None:
     """One line saying which worker is healthy, or why none is (then exit 1)."""
     from core.settings import get_settings
     from workers.heartbeat import read_heartbeats

@@ -57,11 +57,13 @@ def worker(
     from core.settings import get_settings
     from workers.kinds import EVERY_KIND, WorkerKind
     from workers.runner import run_workers
+    from workers.state_dir import require_writable
 
     settings = get_settings()
     chosen = WorkerKind(kind.value)
     if port is not None and chosen is not WorkerKind.API:
         raise typer.BadParameter("--port is for `worker api` only", param_hint="--port")
+    require_writable(settings.state_dir, settings.spool_dir)
     _require_servers(set(EVERY_KIND) if chosen is WorkerKind.ALL else {chosen}, settings)
     configure_logging()
     logging.getLogger(__name__).info("starting %s worker(s)", kind.value)

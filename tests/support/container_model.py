@@ -24,13 +24,24 @@ import yaml
 from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILES = {"default": ("docker-compose.yml",),
-                 "cluster": ("docker-compose.yml", "docker-compose.cluster.yml")}
+COMPOSE_FILES = {
+    "default": ("docker-compose.yml",),
+    "cluster": ("docker-compose.yml", "docker-compose.cluster.yml"),
+}
 #: The Compose specification's JSON Schema as Debian's docker-compose ships it (it validates with it).
 COMPOSE_SPEC = Path("/usr/lib/python3/dist-packages/compose/config/compose_spec.json")
 
-__all__ = ["COMPOSE_FILES", "COMPOSE_SPEC", "ROOT", "Dockerfile", "build_context", "compose_config",
-           "image_services", "settings_in_container", "settings_problems"]
+__all__ = [
+    "COMPOSE_FILES",
+    "COMPOSE_SPEC",
+    "ROOT",
+    "Dockerfile",
+    "build_context",
+    "compose_config",
+    "image_services",
+    "settings_in_container",
+    "settings_problems",
+]
 
 
 def compose_config(profile: str = "default", env_file: Path | None = ROOT / ".env.example") -> dict:
@@ -196,7 +207,9 @@ def settings_problems(config: dict, name: str, image: Dockerfile) -> list[str]:
         if host not in services:
             problems.append(f"Kafka bootstrap {address} is no compose service (it only works on the host)")
         elif int(port) not in _listener_ports(config, host):
-            problems.append(f"Kafka bootstrap {address}: {host} advertises no listener on {port} to containers")
+            problems.append(
+                f"Kafka bootstrap {address}: {host} advertises no listener on {port} to containers"
+            )
     host, _, port = settings.temporal_target.rpartition(":")
     if host != "temporal" or port != "7233":
         problems.append(f"Temporal address {settings.temporal_target} is not the temporal service")
@@ -205,14 +218,19 @@ def settings_problems(config: dict, name: str, image: Dockerfile) -> list[str]:
     if url.hostname not in services or url.port != 5432:
         problems.append(f"database {url.hostname}:{url.port} is not a compose PostgreSQL on 5432")
     elif (url.username, url.password, url.path.lstrip("/")) != (
-            database.get("POSTGRES_USER"), database.get("POSTGRES_PASSWORD"), database.get("POSTGRES_DB")):
+        database.get("POSTGRES_USER"),
+        database.get("POSTGRES_PASSWORD"),
+        database.get("POSTGRES_DB"),
+    ):
         problems.append(f"database credentials of {name} differ from the {url.hostname} service's")
     volumes = _volume_targets(service)
     for what, path in (("state directory", settings.state_dir), ("fallback spool", settings.spool_dir)):
         if not any(Path(path).is_relative_to(target) for target in volumes):
             problems.append(f"{what} {path} is on no volume of {name} (lost on restart, or not writable)")
-    secrets = {f"/run/secrets/{s if isinstance(s, str) else s.get('target', s['source'])}"
-               for s in service.get("secrets", [])}
+    secrets = {
+        f"/run/secrets/{s if isinstance(s, str) else s.get('target', s['source'])}"
+        for s in service.get("secrets", [])
+    }
     if settings.signing_keys.strip():
         problems.append("signing keys are written into the compose file")
     if str(settings.signing_keys_file) not in secrets:
@@ -220,8 +238,10 @@ def settings_problems(config: dict, name: str, image: Dockerfile) -> list[str]:
     if settings.signing_mode != "production":
         problems.append(f"signing mode is {settings.signing_mode}, not production")
     if "api" in service.get("command", []):
-        published = {int(str(p["target"]) if isinstance(p, dict) else str(p).split(":")[-1])
-                     for p in service.get("ports", [])}
+        published = {
+            int(str(p["target"]) if isinstance(p, dict) else str(p).split(":")[-1])
+            for p in service.get("ports", [])
+        }
         if settings.api_host in ("127.0.0.1", "localhost"):
             problems.append(f"the API listens on {settings.api_host}: unreachable from outside the container")
         if settings.api_port not in published:

@@ -45,8 +45,18 @@ def config(request: pytest.FixtureRequest) -> dict:
 
 
 def test_every_profile_is_valid_for_docker_compose(config: dict) -> None:
-    assert {"kafka", "temporal", "temporal-schema", "temporal-namespace", "temporal-postgresql", "temporal-ui",
-            "postgres", "workers", "api", "dlq-processor"} <= set(config["services"])
+    assert {
+        "kafka",
+        "temporal",
+        "temporal-schema",
+        "temporal-namespace",
+        "temporal-postgresql",
+        "temporal-ui",
+        "postgres",
+        "workers",
+        "api",
+        "dlq-processor",
+    } <= set(config["services"])
 
 
 def test_without_an_env_file_compose_names_the_missing_password() -> None:
@@ -117,8 +127,10 @@ def test_workers_start_after_the_namespace_and_its_search_attributes(config: dic
         assert service["depends_on"]["temporal-namespace"]["condition"] == "service_completed_successfully"
     namespace = config["services"]["temporal-namespace"]
     assert namespace["depends_on"]["temporal"]["condition"] == "service_healthy"
-    assert config["services"]["temporal"]["depends_on"]["temporal-schema"]["condition"] == \
-        "service_completed_successfully"
+    assert (
+        config["services"]["temporal"]["depends_on"]["temporal-schema"]["condition"]
+        == "service_completed_successfully"
+    )
     registered = dict(pair.split("=") for pair in namespace["environment"]["CF_SEARCH_ATTRIBUTES"].split())
     assert registered == SEARCH_ATTRIBUTES
     assert "|| true" not in (ROOT / "compose" / "temporal-namespace.sh").read_text()
@@ -146,7 +158,9 @@ def test_kafka_keeps_its_log_dirs_on_its_volume_and_has_a_host_listener(config: 
 
 def test_the_host_ports_are_the_local_stacks_defaults(config: dict) -> None:
     defaults = Settings.model_fields
-    published = {name: {int(p["published"]) for p in s.get("ports", [])} for name, s in config["services"].items()}
+    published = {
+        name: {int(p["published"]) for p in s.get("ports", [])} for name, s in config["services"].items()
+    }
     assert defaults["kafka_port"].default in published["kafka"]
     assert defaults["temporal_port"].default in published["temporal"]
     assert defaults["temporal_ui_port"].default in published["temporal-ui"]
@@ -175,3 +189,12 @@ def test_no_signing_key_or_password_is_written_into_the_compose_files() -> None:
         assert re.search(rf"^{variable}=", example, re.M), variable
     ignored = (ROOT / ".gitignore").read_text().split()
     assert ".env" in ignored and "signing-keys" in ignored
+
+
+def test_the_one_shot_scripts_are_strict_posix_shell() -> None:
+    import subprocess
+
+    for script in sorted((ROOT / "compose").glob("*.sh")):
+        text = script.read_text()
+        assert text.startswith("#!/bin/sh\n") and "\nset -eu\n" in text, script.name
+        assert subprocess.run(["sh", "-n", str(script)]).returncode == 0, script.name

@@ -33,22 +33,30 @@ def test_the_lock_pins_every_dependency_with_hashes() -> None:
         assert "--hash=sha256:" in entry, f"{head} has no hash"
         pinned[name.lower().replace("_", "-")] = version
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    wanted = [*project["project"]["dependencies"], *project["project"]["optional-dependencies"]["otlp"],
-              *project["build-system"]["requires"]]
+    wanted = [
+        *project["project"]["dependencies"],
+        *project["project"]["optional-dependencies"]["otlp"],
+        *project["build-system"]["requires"],
+    ]
     for line in wanted:
         requirement = Requirement(line)
         name = requirement.name.lower().replace("_", "-")
         assert name in pinned, f"{name} (pyproject.toml) is not in requirements.lock: run scripts/lock.sh"
-        assert requirement.specifier.contains(pinned[name], prereleases=True), \
+        assert requirement.specifier.contains(pinned[name], prereleases=True), (
             f"{name}=={pinned[name]} in requirements.lock does not satisfy {line}: run scripts/lock.sh"
+        )
 
 
 def test_the_image_installs_the_lock_and_runs_unprivileged(image: Dockerfile) -> None:
     assert "pip install --require-hashes --no-deps -r requirements.lock" in image.runs
-    assert any(run.startswith("pip install --no-deps --no-build-isolation --no-index .") for run in image.runs)
+    assert any(
+        run.startswith("pip install --no-deps --no-build-isolation --no-index .") for run in image.runs
+    )
     assert image.uid == 10001 and image.entrypoint == ["cloud-factory"]
-    assert any(f"install -d -o {image.uid} -g {image.uid}" in run and image.env["CF_STATE_DIR"] in run
-               for run in image.runs), "the state directory must belong to the image's user"
+    assert any(
+        f"install -d -o {image.uid} -g {image.uid}" in run and image.env["CF_STATE_DIR"] in run
+        for run in image.runs
+    ), "the state directory must belong to the image's user"
 
 
 def test_dockerfile_copies_every_package(image: Dockerfile) -> None:
@@ -60,8 +68,9 @@ def test_dockerfile_copies_every_package(image: Dockerfile) -> None:
 def test_the_build_context_holds_what_the_image_copies_and_nothing_private(image: Dockerfile) -> None:
     context = build_context()
     for source, _ in image.copies:
-        assert source in context or any(path.startswith(source + "/") for path in context), \
+        assert source in context or any(path.startswith(source + "/") for path in context), (
             f"COPY {source}: .dockerignore keeps it out of the build context"
+        )
     top = {path.split("/")[0] for path in context}
     assert top == {source for source, _ in image.copies}, f"unexpected in the build context: {top}"
     assert not [p for p in context if "__pycache__" in p or p.endswith("signing-keys") or "/.env" in p]
