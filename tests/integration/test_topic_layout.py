@@ -3,6 +3,8 @@ _MIN_INSYNC_REPLICAS): the broker is told, not left to its defaults."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource
@@ -10,6 +12,16 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 from core.settings import Settings
 from messaging.topics import TopicLayout, ensure_topics
 from messaging.wiring import topic_layout_from
+
+
+def _partitions(admin: AdminClient, topic: str, timeout_s: float = 15.0) -> dict:
+    """The topic's partitions once the broker's metadata shows them (a new topic takes a moment)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        metadata = admin.list_topics(topic, timeout=10).topics[topic]
+        if metadata.error is None or time.monotonic() > deadline:
+            return metadata.partitions
+        time.sleep(0.1)
 
 
 def test_a_topic_gets_the_layouts_partitions_and_min_insync_replicas(
@@ -21,7 +33,7 @@ def test_a_topic_gets_the_layouts_partitions_and_min_insync_replicas(
     )
     assert ensure_topics(settings.bootstrap_servers, [topic], layout=layout) == [topic]
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    assert len(admin.list_topics(topic, timeout=10).topics[topic].partitions) == 2
+    assert len(_partitions(admin, topic)) == 2
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     config = admin.describe_configs([resource])[resource].result(10)
     assert config["min.insync.replicas"].value == "1" and not config["min.insync.replicas"].is_default
