@@ -65,7 +65,11 @@ async def run_api(settings: Settings, stop: asyncio.Event, *, port: int | None =
                 await serving
                 raise RuntimeError(f"the API could not listen on {settings.api_host}:{port or settings.api_port}")
             await asyncio.sleep(0.05)
-        bound = server.servers[0].sockets[0].getsockname()[1]
+        sockets = [sock for listening in server.servers for sock in listening.sockets]
+        if not sockets:  # a stop signal reached uvicorn before the port was announced: just finish
+            await serving
+            return
+        bound = sockets[0].getsockname()[1]
         log.info("order API listening on http://%s:%s", settings.api_host, bound)
         if ready:
             ready(bound)

@@ -62,15 +62,19 @@ def _process(
     return process
 
 
-def _command(service: dict) -> list[str]:
-    command = list(service["command"])
-    if "--port" in command:  # the API's port is published per deployment; here any free one will do
+def _command_and_healthcheck(service: dict) -> tuple[list[str], list[str]]:
+    """The service's command and healthcheck; the API's published port becomes a free one here."""
+    command, test = list(service["command"]), list(service["healthcheck"]["test"])
+    if "--port" in command:
         import socket
 
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
-            command[command.index("--port") + 1] = str(probe.getsockname()[1])
-    return command
+            port = str(probe.getsockname()[1])
+        published = command[command.index("--port") + 1]
+        command[command.index("--port") + 1] = port
+        test = [part.replace(f"127.0.0.1:{published}/", f"127.0.0.1:{port}/") for part in test]
+    return command, test
 
 
 @pytest.mark.parametrize("name", ["workers", "api", "dlq-processor"])
@@ -79,9 +83,10 @@ def test_the_service_runs_healthy_as_the_images_user_and_writes_only_its_volumes
 ) -> None:
     service = image_services(config)[name]
     process = _process(install, config, name, settings)
-    process.start(_command(service))
+    command, healthcheck = _command_and_healthcheck(service)
+    process.start(command)
     try:
-        said = process.wait_healthy(service["healthcheck"]["test"])
+        said = process.wait_healthy(healthcheck)
     except BaseException:
         process.stop()
         raise

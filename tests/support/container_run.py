@@ -215,9 +215,11 @@ class ContainerProcess:
         )
 
     def healthcheck(self, test: list[str]) -> subprocess.CompletedProcess[str]:
-        assert test[0] == "CMD", test
+        """Run the compose healthcheck (`CMD` argv or a `CMD-SHELL` line) as the image's user."""
+        assert test[0] in ("CMD", "CMD-SHELL"), test
+        argv = test[1:] if test[0] == "CMD" else ["/bin/sh", "-c", test[1]]
         return subprocess.run(
-            self._as_user(test[1:]),
+            self._as_user(argv),
             cwd=self.install.app,
             env=self.environment(),
             capture_output=True,

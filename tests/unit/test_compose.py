@@ -116,10 +116,14 @@ def test_every_process_has_a_healthcheck_and_the_image_services_use_the_heartbea
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
     for name, service in image_services(config).items():
         test = service["healthcheck"]["test"]
-        assert test[:3] == ["CMD", "cloud-factory", "health"], name
+        assert test[:3] == ["CMD", "cloud-factory", "health"] or (
+            test[0] == "CMD-SHELL" and test[1].startswith("cloud-factory health")), name
         assert service["restart"] == "unless-stopped"
     assert config["services"]["dlq-processor"]["command"] == ["dlq", "run"]
     assert config["services"]["dlq-processor"]["healthcheck"]["test"][-2:] == ["--kind", "dlq"]
+    api = config["services"]["api"]
+    assert "http://127.0.0.1:8000/healthz" in api["healthcheck"]["test"][1], "the API must answer HTTP"
+    assert api["command"][-1] == "8000"
 
 
 def test_workers_start_after_the_namespace_and_its_search_attributes(config: dict) -> None:
