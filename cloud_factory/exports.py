@@ -25,12 +25,13 @@ def runtime_facts() -> RuntimeFacts:
         for kind, recipe in consumer_recipes().items()
     }
     groups[EdgeProcess.API] = API_KEY_GROUP
+    defaults = Settings.model_construct()  # the defaults, whatever this process's environment says
     return RuntimeFacts(
         consumer_groups=groups,
         dlq_group=DLQ_PROCESSOR_GROUP,
         dlq_headers=DLQ_HEADERS,
         dlq_reference_headers=DLQ_REFERENCE_HEADERS,
         dlq_retries_header=DLQ_RETRIES,
-        partitions=Settings.model_fields["kafka_partitions"].default,
-        replicas=Settings.model_fields["kafka_replication_factor"].default,
+        partitions=defaults.kafka_partitions,
+        replicas=defaults.replication_factor,
     )

@@ -36,14 +36,19 @@ class Settings(BaseSettings):
     env: str = "dev"
     host: str = "127.0.0.1"
 
+    # The local stack's brokers: `kafka_brokers` KRaft nodes (each broker and controller) on consecutive
+    # client ports from `kafka_port`, their controller listeners on consecutive ports from
+    # `kafka_controller_port` (unset: right after the client ports, so 9093 for one broker).
+    kafka_brokers: int = Field(default=1, ge=1, le=9)
     kafka_port: int = 9092
-    kafka_controller_port: int = 9093
+    kafka_controller_port: int | None = None
     kafka_bootstrap: str | None = None
     kafka_heap: str = "768m"
     kafka_partitions: int = 3
-    # Replicas of every topic the platform creates, and the in-sync replicas an `acks=all` write needs
-    # (unset: the broker's default). One broker: 1; a three-broker cluster: 3 and 2.
-    kafka_replication_factor: int = Field(default=1, ge=1)
+    # Replicas of every topic the platform creates, and the in-sync replicas an `acks=all` write needs.
+    # Unset, both follow the broker count: one broker 1 and 1; three or more brokers 3 and 2, so one
+    # broker may be down without refusing a write.
+    kafka_replication_factor: int | None = Field(default=None, ge=1)
     kafka_min_insync_replicas: int | None = Field(default=None, ge=1)
 
     temporal_port: int = 7233
@@ -97,8 +102,35 @@ class Settings(BaseSettings):
         return self.state_dir / "signing-keys"
 
     @property
+    def kafka_broker_ports(self) -> list[int]:
+        """The client port of each local broker, node 1 first."""
+        return [self.kafka_port + index for index in range(self.kafka_brokers)]
+
+    @property
+    def kafka_controller_ports(self) -> list[int]:
+        """The controller port of each local broker, node 1 first."""
+        first = self.kafka_controller_port
+        if first is None:
+            first = self.kafka_port + self.kafka_brokers
+        return [first + index for index in range(self.kafka_brokers)]
+
+    @property
+    def replication_factor(self) -> int:
+        """Replicas of each topic the platform creates: the setting, else up to three, one per broker."""
+        return self.kafka_replication_factor or min(3, self.kafka_brokers)
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """In-sync replicas an `acks=all` write needs: the setting, else a majority of the replicas
+        when there are three or more (one may be down), else 1."""
+        if self.kafka_min_insync_replicas is not None:
+            return self.kafka_min_insync_replicas
+        replicas = self.replication_factor
+        return replicas // 2 + 1 if replicas >= 3 else 1
+
+    @property
     def bootstrap_servers(self) -> str:
-        return self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"
+        return self.kafka_bootstrap or ",".join(f"{self.host}:{port}" for port in self.kafka_broker_ports)
 
     @property
     def temporal_target(self) -> str:

@@ -47,8 +47,8 @@ def keyring_from(settings: Settings, service: schemas.Service | str | None = Non
 def topic_layout_from(settings: Settings) -> TopicLayout:
     """Partitions and replicas of the topics this process creates (`CF_KAFKA_*` settings)."""
     return TopicLayout(partitions=settings.kafka_partitions,
-                       replication_factor=settings.kafka_replication_factor,
-                       min_insync_replicas=settings.kafka_min_insync_replicas)
+                       replication_factor=settings.replication_factor,
+                       min_insync_replicas=settings.min_insync_replicas)
 
 
 def signing_mode_from(settings: Settings) -> schemas.SigningMode:

@@ -31,11 +31,11 @@ def _print_table(statuses: list[ComponentStatus]) -> None:
     from rich.table import Table
 
     table = Table(title="cloud-factory stack")
-    for column in ("component", "state", "address", "pid", "log"):
+    for column in ("component", "state", "address", "pid", "detail", "log"):
         table.add_column(column, overflow="fold")
     for st in statuses:
         table.add_row(st.name, f"[{_STATE_STYLE[st.state.value]}]{st.state.value}[/]", st.address,
-                      str(st.pid or "-"), str(st.log))
+                      str(st.pid or "-"), st.detail, str(st.log))
     Console().print(table)
 
 

@@ -27,6 +27,7 @@ class ComponentStatus:
     address: str
     pid: int | None
     log: Path
+    detail: str = ""  # e.g. a broker's "leads 12 partitions, 0 under-replicated"
 
 
 class Component(ABC):
@@ -72,6 +73,10 @@ class Component(ABC):
     def after_ready(self) -> None:
         """Work that needs the running server (create a database, …)."""
 
+    def detail(self) -> str:
+        """What `stack status` adds about a healthy server (default: nothing)."""
+        return ""
+
     def pid(self) -> int | None:
         return read_pid(self.pid_file)
 
@@ -82,7 +87,8 @@ class Component(ABC):
             state = ComponentState.FOREIGN if busy else ComponentState.STOPPED
         else:
             state = ComponentState.HEALTHY if self.probe() else ComponentState.UNHEALTHY
-        return ComponentStatus(self.name, state, self.address, pid, self.log_path)
+        detail = self.detail() if state is ComponentState.HEALTHY else ""
+        return ComponentStatus(self.name, state, self.address, pid, self.log_path, detail)
 
     def ensure_ports_free(self) -> None:
         for port in self.ports:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from cloud_factory.stack._component import Component, ComponentState, ComponentStatus
-from cloud_factory.stack._process import pid_alive
-from cloud_factory.stack.kafka import KafkaComponent
+from cloud_factory.stack._process import StackError, pid_alive, terminate
+from cloud_factory.stack.kafka import KafkaComponent, kafka_nodes, other_layout_pids
 from cloud_factory.stack.postgres import PostgresComponent
 from cloud_factory.stack.temporal import TemporalComponent
 from core.settings import Settings, get_settings
@@ -28,7 +29,8 @@ def _quiet(component: str, message: str) -> None:
 
 
 class Stack:
-    """The three real servers the platform needs, on loopback, with state under `settings.state_dir`."""
+    """The three real servers the platform needs, on loopback, with state under `settings.state_dir`
+    (Kafka as one broker or as a cluster of `CF_KAFKA_BROKERS`)."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
@@ -36,7 +38,7 @@ class Stack:
         self.components: list[Component] = [
             PostgresComponent(self.settings),
             TemporalComponent(self.settings),
-            KafkaComponent(self.settings),
+            *kafka_nodes(self.settings),
         ]
 
     def status(self) -> list[ComponentStatus]:
@@ -45,6 +47,12 @@ class Stack:
     def up(self, progress: Progress = _quiet) -> list[ComponentStatus]:
         for component in self.components:
             component.check_prerequisites()
+        others = other_layout_pids(self.settings)
+        if others:
+            raise StackError(
+                f"kafka: {', '.join(sorted(others))} of another broker count {'is' if len(others) == 1 else 'are'} "
+                f"running from {self.settings.state_dir}; run `cloud-factory stack down` first, then "
+                f"`stack up` with CF_KAFKA_BROKERS={self.settings.kafka_brokers}")
         keys = self.settings.development_keys_path
         existed = keys.is_file()
         if ensure_development_keys(self.settings) is not None and not existed:
@@ -86,10 +94,21 @@ class Stack:
             time.sleep(0.5)
 
     def down(self, progress: Progress = _quiet) -> None:
-        for component in reversed(self.components):
+        """Stop every component, Kafka's nodes all at once: stopped one by one, the last two would
+        each wait for a controller quorum that is already gone."""
+        def stop(component: Component) -> None:
             progress(component.name, "stopping")
             stopped = component.stop()
             progress(component.name, "stopped" if stopped else "was not running (nothing to stop)")
 
-
-
+        kafka = [c for c in self.components if isinstance(c, KafkaComponent)]
+        with ThreadPoolExecutor(max_workers=max(1, len(kafka))) as pool:
+            list(pool.map(stop, kafka))
+        for component in reversed(self.components):
+            if component not in kafka:
+                stop(component)
+        for name, pid in other_layout_pids(self.settings).items():
+            progress(name, "stopping (started with another broker count)")
+            terminate(pid)
+            (self.settings.state_dir / "run" / f"{name}.pid").unlink(missing_ok=True)
+            progress(name, "stopped")

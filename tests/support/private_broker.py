@@ -7,7 +7,6 @@ and the stack's per-service signing keys, and spools into its own directory unde
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,14 +16,9 @@ import pytest
 from cloud_factory.stack._process import pid_alive
 from cloud_factory.stack.kafka import KafkaComponent
 from core.settings import Settings
+from tests.support.ports import free_port
 
 __all__ = ["private_broker", "start_broker"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_broker(kafka: KafkaComponent, timeout: float = 90) -> None:
@@ -41,8 +35,8 @@ def start_broker(kafka: KafkaComponent, timeout: float = 90) -> None:
 @pytest.fixture
 def private_broker(stack, settings: Settings, tmp_path: Path,
                    unique: str) -> Iterator[tuple[Settings, KafkaComponent]]:
-    own = settings.model_copy(update={"state_dir": tmp_path / "state", "kafka_port": _free_port(),
-                                      "kafka_controller_port": _free_port(), "kafka_heap": "384m",
+    own = settings.model_copy(update={"state_dir": tmp_path / "state", "kafka_port": free_port(),
+                                      "kafka_controller_port": free_port(), "kafka_heap": "384m",
                                       "env": f"t{unique}", "fallback_dir": tmp_path / "fallback",
                                       "signing_keys_file": settings.development_keys_path})
     home = own.state_dir / "kafka"
