@@ -45,19 +45,41 @@ def database_address(engine: Engine) -> str:
     return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
 
 
+#: SQLSTATEs of a server going away or not taking connections yet (a crash, a shutdown, recovery);
+#: libpq's own connection failures carry none. Class 08 is "connection exception".
+_GONE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _connection_lost(error: BaseException) -> bool:
+    """A refused, broken or closed connection — not a statement's error (a cancelled query, a
+    deadlock, a constraint), which the same exception classes also carry."""
+    import psycopg
+
+    if isinstance(error, sa_exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        error = error.orig if error.orig is not None else error
+    if isinstance(error, psycopg.InterfaceError):
+        return True
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    sqlstate = error.sqlstate
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in _GONE_SQLSTATES
+
+
 def unreachable_database(error: BaseException, engine: Engine | None = None) -> str | None:
     """One line saying the database is unreachable, when `error` (or what caused it) is a lost or
-    refused connection; None for any other error. A worker logs this line instead of a traceback
-    per attempt, and it names the database, so nobody looks at Kafka while PostgreSQL is down."""
+    refused connection; None for any other error. Workers log this line instead of a traceback per
+    attempt, naming the database, so nobody looks at Kafka while PostgreSQL is down."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        lost = isinstance(current, sa_exc.OperationalError | sa_exc.InterfaceError)
-        if isinstance(current, sa_exc.DBAPIError) and (lost or current.connection_invalidated):
-            reason = str(current.orig or current).strip().splitlines()
+        if _connection_lost(current):
+            cause = current.orig if isinstance(current, sa_exc.DBAPIError) and current.orig else current
+            reason = str(cause).strip().splitlines() or [type(cause).__name__]
             where = f" at {database_address(engine)}" if engine is not None else ""
-            return f"the database{where} is unreachable ({(reason[0] if reason else 'no answer')[:200]})"
+            return f"the database{where} is unreachable ({reason[0][:200]})"
         current = current.__cause__ or current.__context__
     return None
 
