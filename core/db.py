@@ -13,9 +13,11 @@ import logging
 from functools import lru_cache
 
 from sqlalchemy import Connection, Engine, MetaData, create_engine, inspect, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.schema import CreateColumn
 
-__all__ = ["CONNECT_TIMEOUT_S", "SchemaEvolutionError", "engine_for", "ensure_schema", "ensure_schema_once"]
+__all__ = ["CONNECT_TIMEOUT_S", "SchemaEvolutionError", "database_address", "engine_for", "ensure_schema",
+           "ensure_schema_once", "unreachable_database"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,51 @@ def engine_for(dsn: str) -> Engine:
     """One pooled engine per DSN per process."""
     timeout = {} if "connect_timeout=" in dsn else {"connect_timeout": CONNECT_TIMEOUT_S}
     return create_engine(dsn, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=timeout)
+
+
+def database_address(engine: Engine) -> str:
+    """`host:port/database` of the engine's URL: names the database in a log line, never its password."""
+    url = engine.url
+    return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+
+
+#: SQLSTATEs of a server going away or not taking connections yet (a crash, a shutdown, recovery);
+#: libpq's own connection failures carry none. Class 08 is "connection exception".
+_GONE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _connection_lost(error: BaseException) -> bool:
+    """A refused, broken or closed connection — not a statement's error (a cancelled query, a
+    deadlock, a constraint), which the same exception classes also carry."""
+    import psycopg
+
+    if isinstance(error, sa_exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        error = error.orig if error.orig is not None else error
+    if isinstance(error, psycopg.InterfaceError):
+        return True
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    sqlstate = error.sqlstate
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in _GONE_SQLSTATES
+
+
+def unreachable_database(error: BaseException, engine: Engine | None = None) -> str | None:
+    """One line saying the database is unreachable, when `error` (or what caused it) is a lost or
+    refused connection; None for any other error. Workers log this line instead of a traceback per
+    attempt, naming the database, so nobody looks at Kafka while PostgreSQL is down."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _connection_lost(current):
+            cause = current.orig if isinstance(current, sa_exc.DBAPIError) and current.orig else current
+            reason = str(cause).strip().splitlines() or [type(cause).__name__]
+            where = f" at {database_address(engine)}" if engine is not None else ""
+            return f"the database{where} is unreachable ({reason[0][:200]})"
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def ensure_schema(engine: Engine, metadata: MetaData) -> list[str]:

@@ -3,7 +3,8 @@ failing for the park window — parked in PostgreSQL.
 
 Retryable errors (see `messaging.errors`) are retried until the event type's retry profile is
 exhausted, then dead-lettered; permanent ones are dead-lettered at once. A record whose idempotency
-lease another consumer holds is asked for again every `LEASE_POLL_S` without spending its profile.
+lease another consumer holds is asked for again every `LEASE_POLL_S`, and one whose handler cannot
+reach the database every `DATABASE_POLL_S`, both without spending the profile.
 *How* a record leaves its partition (whole, as a reference, parked) is `messaging.dlq.route`'s job.
 """
 
@@ -15,6 +16,7 @@ import time
 
 from confluent_kafka import Message
 
+from core.db import unreachable_database
 from messaging.consumer.dispatch import HandlerFailed
 from messaging.consumer.inflight import InFlight, position_of
 from messaging.consumer.retries import InPlaceRetries, RetryState
@@ -24,9 +26,14 @@ from messaging.errors import LeaseHeldError, classify
 from messaging.metrics import METRICS
 from messaging.retry import PolicyLookup
 
-__all__ = ["LEASE_POLL_S", "FailureRouter"]
+__all__ = ["DATABASE_POLL_S", "LEASE_POLL_S", "FailureRouter"]
 
 log = logging.getLogger(__name__)
+
+#: How often a record is tried again while its handler cannot reach the database: an outage of the
+#: service's own database spends no retry (it would dead-letter every record in flight), the record
+#: waits in place until the database answers.
+DATABASE_POLL_S = 2.0
 
 #: How often a record whose idempotency lease another consumer holds is tried again (a dead holder's
 #: lease runs out within `IdempotencyStore.lease`; a live one finishes and the claim turns duplicate).
@@ -53,6 +60,12 @@ class FailureRouter:
         if isinstance(exc, LeaseHeldError):  # someone else's work in progress, not a failure here
             self.retries.retry_later(msg, state, LEASE_POLL_S)
             log.info("%s: %s; asking again in %.1fs", position_of(msg), exc, LEASE_POLL_S)
+            return False
+        down = unreachable_database(exc)
+        if down is not None:  # the service's own database is away: no fault of the record's
+            self.retries.retry_later(msg, state, DATABASE_POLL_S)
+            log.warning("%s: %s; trying again in %.1fs (no retry spent)", position_of(msg), down,
+                        DATABASE_POLL_S)
             return False
         state.failures += 1
         state.last_failure = dt.datetime.now(dt.UTC)

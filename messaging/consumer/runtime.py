@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, TopicPartition
 
 import schemas
+from core.db import unreachable_database
 from messaging.consumer.claims import BatchClaims
 from messaging.consumer.deadlettering import FailureRouter
 from messaging.consumer.dispatch import Dispatcher, HandlerTable
@@ -139,8 +140,12 @@ class EventConsumer:
             return False
         try:
             return self._process_batch(batch) > 0
-        except Exception:  # noqa: BLE001 - e.g. the database or the group coordinator went away
-            log.exception("batch of %d failed as a whole; rewinding to redeliver it", len(batch))
+        except Exception as exc:  # noqa: BLE001 - e.g. the database or the group coordinator went away
+            down = unreachable_database(exc, getattr(self._idempotency, "engine", None))
+            if down is None:
+                log.exception("batch of %d failed as a whole; rewinding to redeliver it", len(batch))
+            else:  # one line per batch, no traceback: the database is named, not Kafka
+                log.warning("batch of %d failed as a whole: %s; rewinding to redeliver it", len(batch), down)
             self._rewind(batch)
             time.sleep(1.0)
             return False

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, Table, exists, func, select, update
 
+from core.db import database_address, unreachable_database
 from messaging.errors import PublishError
 from messaging.outbox.records import decode_headers, writer_span
 from messaging.outbox.retention import purge_published
@@ -62,6 +63,7 @@ class OutboxRelay:
         self.retention = retention  # None: published rows are kept (the CLI's inline relay)
         self.purge_every_s = purge_every_s
         self._next_purge = 0.0  # the first loop purges at once
+        self._database_down = False  # the last attempt found the database unreachable
 
     def relay_once(self) -> RelayResult:
         """Publish the oldest pending batch (if this relay may); commit what the broker acknowledged."""
@@ -167,13 +169,29 @@ class OutboxRelay:
             self._purge_when_due()
             try:
                 result = self.relay_once()
-            except Exception:  # the database or broker hiccuped: keep the worker alive, try again
-                log.exception("outbox relay of %s failed; retrying", self.table.fullname)
-                result = RelayResult(failed=1)
+            except Exception as exc:  # the database or broker hiccuped: keep the worker alive, try again
+                self._log_failure(exc, backoff_s)
+                stop.wait(backoff_s)
+                continue
+            if self._database_down:
+                self._database_down = False
+                log.info("outbox relay of %s: the database at %s answers again", self.table.fullname,
+                         database_address(self.engine))
             if result.failed:
-                log.warning("outbox %s: %d record(s) unacknowledged", self.table.fullname, result.failed)
+                log.warning("outbox %s: %d record(s) unacknowledged by Kafka", self.table.fullname,
+                            result.failed)
             if not result.published:
                 stop.wait(backoff_s if result.failed else idle_s)
+
+    def _log_failure(self, exc: Exception, backoff_s: float) -> None:
+        """One line naming the database when it is what went away (nothing was sent: the rows stay
+        pending), a traceback for anything else."""
+        down = unreachable_database(exc, self.engine)
+        if down is None:
+            log.exception("outbox relay of %s failed; retrying", self.table.fullname)
+            return
+        self._database_down = True
+        log.warning("outbox relay of %s: %s; retrying in %g s", self.table.fullname, down, backoff_s)
 
     def _purge_when_due(self) -> None:
         if self.retention is None or time.monotonic() < self._next_purge:
@@ -181,10 +199,15 @@ class OutboxRelay:
         self._next_purge = time.monotonic() + self.purge_every_s
         try:
             purged = purge_published(self.engine, self.table, self.retention)
-        except Exception:  # the database hiccuped: relaying matters more, purge next time
-            log.exception(
-                "purging outbox %s failed; next try in %.0f s", self.table.fullname, self.purge_every_s
-            )
+        except Exception as exc:  # the database hiccuped: relaying matters more, purge next time
+            down = unreachable_database(exc, self.engine)
+            if down is None:
+                log.exception(
+                    "purging outbox %s failed; next try in %.0f s", self.table.fullname, self.purge_every_s
+                )
+            else:
+                log.warning("purging outbox %s: %s; next try in %.0f s", self.table.fullname, down,
+                            self.purge_every_s)
             return
         if purged:
             log.info(

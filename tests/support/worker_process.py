@@ -28,10 +28,18 @@ def isolation_env(tag: str, prefix: str) -> dict[str, str]:
     }
 
 
-def start_workers(settings: Settings, env: dict[str, str], kind: str = "all") -> subprocess.Popen:
-    process = subprocess.Popen(
-        [CLI, "worker", kind], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+def start_workers(settings: Settings, env: dict[str, str], kind: str = "all", *,
+                  log: Path | None = None) -> subprocess.Popen:
+    """Start the workers and wait for their heartbeat; `log` collects their stderr (appended)."""
+    if log is None:
+        process = subprocess.Popen(
+            [CLI, "worker", kind], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    else:
+        with open(log, "ab") as stderr:
+            process = subprocess.Popen(
+                [CLI, "worker", kind], env=env, stdout=subprocess.DEVNULL, stderr=stderr
+            )
     deadline = time.monotonic() + 60
     while not any(beat.pid == process.pid for beat in read_heartbeats(settings.state_dir)):
         assert process.poll() is None, "the worker process died on start"
