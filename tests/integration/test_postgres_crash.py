@@ -40,6 +40,7 @@ from services.notification.tables import notifications, outbox
 from services.order.api import new_order, place_order
 from services.order.flow import read_dlq, read_flow
 from tests.support.private_postgres import crash_server, start_server
+from tests.support.rows import rows_per_order
 from tests.support.saga_harness import fast_timings
 from tests.support.worker_process import isolation_env, start_workers, stop_workers
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
@@ -66,14 +67,6 @@ def _log_lines(path: Path, since: float, until: float) -> list[dict]:
         if since <= at <= until:
             lines.append(line)
     return lines
-
-
-def _per_order(engine, table, order_ids: list[uuid.UUID], *where) -> dict[uuid.UUID, int]:
-    query = (select(table.c.order_id, func.count()).where(table.c.order_id.in_(order_ids), *where)
-             .group_by(table.c.order_id))
-    with engine.connect() as conn:
-        found = dict(conn.execute(query).all())
-    return {order_id: found.get(order_id, 0) for order_id in order_ids}
 
 
 async def test_postgres_sigkilled_mid_flow_and_restarted(
@@ -127,11 +120,11 @@ async def test_postgres_sigkilled_mid_flow_and_restarted(
     one_each = dict.fromkeys(order_ids, 1)
     # Billing: one payment, one capture at the gateway (no unique key there: a second would show),
     # one invoice, one ledger line of each kind.
-    assert _per_order(engine, payments, order_ids, payments.c.status == "captured") == one_each
-    assert _per_order(engine, psp_operations, order_ids, psp_operations.c.kind == "capture") == one_each
-    assert _per_order(engine, invoices, order_ids) == one_each
-    assert _per_order(engine, ledger, order_ids, ledger.c.kind == "capture") == one_each
-    assert _per_order(engine, ledger, order_ids, ledger.c.kind == "invoice") == one_each
+    assert rows_per_order(engine, payments, order_ids, payments.c.status == "captured") == one_each
+    assert rows_per_order(engine, psp_operations, order_ids, psp_operations.c.kind == "capture") == one_each
+    assert rows_per_order(engine, invoices, order_ids) == one_each
+    assert rows_per_order(engine, ledger, order_ids, ledger.c.kind == "capture") == one_each
+    assert rows_per_order(engine, ledger, order_ids, ledger.c.kind == "invoice") == one_each
     # Notification: the same messages for every order (none lost), each once, each reported once.
     with engine.connect() as conn:
         told = conn.execute(select(notifications.c.event_id)).all()
@@ -157,7 +150,7 @@ async def test_postgres_sigkilled_mid_flow_and_restarted(
     held = [line for line in outage if line["logger"] == "messaging.consumer.deadlettering"]
     assert relay and batch, f"no relay or consumer line during the outage; see {worker_log}"
     for line in relay + batch:
-        assert f"database at {address}" in line["message"], line["message"]
+        assert f"database at {address}" in line["message"], (line["message"], str(line.get("exception"))[-1500:])
     for line in outage:
         assert line.get("exception") is None, line["message"]
     assert all("the database is unreachable" in line["message"] for line in held), held

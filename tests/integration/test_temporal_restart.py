@@ -16,7 +16,7 @@ import time
 import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cloud_factory.stack.temporal import TemporalComponent
 from core.db import engine_for
@@ -27,6 +27,7 @@ from services.order.api import new_order, pay_order, place_order
 from services.order.flow import read_flow
 from services.provisioning.tables import cloud
 from tests.support.private_temporal import kill_server, start_server
+from tests.support.rows import rows_per_order
 from tests.support.saga_harness import fast_timings
 from tests.support.worker_process import isolation_env, start_workers, stop_workers
 from workflows.contracts import step_event_id
@@ -46,14 +47,6 @@ async def _wait_awaiting_payment(client, workflow_ids: list[str]) -> None:
         while (await handle.query(OrderFulfillmentWorkflow.status)).step != "awaiting-payment":
             assert time.monotonic() < deadline, f"{workflow_id} never reached awaiting-payment"
             await asyncio.sleep(0.2)
-
-
-def _counts(engine, table, order_ids: list[uuid.UUID], *where) -> dict[uuid.UUID, int]:
-    query = (select(table.c.order_id, func.count()).where(table.c.order_id.in_(order_ids), *where)
-             .group_by(table.c.order_id))
-    with engine.connect() as conn:
-        found = dict(conn.execute(query).all())
-    return {order_id: found.get(order_id, 0) for order_id in order_ids}
 
 
 async def test_temporal_server_sigkilled_mid_saga_and_restarted(
@@ -95,9 +88,9 @@ async def test_temporal_server_sigkilled_mid_saga_and_restarted(
     assert [r.status for r in results] == ["delivered"] * ORDERS, results
     order_ids = [uuid.UUID(order.order_id) for order in orders]
     # Billing captured and invoiced each order once (a capture has no unique key: a second would show).
-    assert _counts(engine, psp_operations, order_ids, psp_operations.c.kind == "capture") == dict.fromkeys(
+    assert rows_per_order(engine, psp_operations, order_ids, psp_operations.c.kind == "capture") == dict.fromkeys(
         order_ids, 1)
-    assert _counts(engine, invoices, order_ids) == dict.fromkeys(order_ids, 1)
+    assert rows_per_order(engine, invoices, order_ids) == dict.fromkeys(order_ids, 1)
     # Provisioning created each resource once, and none was torn down.
     with engine.connect() as conn:
         made = conn.execute(select(cloud.c.order_id, cloud.c.name, cloud.c.deleted_at)

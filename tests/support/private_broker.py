@@ -7,29 +7,22 @@ and the stack's per-service signing keys, and spools into its own directory unde
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cloud_factory.stack._process import pid_alive
 from cloud_factory.stack.kafka import KafkaComponent
 from core.settings import Settings
 from tests.support.ports import free_port
+from tests.support.servers import launch_and_wait
 
 __all__ = ["private_broker", "start_broker"]
 
 
 def start_broker(kafka: KafkaComponent, timeout: float = 90) -> None:
     """Launch (or relaunch) the broker and wait until it answers; fail naming its log."""
-    kafka.launch()
-    deadline = time.monotonic() + timeout
-    while not kafka.probe():
-        pid = kafka.pid()
-        assert pid is not None and pid_alive(pid), f"private broker died; see {kafka.log_path}"
-        assert time.monotonic() < deadline, f"private broker not up; see {kafka.log_path}"
-        time.sleep(0.3)
+    launch_and_wait(kafka, timeout=timeout, what="private broker")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,14 +21,9 @@ import pytest
 from cloud_factory.stack._process import pid_alive
 from cloud_factory.stack.postgres import PostgresComponent
 from core.settings import Settings
+from tests.support.ports import free_port
 
 __all__ = ["crash_server", "private_postgres", "start_server"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(postgres: PostgresComponent, timeout: float = 60) -> None:
@@ -58,7 +52,7 @@ def private_postgres(stack, settings: Settings,
                      tmp_path: Path) -> Iterator[tuple[Settings, PostgresComponent]]:
     """(the session's settings but for PostgreSQL's port, the server); only the cluster lives apart,
     so keys, heartbeats and spool are the session's."""
-    own = settings.model_copy(update={"pg_port": _free_port()})
+    own = settings.model_copy(update={"pg_port": free_port()})
     postgres = PostgresComponent(own.model_copy(update={"state_dir": tmp_path / "state"}))
     postgres.prepare()
     start_server(postgres)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,25 +18,15 @@ import pytest
 from cloud_factory.stack._process import pid_alive
 from cloud_factory.stack.temporal import TemporalComponent
 from core.settings import Settings
+from tests.support.ports import free_port
+from tests.support.servers import launch_and_wait
 
 __all__ = ["kill_server", "private_temporal", "start_server"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_server(temporal: TemporalComponent, timeout: float = 60) -> None:
     """Launch (or relaunch) the server and wait until its gRPC health check answers."""
-    temporal.launch()
-    deadline = time.monotonic() + timeout
-    while not temporal.probe():
-        pid = temporal.pid()
-        assert pid is not None and pid_alive(pid), f"private Temporal server died; see {temporal.log_path}"
-        assert time.monotonic() < deadline, f"private Temporal server not up; see {temporal.log_path}"
-        time.sleep(0.3)
+    launch_and_wait(temporal, timeout=timeout, what="private Temporal server")
 
 
 def kill_server(temporal: TemporalComponent) -> None:
@@ -56,7 +45,7 @@ def private_temporal(stack, settings: Settings,
                      tmp_path: Path) -> Iterator[tuple[Settings, TemporalComponent]]:
     """(the session's settings but for Temporal's ports, the server); only the server's own files
     live under `tmp_path`, so keys, heartbeats and spool are the session's."""
-    own = settings.model_copy(update={"temporal_port": _free_port(), "temporal_ui_port": _free_port()})
+    own = settings.model_copy(update={"temporal_port": free_port(), "temporal_ui_port": free_port()})
     temporal = TemporalComponent(own.model_copy(update={"state_dir": tmp_path / "state"}))
     temporal.prepare()
     start_server(temporal)
