@@ -24,7 +24,7 @@ __all__ = ["DEFAULT_REPEAT_INTERVAL_S", "RepeatFilter", "RepeatLimiter", "limite
 DEFAULT_REPEAT_INTERVAL_S = 30.0
 _MAX_KEYS = 2048  # idle keys beyond this are forgotten (a flood of distinct lines stays bounded)
 _install = threading.Lock()
-_VOLATILE = re.compile(r"\d+(?:\.\d+)?\s?(?:ms|s)\b|\d+ identical error\(s\) suppressed")
+_VOLATILE = re.compile(r"\d+(?:\.\d+)?\s?(?:ms|s)\b|\d+ times\b|\d+ identical error\(s\) suppressed")
 
 
 def repeat_interval_s() -> float:

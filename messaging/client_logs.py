@@ -4,9 +4,10 @@ Left alone, librdkafka prints its own lines (`%3|…|FAIL|rdkafka#producer-1| �
 from its threads, once per failed reconnect of every client, and reports errors such as "all brokers
 down" the same way. `client_config(client_id)` is merged into each client's configuration: a
 `client.id` naming the client, librdkafka's log lines and its error callback routed to the logger
-`cloud_factory.kafka` — so they are the process's JSON lines with `client` (librdkafka's instance
-name, `<client.id>#<type>-<n>`) and `facility` — and a `core.log_limit.RepeatFilter` on that logger,
-so a repeated line comes out at most once per interval per client.
+`cloud_factory.kafka` — so they are the process's JSON lines with `client` (the `client.id`) and
+`facility` (librdkafka's, or the error's name) — and a `core.log_limit.RepeatFilter` on that logger,
+so a repeated line comes out at most once per interval per client name (replicas of one consumer
+share theirs; an error reported both as a log line and through the error callback counts once).
 
 confluent-kafka hands the log lines over while the client is polled (poll, flush, consume); until
 then librdkafka queues them, and the limiter keeps what comes out small however many queued up.
@@ -39,11 +40,11 @@ class _ClientLog:
 
     def log(self, level: int, msg: str, *args: object) -> None:
         if len(args) == 3:
-            facility, name, text = args
+            facility, _instance, text = args
         else:
-            facility, name, text = None, self.client_id, msg % args if args else msg
+            facility, text = None, msg % args if args else msg
         self._logger.log(level, "%s", _THREAD.sub("", str(text)),
-                         extra={"client": str(name), "facility": facility})
+                         extra={"client": self.client_id, "facility": facility})
 
     def error(self, error: KafkaError) -> None:
         level = logging.ERROR if error.fatal() else logging.WARNING

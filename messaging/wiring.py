@@ -84,7 +84,7 @@ def producer_from(settings: Settings, *, service: schemas.Service | str | None =
                          delivery_timeout_ms=delivery_timeout_ms, extra_config=extra_config,
                          spool=spool_from(settings) if fallback else None,
                          layout=topic_layout_from(settings), replay_in_background=replay_in_background,
-                         client_id=f"{service or 'relay'}-producer")
+                         client_id=f"{service or 'republish'}-producer")
 
 
 _shared: dict[tuple[str, str | None, bool], EventProducer] = {}
