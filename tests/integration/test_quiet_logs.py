@@ -1,9 +1,11 @@
 """Quiet, structured logs under faults, on real servers of the test's own.
 
-A `cloud-factory worker all` process on a private broker: the broker is killed for ~30 s and started
-again. While it is away the worker writes a few dozen lines at most — each a JSON line, the Kafka
-client's ones naming the client, no traceback, no ANSI escape — and afterwards it serves an event
-published after the restart. A client of a private Temporal server that is killed likewise logs the
+A `cloud-factory worker billing` process (three consumers, their DLQ producer, Billing's producer
+and the admin client) on a private broker: the broker is killed for ~30 s and started again. While
+it is away the worker writes a few dozen lines at most — each a JSON line, the Kafka client's ones
+naming the client, no traceback, no ANSI escape — and afterwards it serves an event published after
+the restart. (Not `worker all`: its outbox relays would publish other tests' pending rows of the
+shared database to the private broker.) A client of a private Temporal server that is killed likewise logs the
 SDK core's complaints as JSON lines, never as coloured plain text.
 """
 
@@ -22,12 +24,14 @@ from pathlib import Path
 
 import pytest
 
+import schemas
 from cloud_factory.stack.kafka import KafkaComponent
 from cloud_factory.stack.temporal import TemporalComponent
 from core.settings import Settings
 from messaging.wiring import producer_from
+from schemas.examples import example_data
 from services.order.flow import read_flow
-from tests.support.messaging_support import event, wait_until
+from tests.support.messaging_support import wait_until
 from tests.support.private_broker import start_broker
 from tests.support.worker_process import CLI, isolation_env, stop_workers
 from workers.heartbeat import read_heartbeats
@@ -67,9 +71,21 @@ def _check_structured(lines: list[str]) -> list[dict[str, object]]:
     return parsed
 
 
+def _payment_confirmed(tenant_id: str, correlation_id: uuid.UUID) -> schemas.Envelope:
+    """A confirmed payment of an order and payment of their own (the example's ids are taken)."""
+    entry = schemas.catalog.require("order.payment-confirmed")
+    data = {**example_data("order.payment-confirmed", entry.latest_version), "orderId": str(uuid.uuid4()),
+            "paymentId": str(uuid.uuid4())}
+    return schemas.new_event("order.payment-confirmed", data, tenant_id=tenant_id,
+                             correlation_id=correlation_id,
+                             actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM),
+                             producer=schemas.producer_name(entry.publisher))
+
+
 def _start_worker(s: Settings, env: dict[str, str], stderr: Path) -> subprocess.Popen:
     with stderr.open("wb") as sink:
-        process = subprocess.Popen([CLI, "worker", "all"], env=env, stdout=subprocess.DEVNULL, stderr=sink)
+        process = subprocess.Popen([CLI, "worker", "billing"], env=env, stdout=subprocess.DEVNULL,
+                                   stderr=sink)
     deadline = time.monotonic() + 90
     while not any(beat.pid == process.pid for beat in read_heartbeats(s.state_dir)):
         assert process.poll() is None, f"the worker died on start: {_lines(stderr)[-20:]}"
@@ -109,8 +125,7 @@ def test_a_broker_outage_gives_a_few_structured_lines_and_the_worker_recovers(
         correlation_id = uuid.uuid4()
         since_ms = int(time.time() * 1000) - 1000
         producer_from(s, service="order", fallback=False).publish(
-            event("order.payment-confirmed", correlation_id=correlation_id, tenant_id=f"{prefix}tenant"),
-            timeout=60)
+            _payment_confirmed(f"{prefix}tenant", correlation_id), timeout=60)
         answers = ["billing.payment-captured", "billing.payment-failed"]
         wait_until(lambda: bool(read_flow(s, str(correlation_id), answers, since_ms)), timeout=120,
                    what="Billing to answer the payment published after the restart")
