@@ -21,6 +21,8 @@ __all__ = ["JsonFormatter", "bind_event_ids", "bound_log_fields", "configure_log
 _FIELDS = ("correlationId", "eventId", "tenantId")
 _ALIASES = {"correlation_id": "correlationId", "event_id": "eventId", "tenant_id": "tenantId",
             "event_type": "eventType"}
+# Set by client libraries' log adapters (`messaging.client_logs`, `core.temporal`) and `core.log_limit`.
+_RECORD_FIELDS = ("client", "facility", "repeated")
 _bound: contextvars.ContextVar[dict[str, object]] = contextvars.ContextVar("cf_log_fields", default={})  # noqa: B039 - never mutated
 
 
@@ -103,6 +105,9 @@ class JsonFormatter(logging.Formatter):
         for name, alias in _ALIASES.items():
             if hasattr(record, name):
                 line[alias] = str(getattr(record, name))
+        for name in _RECORD_FIELDS:
+            if hasattr(record, name):
+                line[name] = getattr(record, name)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)

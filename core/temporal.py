@@ -1,10 +1,18 @@
 """The one way to reach Temporal: a client whose calls carry the OpenTelemetry context into workflows
-and activities (so a trace continues from the caller — CLI, bridge, API — into the saga), and the one
-data converter every client, worker and replayer uses."""
+and activities (so a trace continues from the caller — CLI, bridge, API — into the saga), the one
+data converter every client, worker and replayer uses, and the SDK core runtime they run on.
+
+The core (Rust) would print its own log lines to stderr — plain text with ANSI colours, one per
+retried call while the server is away (`temporalio_client::retry`). `core_runtime` forwards them to
+the Python logger `cloud_factory.temporal` instead: the process's JSON lines, with the core's target
+as `facility`, repeats limited by `core.log_limit.RepeatFilter`. Metrics stay as the default runtime
+has them (none)."""
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 from typing import Any
 
 import temporalio.api.common.v1
@@ -12,10 +20,15 @@ from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter, PydanticPayloadConverter
 from temporalio.converter import DataConverter
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
+from core.log_limit import limited_logger
 from core.settings import Settings
 
-__all__ = ["DATA_CONVERTER", "WireJSONPayloadConverter", "connect", "connect_client"]
+__all__ = ["DATA_CONVERTER", "TEMPORAL_LOGGER", "WireJSONPayloadConverter", "connect", "connect_client",
+           "core_runtime"]
+
+TEMPORAL_LOGGER = "cloud_factory.temporal"
 
 
 class WireJSONPayloadConverter(PydanticJSONPlainPayloadConverter):
@@ -53,10 +66,36 @@ class _WirePayloadConverter(PydanticPayloadConverter):
 DATA_CONVERTER = DataConverter(payload_converter_class=_WirePayloadConverter)
 
 
+class _CoreTarget(logging.Filter):
+    """Names the core's target (`temporalio_client::retry`, …) as the line's `facility`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        core = getattr(record, "temporal_log", None)
+        if core is not None:
+            record.facility = core.target
+            record.client = "temporal-core"
+        return True
+
+
+@functools.cache
+def core_runtime(core_level: str = "WARN") -> Runtime:
+    """The process's runtime whose core logs at `core_level` (and other crates at ERROR) go to the
+    logger `cloud_factory.temporal` (one runtime per level: each has its own threads)."""
+    logger = limited_logger(TEMPORAL_LOGGER)
+    if not any(isinstance(f, _CoreTarget) for f in logger.filters):
+        logger.filters.insert(0, _CoreTarget())
+    forwarding = LogForwardingConfig(logger=logger, append_target_to_name=False,
+                                     prepend_target_on_message=False)
+    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+        filter=TelemetryFilter(core_level=core_level, other_level="ERROR"), forwarding=forwarding)))
+
+
 async def connect(target: str, namespace: str = "default") -> Client:
-    """A traced client for `target` (host:port) and `namespace`, speaking through `DATA_CONVERTER`."""
+    """A traced client for `target` (host:port) and `namespace`, speaking through `DATA_CONVERTER`,
+    on `core_runtime()` (its workers run on it as well)."""
     return await Client.connect(
-        target, namespace=namespace, interceptors=[TracingInterceptor()], data_converter=DATA_CONVERTER
+        target, namespace=namespace, interceptors=[TracingInterceptor()], data_converter=DATA_CONVERTER,
+        runtime=core_runtime(),
     )
 
 

@@ -26,6 +26,7 @@ from opentelemetry import trace
 import schemas
 from core.logs import bind_event_ids
 from core.tracing import child_traceparent, fast_inject, header_value, recording, scope
+from messaging.client_logs import client_config
 from messaging.errors import BrokerUnavailableError, PublishError
 from messaging.fallback.replay import ReplayReport, SpoolReplayer
 from messaging.fallback.spool import FallbackSpool, SpooledRecord
@@ -87,9 +88,11 @@ class EventProducer:
     def __init__(self, bootstrap_servers: str, keyring: schemas.Keyring, *, env: str = "dev",
                  delivery_timeout_ms: int = 30_000, extra_config: dict[str, object] | None = None,
                  spool: FallbackSpool | None = None, replay_interval: float = 1.0,
-                 layout: TopicLayout | None = None, replay_in_background: bool = True) -> None:
+                 layout: TopicLayout | None = None, replay_in_background: bool = True,
+                 client_id: str = "cloud-factory-producer") -> None:
         """`replay_in_background=False` leaves a spool found at start to an explicit `replay_spool`
-        (the `fallback replay` command reports what it replayed itself)."""
+        (the `fallback replay` command reports what it replayed itself). `client_id` names the client
+        in its log lines (the spool replayer's is `<client_id>-replay`)."""
         self.keyring = keyring
         self.env = env
         self.spool = spool
@@ -106,7 +109,7 @@ class EventProducer:
             "log_level": 3,
             **(extra_config or {}),
         }
-        self._producer = Producer(config)
+        self._producer = Producer({**config, **client_config(str(config.get("client.id", client_id)))})
         self._lock = threading.Lock()
         self._replayer = None
         if spool is not None:
@@ -115,7 +118,8 @@ class EventProducer:
             # long enough for a broker that is still bringing partitions online; direct publishing
             # resumes only after the replayed batch was flushed, so the two never overlap.
             replay_timeout_ms = max(delivery_timeout_ms, REPLAY_DELIVERY_TIMEOUT_MS)
-            replay_producer = Producer({**config, "delivery.timeout.ms": replay_timeout_ms})
+            replay_producer = Producer({**config, "delivery.timeout.ms": replay_timeout_ms,
+                                        **client_config(f"{config.get('client.id', client_id)}-replay")})
             self._replayer = SpoolReplayer(replay_producer, spool, interval=replay_interval,
                                            ensure_topic=self.topics.ensure,
                                            flush_timeout=replay_timeout_ms / 1000 + 5)

@@ -17,6 +17,8 @@ from types import TracebackType
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from messaging.client_logs import client_config
+
 __all__ = ["PartitionRange", "ReadTimeout", "TopicReader"]
 
 # What a partition answers while its leader is being elected (a fresh topic, a restarted broker).
@@ -52,7 +54,8 @@ class TopicReader:
                  config: Mapping[str, object] | None = None) -> None:
         self._consumer = Consumer({"bootstrap.servers": bootstrap_servers,
                                    "group.id": f"{group_prefix}-{uuid.uuid4().hex}",
-                                   "enable.auto.commit": False, "log_level": 3, **(config or {})})
+                                   "enable.auto.commit": False, "log_level": 3,
+                                   **client_config(f"{group_prefix}-reader"), **(config or {})})
 
     def __enter__(self) -> TopicReader:
         return self

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-__all__ = ["TopicGuard", "TopicLayout", "ensure_topics"]
+from messaging.client_logs import client_config
+
+__all__ = ["TopicGuard", "TopicLayout", "admin_for", "ensure_topics"]
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,7 @@ class TopicLayout:
 def ensure_topics(bootstrap_servers: str | AdminClient, topics: Iterable[str], *,
                   layout: TopicLayout = TopicLayout(), timeout: float = 30.0) -> list[str]:
     """Create the topics that do not exist yet with `layout`; return the names created."""
-    admin = (AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 3})
-             if isinstance(bootstrap_servers, str) else bootstrap_servers)
+    admin = admin_for(bootstrap_servers) if isinstance(bootstrap_servers, str) else bootstrap_servers
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = sorted(set(topics) - existing)
     if not wanted:
@@ -60,7 +61,24 @@ def ensure_topics(bootstrap_servers: str | AdminClient, topics: Iterable[str], *
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+    admin.poll(0)  # hand over the log lines librdkafka queued meanwhile
     return created
+
+
+_admins: dict[str, AdminClient] = {}
+_admins_lock = threading.Lock()
+
+
+def admin_for(bootstrap_servers: str) -> AdminClient:
+    """The process's one AdminClient for `bootstrap_servers` (each client is a handful of threads and
+    connections; topic checks and creation need no more than one)."""
+    with _admins_lock:
+        admin = _admins.get(bootstrap_servers)
+        if admin is None:
+            admin = _admins[bootstrap_servers] = AdminClient({
+                "bootstrap.servers": bootstrap_servers, "log_level": 3,
+                **client_config("cloud-factory-admin")})
+        return admin
 
 
 class TopicGuard:
@@ -73,7 +91,7 @@ class TopicGuard:
 
     def __init__(self, bootstrap_servers: str, *, layout: TopicLayout = TopicLayout(), timeout: float = 5.0,
                  retry_after: float = 5.0) -> None:
-        self._admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 3})
+        self._admin = admin_for(bootstrap_servers)
         self.layout = layout
         self.timeout = timeout
         self.retry_after = retry_after
@@ -94,6 +112,7 @@ class TopicGuard:
             try:
                 created = ensure_topics(self._admin, [topic], layout=self.layout, timeout=self.timeout)
             except KafkaException as exc:
+                self._admin.poll(0)
                 self._missed_at[topic] = time.monotonic()
                 log.warning("cannot make sure topic %s exists (%s); the broker seems unreachable", topic, exc)
                 return False

@@ -5,10 +5,15 @@ of `messaging` that reads settings — the runtime itself is handed its stores. 
 one way services build consumers: topics of the handled event types (and their DLQ topics) are
 created when missing, the DLQ producer has the file fallback, idempotency keys, the values of DLQ
 references and parked records live in the settings' PostgreSQL.
+
+A process's long-running parts share their producers: `shared_producer_from` keeps one per (settings,
+signing service, spool or not), so a worker running every kind holds a few producers rather than one
+(with its threads and connections) per consumer, replica and relay.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -32,6 +37,7 @@ __all__ = [
     "idempotency_from",
     "keyring_from",
     "producer_from",
+    "shared_producer_from",
     "signing_mode_from",
     "spool_from",
     "topic_layout_from",
@@ -77,7 +83,26 @@ def producer_from(settings: Settings, *, service: schemas.Service | str | None =
     return EventProducer(settings.bootstrap_servers, keyring_from(settings, service), env=settings.env,
                          delivery_timeout_ms=delivery_timeout_ms, extra_config=extra_config,
                          spool=spool_from(settings) if fallback else None,
-                         layout=topic_layout_from(settings), replay_in_background=replay_in_background)
+                         layout=topic_layout_from(settings), replay_in_background=replay_in_background,
+                         client_id=f"{service or 'republish'}-producer")
+
+
+_shared: dict[tuple[str, str | None, bool], EventProducer] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_producer_from(settings: Settings, *, service: schemas.Service | str | None = None,
+                         fallback: bool = True) -> EventProducer:
+    """`producer_from(settings, service=service, fallback=fallback)`, one per process: the producer is
+    thread-safe and signs as its one service, so every part of the process publishing as that service
+    (or re-publishing signed records, without one) with the same settings may use the same."""
+    key = (settings.model_dump_json(), None if service is None else str(getattr(service, "value", service)),
+           fallback)
+    with _shared_lock:
+        producer = _shared.get(key)
+        if producer is None:
+            producer = _shared[key] = producer_from(settings, service=service, fallback=fallback)
+        return producer
 
 
 def idempotency_from(settings: Settings, *, lease_s: float | None = None) -> IdempotencyStore:
@@ -104,7 +129,7 @@ def consumer_from(settings: Settings, *, group_id: str, handlers: Mapping[str, H
         ensure_catalog_topics(settings, event_types)
     store = idempotency if isinstance(idempotency, IdempotencyStore) else (
         idempotency_from(settings) if idempotency else None)
-    dlq = dlq_producer or producer_from(settings)
+    dlq = dlq_producer or shared_producer_from(settings)
     return EventConsumer(
         settings.bootstrap_servers, group_id=group_id, topics=topic_list, handlers=handlers,
         keyring=keyring_from(settings), signing_mode=signing_mode_from(settings),

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 from core.db import engine_for, ensure_schema
 from core.settings import Settings
-from messaging import EventConsumer, Handler, HandlerSpec, consumer_from, idempotency_from, producer_from
-from messaging.wiring import keyring_from
+from messaging import EventConsumer, Handler, HandlerSpec, consumer_from, idempotency_from
+from messaging.wiring import keyring_from, shared_producer_from
 from schemas import Service
 from services.common import ALL_TENANTS, Emitter, TenantScope
 from services.common.outbox_emitter import OutboxEmitter
@@ -61,14 +61,14 @@ def build_consumer(
     **tuning: object,
 ) -> EventConsumer:
     """The service's consumer (in its own group unless `group_id` says otherwise): its schema ensured,
-    its handler object built with an emitter into its outbox — or, without one, a producer signing as
-    the service — and its routes bound."""
+    its handler object built with an emitter into its outbox — or, without one, the process's producer
+    signing as the service — and its routes bound."""
     engine = engine_for(settings.dsn)
     ensure_schema(engine, subscriptions.schema)
     service = subscriptions.service.value
     outbox = subscriptions.outbox
     if outbox is None:
-        emitter: Emitter | OutboxEmitter = Emitter(producer_from(settings, service=service), service)
+        emitter: Emitter | OutboxEmitter = Emitter(shared_producer_from(settings, service=service), service)
     else:
         if outbox.metadata is not subscriptions.schema:
             ensure_schema(engine, outbox.metadata)

@@ -15,15 +15,16 @@ import schemas
 from core.db import engine_for, ensure_schema
 from core.settings import Settings
 from messaging.outbox import OutboxRelay
-from messaging.wiring import ensure_catalog_topics, producer_from
+from messaging.wiring import ensure_catalog_topics, shared_producer_from
 from services.common.outbox_services import OUTBOX_SERVICES, service_tables
 
 __all__ = ["OUTBOX_SERVICES", "build_outbox_relay", "run_outbox_relay"]
 
 
 def build_outbox_relay(settings: Settings, service: str) -> OutboxRelay:
-    """The service's relay: its schema ensured, its topics created, a producer without file spool
-    (the outbox already is the durable buffer; a broker outage leaves rows pending), and the
+    """The service's relay: its schema ensured, its topics created, the process's producer without
+    file spool (the outbox already is the durable buffer; a broker outage leaves rows pending; the
+    records are signed already, so every relay of the process shares it), and the
     retention `CF_OUTBOX_RETENTION_H` for published rows."""
     tables = service_tables(service)
     engine = engine_for(settings.dsn)
@@ -32,7 +33,7 @@ def build_outbox_relay(settings: Settings, service: str) -> OutboxRelay:
     return OutboxRelay(
         engine,
         tables.outbox,
-        producer_from(settings, fallback=False),
+        shared_producer_from(settings, fallback=False),
         retention=dt.timedelta(hours=settings.outbox_retention_h),
     )
 

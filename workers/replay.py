@@ -26,12 +26,12 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
-from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from core.temporal import DATA_CONVERTER
+from core.temporal import DATA_CONVERTER, core_runtime
 from workflows.order_fulfillment import SA_ORDER_STATUS
 from workflows.registry import SAGA_WORKFLOWS
 
@@ -220,10 +220,7 @@ def first_mismatch(failure: Exception) -> str:
 
 def _quiet_runtime() -> Runtime:
     """A runtime whose core does not log each failed replay as a warning: the row reports it."""
-    return Runtime(
-        telemetry=TelemetryConfig(logging=LoggingConfig(filter=TelemetryFilter(core_level="ERROR",
-                                                                               other_level="ERROR")))
-    )
+    return core_runtime("ERROR")
 
 
 def _row(loaded: LoadedHistory, failure: Exception | None) -> ReplayRow:

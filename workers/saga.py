@@ -18,7 +18,7 @@ from core.db import engine_for, ensure_schema
 from core.settings import Settings
 from core.temporal import connect_client
 from core.tracing import configure_tracing
-from messaging.wiring import ensure_catalog_topics, producer_from
+from messaging.wiring import ensure_catalog_topics, shared_producer_from
 from schemas import Service
 from services.order.tables import metadata as order_metadata
 from workflows.order_fulfillment import ORDER_TASK_QUEUE
@@ -36,7 +36,7 @@ def build_saga_worker(
 ) -> Worker:
     # No file spool: a broker outage fails the publish activity and Temporal retries it, so the saga
     # never moves on with an event that is only in a local file.
-    producer = producer_from(settings, service=Service.ORDER, fallback=False)
+    producer = shared_producer_from(settings, service=Service.ORDER, fallback=False)
     engine = engine_for(settings.dsn)
     ensure_schema(engine, order_metadata)
     publishing = PublishingActivities(OutboundBridge(producer))

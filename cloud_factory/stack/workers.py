@@ -1,9 +1,10 @@
 """Worker health for `cloud-factory stack status`: one row per running worker process.
 
 Workers are not part of the stack (any number may run, anywhere), so their rows inform and never
-change the command's exit code; a worker whose heartbeat went stale or whose process is gone is
-shown as stale, one with a dead thread, parked records or a partition stuck on one offset as
-degraded (the detail says which).
+change the command's exit code; a worker whose heartbeat went stale (its process alive but silent,
+or on another host) is shown as stale, one with a dead thread, parked records or a partition stuck
+on one offset as degraded (the detail says which). A worker whose process is gone from this host is
+not shown: its heartbeat file is removed (`workers.heartbeat.read_heartbeats`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ __all__ = ["WorkerHealth", "worker_health"]
 class WorkerHealth:
     pid: int
     kinds: str
-    state: str  # healthy | degraded (thread died, records parked, partition stuck) | stale (no beat, gone)
+    state: str  # healthy | degraded (thread died, records parked, partition stuck) | stale (no recent beat)
     last_beat_s: float
     detail: str = ""  # why degraded, e.g. "1 parked; stuck: <topic>[0]@5 for 75s"
 

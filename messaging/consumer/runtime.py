@@ -23,6 +23,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Topic
 
 import schemas
 from core.db import unreachable_database
+from messaging.client_logs import client_config
 from messaging.consumer.claims import BatchClaims
 from messaging.consumer.deadlettering import FailureRouter
 from messaging.consumer.dispatch import Dispatcher, HandlerTable
@@ -94,6 +95,7 @@ class EventConsumer:
             "log_level": 3,
             # A resumed partition is fetched within ~0.1 s, so retry delays stay close to the profile.
             "fetch.wait.max.ms": 100,
+            **client_config(str((extra_config or {}).get("client.id", f"{group_id}-consumer"))),
             **(extra_config or {}),
         })
         self._retries = InPlaceRetries(self._consumer)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, Message
 
+from messaging.client_logs import client_config
 from messaging.dlq.letter import DLQ_RETRIES, DeadLetter, strip_dlq_headers
 from messaging.dlq.outcomes import Outcome, decide
 from messaging.dlq.store import DlqPosition, DlqStore
@@ -47,6 +48,7 @@ class DlqProcessor:
         self._consumer = Consumer({
             "bootstrap.servers": bootstrap_servers, "group.id": group_id, "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 5000, "log_level": 3,
+            **client_config(f"{group_id}-consumer"),
         })
         self._consumer.subscribe(topics)
 
