@@ -7,7 +7,8 @@ stored with one statement per batch, and the offsets committed after a batch are
 the last handled-or-dead-lettered message of each partition (`offset + 1`, as `commit(message=…)`
 would) — never the consumer's position. So a crash at any point redelivers what was not finished.
 A failed batch as a whole (the database or the group coordinator went away) is rewound and delivered
-again. Revoked partitions are committed and forgotten; `run` stops gracefully when its stop event is
+again; a commit refused by a rebalance is no failure (`messaging.commits`): the batch was handled,
+its keys stored, and the partitions' new owner skips what it redelivers. Revoked partitions are committed and forgotten; `run` stops gracefully when its stop event is
 set (`run_until_signalled` sets it on SIGTERM/SIGINT).
 """
 
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, TopicPartition
 
 import schemas
+from messaging.commits import commit
 from messaging.consumer.claims import BatchClaims
 from messaging.consumer.deadlettering import FailureRouter
 from messaging.consumer.dispatch import Dispatcher, HandlerTable
@@ -206,8 +208,8 @@ class EventConsumer:
     # -- offsets and rebalancing ----------------------------------------------------------------
     def _commit(self, messages: Iterable[Message]) -> None:
         offsets = [TopicPartition(m.topic(), m.partition(), m.offset() + 1) for m in messages]
-        if offsets:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+        if offsets:  # a rebalance's refusal is one INFO line: the new owner redelivers, keys skip them
+            commit(self._consumer, offsets=offsets)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Offsets are committed after every batch, so nothing is pending here: forget retry state."""

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, Message
 
+from messaging.commits import commit
 from messaging.dlq.letter import DLQ_RETRIES, DeadLetter, strip_dlq_headers
 from messaging.dlq.outcomes import Outcome, decide
 from messaging.dlq.store import DlqPosition, DlqStore
@@ -69,7 +70,7 @@ class DlqProcessor:
                 log.warning("DLQ consumer error: %s", msg.error())
             return None
         outcome = self.handle(msg)
-        self._consumer.commit(message=msg, asynchronous=False)
+        commit(self._consumer, message=msg)  # refused by a rebalance: the new owner redoes the outcome
         return outcome
 
     def handle(self, msg: Message) -> Outcome:
