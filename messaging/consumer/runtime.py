@@ -8,8 +8,9 @@ the last handled-or-dead-lettered message of each partition (`offset + 1`, as `c
 would) — never the consumer's position. So a crash at any point redelivers what was not finished.
 A failed batch as a whole (the database or the group coordinator went away) is rewound and delivered
 again; a commit refused by a rebalance is no failure (`messaging.commits`): the batch was handled,
-its keys stored, and the partitions' new owner skips what it redelivers. Revoked partitions are committed and forgotten; `run` stops gracefully when its stop event is
-set (`run_until_signalled` sets it on SIGTERM/SIGINT).
+its keys stored, and the partitions' new owner skips what it redelivers. Revoked partitions are
+committed and forgotten; `run` stops gracefully when its stop event is set (`run_until_signalled`
+sets it on SIGTERM/SIGINT).
 """
 
 from __future__ import annotations
