@@ -3,14 +3,15 @@ scenario says, and nothing happens twice.
 
 The workers run as real `cloud-factory worker` processes (isolated task queue, consumer groups and
 tenant prefix): `all` (a saga worker beside every service) and two `saga` replicas. Twenty orders
-are placed — delivered, failing at the VPS (compensated), payment declined — and every provisioned
-one is held at its disk create, so the kill lands while every saga is provably under way; the
-sagas the killed replica had run go on from their histories on the other two.
+are placed at once — delivered, failing at the VPS (compensated), payment declined — and the kill
+lands once provisioning is under way for some and no saga has ended; the sagas the killed replica
+had run go on from their histories on the other two (their histories show both).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -29,7 +30,6 @@ from core.settings import Settings
 from core.temporal import connect_client
 from services.billing.tables import invoices, psp_operations, refunds
 from services.order.api import new_order
-from services.provisioning.simulator import held_since, inject_fault, release_fault
 from services.provisioning.tables import cloud
 from tests.support.saga_harness import fast_timings
 from tests.support.worker_process import (
@@ -44,7 +44,7 @@ pytestmark = pytest.mark.stack
 
 SCENARIOS = {None: 14, "vps": 3, "payment": 3}  # fail_at → orders
 EXPECTED = {None: "delivered", "vps": "compensated", "payment": "payment_failed"}
-HELD = (None, "vps")  # scenarios that reach provisioning: held at the disk until after the kill
+KILL_AFTER = 5  # orders with a resource at the provider
 
 
 def _count(engine, statement) -> int:
@@ -72,8 +72,6 @@ async def test_saga_replica_killed_mid_saga(stack, settings: Settings, unique: s
     for fail_at, n in SCENARIOS.items():
         for _ in range(n):
             order = new_order(f"{prefix}acme", "vm-standard-2", timings=fast_timings())
-            if fail_at in HELD:
-                inject_fault(engine, order.order_id, "disk", "hold", delay_ms=120_000)
             orders.append((fail_at, order))
     try:
         processes["services"] = launch_workers(env, "all", log=logs["services"])
@@ -85,18 +83,18 @@ async def test_saga_replica_killed_mid_saga(stack, settings: Settings, unique: s
         placed = await asyncio.gather(*(
             place_failing(client, engine, order, fail_at, task_queue=env["CF_ORDER_TASK_QUEUE"])
             for fail_at, order in orders))
+        ids = [uuid.UUID(order.order_id) for _, order in orders]
+        provisioning = select(func.count(cloud.c.order_id.distinct())).where(cloud.c.order_id.in_(ids))
         deadline = time.monotonic() + 90
-        held = [order.order_id for fail_at, order in orders if fail_at in HELD]
-        while not all(held_since(engine, order_id, "disk") for order_id in held):
-            assert time.monotonic() < deadline, "not every saga reached its disk"
-            await asyncio.sleep(0.1)
-        os.kill(processes["killed"].pid, signal.SIGKILL)  # every provisioned saga waits on its disk
+        while _count(engine, provisioning) < KILL_AFTER:
+            assert time.monotonic() < deadline, f"provisioning never started for {KILL_AFTER} orders"
+            await asyncio.sleep(0.05)
+        os.kill(processes["killed"].pid, signal.SIGKILL)
+        killed_at = dt.datetime.now(dt.UTC)
         processes["killed"].wait(10)
-        for fail_at, order in orders:
-            if fail_at in HELD:
-                release_fault(engine, order.order_id, "disk")
         results = await asyncio.wait_for(asyncio.gather(*(p.handle.result() for p in placed)), 150)
         worked_on = [await _worked_on(client, p.handle.id) for p in placed]
+        closed = [(await p.handle.describe()).close_time for p in placed]
         delivered = [uuid.UUID(order.order_id) for fail_at, order in orders if fail_at is None]
         deadline = time.monotonic() + 60  # Billing invoices a fulfilled order after the saga moved on
         while _count(engine, select(func.count()).select_from(invoices)
@@ -111,7 +109,10 @@ async def test_saga_replica_killed_mid_saga(stack, settings: Settings, unique: s
         {EXPECTED[fail_at]: n for fail_at, n in SCENARIOS.items()})
     assert [(fail_at, r.status) for (fail_at, _), r in zip(orders, results, strict=True)
             if r.status != EXPECTED[fail_at]] == []
-    # The killed replica had run some of them, which finished on the others.
+    # The kill landed mid-saga: no saga that reached provisioning had ended before it, and the killed
+    # replica had run some of them, which finished on the others.
+    assert [fail_at for (fail_at, _), end in zip(orders, closed, strict=True)
+            if fail_at != "payment" and end < killed_at] == []
     killed = f"{processes['killed'].pid}@"
     taken_over = [ids for ids in worked_on if any(i.startswith(killed) for i in ids)
                   and any(not i.startswith(killed) for i in ids)]
