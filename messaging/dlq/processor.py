@@ -38,7 +38,8 @@ class DlqProcessor:
     def __init__(self, bootstrap_servers: str, *, producer: EventProducer, store: DlqStore,
                  topics: list[str], group_id: str = DLQ_PROCESSOR_GROUP, max_dlq_retries: int = 3,
                  alert_threshold: int = 10, policy: PolicyLookup = policy_for,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 extra_config: dict[str, object] | None = None) -> None:
         self.producer = producer
         self.store = store
         self.max_dlq_retries = max_dlq_retries
@@ -48,6 +49,7 @@ class DlqProcessor:
         self._consumer = Consumer({
             "bootstrap.servers": bootstrap_servers, "group.id": group_id, "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 5000, "log_level": 3,
+            **(extra_config or {}),
         })
         self._consumer.subscribe(topics)
 
