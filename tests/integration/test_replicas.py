@@ -42,25 +42,32 @@ from tests.support.worker_process import (
 
 pytestmark = pytest.mark.stack
 
-FLOWS = 400
-EVENTS = 2000  # five per flow, published as a ~40 s stream while the replicas come and go
+FLOWS = 300
+EVENTS = 1500  # five per flow: a few first, then a stream while the replicas come and go
+FIRST = 200  # published before the stall
+LAST = 200  # the stream's last events, published once the last replica has left: it never ends early
 CHANNELS = 2  # email and in-app: two messages per event
 MAX_POLL_MS = 8000  # the replicas' max.poll.interval.ms
 STALL_S = 12.0  # how long the test holds the stalled flow's lock: past MAX_POLL_MS
 REFUSED = "commit refused by a rebalance"
 
 
-def _publish_stream(s: Settings, prefix: str, sent: list[schemas.Envelope], done: threading.Event) -> None:
+def _publish_stream(s: Settings, prefix: str, sent: list[schemas.Envelope], done: threading.Event,
+                    go: threading.Event, finish: threading.Event) -> None:
+    """FIRST events at once; the stream when `go` is set, its LAST events when `finish` is."""
     producer = producer_from(s, service="order", fallback=False)
     flows = [uuid.uuid4() for _ in range(FLOWS)]
     try:
         for index in range(EVENTS):
+            if index in (FIRST, EVENTS - LAST):
+                producer.flush()
+                (go if index == FIRST else finish).wait(180)
             envelope = event(correlation_id=flows[index % FLOWS], tenant_id=f"{prefix}acme")
             producer.send(envelope)
             sent.append(envelope)
-            if index % 100 == 99:
+            if index > FIRST and index % 100 == 99:
                 producer.flush()
-                time.sleep(2.0)  # a stream, not a burst: the replicas come and go while it flows
+                time.sleep(1.5)  # a stream, not a burst: the replicas come and go while it flows
         producer.flush()
     finally:
         done.set()
@@ -111,46 +118,49 @@ def test_notification_replicas_killed_added_stopped(stack, settings: Settings, u
                                 .where(notifications.c.tenant_id == f"{prefix}acme")).scalar_one()
 
     sent: list[schemas.Envelope] = []
-    published = threading.Event()
+    published, go, finish = threading.Event(), threading.Event(), threading.Event()
     try:
         for name in ("killed", "stopped", "kept"):
             processes[name] = launch_workers(env, "notification", log=logs[name])
         for process in processes.values():
             wait_healthy(s, process)
-        publisher = threading.Thread(target=_publish_stream, args=(s, prefix, sent, published), daemon=True)
+        publisher = threading.Thread(target=_publish_stream, args=(s, prefix, sent, published, go, finish),
+                                     daemon=True)
         publisher.start()
 
-        wait_until(lambda: handled() >= 300 * CHANNELS, timeout=90, what="300 events handled")
+        wait_until(lambda: handled() >= FIRST * CHANNELS, timeout=90, what="the first events handled")
         stalled = _stall_one_replica(s, engine, prefix)
+
         def refused_by() -> list[str]:  # a refusal, or (before it was one) a failed batch
             return [name for name in ("killed", "stopped", "kept")
                     if log_count(logs[name], REFUSED) or log_count(logs[name], "failed as a whole")]
 
         wait_until(lambda: bool(refused_by()), timeout=60, what="the stalled replica's commit refused")
-        refused = refused_by()
-        assert len(refused) == 1, f"one replica's commit refused, not {refused}"
-        if refused == ["killed"]:  # the one to kill must not be the one whose log shows the refusal
+        refused = refused_by()  # the stalled one; under load a slow batch elsewhere may join it
+        if refused == ["killed"]:  # kill another: a log that shows a refusal must survive
             logs["killed"], logs["kept"] = logs["kept"], logs["killed"]
             processes["killed"], processes["kept"] = processes["kept"], processes["killed"]
-        mark = handled() // CHANNELS
-        assert mark < EVENTS - 500, f"the stream was nearly over ({mark} handled) before the kill"
-        wait_until(lambda: handled() >= (mark + 50) * CHANNELS, timeout=90, what="50 more events handled")
+        go.set()  # the stream; the replicas come and go while it flows
+        mark = FIRST + 1
+        wait_until(lambda: handled() >= (mark + 150) * CHANNELS, timeout=90, what="150 more events handled")
         os.kill(processes["killed"].pid, signal.SIGKILL)
         processes["killed"].wait(10)
         with engine.connect() as conn:
             killed_at = conn.execute(select(func.now())).scalar_one()
-        wait_until(lambda: handled() >= (mark + 150) * CHANNELS, timeout=90, what="150 more events handled")
+        wait_until(lambda: handled() >= (mark + 400) * CHANNELS, timeout=90, what="400 more events handled")
         processes["added"] = start_workers(s, env, "notification", log=logs["added"])
-        wait_until(lambda: handled() >= (mark + 250) * CHANNELS, timeout=90, what="250 more events handled")
+        wait_until(lambda: handled() >= (mark + 700) * CHANNELS, timeout=90, what="700 more events handled")
         stop_workers(processes["stopped"])
         assert processes["stopped"].returncode == 0
-        assert not published.is_set(), "the stream ended before the last replica left"
+        finish.set()  # the stream's last events, for the two replicas left
 
         publisher.join(120)
         assert published.is_set() and len(sent) == EVENTS
         wait_until(lambda: handled() >= (EVENTS + 1) * CHANNELS and caught_up(s, group, topic), timeout=120,
                    what="every event handled and committed")
     finally:
+        go.set()
+        finish.set()
         stop_workers(*processes.values())
 
     sent.append(stalled)
