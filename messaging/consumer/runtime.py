@@ -7,8 +7,10 @@ stored with one statement per batch, and the offsets committed after a batch are
 the last handled-or-dead-lettered message of each partition (`offset + 1`, as `commit(message=…)`
 would) — never the consumer's position. So a crash at any point redelivers what was not finished.
 A failed batch as a whole (the database or the group coordinator went away) is rewound and delivered
-again. Revoked partitions are committed and forgotten; `run` stops gracefully when its stop event is
-set (`run_until_signalled` sets it on SIGTERM/SIGINT).
+again; a commit refused by a rebalance is no failure (`messaging.commits`): the batch was handled,
+its keys stored, and the partitions' new owner skips what it redelivers. Revoked partitions are
+committed and forgotten; `run` stops gracefully when its stop event is set (`run_until_signalled`
+sets it on SIGTERM/SIGINT).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Message, Topic
 import schemas
 from core.db import unreachable_database
 from messaging.client_logs import client_config
+from messaging.commits import CoordinatorUnavailableError, commit
 from messaging.consumer.claims import BatchClaims
 from messaging.consumer.deadlettering import FailureRouter
 from messaging.consumer.dispatch import Dispatcher, HandlerTable
@@ -144,9 +147,11 @@ class EventConsumer:
             return self._process_batch(batch) > 0
         except Exception as exc:  # noqa: BLE001 - e.g. the database or the group coordinator went away
             down = unreachable_database(exc, getattr(self._idempotency, "engine", None))
+            if isinstance(exc, CoordinatorUnavailableError):
+                down = str(exc)  # a broker went away: one line, the duplicates are skipped on redelivery
             if down is None:
                 log.exception("batch of %d failed as a whole; rewinding to redeliver it", len(batch))
-            else:  # one line per batch, no traceback: the database is named, not Kafka
+            else:  # one line per batch, no traceback: the database or the coordinator is named
                 log.warning("batch of %d failed as a whole: %s; rewinding to redeliver it", len(batch), down)
             self._rewind(batch)
             time.sleep(1.0)
@@ -213,8 +218,8 @@ class EventConsumer:
     # -- offsets and rebalancing ----------------------------------------------------------------
     def _commit(self, messages: Iterable[Message]) -> None:
         offsets = [TopicPartition(m.topic(), m.partition(), m.offset() + 1) for m in messages]
-        if offsets:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+        if offsets:  # a rebalance's refusal is one INFO line: the new owner redelivers, keys skip them
+            commit(self._consumer, offsets=offsets)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Offsets are committed after every batch, so nothing is pending here: forget retry state."""

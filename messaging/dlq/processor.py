@@ -12,9 +12,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from messaging.client_logs import client_config
+from messaging.commits import CoordinatorUnavailableError, commit
 from messaging.dlq.letter import DLQ_RETRIES, DeadLetter, strip_dlq_headers
 from messaging.dlq.outcomes import Outcome, decide
 from messaging.dlq.store import DlqPosition, DlqStore
@@ -38,7 +39,8 @@ class DlqProcessor:
     def __init__(self, bootstrap_servers: str, *, producer: EventProducer, store: DlqStore,
                  topics: list[str], group_id: str = DLQ_PROCESSOR_GROUP, max_dlq_retries: int = 3,
                  alert_threshold: int = 10, policy: PolicyLookup = policy_for,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 extra_config: dict[str, object] | None = None) -> None:
         self.producer = producer
         self.store = store
         self.max_dlq_retries = max_dlq_retries
@@ -49,6 +51,7 @@ class DlqProcessor:
             "bootstrap.servers": bootstrap_servers, "group.id": group_id, "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 5000, "log_level": 3,
             **client_config(f"{group_id}-consumer"),
+            **(extra_config or {}),
         })
         self._consumer.subscribe(topics)
 
@@ -71,7 +74,12 @@ class DlqProcessor:
                 log.warning("DLQ consumer error: %s", msg.error())
             return None
         outcome = self.handle(msg)
-        self._consumer.commit(message=msg, asynchronous=False)
+        try:
+            commit(self._consumer, message=msg)  # refused by a rebalance: the new owner redoes the outcome
+        except CoordinatorUnavailableError as exc:  # a broker went away: do this letter again (safe to redo)
+            log.warning("%s; letter %s[%d]@%d will be handled again", exc, msg.topic(), msg.partition(),
+                        msg.offset())
+            self._consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
         return outcome
 
     def handle(self, msg: Message) -> Outcome:

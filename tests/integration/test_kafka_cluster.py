@@ -9,6 +9,7 @@ acknowledged (or, with no spool, raises), and every record acknowledged before s
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -131,8 +132,14 @@ def healthy_cluster(private_cluster: Cluster, unique: str) -> Cluster:  # noqa: 
     return Cluster(isolated(private_cluster.settings, unique), private_cluster.nodes)
 
 
+def _tracebacks_and_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The platform's lines at ERROR or with a traceback: a killed broker is an ordinary fault."""
+    return [f"{r.name}: {r.getMessage()}"[:300] for r in caplog.records
+            if (r.levelno >= logging.ERROR or r.exc_info) and not r.name.startswith("tests")]
+
+
 def test_broker_killed_mid_stream_and_restarted_loses_and_repeats_nothing(
-        healthy_cluster: Cluster, tmp_path: Path, unique: str) -> None:
+        healthy_cluster: Cluster, tmp_path: Path, unique: str, caplog: pytest.LogCaptureFixture) -> None:
     cluster = healthy_cluster
     ensure(cluster.settings, EVENT_TYPE)
     topic = schemas.topic_for(EVENT_TYPE, env=cluster.settings.env)
@@ -145,10 +152,12 @@ def test_broker_killed_mid_stream_and_restarted_loses_and_repeats_nothing(
     assert not ledger.problems(), ledger.problems()
     # Two in-sync replicas were always there: nothing needed the spool, nothing failed.
     assert not ledger.spooled and not ledger.failed, (len(ledger.spooled), len(ledger.failed))
+    assert not _tracebacks_and_errors(caplog), _tracebacks_and_errors(caplog)
     wait_until(lambda: cluster.fully_replicated(topic), timeout=60, what="the restarted broker back in sync")
 
 
-def test_leader_of_the_busiest_partition_killed(healthy_cluster: Cluster, tmp_path: Path, unique: str) -> None:
+def test_leader_of_the_busiest_partition_killed(healthy_cluster: Cluster, tmp_path: Path, unique: str,
+                                               caplog: pytest.LogCaptureFixture) -> None:
     cluster = healthy_cluster
     ensure(cluster.settings, EVENT_TYPE)
     topic = schemas.topic_for(EVENT_TYPE, env=cluster.settings.env)
@@ -176,6 +185,7 @@ def test_leader_of_the_busiest_partition_killed(healthy_cluster: Cluster, tmp_pa
     assert killed and cluster.leader_of(topic, killed["partition"]) != killed["broker"]
     assert not ledger.problems(), ledger.problems()
     assert not ledger.spooled and not ledger.failed, (len(ledger.spooled), len(ledger.failed))
+    assert not _tracebacks_and_errors(caplog), _tracebacks_and_errors(caplog)
 
 
 def test_two_brokers_down_nothing_acknowledged_is_lost(healthy_cluster: Cluster, tmp_path: Path,

@@ -1,0 +1,166 @@
+"""A commit refused by a rebalance, on the real broker and PostgreSQL: one INFO line, no traceback,
+and the partitions' new owner skips what it redelivers (the idempotency keys were stored first);
+the DLQ processor's likewise (its successor redoes the outcome, recorded once).
+
+Consumer A stalls in a handler past its `max.poll.interval.ms`, so the group drops it and consumer B
+takes its partitions while A is still handling its batch; A's commit is then refused
+(UNKNOWN_MEMBER_ID). B resumes from the last commit, redelivers A's records, and finds their keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+import schemas
+from core.db import engine_for
+from core.settings import Settings
+from messaging import HandlerContext
+from messaging.dlq.letter import DeadLetter
+from messaging.dlq.outcomes import Outcome
+from messaging.dlq.processor import DlqProcessor
+from messaging.dlq.store import DlqStore
+from messaging.errors import ErrorClass
+from messaging.metrics import METRICS
+from messaging.retry import RetryPolicy
+from messaging.tables import dlq_records
+from messaging.wiring import consumer_from, producer_from
+from tests.support.messaging_support import (
+    caught_up,
+    ensure,
+    event,
+    isolated,
+    read_topic,
+    running,
+    wait_until,
+)
+
+pytestmark = pytest.mark.stack
+
+EVENTS = 60
+STALL_S = 11.0  # past A's max.poll.interval.ms (7 s): the group drops A meanwhile
+BACKOFF = RetryPolicy(retries=1, initial=30.0, max=30.0)  # a DLQ retry's wait: the stub sleeps instead
+GROUP_TUNING = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
+
+
+def test_commit_refused_by_a_rebalance_is_one_info_line_and_no_duplicate(
+        stack, settings: Settings, unique: str, caplog: pytest.LogCaptureFixture) -> None:
+    s = isolated(settings, unique, kafka_partitions=6)
+    ensure(s, "order.created")
+    topic = schemas.topic_for("order.created", env=s.env)
+    producer = producer_from(s, service="order", fallback=False)
+    sent = [event(correlation_id=uuid.uuid4()) for _ in range(EVENTS)]
+    for envelope in sent:
+        producer.send(envelope)
+    producer.flush()
+
+    calls: Counter[str] = Counter()  # event id -> handler calls, over both consumers
+    by_a: set[str] = set()
+    lock = threading.Lock()
+    stalled = threading.Event()
+
+    def handler_of(name: str):
+        def handler(envelope: schemas.Envelope, context: HandlerContext) -> None:
+            with lock:
+                calls[str(envelope.event_id)] += 1
+                if name == "A":
+                    by_a.add(str(envelope.event_id))
+            if name == "A" and not stalled.is_set():
+                stalled.set()
+                time.sleep(STALL_S)
+        return handler
+
+    group = f"rebalance-{unique}"
+    consumer_a = consumer_from(s, group_id=group, handlers={"order.created": handler_of("A")},
+                               batch_size=20,
+                               extra_config={**GROUP_TUNING, "max.poll.interval.ms": 7000})
+    consumer_b = consumer_from(s, group_id=group, handlers={"order.created": handler_of("B")},
+                               extra_config=GROUP_TUNING)
+    refused_before = METRICS.get("commits_refused_by_rebalance")
+    caplog.set_level(logging.INFO)
+    with running(consumer_a):
+        wait_until(stalled.is_set, timeout=60, what="consumer A's first handler call")
+        with running(consumer_b):
+            wait_until(lambda: len(calls) == EVENTS and caught_up(s, group, topic), timeout=90,
+                       what="every event handled and committed")
+
+    # Every event's side effect happened exactly once, though A's batch was delivered twice.
+    assert sorted(calls) == sorted(str(e.event_id) for e in sent)
+    assert [eid for eid, n in calls.items() if n != 1] == []
+    assert by_a, "consumer A handled nothing"
+    refusals = [r for r in caplog.records if r.getMessage().startswith("commit refused by a rebalance")]
+    assert refusals, "A's commit was never refused: the test did not provoke the rebalance"
+    assert {r.levelno for r in refusals} == {logging.INFO}
+    assert any(name in refusals[0].getMessage() for name in ("UNKNOWN_MEMBER_ID", "ILLEGAL_GENERATION",
+                                                              "REBALANCE_IN_PROGRESS"))
+    assert METRICS.get("commits_refused_by_rebalance") > refused_before
+    # The new owner redelivered A's handled records and skipped them by their idempotency keys.
+    skipped = {r.args[0] for r in caplog.records
+               if r.name == "messaging.consumer.dispatch" and r.getMessage().startswith("duplicate ")}
+    assert {str(eid) for eid in skipped} & by_a
+    # No traceback and nothing at ERROR for the rebalance.
+    assert [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
+
+
+def test_dlq_processor_commit_refused_by_a_rebalance(stack, settings: Settings, unique: str,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """The DLQ processor stalls in a retry's backoff past its max poll interval: its commit is
+    refused (one INFO line, the processor goes on) and the next member of its group redoes the
+    record's outcome — one audit row, the same event id re-published."""
+    s = isolated(settings, unique)
+    ensure(s, "order.created")
+    envelope = event()
+    producer = producer_from(s, service="order", fallback=False)
+    value = schemas.encode(envelope)
+    letter = DeadLetter(original_topic=schemas.topic_for("order.created", env=s.env), original_partition=0,
+                        original_offset=7, key=str(envelope.correlation_id).encode(), value=value,
+                        headers=producer.keyring.sign(value) + [
+                            ("x-cf-event-type", b"order.created"),
+                            ("x-cf-event-id", str(envelope.event_id).encode())],
+                        error_class=ErrorClass.TRANSIENT, reason="transient in test", attempts=3, handler="h")
+    producer.publish_raw(letter.topic, key=letter.key, value=letter.value, headers=letter.record_headers())
+    producer.flush()
+
+    def processor(sleep) -> DlqProcessor:
+        return DlqProcessor(s.bootstrap_servers, producer=producer_from(s, service="order", fallback=False),
+                            store=DlqStore(engine_for(s.dsn)), topics=[schemas.dlq_topics_pattern(s.env)],
+                            group_id=f"dlqp-{unique}", policy=lambda _t: BACKOFF, sleep=sleep,
+                            extra_config={**GROUP_TUNING, "max.poll.interval.ms": 7000})
+
+    caplog.set_level(logging.INFO)
+    stalled = processor(lambda _wait: time.sleep(STALL_S))  # its backoff outlasts its poll interval
+    try:
+        deadline = time.monotonic() + 60
+        outcome = None
+        while outcome is None:
+            assert time.monotonic() < deadline, "the DLQ record never reached the processor"
+            outcome = stalled.poll_once(0.3)
+    finally:
+        stalled.close()
+    assert outcome is Outcome.RETRIED
+    refusals = [r for r in caplog.records if r.getMessage().startswith("commit refused by a rebalance")]
+    assert [r.levelno for r in refusals] == [logging.INFO]
+    assert [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
+
+    successor = processor(lambda _wait: None)
+    try:  # nothing was committed: the record comes again, and its outcome is recorded once
+        deadline = time.monotonic() + 60
+        again = None
+        while again is None:
+            assert time.monotonic() < deadline, "the successor never got the record again"
+            again = successor.poll_once(0.3)
+    finally:
+        successor.close()
+    assert again is Outcome.RETRIED
+    with engine_for(s.dsn).connect() as conn:
+        rows = conn.execute(select(dlq_records.c.outcome)
+                            .where(dlq_records.c.event_id == letter.event_id)).all()
+    assert [r.outcome for r in rows] == ["retried"]
+    copies = read_topic(s, letter.original_topic, expect=2)
+    assert {dict(c.headers())["x-cf-event-id"] for c in copies} == {str(envelope.event_id).encode()}
