@@ -43,6 +43,10 @@ class _ClientLog:
             facility, _instance, text = args
         else:
             facility, text = None, msg % args if args else msg
+        if facility == "FAIL":
+            # A connection to one broker failed (librdkafka says LOG_ERR): the client reconnects and
+            # the other brokers serve meanwhile; what cannot be delivered is reported on its own.
+            level = min(level, logging.WARNING)
         self._logger.log(level, "%s", _THREAD.sub("", str(text)),
                          extra={"client": self.client_id, "facility": facility})
 
