@@ -55,6 +55,7 @@ from workflows.order_fulfillment import OrderFulfillmentWorkflow
 from workflows.states import SagaStatus
 
 PLANS = ("vm-small-1", "vm-standard-2", "vm-large-4")
+LOAD = "bench (load)"  # this process: the load generator and the reconciliation
 RESULTS = Path(__file__).resolve().parent / "results"
 # Generous waits (a loaded 2-core machine is slow, and a timeout here would be the bench's artefact);
 # an incident nobody answers expires after a few seconds, so a failed refund still ends the order.
@@ -134,10 +135,10 @@ async def _progress(load: Load, sampler: RssSampler, every_s: float, stall_s: fl
         if finished != last_finished:
             last_change = t
         rate = (finished - last_finished) / (t - last_t)
-        rss = sampler.latest()
+        rss = {name: mb for name, mb in sampler.latest().items() if name != LOAD}
         print(f"[{t:6.0f} s] placed {load.placed:>6}/{total}  terminal {finished:>6}  "
               f"in flight {load.placed - finished:>4}  {rate:6.1f} orders/s (last {every_s:.0f} s), "
-              f"{finished / t:6.1f} overall  RSS max {max(rss.values(), default=0):.0f} MB "
+              f"{finished / t:6.1f} overall  worker RSS max {max(rss.values(), default=0):.0f} MB "
               f"({max(rss, key=rss.get, default='-')})", flush=True)
         last_finished, last_t = finished, t
         if t - last_change > stall_s:
@@ -156,7 +157,7 @@ async def soak(settings: Settings, args: argparse.Namespace) -> int:
     print(f"starting {len(kinds)} worker process(es): {', '.join(kinds)} (logs in {stem}-logs/)")
     workers = start_workers(settings, kinds, env, Path(f"{stem}-logs"))
     try:
-        pids = {w.kind: w.pid for w in workers} | {"bench (load)": os.getpid()}
+        pids = {w.kind: w.pid for w in workers} | {LOAD: os.getpid()}
         client = await connect_client(settings)
         engine = engine_for(settings.dsn)
         runs = [OrderRun(new_order(f"{prefix}{i % 3}", PLANS[i % 3], timings=TIMINGS),
@@ -176,7 +177,9 @@ async def soak(settings: Settings, args: argparse.Namespace) -> int:
             main.cancel()
             progress.cancel()
             sampler.stop()
-            print(f"error: {len(unfinished)} of {len(runs)} orders did not finish ({why})", file=sys.stderr)
+            stuck = Counter(r.scenario for r in unfinished if r.placed_at is not None)
+            print(f"error: {len(unfinished)} of {len(runs)} orders did not finish ({why}); "
+                  f"placed but unfinished, by scenario: {dict(stuck)}", file=sys.stderr)
             return 1
         progress.cancel()
         print(f"all {len(runs)} orders finished in {load.now():.0f} s; customer cancels: "

@@ -60,18 +60,21 @@ class Flow:
     seen: set[str] = field(default_factory=set)
     created: set[str] = field(default_factory=set)  # resource ids of provisioning.resource-created
     deleted: set[str] = field(default_factory=set)
+    dead: int = 0  # records of the order dead-lettered by any consumer
     first_created: float | None = None  # order.created's occurred_at (epoch s)
     last_order_event: float | None = None  # the saga's last event's occurred_at (epoch s)
 
 
 class FlowIndex:
     """Every record of the order, billing and provisioning topics since `since_ms` whose key is one
-    of the run's correlation ids, read incrementally."""
+    of the run's correlation ids, read incrementally; and the run's records on any dead-letter topic
+    (a consumer that gave up on one of them: the order's flow is broken even if its rows agree)."""
 
     def __init__(self, settings: Settings, correlations: set[str], since_ms: int) -> None:
         self.settings, self.correlations, self.since_ms = settings, correlations, since_ms
         self.topics = [schemas.topic_for(t, env=settings.env) for t in schemas.catalog
                        if t.startswith(_DOMAINS)]
+        self.dlq_topics = {schemas.dlq_topic_for(t, env=settings.env) for t in schemas.catalog}
         self.flows: dict[str, Flow] = defaultdict(Flow)
         self._after: dict[str, dict[int, int]] = defaultdict(dict)
         self.records = 0
@@ -79,12 +82,16 @@ class FlowIndex:
     def refresh(self) -> None:
         with TopicReader(self.settings.bootstrap_servers, group_prefix="soak-reader") as reader:
             known = set(reader.topic_names())
-            ranges = [r for topic in self.topics if topic in known
+            ranges = [r for topic in [*self.topics, *sorted(self.dlq_topics)] if topic in known
                       for r in reader.to_end(topic, since_ms=self.since_ms, after=self._after[topic])]
             for msg in reader.read(ranges, timeout_s=900):
                 self._after[msg.topic()][msg.partition()] = msg.offset()
                 key = (msg.key() or b"").decode()
-                if key in self.correlations:
+                if key not in self.correlations:
+                    continue
+                if msg.topic() in self.dlq_topics:
+                    self.flows[key].dead += 1
+                else:
                     self._add(key, schemas.decode(msg.value()))
 
     def _add(self, key: str, envelope: schemas.Envelope) -> None:
@@ -156,6 +163,7 @@ def _check(run: OrderRun, flow: Flow, rows: Rows) -> list[str]:
     expected = EXPECTED[run.scenario]
     need(outcome in expected, f"outcome {outcome} (expected {'|'.join(sorted(expected))})")
     need(ev["order.created"] == 1, f"{ev['order.created']}× order.created")
+    need(flow.dead == 0, f"{flow.dead} records dead-lettered")
     # Kafka and the tables agree whatever the outcome.
     need(flow.created == rows.live | rows.gone,
          f"resource-created events {len(flow.created)} vs provider resources {len(rows.live | rows.gone)}")
