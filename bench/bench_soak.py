@@ -41,6 +41,7 @@ from soak_reconcile import FlowIndex, OrderRun, reconcile  # noqa: E402  (bench/
 from soak_report import figures, render, require_matplotlib, write_all
 from soak_stack import soak_stack
 from soak_workers import RssSampler, kinds_for, start_workers, stop_workers
+from temporalio.service import RPCError
 
 from cloud_factory.demo import DEMO_PLAN
 from cloud_factory.faults import arm_failure
@@ -84,9 +85,13 @@ class Load:
             await asyncio.to_thread(arm_failure, self.engine, run.order.order_id, run.scenario)
 
     async def _cancel_while_provisioning(self, handle, run: OrderRun) -> None:  # noqa: ANN001
+        """Like a customer watching the order page: cancel once it shows `provisioning`."""
         for _ in range(600):
-            if (await handle.query(OrderFulfillmentWorkflow.status)).status == SagaStatus.PROVISIONING:
-                break
+            try:
+                if (await handle.query(OrderFulfillmentWorkflow.status)).status == SagaStatus.PROVISIONING:
+                    break
+            except RPCError:
+                pass  # no worker answered this time; ask again
             await asyncio.sleep(0.2)
         try:
             await cancel_order(self.client, run.order.workflow_id, note="soak: customer cancel")
@@ -94,6 +99,8 @@ class Load:
             self.cancels["accepted"] += 1
         except OrderCommandRefused:
             self.cancels["refused (too late)"] += 1
+        except (TimeoutError, RPCError) as exc:
+            self.cancels[f"not sent ({type(exc).__name__})"] += 1
 
     async def _one(self, index: int, run: OrderRun) -> None:
         if self.rate:
