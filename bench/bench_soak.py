@@ -73,6 +73,7 @@ class Load:
         self.t0 = time.monotonic()
         self.placed = self.finished = 0
         self.cancels: Counter[str] = Counter()
+        self.result_retries: Counter[str] = Counter()  # server errors while waiting for a result
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -102,6 +103,19 @@ class Load:
         except (TimeoutError, RPCError) as exc:
             self.cancels[f"not sent ({type(exc).__name__})"] += 1
 
+    async def _result(self, handle, attempts: int = 5):  # noqa: ANN001, ANN202
+        """The saga's result; a server error on the long poll (the loaded dev server has answered
+        "Namespace default is not found" once in 2000) is the client's to ride out: read again."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return await handle.result()
+            except RPCError as exc:
+                if attempt == attempts:
+                    raise
+                self.result_retries[str(exc)[:80]] += 1
+                await asyncio.sleep(attempt)
+        raise AssertionError("unreachable")
+
     async def _one(self, index: int, run: OrderRun) -> None:
         if self.rate:
             await asyncio.sleep(max(0.0, index / self.rate - self.now()))
@@ -113,7 +127,7 @@ class Load:
             self.placed += 1
             cancel = (asyncio.create_task(self._cancel_while_provisioning(placed.handle, run))
                       if run.scenario == "cancel" else None)
-            result = await placed.handle.result()
+            result = await self._result(placed.handle)
             run.outcome = str(result.status)
             if cancel is not None and not cancel.done():
                 cancel.cancel()
@@ -190,7 +204,9 @@ async def soak(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         progress.cancel()
         print(f"all {len(runs)} orders finished in {load.now():.0f} s; customer cancels: "
-              f"{dict(load.cancels)}; reconciling with Kafka and the services' tables", flush=True)
+              f"{dict(load.cancels)}; result reads retried after a server error: "
+              f"{dict(load.result_retries) or 0}; reconciling with Kafka and the services' tables",
+              flush=True)
         index = FlowIndex(settings, {r.order.correlation_id for r in runs}, since_ms)
         result = await asyncio.to_thread(reconcile, settings, engine, runs, index, settle_s=args.settle_s)
         sampler.stop()
@@ -201,7 +217,8 @@ async def soak(settings: Settings, args: argparse.Namespace) -> int:
                  and flow.last_order_event}
     meta = {"orders": args.orders, "in_flight": args.in_flight, "rate": args.rate,
             "workers": args.workers, "started": started.isoformat(timespec="seconds"),
-            "stack": "private" if not args.env_stack else "environment", "cancels": dict(load.cancels)}
+            "stack": "private" if not args.env_stack else "environment", "cancels": dict(load.cancels),
+            "result_retries": dict(load.result_retries)}
     fig = figures(meta, runs, latencies, sampler, result)
     print()
     print(render(fig), end="")

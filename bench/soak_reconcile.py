@@ -237,7 +237,8 @@ def reconcile(settings: Settings, engine: Engine, runs: list[OrderRun], index: F
             if problems:
                 mismatches[run.order.workflow_id] = problems
         waited = time.monotonic() - start
-        if not mismatches or waited > settle_s:
+        final = all(p.startswith("outcome ") for problems in mismatches.values() for p in problems)
+        if not mismatches or final or waited > settle_s:  # a wrong outcome does not settle
             return Reconciliation(mismatches, passes, waited, index.records)
         say(f"reconciling: {len(mismatches)} orders disagree after {waited:.0f} s; reading again")
         time.sleep(3)

@@ -70,6 +70,8 @@ def render(fig: dict) -> str:
              "", f"{fig['started']} · {fig['finished']} finished in {fig['elapsed_s']} s · "
              f"**{fig['throughput_per_s']} orders/s** · created→terminal p50 **{lat['p50']} s**, "
              f"p99 **{lat['p99']} s** (max {lat['max']} s)", "",
+             f"Customer cancels: {fig.get('cancels') or 0}; result reads retried after a server error: "
+             f"{fig.get('result_retries') or 0}", "",
              "| outcome | orders | p50 s | p99 s |", "|---|---:|---:|---:|"]
     for outcome, count in fig["outcomes"].items():
         o = lat["by_outcome"].get(outcome, {})
