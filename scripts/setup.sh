@@ -38,7 +38,8 @@ if ((${#missing[@]})); then
   fi
 fi
 
-# Virtualenv with the project (editable) and the dev tools; reinstalled only when pyproject changes.
+# Virtualenv with the project (editable), the dev tools and what bench/ draws its figures with;
+# reinstalled only when pyproject changes.
 if [[ ! -x .venv/bin/python ]]; then
   say "creating virtualenv .venv"
   "$PYTHON" -m venv .venv
@@ -48,7 +49,7 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   say "installing the project and its dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -e '.[dev,bench]'
   echo "$want" > "$stamp"
 fi
 # The official AsyncAPI parser (Node) the tests validate the generated document with; `npm ci` again
