@@ -9,14 +9,13 @@ client socket would fail its start), so it collides with no other stack on the m
 from __future__ import annotations
 
 import os
-import random
 import shutil
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from cloud_factory.stack import Stack
+from cloud_factory.stack.ports import free_port_block
 from core.settings import Settings, get_settings, project_root
 
 __all__ = ["soak_stack"]
@@ -26,36 +25,11 @@ _ELSEWHERE = ("CF_KAFKA_BOOTSTRAP", "CF_TEMPORAL_ADDRESS", "CF_DATABASE_URL", "C
               "CF_SIGNING_KEYS_FILE", "CF_FALLBACK_DIR", "CF_HOST", "CF_KAFKA_BROKERS")
 
 
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
 def _free_block(size: int, taken: set[int]) -> int:
-    """The first of `size` consecutive free loopback ports below the ephemeral range."""
-    low, _high = _ephemeral_range()
-    for _ in range(500):
-        first = random.randrange(20000, low - size)
-        ports = range(first, first + size)
-        if taken.intersection(ports):
-            continue
-        sockets = []
-        try:
-            for port in ports:
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-        taken.update(ports)
-        return first
-    raise RuntimeError("no free loopback ports found for a private stack")
+    """The first of `size` consecutive free loopback ports outside the ephemeral range, noted in `taken`."""
+    first = free_port_block(size, avoid=taken)
+    taken.update(range(first, first + size))
+    return first
 
 
 def _private_env(state_dir: Path) -> dict[str, str]:

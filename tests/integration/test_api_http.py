@@ -19,8 +19,8 @@ import schemas
 from core.db import engine_for
 from core.settings import Settings
 from edge.api.keys import KeyProjection, KeyStore
-from services.order.flow import read_flow
 from messaging.wiring import keyring_from, producer_from
+from services.order.flow import read_flow
 from tests.support.api_harness import ApiHarness, IssuedKey
 from tests.support.hostile_support import capture, captured_where, committed_past, dead_letter_of, resend
 

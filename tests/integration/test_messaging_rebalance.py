@@ -108,6 +108,14 @@ def test_commit_refused_by_a_rebalance_is_one_info_line_and_no_duplicate(
     assert [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
 
 
+def _first_outcome(processor: DlqProcessor, *, what: str, timeout: float = 60) -> Outcome:
+    """Poll `processor` until it handled a record; AssertionError saying `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while (outcome := processor.poll_once(0.3)) is None:
+        assert time.monotonic() < deadline, what
+    return outcome
+
+
 def test_dlq_processor_commit_refused_by_a_rebalance(stack, settings: Settings, unique: str,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     """The DLQ processor stalls in a retry's backoff past its max poll interval: its commit is
@@ -136,11 +144,7 @@ def test_dlq_processor_commit_refused_by_a_rebalance(stack, settings: Settings, 
     caplog.set_level(logging.INFO)
     stalled = processor(lambda _wait: time.sleep(STALL_S))  # its backoff outlasts its poll interval
     try:
-        deadline = time.monotonic() + 60
-        outcome = None
-        while outcome is None:
-            assert time.monotonic() < deadline, "the DLQ record never reached the processor"
-            outcome = stalled.poll_once(0.3)
+        outcome = _first_outcome(stalled, what="the DLQ record never reached the processor")
     finally:
         stalled.close()
     assert outcome is Outcome.RETRIED
@@ -150,11 +154,7 @@ def test_dlq_processor_commit_refused_by_a_rebalance(stack, settings: Settings, 
 
     successor = processor(lambda _wait: None)
     try:  # nothing was committed: the record comes again, and its outcome is recorded once
-        deadline = time.monotonic() + 60
-        again = None
-        while again is None:
-            assert time.monotonic() < deadline, "the successor never got the record again"
-            again = successor.poll_once(0.3)
+        again = _first_outcome(successor, what="the successor never got the record again")
     finally:
         successor.close()
     assert again is Outcome.RETRIED

@@ -16,9 +16,9 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 
 import schemas
 from cloud_factory.stack._process import pid_alive, port_open, read_pid
+from cloud_factory.stack.ports import free_port_block
 from core.settings import Settings
 from messaging.wiring import ensure_catalog_topics
-from tests.support.ports import free_port_block
 
 pytestmark = pytest.mark.stack
 

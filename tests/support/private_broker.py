@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from cloud_factory.stack.kafka import KafkaComponent
+from cloud_factory.stack.ports import free_port
 from core.settings import Settings
-from tests.support.ports import free_port
 from tests.support.servers import launch_and_wait
 
 __all__ = ["private_broker", "start_broker"]

@@ -19,8 +19,8 @@ from confluent_kafka.admin import AdminClient
 
 from cloud_factory.stack._process import pid_alive
 from cloud_factory.stack.kafka import KafkaComponent, kafka_nodes
+from cloud_factory.stack.ports import free_port_block
 from core.settings import Settings
-from tests.support.ports import free_port_block
 
 __all__ = ["Cluster", "private_cluster"]
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from cloud_factory.stack._process import pid_alive
+from cloud_factory.stack.ports import free_port
 from cloud_factory.stack.postgres import PostgresComponent
 from core.settings import Settings
-from tests.support.ports import free_port
 
 __all__ = ["crash_server", "private_postgres", "start_server"]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from cloud_factory.stack._process import pid_alive
+from cloud_factory.stack.ports import free_port
 from cloud_factory.stack.temporal import TemporalComponent
 from core.settings import Settings
-from tests.support.ports import free_port
 from tests.support.servers import launch_and_wait
 
 __all__ = ["kill_server", "private_temporal", "start_server"]

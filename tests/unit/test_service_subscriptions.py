@@ -13,7 +13,14 @@ from cloud_factory.faults import FAIL_POINTS, arm_failure
 from messaging.handlers import HandlerSpec
 from schemas import Service
 from workers.consumers import subscriptions_of
-from workers.kinds import CONSUMER_KINDS, CONSUMING_SERVICES, EVERY_KIND, OUTBOX_KINDS, RELAY_KINDS, WorkerKind
+from workers.kinds import (
+    CONSUMER_KINDS,
+    CONSUMING_SERVICES,
+    EVERY_KIND,
+    OUTBOX_KINDS,
+    RELAY_KINDS,
+    WorkerKind,
+)
 from workers.recipes import SAGA_POLL_TIMEOUT_S, consumer_recipes
 
 

@@ -1,9 +1,10 @@
-"""Free loopback ports for servers a test starts, stops and starts again.
+"""Free loopback ports for a private stack's servers (tests, benchmarks), which are started,
+stopped and started again.
 
 A port the kernel hands out for `bind(0)` comes from the ephemeral range, the same range outgoing
-connections draw their local ports from: after a server of the test is killed, one of the many
-client sockets around may take its port, and the restart fails with "Address already in use".
-So servers get ports above the ephemeral range, checked free when chosen.
+connections draw their local ports from: after such a server is killed, one of the many client
+sockets around may take its port, and the restart fails with "Address already in use". So servers
+get ports outside the ephemeral range, checked free when chosen.
 """
 
 from __future__ import annotations
