@@ -4,14 +4,13 @@ scenario says, and nothing happens twice.
 The workers run as real `cloud-factory worker` processes (isolated task queue, consumer groups and
 tenant prefix): `all` (a saga worker beside every service) and two `saga` replicas. Twenty orders
 are placed at once — delivered, failing at the VPS (compensated), payment declined — and the kill
-lands once provisioning is under way for some and no saga has ended; the sagas the killed replica
-had run go on from their histories on the other two (their histories show both).
+lands once provisioning is under way for some and the replica to kill has run part of a saga still
+open; the sagas it had run go on from their histories on the other two (their histories show both).
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import signal
 import subprocess
@@ -61,6 +60,17 @@ async def _worked_on(client, workflow_id: str) -> set[str]:
     return identities
 
 
+async def _open_sagas_worked_on_by(client, placed, identity_prefix: str) -> int:
+    """How many sagas still open had a workflow task completed by the worker `identity_prefix`."""
+    count = 0
+    for saga in placed:
+        if (await saga.handle.describe()).close_time is None and any(
+                identity.startswith(identity_prefix)
+                for identity in await _worked_on(client, saga.handle.id)):
+            count += 1
+    return count
+
+
 async def test_saga_replica_killed_mid_saga(stack, settings: Settings, unique: str,
                                             tmp_path: Path) -> None:
     engine = engine_for(settings.dsn)
@@ -89,12 +99,17 @@ async def test_saga_replica_killed_mid_saga(stack, settings: Settings, unique: s
         while _count(engine, provisioning) < KILL_AFTER:
             assert time.monotonic() < deadline, f"provisioning never started for {KILL_AFTER} orders"
             await asyncio.sleep(0.05)
+        # Kill the replica only once it holds part of a saga still open (on a loaded machine the other
+        # replicas may have taken every task so far): that saga must then finish elsewhere.
+        victim = f"{processes['killed'].pid}@"
+        deadline = time.monotonic() + 90
+        while not await _open_sagas_worked_on_by(client, placed, victim):
+            assert time.monotonic() < deadline, "the replica to kill never worked on an open saga"
+            await asyncio.sleep(0.3)
         os.kill(processes["killed"].pid, signal.SIGKILL)
-        killed_at = dt.datetime.now(dt.UTC)
         processes["killed"].wait(10)
         results = await asyncio.wait_for(asyncio.gather(*(p.handle.result() for p in placed)), 150)
         worked_on = [await _worked_on(client, p.handle.id) for p in placed]
-        closed = [(await p.handle.describe()).close_time for p in placed]
         delivered = [uuid.UUID(order.order_id) for fail_at, order in orders if fail_at is None]
         deadline = time.monotonic() + 60  # Billing invoices a fulfilled order after the saga moved on
         while _count(engine, select(func.count()).select_from(invoices)
@@ -109,10 +124,7 @@ async def test_saga_replica_killed_mid_saga(stack, settings: Settings, unique: s
         {EXPECTED[fail_at]: n for fail_at, n in SCENARIOS.items()})
     assert [(fail_at, r.status) for (fail_at, _), r in zip(orders, results, strict=True)
             if r.status != EXPECTED[fail_at]] == []
-    # The kill landed mid-saga: no saga that reached provisioning had ended before it, and the killed
-    # replica had run some of them, which finished on the others.
-    assert [fail_at for (fail_at, _), end in zip(orders, closed, strict=True)
-            if fail_at != "payment" and end < killed_at] == []
+    # The kill landed mid-saga: the killed replica had run part of sagas that then finished on the others.
     killed = f"{processes['killed'].pid}@"
     taken_over = [ids for ids in worked_on if any(i.startswith(killed) for i in ids)
                   and any(not i.startswith(killed) for i in ids)]
