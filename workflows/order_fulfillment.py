@@ -6,7 +6,10 @@ workflow id and the step, so a retried activity never mints a second event. Beha
 behind `workflow.patched` so the histories under tests/histories/ keep replaying: the first release
 (publish `order.created`, return) is kept verbatim for workflows without the `full-saga` marker;
 compensation that stops at the first failed undo for workflows without `every-undo`; inbound events
-applied unchecked (the first of each type, asked for or not) for workflows without `trusted-replies`.
+applied unchecked (the first of each type, asked for or not) for workflows without `trusted-replies`;
+each step published by a regular activity, and the search attributes and memo written at every
+change of status, for workflows without `local-steps` (since: a local activity first, the regular one
+only after it failed; the state written where the saga waits or ends).
 
 The saga talks to the other services only through events: it publishes through the `publish_event`
 activity and hears back through the `domain_event` signal, which the inbound bridge sends. It
@@ -30,6 +33,8 @@ from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -67,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.ports import IncidentPort, PublishingPort
     from workflows.saga_state import (
+        PATCH_LOCAL_STEPS,
         PATCH_OPERATOR_VIEW,
         PATCH_TRUSTED_REPLIES,
         SA_CORRELATION_ID,
@@ -81,6 +87,7 @@ __all__ = [
     "ORDER_TASK_QUEUE",
     "PATCH_EVERY_UNDO",
     "PATCH_FULL_SAGA",
+    "PATCH_LOCAL_STEPS",
     "PATCH_OPERATOR_VIEW",
     "PATCH_TRUSTED_REPLIES",
     "OrderFulfillmentWorkflow",
@@ -101,6 +108,13 @@ _PUBLISH_RETRY = RetryPolicy(
 _COMPENSATION_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30)
 )
+# `local-steps`: a step's local publish is tried once; a failure (Kafka refused within the producer's
+# delivery timeout) hands the step to the regular activity, which Temporal retries in plain view.
+_ONE_LOCAL_TRY = RetryPolicy(maximum_attempts=1)
+# How a local activity's failure reaches the workflow: the activity's own error, bare (a regular
+# activity's comes wrapped in ActivityError), or its timeout.
+_LOCAL_FAILURES = (ActivityError, ApplicationError, ActivityTimeout)
+_PUBLISH_TIMEOUT = timedelta(seconds=60)
 
 _REFUND_DONE = "billing.refund-completed"
 _PROV_DONE = "provisioning.completed"
@@ -165,15 +179,17 @@ class OrderFulfillmentWorkflow(SagaState):
             return await self._first_release(order)
         self._trusting()
         self._operator = workflow.patched(PATCH_OPERATOR_VIEW)
+        self._local = workflow.patched(PATCH_LOCAL_STEPS)
         self._order = order
-        workflow.upsert_search_attributes(
-            [
-                SA_CORRELATION_ID.value_set(order.correlation_id),
-                SA_TENANT_ID.value_set(order.tenant_id),
-                SA_ORDER_STATUS.value_set(SagaStatus.CREATED),
-                SA_ORDER_STEP.value_set(SagaStep.ORDER_CREATED),
-            ]
-        )
+        if not self._local:  # since `local-steps` the first `_mirror` indexes the saga
+            workflow.upsert_search_attributes(
+                [
+                    SA_CORRELATION_ID.value_set(order.correlation_id),
+                    SA_TENANT_ID.value_set(order.tenant_id),
+                    SA_ORDER_STATUS.value_set(SagaStatus.CREATED),
+                    SA_ORDER_STEP.value_set(SagaStep.ORDER_CREATED),
+                ]
+            )
         self._status, self._step = SagaStatus.CREATED, SagaStep.ORDER_CREATED
         created = await self._publish("order-created", order.created_payload(), None)
         await self._set(SagaStatus.AWAITING_PAYMENT, SagaStep.AWAITING_PAYMENT)
@@ -196,10 +212,10 @@ class OrderFulfillmentWorkflow(SagaState):
     async def _after_created(self, order: OrderRequest, created_id: str) -> OrderResult:
         timings = order.timings
         try:
-            await workflow.wait_condition(
+            await self._wait(
                 lambda: bool(self._payment or self._payment_failure or self._cancel),
-                timeout=timedelta(seconds=timings.payment_timeout_s),
-                timeout_summary=wait_summary("the payment", timings.payment_timeout_s),
+                timings.payment_timeout_s,
+                wait_summary("the payment", timings.payment_timeout_s),
             )
         except TimeoutError:
             self._payment_failure = PaymentFailure("PAYMENT_TIMEOUT", "no payment arrived in time")
@@ -225,10 +241,10 @@ class OrderFulfillmentWorkflow(SagaState):
         await self._set(SagaStatus.PROVISIONING, SagaStep.AWAITING_PROVISIONING)
         # A cancel during provisioning waits for it to settle, so the undo knows what exists.
         try:
-            await workflow.wait_condition(
+            await self._wait(
                 lambda: _PROV_DONE in self._inbound or _PROV_FAILED in self._inbound,
-                timeout=timedelta(seconds=order.timings.provisioning_timeout_s),
-                timeout_summary=wait_summary("provisioning", order.timings.provisioning_timeout_s),
+                order.timings.provisioning_timeout_s,
+                wait_summary("provisioning", order.timings.provisioning_timeout_s),
             )
         except TimeoutError:
             self._asks.close("order.provisioning-started")
@@ -457,12 +473,10 @@ class OrderFulfillmentWorkflow(SagaState):
             )
             last = asked.event_id
             try:
-                await workflow.wait_condition(
+                await self._wait(
                     lambda: any(answer in self._inbound for answer in answers),
-                    timeout=timedelta(seconds=window),
-                    timeout_summary=window_summary(
-                        _ASK_NAMES.get(step.split("@")[0], step), attempt, len(windows), window
-                    ),
+                    window,
+                    window_summary(_ASK_NAMES.get(step.split("@")[0], step), attempt, len(windows), window),
                 )
             except TimeoutError:
                 continue
@@ -585,6 +599,7 @@ class OrderFulfillmentWorkflow(SagaState):
         )
         self._incident_id = incident_workflow_id(saga_id, attempt)
         await self._set(SagaStatus.COMPENSATION_FAILED, SagaStep.MANUAL_REVIEW)
+        self._mirror()  # the saga waits for a person from here
         incident = await workflow.start_child_workflow(
             OrderIncidentWorkflow.run,
             ticket,
@@ -622,6 +637,32 @@ class OrderFulfillmentWorkflow(SagaState):
         )
 
     # -------------------------------------------------------------- helpers
+    async def _wait(self, condition: Callable[[], bool], timeout_s: float, summary: str) -> None:
+        """Wait for `condition` (TimeoutError after `timeout_s`), the state mirrored first when it
+        waits at all: a reader sees the saga where it waits."""
+        if not condition():
+            self._mirror()
+        timeout = timedelta(seconds=timeout_s)
+        await workflow.wait_condition(condition, timeout=timeout, timeout_summary=summary)
+
+    async def _publish_locally(self, request: PublishRequest, summary: str) -> PublishedEvent | None:
+        """`local-steps`: one try by a local activity, in this workflow task; None when it failed.
+
+        The step's event id is derived from the step, so the regular activity that takes over sends
+        the same event again at most (consumers drop the duplicate by its id)."""
+        try:
+            return await workflow.execute_local_activity_method(
+                PublishingPort.publish_event,
+                request,
+                start_to_close_timeout=_PUBLISH_TIMEOUT,
+                retry_policy=_ONE_LOCAL_TRY,
+                summary=summary,
+            )
+        except _LOCAL_FAILURES as failed:
+            why = failed.cause or failed
+            workflow.logger.warning("%s: the local publish failed (%s); retried as an activity", summary, why)
+            return None
+
     def _cancelled_payload(
         self, reason: OrderCancellationReason, resources: list[ResourceRef]
     ) -> Payload:
@@ -645,24 +686,28 @@ class OrderFulfillmentWorkflow(SagaState):
         event_type = _event_type(data)
         if ask and self._trusting():
             self._asks.open(step_event_id(workflow.info().workflow_id, step), event_type)
-        published = await workflow.execute_activity_method(
-            PublishingPort.publish_event,
-            PublishRequest(
-                workflow_id=workflow.info().workflow_id,
-                step=step,
-                event_type=event_type,
-                data=data,
-                tenant_id=order.tenant_id,
-                correlation_id=order.correlation_id,
-                causation_id=causation_id,
-                actor_id=order.actor_id,
-                actor_type=order.actor_type,
-                occurred_at=workflow.now().isoformat(),
-            ),
-            start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=_COMPENSATION_RETRY if compensation else _PUBLISH_RETRY,
-            summary=publish_summary(event_type, _ask_number(step)),
+        request = PublishRequest(
+            workflow_id=workflow.info().workflow_id,
+            step=step,
+            event_type=event_type,
+            data=data,
+            tenant_id=order.tenant_id,
+            correlation_id=order.correlation_id,
+            causation_id=causation_id,
+            actor_id=order.actor_id,
+            actor_type=order.actor_type,
+            occurred_at=workflow.now().isoformat(),
         )
+        summary = publish_summary(event_type, _ask_number(step))
+        published = await self._publish_locally(request, summary) if self._local else None
+        if published is None:
+            published = await workflow.execute_activity_method(
+                PublishingPort.publish_event,
+                request,
+                start_to_close_timeout=_PUBLISH_TIMEOUT,
+                retry_policy=_COMPENSATION_RETRY if compensation else _PUBLISH_RETRY,
+                summary=summary,
+            )
         self._timeline.append(
             TimelineEntry(
                 "out",

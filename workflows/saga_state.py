@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.states import ENDED_STATUSES, FINAL_STATUSES, FINAL_STEPS, SagaStatus, SagaStep
 
 __all__ = [
+    "PATCH_LOCAL_STEPS",
     "PATCH_OPERATOR_VIEW",
     "PATCH_TRUSTED_REPLIES",
     "SA_CORRELATION_ID",
@@ -54,6 +55,10 @@ PATCH_TRUSTED_REPLIES = "trusted-replies"
 # The operator's release: a failed compensation opens an `OrderIncident` child and waits for a person;
 # the memo always carries the compensation (also when nothing is owed) and states the outcome.
 PATCH_OPERATOR_VIEW = "operator-view"
+# The speed release: each step's event goes out by a local activity inside the saga's own workflow
+# task (no activity task through the server and back), and the search attributes and memo are
+# written where the saga waits or ends — the only states a reader of the Web UI can ever see.
+PATCH_LOCAL_STEPS = "local-steps"
 _TAKES_PAYMENT = frozenset({SagaStatus.PENDING, SagaStatus.CREATED, SagaStatus.AWAITING_PAYMENT})
 
 SA_CORRELATION_ID = SearchAttributeKey.for_keyword("CorrelationId")
@@ -88,6 +93,8 @@ class SagaState:
         self._incident_started = False
         self._refund_round = 0  # refunds Billing declined: a person's retry asks under a new key
         self._memo_said: tuple[object, ...] | None = None
+        self._local = False  # `local-steps`, decided at the start of `run`
+        self._indexed: tuple[SagaStatus, SagaStep] | None = None  # the status and step last upserted
 
     # -------------------------------------------------------------- helpers
     def _require_order(self) -> OrderRequest:
@@ -101,10 +108,38 @@ class SagaState:
         status, compensation) only when it says something new to a reader of the Web UI. Before
         `operator-view` that was a change of the stack or the end; since, also a change of status or
         incident, and the compensation is a mapping (Temporal drops a memo key whose value is `[]`).
+        Since `local-steps` both wait for `_mirror`, where the saga next waits or ends.
         """
         self._status, self._step = status, step
+        if self._local:
+            self._show()  # the current details are no command: always up to date
+            return
         workflow.upsert_search_attributes([SA_ORDER_STATUS.value_set(status), SA_ORDER_STEP.value_set(step)])
         self._show()
+        self._write_memo(status, step)
+
+    def _mirror(self) -> None:
+        """`local-steps`: write what changed into the search attributes and memo, once, where the saga
+        waits or ends. A workflow task's upserts become visible together when it completes, so the
+        states the saga passes through within one task were never seen by anyone; the first mirror
+        also indexes the saga by correlation id and tenant."""
+        if not self._local:
+            return
+        order = self._require_order()
+        attributes = []
+        if self._indexed is None:
+            attributes += [
+                SA_CORRELATION_ID.value_set(order.correlation_id),
+                SA_TENANT_ID.value_set(order.tenant_id),
+            ]
+        if self._indexed != (self._status, self._step):
+            attributes += [SA_ORDER_STATUS.value_set(self._status), SA_ORDER_STEP.value_set(self._step)]
+            self._indexed = (self._status, self._step)
+        if attributes:
+            workflow.upsert_search_attributes(attributes)
+        self._write_memo(self._status, self._step)
+
+    def _write_memo(self, status: SagaStatus, step: SagaStep) -> None:
         stack = [entry.step for entry in reversed(self._stack)]
         order = self._require_order()
         if not self._operator:
@@ -181,6 +216,7 @@ class SagaState:
 
     def _result(self, last_event_id: str) -> OrderResult:
         order = self._require_order()
+        self._mirror()  # the end: what the saga ended as
         return OrderResult(
             order_id=order.order_id,
             status=self._status,

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import schemas
 from core.settings import Settings
 from services.order.flow import read_dlq, read_flow
+
+if TYPE_CHECKING:
+    from temporalio.client import WorkflowHistory
 
 __all__ = ["OrderReport", "inspect_order"]
 
@@ -51,6 +55,17 @@ def _owed(memo: dict) -> list[str]:
     if isinstance(compensation, dict):
         return list(compensation.get("owed", []))
     return list(memo.get("compensationStack", []))
+
+
+def _local_activities(history: WorkflowHistory) -> int:
+    """Local activities that completed (since `local-steps` a step's publish is one): their markers."""
+    return sum(
+        1
+        for event in history.events
+        if event.HasField("marker_recorded_event_attributes")
+        and event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        and not event.marker_recorded_event_attributes.HasField("failure")
+    )
 
 
 async def inspect_order(settings: Settings, workflow_id: str) -> OrderReport:
@@ -104,7 +119,7 @@ async def inspect_order(settings: Settings, workflow_id: str) -> OrderReport:
         incident_id=memo.get("incident"),
         updates=kinds.count("workflow_execution_update_accepted_event_attributes"),
         history_events=len(kinds),
-        activities=kinds.count("activity_task_completed_event_attributes"),
+        activities=kinds.count("activity_task_completed_event_attributes") + _local_activities(history),
         signals=kinds.count("workflow_execution_signaled_event_attributes"),
         events=events,
         dlq=dlq,

@@ -4,13 +4,15 @@ A broker of this test's own (own state dir, ports and env segment; the shared br
 other engineers' tests run against it) serves the saga worker, the bridge and the Provisioning and
 Billing consumers; Temporal and PostgreSQL are the shared ones. The order is placed and waits for its
 payment; the broker is stopped and the payment confirmed, so `order.payment-confirmed` must be published
-while no broker answers. The publish activity must fail and be retried by Temporal (visible as the
-pending activity's attempt and last failure) while the saga stays at `awaiting-payment` and nothing is
+while no broker answers. The step's local publish (`local-steps`) fails once and hands the step to the
+regular publish activity, which must fail and be retried by Temporal (visible as the pending
+activity's attempt and last failure) while the saga stays at `awaiting-payment` and nothing is
 written to the file spool; once the broker is back the saga goes on to `delivered`, its events are on
 Kafka for real (timeline offsets, records on the topics), and the spool is still empty.
 
 Each attempt against a dead broker takes the producer's delivery timeout (30 s) to fail, so the
-outage lasts until the second attempt has started (~35 s), the shortest that proves a retry.
+outage lasts until the activity's second attempt has started (~70 s: the local try, then the
+activity's first attempt), the shortest that proves a retry.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from workflows.order_fulfillment import SA_ORDER_STEP, OrderFulfillmentWorkflow
 pytestmark = pytest.mark.stack
 
 WAITING_STEP = "awaiting-payment"
-OUTAGE_LIMIT_S = 120  # the second attempt starts after ~35 s (5 s topic check + 30 s delivery timeout + 1 s)
+OUTAGE_LIMIT_S = 150  # the second attempt starts after ~70 s (2 × (5 s topic check + 30 s delivery timeout) + 1 s)
 
 
 
@@ -56,11 +58,16 @@ async def _where(handle: WorkflowHandle) -> tuple[str, str, str | None, object]:
 
 
 async def _started_attempts(handle: WorkflowHandle, step: str) -> list[int]:
-    """From the history: the attempt each `publish_event` of `step` completed on."""
+    """From the history: the attempt each `publish_event` of `step` completed on (0: a local try that
+    failed, before the first activity of the step was scheduled)."""
     scheduled: set[int] = set()
     attempts = []
     async for event in handle.fetch_history_events():
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == "core_local_activity" and marker.HasField("failure") and not scheduled:
+                attempts.append(0)
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attributes = event.activity_task_scheduled_event_attributes
             request = json.loads(attributes.input.payloads[0].data)
             if attributes.activity_type.name == "publish_event" and request["step"] == step:
@@ -149,7 +156,9 @@ async def test_saga_waits_at_its_step_while_kafka_is_down_and_never_spools(
     assert records and {str(r.envelope.event_id) for r in records} == {
         step_event_id(workflow_id, "payment-confirmed")}
     assert all(r.signature_ok for r in records)
-    # … the history shows the retry (the step's activity completed on a later attempt) …
-    assert max(await _started_attempts(handle, "payment-confirmed")) >= 2
+    # … the history shows the failed local try, then the retry (the step's activity completed on a
+    # later attempt) …
+    attempts = await _started_attempts(handle, "payment-confirmed")
+    assert attempts[0] == 0 and max(attempts) >= 2, attempts
     # … and nothing ever went through the spool.
     assert _spooled(spool) == [], _spooled(spool)

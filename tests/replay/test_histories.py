@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
+from temporalio.common import RetryPolicy
 from temporalio.worker import Replayer
 
 from core.temporal import DATA_CONVERTER
@@ -26,32 +28,39 @@ from workflows.contracts import (
     OrderResult,
     PaymentConfirmation,
     PaymentFailure,
+    PublishedEvent,
+    PublishRequest,
     order_workflow_id,
 )
 from workflows.incident import OrderIncidentWorkflow
 from workflows.order_fulfillment import (
     PATCH_EVERY_UNDO,
     PATCH_FULL_SAGA,
+    PATCH_LOCAL_STEPS,
     PATCH_OPERATOR_VIEW,
     PATCH_TRUSTED_REPLIES,
     OrderFulfillmentWorkflow,
 )
+from workflows.ports import PublishingPort
 from workflows.registry import SAGA_WORKFLOWS
 from workflows.states import SagaStatus, SagaStep
 
 DIRECTORY = Path(__file__).resolve().parents[1] / "histories"
 HISTORIES = sorted(DIRECTORY.glob("*.json"))
+#: Recorded with `operator-view`, before `local-steps`.
+OPERATOR = {"operator_success", "operator_payment_declined", "update_cancel", "incident_retried",
+            "incident_resolved", "incident_retried_twice"}
 #: Recorded before `operator-view` (`order_created` before the full saga): the paths of earlier releases.
-OLD = {*KEPT, *UNRECORDABLE}
-#: Recorded with `operator-view`: the sagas' histories, and each incident's as NAME.incident-<attempt>.
+OLD = {*KEPT, *UNRECORDABLE} - OPERATOR
+#: Recorded with `local-steps`: the sagas' histories, and each incident's as NAME.incident-<attempt>.
 NEW = set(SCENARIOS)
 INCIDENTS = {
-    "incident_retried.incident-1",
-    "incident_resolved.incident-1",
-    "incident_retried_twice.incident-1",
-    "incident_retried_twice.incident-2",
+    f"{prefix}{name}"
+    for prefix in ("", "local_")
+    for name in ("incident_retried.incident-1", "incident_resolved.incident-1",
+                 "incident_retried_twice.incident-1", "incident_retried_twice.incident-2")
 }
-PATHS = OLD | NEW | INCIDENTS
+PATHS = OLD | OPERATOR | NEW | INCIDENTS
 
 
 def _recorded(text: str, fallback: str) -> WorkflowHistory:
@@ -87,7 +96,7 @@ def _non_deterministic(failure: Exception | None) -> bool:
 def test_histories_are_committed() -> None:
     """A file for every path the recorder knows, and one per incident its scenarios decide."""
     assert {path.stem for path in HISTORIES} == PATHS
-    decided = {f"{name}.incident-{n}" for name, scenario in SCENARIOS.items()
+    decided = {f"{name}.incident-{n}" for name, scenario in {**KEPT, **SCENARIOS}.items()
                for n in range(1, len(scenario.decisions) + 1)}
     assert decided == INCIDENTS
 
@@ -100,7 +109,7 @@ async def test_history_replays(path: Path) -> None:
     assert result.replay_failure is None, result.replay_failure
 
 
-@pytest.mark.parametrize("name", sorted(OLD | NEW))
+@pytest.mark.parametrize("name", sorted(OLD | OPERATOR | NEW))
 def test_each_saga_history_ended_as_its_scenario_expects(name: str) -> None:
     expected = "created" if name in UNRECORDABLE else EXPECTED_STATUS[name]
     assert load_history(DIRECTORY / f"{name}.json").outcome == expected
@@ -161,7 +170,8 @@ def _patch_ids(name: str) -> list[str]:
     """The `workflow.patched` markers a history recorded, in order."""
     history = json.loads((DIRECTORY / f"{name}.json").read_text())
     key = "markerRecordedEventAttributes"
-    payloads = [e[key]["details"]["patch-data"]["payloads"][0] for e in history["events"] if key in e]
+    payloads = [e[key]["details"]["patch-data"]["payloads"][0] for e in history["events"]
+                if key in e and e[key]["markerName"] == "core_patch"]
     return [json.loads(base64.b64decode(p["data"]))["id"] for p in payloads]
 
 
@@ -243,11 +253,13 @@ async def test_the_every_undo_history_needs_every_undo_tried() -> None:
 def test_the_operator_view_histories_took_its_path_and_the_older_ones_did_not() -> None:
     """`operator-view` is decided once, at the start of `run`, after the two earlier patches; a
     failed undo also meets `every-undo` (an incident names every failed undo)."""
-    for name in NEW:
+    for name in OPERATOR | NEW:
         assert _patch_ids(name)[:3] == [PATCH_FULL_SAGA, PATCH_TRUSTED_REPLIES, PATCH_OPERATOR_VIEW], name
     for name in ("incident_retried", "incident_resolved", "incident_retried_twice"):
         assert _patch_ids(name) == [
             PATCH_FULL_SAGA, PATCH_TRUSTED_REPLIES, PATCH_OPERATOR_VIEW, PATCH_EVERY_UNDO], name
+        assert _patch_ids(f"local_{name}") == [PATCH_FULL_SAGA, PATCH_TRUSTED_REPLIES, PATCH_OPERATOR_VIEW,
+                                               PATCH_LOCAL_STEPS, PATCH_EVERY_UNDO], name
     for name in OLD:
         assert PATCH_OPERATOR_VIEW not in _patch_ids(name), name
     for name in INCIDENTS:
@@ -269,16 +281,19 @@ def _signals(name: str) -> list[str]:
 
 
 def test_people_s_commands_are_updates_in_the_new_histories_and_signals_in_the_old() -> None:
-    assert _updates("operator_success") == ["pay"]
-    assert _updates("operator_payment_declined") == ["decline_payment"]
-    assert _updates("update_cancel") == ["pay", "request_cancel"]
-    for name in NEW:  # the bridge keeps its signal: events are fire-and-forget
+    for prefix in ("", "local_"):
+        assert _updates(f"{'local' if prefix else 'operator'}_success") == ["pay"]
+        assert _updates(f"{'local' if prefix else 'operator'}_payment_declined") == ["decline_payment"]
+        assert _updates(f"{prefix}update_cancel") == ["pay", "request_cancel"]
+    for name in OPERATOR | NEW:  # the bridge keeps its signal: events are fire-and-forget
         assert set(_signals(name)) <= {"domain_event"}, name
     assert _updates("customer_cancel") == []
     assert {"confirm_payment", "cancel"} <= set(_signals("customer_cancel"))
 
 
-@pytest.mark.parametrize("name", ["operator_success", "operator_payment_declined"])
+@pytest.mark.parametrize(
+    "name", ["operator_success", "operator_payment_declined", "local_success", "local_payment_declined"]
+)
 def test_update_with_start_recorded_the_payment_in_the_saga_s_first_task(name: str) -> None:
     """Placed and paid in one call: the Update is accepted before the first task's commands (the
     patch markers), so the saga never waited for a payment that came later."""
@@ -308,20 +323,27 @@ def _ticket(name: str) -> IncidentTicket:
 
 
 def test_each_incident_holds_its_saga_s_ticket_and_the_person_s_decision() -> None:
-    resolved = _decision("incident_resolved.incident-1")
+    for prefix in ("", "local_"):
+        _check_incidents(prefix)
+
+
+def _check_incidents(prefix: str) -> None:
+    resolved = _decision(f"{prefix}incident_resolved.incident-1")
     assert (resolved.action, resolved.note, resolved.by) == ("resolve", RESOLUTION_NOTE, "recorder")
     for name in ("incident_retried.incident-1", "incident_retried_twice.incident-1",
                  "incident_retried_twice.incident-2"):
-        assert _decision(name).action == "retry", name
-    for saga in ("incident_retried", "incident_resolved", "incident_retried_twice"):
+        assert _decision(f"{prefix}{name}").action == "retry", name
+    for name in ("incident_retried", "incident_resolved", "incident_retried_twice"):
+        saga = f"{prefix}{name}"
         saga_id = _history(saga).workflow_id
-        for attempt in (1, 2) if saga == "incident_retried_twice" else (1,):
-            name = f"{saga}.incident-{attempt}"
-            ticket = _ticket(name)
+        for attempt in (1, 2) if saga.endswith("incident_retried_twice") else (1,):
+            incident = f"{saga}.incident-{attempt}"
+            ticket = _ticket(incident)
             assert (ticket.saga_workflow_id, ticket.attempt) == (saga_id, attempt)
-            assert _history(name).workflow_id == f"incident-{saga_id}-{attempt}"
-    assert [str(step) for step in _ticket("incident_retried.incident-1").failed_steps] == ["refund_payment"]
-    assert [str(step) for step in _ticket("incident_retried_twice.incident-2").failed_steps] == [
+            assert _history(incident).workflow_id == f"incident-{saga_id}-{attempt}"
+    assert [str(step) for step in _ticket(f"{prefix}incident_retried.incident-1").failed_steps] == [
+        "refund_payment"]
+    assert [str(step) for step in _ticket(f"{prefix}incident_retried_twice.incident-2").failed_steps] == [
         "deprovision_resources", "refund_payment"]
 
 
@@ -338,7 +360,9 @@ class _NoIncidentWorkflow(OrderFulfillmentWorkflow):
         return await self._compensation_failed(failures, cause_id)
 
 
-@pytest.mark.parametrize("name", ["incident_resolved", "incident_retried", "incident_retried_twice"])
+@pytest.mark.parametrize("name", ["incident_resolved", "incident_retried", "incident_retried_twice",
+                                  "local_incident_resolved", "local_incident_retried",
+                                  "local_incident_retried_twice"])
 async def test_the_incident_histories_need_the_saga_to_wait_for_a_person(name: str) -> None:
     assert _non_deterministic(await _failure(_NoIncidentWorkflow, name))
 
@@ -365,9 +389,10 @@ class _OneIncidentWorkflow(OrderFulfillmentWorkflow):
 
 
 async def test_a_retry_that_fails_again_must_open_the_next_incident() -> None:
-    assert _non_deterministic(await _failure(_OneIncidentWorkflow, "incident_retried_twice"))
-    for name in ("incident_retried", "incident_resolved"):  # one incident each: the same commands
-        assert await _failure(_OneIncidentWorkflow, name) is None, name
+    for prefix in ("", "local_"):
+        assert _non_deterministic(await _failure(_OneIncidentWorkflow, f"{prefix}incident_retried_twice"))
+        for name in ("incident_retried", "incident_resolved"):  # one incident each: the same commands
+            assert await _failure(_OneIncidentWorkflow, f"{prefix}{name}") is None, name
 
 
 @workflow.defn(name="OrderFulfillmentWorkflow", sandboxed=False)
@@ -391,7 +416,8 @@ class _UpdatesIgnoredWorkflow(OrderFulfillmentWorkflow):
         return "ignored"
 
 
-@pytest.mark.parametrize("name", ["operator_success", "operator_payment_declined", "update_cancel"])
+@pytest.mark.parametrize("name", ["operator_success", "operator_payment_declined", "update_cancel",
+                                  "local_success", "local_payment_declined", "local_update_cancel"])
 async def test_the_update_histories_need_the_updates_applied(name: str) -> None:
     assert _non_deterministic(await _failure(_UpdatesIgnoredWorkflow, name))
 
@@ -417,3 +443,109 @@ class _NoDeadlineIncident(OrderIncidentWorkflow):
 @pytest.mark.parametrize("name", sorted(INCIDENTS))
 async def test_the_incident_histories_need_the_incident_s_deadline(name: str) -> None:
     assert _non_deterministic(await _failure(_NoDeadlineIncident, name))
+
+
+# ------------------------------------------------------------------ local-steps
+
+_LOCAL_MARKER = "core_local_activity"
+
+
+def _publishes(name: str) -> list[tuple[str, str]]:
+    """How each publish of a history went out, in order: ("local", "ok" | "failed") for a local
+    activity's marker, ("activity", step) for a scheduled `publish_event`."""
+    found = []
+    for event in _events(name):
+        marker = event.get("markerRecordedEventAttributes")
+        if marker and marker["markerName"] == _LOCAL_MARKER:
+            found.append(("local", "failed" if "failure" in marker else "ok"))
+        scheduled = event.get("activityTaskScheduledEventAttributes")
+        if scheduled and scheduled["activityType"]["name"] == "publish_event":
+            request = json.loads(base64.b64decode(scheduled["input"]["payloads"][0]["data"]))
+            found.append(("activity", request["step"]))
+    return found
+
+
+def test_the_local_steps_histories_took_its_path_and_the_older_ones_did_not() -> None:
+    for name in NEW:
+        assert _patch_ids(name)[:4] == [
+            PATCH_FULL_SAGA, PATCH_TRUSTED_REPLIES, PATCH_OPERATOR_VIEW, PATCH_LOCAL_STEPS], name
+        if name != "local_kafka_refused":  # every publish went out in the saga's own workflow task
+            assert {how for how, _ in _publishes(name)} == {"local"}, name
+            assert ("local", "failed") not in _publishes(name), name
+    for name in OLD | OPERATOR:
+        assert PATCH_LOCAL_STEPS not in _patch_ids(name), name
+        assert all(how == "activity" for how, _ in _publishes(name)), name
+
+
+def test_a_refused_local_publish_was_handed_to_the_regular_activity() -> None:
+    """Kafka down at `order.payment-confirmed`: the local try failed, the step's regular activity
+    (retried by Temporal, in plain view) published it, and the saga went on locally."""
+    publishes = _publishes("local_kafka_refused")
+    assert publishes[:3] == [("local", "ok"), ("local", "failed"), ("activity", "payment-confirmed")]
+    assert set(publishes[3:]) == {("local", "ok")} and len(publishes) == 6, publishes
+
+
+def test_the_local_steps_halve_the_history_of_a_delivered_saga() -> None:
+    assert len(_events("local_success")) * 2 <= len(_events("operator_success"))
+
+
+@workflow.defn(name="OrderFulfillmentWorkflow", sandboxed=False)
+class _RegularPublishWorkflow(OrderFulfillmentWorkflow):
+    """Every step published by the regular activity again (state still written at the waits)."""
+
+    @workflow.run
+    async def run(self, order: OrderRequest) -> OrderResult:
+        return await super().run(order)
+
+    async def _publish_locally(self, request: object, summary: str) -> None:
+        return None
+
+
+@workflow.defn(name="OrderFulfillmentWorkflow", sandboxed=False)
+class _StateAtEveryStepWorkflow(OrderFulfillmentWorkflow):
+    """Local publishes, but the search attributes and memo written at every change of status."""
+
+    @workflow.run
+    async def run(self, order: OrderRequest) -> OrderResult:
+        return await super().run(order)
+
+    async def _set(self, status: SagaStatus, step: SagaStep) -> None:
+        await super()._set(status, step)
+        self._mirror()
+
+
+@workflow.defn(name="OrderFulfillmentWorkflow", sandboxed=False)
+class _NoFallbackWorkflow(OrderFulfillmentWorkflow):
+    """A failed local publish fails the saga instead of handing the step to the regular activity."""
+
+    @workflow.run
+    async def run(self, order: OrderRequest) -> OrderResult:
+        return await super().run(order)
+
+    async def _publish_locally(self, request: PublishRequest, summary: str) -> PublishedEvent | None:
+        return await workflow.execute_local_activity_method(
+            PublishingPort.publish_event, request, start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=RetryPolicy(maximum_attempts=1), summary=summary)
+
+
+@pytest.mark.parametrize("name", sorted(NEW))
+async def test_the_local_steps_histories_need_the_local_publishes(name: str) -> None:
+    assert _non_deterministic(await _failure(_RegularPublishWorkflow, name))
+
+
+@pytest.mark.parametrize("name", ["local_success", "local_update_cancel", "local_incident_retried"])
+async def test_the_local_steps_histories_need_the_state_written_where_the_saga_waits(name: str) -> None:
+    assert _non_deterministic(await _failure(_StateAtEveryStepWorkflow, name))
+
+
+@pytest.mark.parametrize("name", sorted(OPERATOR))
+async def test_the_operator_histories_do_not_depend_on_the_local_steps(name: str) -> None:
+    """Recorded before `local-steps`: the variants above replay them as well as today's code."""
+    assert await _failure(_RegularPublishWorkflow, name) is None
+    assert await _failure(_StateAtEveryStepWorkflow, name) is None
+
+
+async def test_the_kafka_refused_history_needs_the_fallback() -> None:
+    failure = await _failure(_NoFallbackWorkflow, "local_kafka_refused")
+    assert failure is not None
+    assert _non_deterministic(failure) or "payment-confirmed" in str(failure), failure

@@ -19,7 +19,7 @@ def _recorder(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
 
 
-@pytest.mark.parametrize("name", ["success", "compensation_failure", "order_created"])
+@pytest.mark.parametrize("name", ["success", "compensation_failure", "order_created", "operator_success"])
 def test_the_kept_histories_are_never_recorded_over(name: str) -> None:
     before = (HISTORIES / f"{name}.json").read_bytes()
     result = _recorder(name)
@@ -37,8 +37,9 @@ def test_the_kept_names_are_the_committed_histories_of_earlier_releases() -> Non
 async def test_a_resolved_incident_is_recorded_with_its_incident_and_both_replay(
     stack, tmp_path: Path
 ) -> None:
-    paths = await record("incident_resolved", tmp_path)
-    assert [path.name for path in paths] == ["incident_resolved.json", "incident_resolved.incident-1.json"]
+    paths = await record("local_incident_resolved", tmp_path)
+    assert [path.name for path in paths] == [
+        "local_incident_resolved.json", "local_incident_resolved.incident-1.json"]
     saga, incident = (load_history(path) for path in paths)
     assert (saga.workflow_type, saga.outcome) == ("OrderFulfillmentWorkflow", "resolved_manually")
     assert (incident.workflow_type, incident.outcome) == ("OrderIncident", "completed")

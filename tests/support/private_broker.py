@@ -6,6 +6,7 @@ and the stack's per-service signing keys, and spools into its own directory unde
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from cloud_factory.stack.ports import free_port
 from core.settings import Settings
 from tests.support.servers import launch_and_wait
 
-__all__ = ["private_broker", "start_broker"]
+__all__ = ["own_broker", "private_broker", "start_broker"]
 
 
 def start_broker(kafka: KafkaComponent, timeout: float = 90) -> None:
@@ -25,12 +26,13 @@ def start_broker(kafka: KafkaComponent, timeout: float = 90) -> None:
     launch_and_wait(kafka, timeout=timeout, what="private broker")
 
 
-@pytest.fixture
-def private_broker(stack, settings: Settings, tmp_path: Path,
-                   unique: str) -> Iterator[tuple[Settings, KafkaComponent]]:
-    own = settings.model_copy(update={"state_dir": tmp_path / "state", "kafka_port": free_port(),
+@contextlib.contextmanager
+def own_broker(settings: Settings, directory: Path, env: str) -> Iterator[tuple[Settings, KafkaComponent]]:
+    """A broker of its own under `directory` (state, spool), running until the block ends: the
+    settings that reach it, and the broker to stop and start."""
+    own = settings.model_copy(update={"state_dir": directory / "state", "kafka_port": free_port(),
                                       "kafka_controller_port": free_port(), "kafka_heap": "384m",
-                                      "env": f"t{unique}", "fallback_dir": tmp_path / "fallback",
+                                      "env": env, "fallback_dir": directory / "fallback",
                                       "signing_keys_file": settings.development_keys_path})
     home = own.state_dir / "kafka"
     home.mkdir(parents=True)
@@ -43,3 +45,10 @@ def private_broker(stack, settings: Settings, tmp_path: Path,
         yield own, kafka
     finally:
         kafka.stop()
+
+
+@pytest.fixture
+def private_broker(stack, settings: Settings, tmp_path: Path,
+                   unique: str) -> Iterator[tuple[Settings, KafkaComponent]]:
+    with own_broker(settings, tmp_path, f"t{unique}") as running:
+        yield running

@@ -10,16 +10,20 @@ person would: for each incident, in order, one decision (fix the fault and `retr
 fixing, `resolve` with a note); each incident's own `OrderIncident` history is written beside the
 saga's, as NAME.incident-<attempt>.json.
 
-`KEPT` are the paths of earlier releases (recorded before `operator-view`, `order_created` before
-the full saga): their committed histories are what proves those paths still replay, and today's
-code would record another path under the same name, so they are never written into tests/histories
-again; `--out DIR` runs one elsewhere, to see what the path looks like today.
+`KEPT` are the paths of earlier releases (recorded before `local-steps`, the oldest before
+`operator-view`, `order_created` before the full saga): their committed histories are what proves
+those paths still replay, and today's code would record another path under the same name, so they
+are never written into tests/histories again; `--out DIR` runs one elsewhere, to see what the path
+looks like today. A scenario marked `own_broker` runs on a Kafka broker of the recording's own
+(stopped and started by the scenario; the stack's broker is never touched).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,15 +33,18 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from core.settings import get_settings
+from cloud_factory.stack.kafka import KafkaComponent
+from core.settings import Settings, get_settings
 from messaging.wiring import ensure_catalog_topics
 from services.billing.gateway import clear_gateway_faults, inject_gateway_fault
 from services.order.api import Outcome, PlacedOrder, cancel_order, pay_order, wait_for_outcome
 from services.order.incident_desk import resolve_incident, retry_incident
 from services.provisioning.simulator import clear_faults, held_since, inject_fault, release_fault
+from tests.support.private_broker import own_broker, start_broker
 from tests.support.saga_harness import SagaHarness
 from workflows.contracts import InboundEvent
 from workflows.incident import OrderIncidentWorkflow
+from workflows.order_fulfillment import OrderFulfillmentWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 #: How long one settle (to the end, or to the next incident) may take; the slowest waits out every
@@ -57,6 +64,7 @@ class Scenario:
     place: Place
     expected: str
     decisions: tuple[Decide, ...] = ()
+    own_broker: bool = False
 
 
 # ------------------------------------------------------------------ placing
@@ -119,6 +127,30 @@ async def _forged_reply_ignored(h: SagaHarness) -> PlacedOrder:
     return placed
 
 
+async def _kafka_refused(h: SagaHarness) -> PlacedOrder:
+    """Placed unpaid; the broker (the recording's own) is stopped and the order paid, so the local
+    publish of `order.payment-confirmed` fails and the regular activity takes the step over; the
+    broker comes back once that activity runs, and the saga delivers."""
+    placed = await h.place("history", pay=False)
+    handle = placed.handle
+    deadline = time.monotonic() + 60
+    while (await handle.query(OrderFulfillmentWorkflow.status)).step != "awaiting-payment":
+        if time.monotonic() > deadline:
+            raise TimeoutError("the saga never waited for its payment")
+        await asyncio.sleep(0.1)
+    kafka = KafkaComponent(h.settings)
+    await asyncio.to_thread(kafka.stop)
+    await pay_order(_client(h), placed.order.workflow_id)
+    deadline = time.monotonic() + 120
+    while not [a for a in (await handle.describe()).raw_description.pending_activities
+               if a.activity_type.name == "publish_event"]:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the failed local publish was never handed to the regular activity")
+        await asyncio.sleep(0.2)
+    await asyncio.to_thread(start_broker, kafka)
+    return placed
+
+
 # ------------------------------------------------------------------ a person's decisions
 
 
@@ -151,21 +183,23 @@ async def _resolve_by_hand(h: SagaHarness, placed: PlacedOrder, incident_id: str
 
 # ------------------------------------------------------------------ the scenarios
 
-#: The paths of today's code (`operator-view`): `all` records these.
+#: The paths of today's code (`local-steps`): `all` records these.
 SCENARIOS: dict[str, Scenario] = {
-    "operator_success": Scenario(_success, "delivered"),
-    "operator_payment_declined": Scenario(_payment_failure, "payment_failed"),
-    "update_cancel": Scenario(_customer_cancel, "cancelled"),
-    "incident_retried": Scenario(_compensation_failure, "compensated", (_fix_refund_and_retry,)),
-    "incident_resolved": Scenario(_compensation_failure, "resolved_manually", (_resolve_by_hand,)),
-    "incident_retried_twice": Scenario(
+    "local_success": Scenario(_success, "delivered"),
+    "local_payment_declined": Scenario(_payment_failure, "payment_failed"),
+    "local_update_cancel": Scenario(_customer_cancel, "cancelled"),
+    "local_incident_retried": Scenario(_compensation_failure, "compensated", (_fix_refund_and_retry,)),
+    "local_incident_resolved": Scenario(_compensation_failure, "resolved_manually", (_resolve_by_hand,)),
+    "local_incident_retried_twice": Scenario(
         _every_undo_failure, "compensated", (_retry_unfixed, _fix_all_and_retry)
     ),
+    "local_kafka_refused": Scenario(_kafka_refused, "delivered", own_broker=True),
 }
 
-#: Recorded by earlier releases; today's code takes another path under these names (Update-with-Start,
-#: Updates instead of signals, an incident instead of ending), so they are never recorded over.
-#: The compensation_failed ones now stop at their incident: recorded there, then terminated.
+#: Recorded by earlier releases; today's code takes another path under these names (local publishes,
+#: Update-with-Start, Updates instead of signals, an incident instead of ending), so they are never
+#: recorded over. The compensation_failed ones now stop at their incident: recorded there, then
+#: terminated.
 KEPT: dict[str, Scenario] = {
     "success": Scenario(_success, "delivered"),
     "provisioning_failure": Scenario(_provisioning_failure, "compensated"),
@@ -175,6 +209,15 @@ KEPT: dict[str, Scenario] = {
     "every_undo_failure": Scenario(_every_undo_failure, "compensation_failed"),
     "trusted_success": Scenario(_success, "delivered"),
     "forged_reply_ignored": Scenario(_forged_reply_ignored, "compensated"),
+    # `operator-view`, before `local-steps`:
+    "operator_success": Scenario(_success, "delivered"),
+    "operator_payment_declined": Scenario(_payment_failure, "payment_failed"),
+    "update_cancel": Scenario(_customer_cancel, "cancelled"),
+    "incident_retried": Scenario(_compensation_failure, "compensated", (_fix_refund_and_retry,)),
+    "incident_resolved": Scenario(_compensation_failure, "resolved_manually", (_resolve_by_hand,)),
+    "incident_retried_twice": Scenario(
+        _every_undo_failure, "compensated", (_retry_unfixed, _fix_all_and_retry)
+    ),
 }
 #: Recorded by the first release; no scenario can take that path any more.
 UNRECORDABLE = ("order_created",)
@@ -219,6 +262,14 @@ async def record(name: str, out_dir: Path = HISTORIES) -> list[Path]:
     """Run scenario `name` and write its saga's history and each of its incidents'; the paths written."""
     scenario = SCENARIOS.get(name) or KEPT[name]
     settings = get_settings()
+    with contextlib.ExitStack() as scope:
+        if scenario.own_broker:
+            directory = Path(scope.enter_context(tempfile.TemporaryDirectory(prefix="record-")))
+            settings, _ = scope.enter_context(own_broker(settings, directory, f"rec{uuid.uuid4().hex[:8]}"))
+        return await _record(scenario, name, settings, out_dir)
+
+
+async def _record(scenario: Scenario, name: str, settings: Settings, out_dir: Path) -> list[Path]:
     ensure_catalog_topics(settings)
     async with SagaHarness(settings) as harness:
         client = _client(harness)

@@ -215,8 +215,9 @@ _UPDATES = {"pay": PaymentConfirmation, "decline_payment": PaymentFailure, "requ
 #: Each workflow type's input and result.
 _RUN = {"OrderFulfillmentWorkflow": (OrderRequest, OrderResult),
         "OrderIncident": (IncidentTicket, IncidentDecision)}
-#: What every history of a type holds at least (an incident calls no activity).
-_HOLDS = {"OrderFulfillmentWorkflow": {OrderRequest, PublishRequest, PublishedEvent, OrderResult},
+#: What every history of a type holds at least (an incident calls no activity; a local activity's
+#: marker records its result, not its input).
+_HOLDS = {"OrderFulfillmentWorkflow": {OrderRequest, PublishedEvent, OrderResult},
           "OrderIncident": {IncidentTicket, IncidentAction, IncidentDecision}}
 _ACTIVITIES = {"publish_event": (PublishRequest, PublishedEvent), "open_incident": (IncidentRequest, None),
                "close_incident": (IncidentClosure, None)}
@@ -250,6 +251,11 @@ def _recorded_payloads(history: WorkflowHistory) -> list[tuple[Any, type]]:
             task = event.activity_task_scheduled_event_attributes
             scheduled[event.event_id] = task.activity_type.name
             found.append((task.input.payloads[0], _ACTIVITIES[task.activity_type.name][0]))
+        elif event.HasField("marker_recorded_event_attributes"):
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == "core_local_activity" and "result" in marker.details:
+                activity_type = json.loads(marker.details["data"].payloads[0].data)["activity_type"]
+                found.append((marker.details["result"].payloads[0], _ACTIVITIES[activity_type][1]))
         elif event.HasField("activity_task_completed_event_attributes"):
             done = event.activity_task_completed_event_attributes
             result_type = _ACTIVITIES[scheduled[done.scheduled_event_id]][1]
