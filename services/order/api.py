@@ -24,6 +24,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
@@ -159,10 +160,11 @@ async def pay_order(
     return await _command(client, workflow_id, OrderFulfillmentWorkflow.pay, payment, "pay")
 
 
-async def cancel_order(client: Client, workflow_id: str, *, note: str | None = None) -> str:
+async def cancel_order(client: Client, workflow_id: str, *, note: str | None = None,
+                       timeout_s: float = 30.0) -> str:
     """Cancel the order; `OrderCommandRefused` when it has ended or is already being cancelled."""
     return await _command(client, workflow_id, OrderFulfillmentWorkflow.request_cancel, CancelRequest(note=note),
-                          "cancel")
+                          "cancel", timeout_s=timeout_s)
 
 
 async def describe(handle: WorkflowHandle, missing: str) -> WorkflowExecutionDescription:
@@ -185,7 +187,7 @@ async def _command(client: Client, workflow_id: str, update: Callable[..., Any],
         return str(await asyncio.wait_for(handle.execute_update(update, argument), timeout_s))
     except WorkflowUpdateFailedError as exc:
         raise OrderCommandRefused(f"{workflow_id}: {refusal_of(exc)}") from None
-    except TimeoutError:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):  # the SDK's, when the wait is cut
         raise TimeoutError(f"{workflow_id}: no saga worker answered within {timeout_s:g} s; "
                            "is `cloud-factory worker all` running?") from None
     except RPCError as exc:

@@ -38,7 +38,7 @@ from workflows.order_fulfillment import SA_ORDER_STEP, OrderFulfillmentWorkflow
 pytestmark = pytest.mark.stack
 
 WAITING_STEP = "awaiting-payment"
-OUTAGE_LIMIT_S = 150  # the second attempt starts after ~70 s (2 × (5 s topic check + 30 s delivery timeout) + 1 s)
+OUTAGE_LIMIT_S = 150  # attempt 2 starts after ~70 s: 2 × (5 s topic check + 30 s delivery timeout) + 1 s
 
 
 
