@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from messaging.client_logs import client_config
 
 __all__ = ["PartitionRange", "ReadTimeout", "TopicReader"]
+
+_T = TypeVar("_T")
 
 # What a partition answers while its leader is being elected (a fresh topic, a restarted broker).
 _NOT_READY = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
@@ -87,16 +90,28 @@ class TopicReader:
     def watermarks(self, topic: str, partition: int, *, wait_s: float = 10.0) -> tuple[int, int]:
         """(low, high): the first offset still held and the next offset to be written. A fresh topic's
         partition may have no leader yet: asked again for up to `wait_s`."""
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                return int(low), int(high)
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.code() not in _NOT_READY or time.monotonic() >= deadline:
-                    raise
-            time.sleep(0.2)
+        low, high = _until_ready(
+            lambda: self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10), wait_s)
+        return int(low), int(high)
+
+    def offsets_at(self, topic: str, partitions: Iterable[int], since_ms: int, *,
+                   wait_s: float = 10.0) -> dict[int, int]:
+        """Partition → the first offset at or after `since_ms`, for the partitions holding such a
+        record. Right after a broker restart a partition may briefly have no leader: asked again
+        for up to `wait_s`."""
+        wanted = [TopicPartition(topic, p, since_ms) for p in partitions]
+        if not wanted:
+            return {}
+        found = _until_ready(lambda: self._checked(self._consumer.offsets_for_times(wanted, timeout=10)), wait_s)
+        return {tp.partition: tp.offset for tp in found if tp.offset >= 0}
+
+    @staticmethod
+    def _checked(found: list[TopicPartition]) -> list[TopicPartition]:
+        """The answer itself, or the first partition's error raised as the call's would be."""
+        for tp in found:
+            if tp.error is not None:
+                raise KafkaException(tp.error)
+        return found
 
     # -- ranges ---------------------------------------------------------------------------------
     def to_end(self, topic: str, *, partitions: Iterable[int] | None = None, last: int | None = None,
@@ -107,9 +122,7 @@ class TopicReader:
         numbers = list(partitions) if partitions is not None else self.partitions(topic)
         starts: dict[int, int] = {}
         if since_ms is not None:
-            wanted = [TopicPartition(topic, p, since_ms) for p in numbers]
-            found = self._consumer.offsets_for_times(wanted, timeout=10) if wanted else []
-            starts = {tp.partition: tp.offset for tp in found if tp.offset >= 0}
+            starts = self.offsets_at(topic, numbers, since_ms)
             numbers = [p for p in numbers if p in starts]
         ranges = []
         for partition in numbers:
@@ -171,3 +184,15 @@ class TopicReader:
             wanted = left.get((tp.topic, tp.partition))
             if wanted is not None and tp.offset >= wanted.end:
                 del left[(tp.topic, tp.partition)]
+
+
+def _until_ready(call: Callable[[], _T], wait_s: float) -> _T:
+    """`call()`, asked again every 0.2 s for up to `wait_s` while the partition is not ready."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            if exc.args[0].code() not in _NOT_READY or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.2)
