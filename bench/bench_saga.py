@@ -35,6 +35,7 @@ from core.settings import get_settings
 from core.tracing import configure_tracing
 from services.common import TenantScope
 from services.order.api import new_order, place_order
+from workers.bytecode import ensure_bytecode
 from workers.heartbeat import read_heartbeats
 from workers.inprocess import InProcessWorkers
 from workflows.contracts import SagaTimings
@@ -82,6 +83,7 @@ async def _saga(workers: InProcessWorkers, tenant_prefix: str, orders: int) -> F
 async def _bare(workers: InProcessWorkers, orders: int) -> tuple[float, list[float]]:
     assert workers.client is not None
     queue = f"bench-bare-{uuid.uuid4().hex[:8]}"
+    ensure_bytecode([BareWorkflow])  # as the saga worker does for its modules: the same footing
     async with Worker(
         workers.client,
         task_queue=queue,

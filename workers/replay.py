@@ -32,6 +32,7 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from core.temporal import DATA_CONVERTER, core_runtime
+from workers.bytecode import ensure_bytecode
 from workflows.order_fulfillment import SA_ORDER_STATUS
 from workflows.registry import SAGA_WORKFLOWS
 
@@ -266,6 +267,7 @@ async def replay(
                 replaying.append(item)
                 yield item.history
 
+    ensure_bytecode(classes.values())
     replayer = Replayer(workflows=list(classes.values()), data_converter=DATA_CONVERTER,
                         runtime=_quiet_runtime())
     async with replayer.workflow_replay_iterator(replayable()) as results:

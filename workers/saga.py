@@ -21,6 +21,7 @@ from core.tracing import configure_tracing
 from messaging.wiring import ensure_catalog_topics, shared_producer_from
 from schemas import Service
 from services.order.tables import metadata as order_metadata
+from workers.bytecode import ensure_bytecode
 from workflows.order_fulfillment import ORDER_TASK_QUEUE
 from workflows.registry import SAGA_WORKFLOWS
 
@@ -41,6 +42,7 @@ def build_saga_worker(
     ensure_schema(engine, order_metadata)
     publishing = PublishingActivities(OutboundBridge(producer))
     incidents = IncidentActivities(engine)
+    ensure_bytecode(SAGA_WORKFLOWS)
     return Worker(
         client,
         task_queue=task_queue,
