@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bare_workflow import BareWorkflow, bench_noop  # noqa: E402  (bench/ is on sys.path when run as a script)
+from cpu_split import CpuMeter, stack_pids
 from temporalio.worker import Worker
 
 from core.settings import get_settings
@@ -140,6 +141,9 @@ async def main(orders: int, rounds: int, notification: bool, in_process: bool) -
         f"{'in this process' if in_process else 'as worker processes'})", flush=True
     )
     ratios = []
+    here = "this process (workers)"
+    services = {kind: process.pid for kind, process in zip(kinds, processes, strict=False)}
+    meter = CpuMeter({here: os.getpid(), **stack_pids(settings), **services}, alone=frozenset({here}))
     try:
         async with InProcessWorkers(
             settings,
@@ -150,12 +154,14 @@ async def main(orders: int, rounds: int, notification: bool, in_process: bool) -
             consumers=in_process,
         ) as workers:
             for round_ in range(1, rounds + 1):
-                figures = {}
+                figures, cpu = {}, {}
                 for side in ("saga", "bare") if round_ % 2 else ("bare", "saga"):
+                    meter.start()
                     if side == "saga":
                         figures[side] = await _saga(workers, prefix, orders)
                     else:
                         figures[side] = (*await _bare(workers, orders), [])
+                    cpu[side] = meter.stop()
                 saga_s, saga_lat, created_lat = figures["saga"]
                 bare_s, bare_lat, _ = figures["bare"]
                 saga_rate, bare_rate = orders / saga_s, orders / bare_s
@@ -164,7 +170,14 @@ async def main(orders: int, rounds: int, notification: bool, in_process: bool) -
                 print(f"  saga : {saga_rate:7.1f} sagas/s  start→result {_ms(saga_lat)}   ({saga_s:.1f} s)")
                 print(f"         created→delivered {_ms(created_lat)}")
                 print(f"  bare : {bare_rate:7.1f} wf/s     start→result {_ms(bare_lat)}   ({bare_s:.1f} s)")
-                print(f"  ratio: saga/bare throughput {ratios[-1]:.2f}x", flush=True)
+                print(f"  ratio: saga/bare throughput {ratios[-1]:.2f}x")
+                print("  CPU ms per saga | per bare workflow (each side's whole run, warm-up included):")
+                for name in meter.roots:
+                    saga_ms, bare_ms = (cpu[side][name] * 1000 / orders for side in ("saga", "bare"))
+                    if saga_ms or bare_ms:
+                        print(f"    {name:<24} {saga_ms:7.1f} | {bare_ms:7.1f}")
+                totals = [sum(cpu[side].values()) * 1000 / orders for side in ("saga", "bare")]
+                print(f"    {'total':<24} {totals[0]:7.1f} | {totals[1]:7.1f}", flush=True)
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)

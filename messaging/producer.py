@@ -111,6 +111,9 @@ class EventProducer:
         }
         self._producer = Producer({**config, **client_config(str(config.get("client.id", client_id)))})
         self._lock = threading.Lock()
+        # One waiting thread serves the delivery callbacks at a time; the others sleep on their own
+        # acknowledgement (the callback wakes them), so N publishers waiting are not N pollers.
+        self._polling = threading.Lock()
         self._replayer = None
         if spool is not None:
             # Replay sends a whole batch at once; with a short delivery timeout an early record of a
@@ -181,7 +184,13 @@ class EventProducer:
         self.send_raw(topic, key=key, value=value, headers=headers, on_delivery=on_delivery, _spool=False)
         deadline = time.monotonic() + timeout
         while not done.is_set():
-            self._producer.poll(0.02)
+            if self._polling.acquire(blocking=False):
+                try:
+                    self._producer.poll(0.02)
+                finally:
+                    self._polling.release()
+            else:
+                done.wait(0.02)
             if time.monotonic() > deadline and not done.is_set():
                 error: PublishError = BrokerUnavailableError(
                     f"no acknowledgement from the broker for {topic}")

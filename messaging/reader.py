@@ -90,8 +90,8 @@ class TopicReader:
     def watermarks(self, topic: str, partition: int, *, wait_s: float = 10.0) -> tuple[int, int]:
         """(low, high): the first offset still held and the next offset to be written. A fresh topic's
         partition may have no leader yet: asked again for up to `wait_s`."""
-        low, high = _until_ready(
-            lambda: self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10), wait_s)
+        where = TopicPartition(topic, partition)
+        low, high = _until_ready(lambda: self._consumer.get_watermark_offsets(where, timeout=10), wait_s)
         return int(low), int(high)
 
     def offsets_at(self, topic: str, partitions: Iterable[int], since_ms: int, *,
@@ -102,7 +102,8 @@ class TopicReader:
         wanted = [TopicPartition(topic, p, since_ms) for p in partitions]
         if not wanted:
             return {}
-        found = _until_ready(lambda: self._checked(self._consumer.offsets_for_times(wanted, timeout=10)), wait_s)
+        found = _until_ready(
+            lambda: self._checked(self._consumer.offsets_for_times(wanted, timeout=10)), wait_s)
         return {tp.partition: tp.offset for tp in found if tp.offset >= 0}
 
     @staticmethod

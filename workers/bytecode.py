@@ -23,12 +23,14 @@ _log = logging.getLogger("cloud_factory.worker")
 
 
 def ensure_bytecode(workflow_classes: Iterable[type]) -> list[Path]:
-    """Write the cached bytecode of each class's module where the import system looks for it (written
-    atomically, so replicas starting together do not trip over each other); the files written. A
-    write refused is logged, never raised."""
+    """Write the cached bytecode of each class's module where the import system looks for it, unless
+    a current one is there (written atomically, so replicas starting together do not trip over each
+    other); the files written. A write refused is logged, never raised."""
     written: list[Path] = []
     for source in sorted({_source_of(cls) for cls in workflow_classes} - {None}):
         cached = Path(importlib.util.cache_from_source(str(source)))
+        if _is_current(source, cached):  # an installer compiled it (pip does), or a replica just did
+            continue
         try:
             py_compile.compile(str(source), cfile=str(cached), doraise=True)
         except (OSError, py_compile.PyCompileError) as exc:
@@ -42,3 +44,19 @@ def _source_of(cls: type) -> Path | None:
     module = sys.modules.get(cls.__module__)
     origin = getattr(getattr(module, "__spec__", None), "origin", None)
     return Path(origin) if origin and origin.endswith(".py") else None
+
+
+def _is_current(source: Path, cached: Path) -> bool:
+    """What the loader accepts without compiling: the magic number, then either a hash-based file
+    (flags ≠ 0, written on purpose by an installer) or the source's mtime and size (bytes 8–16)."""
+    try:
+        header = cached.read_bytes()[:16]
+        stat = source.stat()
+    except OSError:
+        return False
+    if len(header) < 16 or header[:4] != importlib.util.MAGIC_NUMBER:
+        return False
+    if int.from_bytes(header[4:8], "little") != 0:
+        return True
+    return (int.from_bytes(header[8:12], "little") == int(stat.st_mtime) & 0xFFFFFFFF
+            and int.from_bytes(header[12:16], "little") == stat.st_size & 0xFFFFFFFF)

@@ -1,4 +1,5 @@
-"""The saga worker: hosts `OrderFulfillmentWorkflow`, its `OrderIncident` and their activities on the orders task queue.
+"""The saga worker: hosts `OrderFulfillmentWorkflow`, its `OrderIncident` and their activities on
+the orders task queue.
 
 Run any number of replicas; Temporal spreads workflow and activity tasks over them.
 """
@@ -34,6 +35,7 @@ def build_saga_worker(
     *,
     task_queue: str = ORDER_TASK_QUEUE,
     max_concurrent_activities: int = 32,
+    max_concurrent_local_activities: int = 64,
 ) -> Worker:
     # No file spool: a broker outage fails the publish activity and Temporal retries it, so the saga
     # never moves on with an event that is only in a local file.
@@ -48,8 +50,12 @@ def build_saga_worker(
         task_queue=task_queue,
         workflows=list(SAGA_WORKFLOWS),
         activities=[publishing.publish_event, incidents.open_incident, incidents.close_incident],
-        activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
+        # Local activities (each step's publish) run on the same executor: a thread for every slot of
+        # both kinds, so a step's publish never queues behind another saga's for a thread.
+        activity_executor=ThreadPoolExecutor(
+            max_workers=max_concurrent_activities + max_concurrent_local_activities),
         max_concurrent_activities=max_concurrent_activities,
+        max_concurrent_local_activities=max_concurrent_local_activities,
     )
 
 

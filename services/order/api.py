@@ -15,6 +15,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -119,9 +120,15 @@ async def place_order(
     pay: bool = True,
     declined: bool = False,
     task_queue: str = ORDER_TASK_QUEUE,
+    timeout_s: float = 300.0,
+    rpc_timeout_s: float | None = None,
 ) -> PlacedOrder:
     """Start the saga; with `pay`, report the payment outcome (`declined` or confirmed) in the same
-    call (Update-with-Start, which waits until a saga worker has recorded it)."""
+    call (Update-with-Start, which waits until a saga worker has recorded it).
+
+    A busy server or no saga worker yet cuts that wait (each cut after `rpc_timeout_s`, the server's
+    own limit when None); the order is placed by then, so the payment is sent again under the same
+    Update id (Temporal runs it once) until a worker records it — `TimeoutError` after `timeout_s`."""
     start: dict[str, Any] = {
         "id": order.workflow_id,
         "task_queue": task_queue,
@@ -143,11 +150,67 @@ async def place_order(
         if declined
         else (OrderFulfillmentWorkflow.pay, PaymentConfirmation(payment_id=str(uuid.uuid4())))
     )
+    update_id = f"placed-{uuid.uuid4()}"
+    rpc_timeout = timedelta(seconds=rpc_timeout_s) if rpc_timeout_s else None
+    deadline = asyncio.get_running_loop().time() + timeout_s
     try:
-        await client.execute_update_with_start_workflow(update, argument, start_workflow_operation=operation)
+        await client.execute_update_with_start_workflow(
+            update, argument, start_workflow_operation=operation, id=update_id, rpc_timeout=rpc_timeout)
     except WorkflowUpdateFailedError as exc:
         raise OrderCommandRefused(f"{order.workflow_id}: {refusal_of(exc)}") from None
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        _reraise_if_cancelled()
+        handle = await _placed_handle(client, operation, order)
+        await _until_recorded(handle, update, argument, update_id, deadline, rpc_timeout)
+        return PlacedOrder(order, handle)
     return PlacedOrder(order, await operation.workflow_handle())
+
+
+async def _placed_handle(
+    client: Client, operation: WithStartWorkflowOperation, order: OrderRequest
+) -> WorkflowHandle:
+    """The order's handle after a cut wait: the operation's when it saw the start, else by id (the
+    start may have happened with only its answer lost)."""
+    try:
+        return await operation.workflow_handle()
+    except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        _reraise_if_cancelled()
+        return client.get_workflow_handle_for(OrderFulfillmentWorkflow.run, order.workflow_id)
+
+
+async def _until_recorded(
+    handle: WorkflowHandle, update: Callable[..., Any], argument: object, update_id: str,
+    deadline: float, rpc_timeout: timedelta | None,
+) -> None:
+    """Send the placed order's payment Update again (same id: it runs once) until a worker records it
+    or the saga has ended (it cannot end without it, short of its payment timeout)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            await handle.execute_update(update, argument, id=update_id, rpc_timeout=rpc_timeout)
+            return
+        except WorkflowUpdateFailedError as exc:
+            raise OrderCommandRefused(f"{handle.id}: {refusal_of(exc)}") from None
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            _reraise_if_cancelled()
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            # Ended (then its payment was recorded: it cannot end without one, short of its payment
+            # timeout), or never started: the cut answer was the start's.
+            await describe(handle, f"{handle.id}: the server did not confirm the order; "
+                                   "placing it again is safe (an order id is placed once)")
+            return
+        if loop.time() >= deadline:
+            raise TimeoutError(f"{handle.id}: placed, but no saga worker recorded its payment in time; "
+                               "is `cloud-factory worker all` running?")
+
+
+def _reraise_if_cancelled() -> None:
+    """The SDK reports its caller's cancellation as a cut Update wait: a cancelled caller stays cancelled."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def pay_order(

@@ -32,10 +32,12 @@ from services.order.incident_desk import find_incident, resolve_incident, retry_
 from services.provisioning.simulator import held_since, inject_fault, release_fault
 from tests.support.saga_harness import SagaHarness, fast_timings
 from tests.support.saga_incidents import event_types, history, incident_open, parked_on_incident, settled
+from workers.saga import build_saga_worker
 from workflows.contracts import OrderResult
 from workflows.incident import MAX_NOTE, OrderIncidentWorkflow
 from workflows.metadata import incident_workflow_id
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
+from workflows.states import SagaStatus
 
 pytestmark = pytest.mark.stack
 
@@ -196,6 +198,40 @@ async def test_a_command_nobody_answers_is_a_one_line_timeout(harness: SagaHarne
             await cancel_order(harness.client, order.workflow_id, timeout_s=2)
     finally:
         await placed.handle.terminate("test over")
+
+
+async def test_placing_rides_out_a_cut_wait_until_a_saga_worker_records_the_payment(
+        harness: SagaHarness, settings: Settings) -> None:
+    """Placing with the payment waits for a saga worker to record it; a busy server cuts that wait
+    (here: each wait cut after 1 s, no worker on the queue yet). The order is placed by then, so the
+    payment goes again under the same Update id until a worker comes: recorded once, order delivered."""
+    assert harness.client is not None
+    queue = f"late-{uuid.uuid4().hex[:8]}"
+    order = new_order(harness.tenant("late-worker"), "vm-standard-2", timings=fast_timings())
+    placing = asyncio.create_task(place_order(harness.client, order, task_queue=queue, rpc_timeout_s=1))
+    try:
+        await asyncio.sleep(4)  # several cut waits
+        assert not placing.done(), f"placing gave up while no worker answered: {placing.exception()!r}"
+        async with build_saga_worker(harness.client, settings, task_queue=queue):
+            placed = await asyncio.wait_for(placing, 60)
+            result = await _finish(placed)
+    finally:
+        placing.cancel()
+    assert result.status is SagaStatus.DELIVERED
+    accepted = [e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+                for e in await history(placed.handle)
+                if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED]
+    assert accepted == ["pay"], f"the payment was recorded other than once: {accepted}"
+
+
+async def test_placing_with_nothing_started_is_a_one_line_timeout(harness: SagaHarness) -> None:
+    """No worker ever comes: after `timeout_s` the caller gets one line naming the order."""
+    assert harness.client is not None
+    order = new_order(harness.tenant("no-worker"), "vm-standard-2", timings=fast_timings())
+    with pytest.raises(TimeoutError, match=rf"^{order.workflow_id}: placed, but no saga worker recorded"):
+        await place_order(harness.client, order, task_queue=f"nobody-{uuid.uuid4().hex[:8]}",
+                          timeout_s=3, rpc_timeout_s=1)
+    await harness.client.get_workflow_handle(order.workflow_id).terminate("test over")
 
 
 def _first_task_accepts(events: list, update: str) -> None:

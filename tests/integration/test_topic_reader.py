@@ -19,7 +19,8 @@ def test_ranges_since_a_moment_of_a_topic_created_just_now(stack, settings: Sett
     topics = [f"test.reader-{unique}-{n}" for n in range(ROUNDS)]
     try:
         for topic in topics:
-            ensure_topics(settings.bootstrap_servers, [topic], layout=TopicLayout(partitions=3, replication_factor=1))
+            layout = TopicLayout(partitions=3, replication_factor=1)
+            ensure_topics(settings.bootstrap_servers, [topic], layout=layout)
             with TopicReader(settings.bootstrap_servers, group_prefix=f"test-{unique}") as reader:
                 assert reader.to_end(topic, partitions=range(3), since_ms=int(time.time() * 1000)) == []
     finally:
