@@ -30,6 +30,7 @@ from pathlib import Path
 
 from bare_workflow import BareWorkflow, bench_noop  # noqa: E402  (bench/ is on sys.path when run as a script)
 from cpu_split import CpuMeter, stack_pids
+from soak_stack import require_up
 from temporalio.worker import Worker
 
 from core.settings import get_settings
@@ -130,6 +131,7 @@ def _ms(values: list[float]) -> str:
 
 async def main(orders: int, rounds: int, notification: bool, in_process: bool) -> None:
     settings = get_settings()
+    require_up(settings)
     configure_tracing("bench")
     tag = uuid.uuid4().hex[:8]
     prefix = f"bench{tag}-"

@@ -47,6 +47,13 @@ def _private_env(state_dir: Path) -> dict[str, str]:
     }
 
 
+def require_up(settings: Settings, hint: str = "run `cloud-factory stack up`") -> None:
+    """One `error:` line (exit 1) naming what is down, before a bench starts anything on the stack."""
+    down = [s.name for s in Stack(settings).status() if s.state.name != "HEALTHY"]
+    if down:
+        raise SystemExit(f"error: the stack at {settings.state_dir} is not up ({', '.join(down)}); {hint}")
+
+
 @contextmanager
 def soak_stack(private: bool, *, keep_state: bool = False, say=print) -> Iterator[Settings]:  # noqa: ANN001
     """The settings of the stack to soak: with `private`, a fresh stack under `.cloud-factory-bench/`
@@ -54,10 +61,7 @@ def soak_stack(private: bool, *, keep_state: bool = False, say=print) -> Iterato
     the environment's `CF_*` settings point at, which must be up."""
     if not private:
         settings = get_settings()
-        down = [s.name for s in Stack(settings).status() if s.state.name != "HEALTHY"]
-        if down:
-            raise SystemExit(f"error: the stack at {settings.state_dir} is not up ({', '.join(down)}); "
-                             "run `cloud-factory stack up` or drop --env-stack")
+        require_up(settings, "run `cloud-factory stack up` or drop --env-stack")
         yield settings
         return
     state_dir = project_root() / ".cloud-factory-bench" / f"soak-{os.getpid()}"
