@@ -47,16 +47,24 @@ def _source_of(cls: type) -> Path | None:
 
 
 def _is_current(source: Path, cached: Path) -> bool:
-    """What the loader accepts without compiling: the magic number, then either a hash-based file
-    (flags ≠ 0, written on purpose by an installer) or the source's mtime and size (bytes 8–16)."""
+    """What the loader accepts without compiling: the magic number, then for a hash-based file
+    (written on purpose by an installer) an unchecked flag or the source's hash, else the source's
+    mtime and size (bytes 8–16)."""
     try:
-        header = cached.read_bytes()[:16]
+        with cached.open("rb") as file:
+            header = file.read(16)
         stat = source.stat()
     except OSError:
         return False
     if len(header) < 16 or header[:4] != importlib.util.MAGIC_NUMBER:
         return False
-    if int.from_bytes(header[4:8], "little") != 0:
-        return True
+    flags = int.from_bytes(header[4:8], "little")
+    if flags & 0b1:  # hash-based
+        if not flags & 0b10:  # unchecked: the loader never compares it with the source
+            return True
+        try:
+            return header[8:16] == importlib.util.source_hash(source.read_bytes())
+        except OSError:
+            return False
     return (int.from_bytes(header[8:12], "little") == int(stat.st_mtime) & 0xFFFFFFFF
             and int.from_bytes(header[12:16], "little") == stat.st_size & 0xFFFFFFFF)

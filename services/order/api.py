@@ -204,6 +204,7 @@ async def _until_recorded(
         if loop.time() >= deadline:
             raise TimeoutError(f"{handle.id}: placed, but no saga worker recorded its payment in time; "
                                "is `cloud-factory worker all` running?")
+        await asyncio.sleep(0.5)  # a server cutting every wait at once is not asked in a tight loop
 
 
 def _reraise_if_cancelled() -> None:

@@ -70,6 +70,22 @@ def test_a_current_cache_is_left_alone_and_a_stale_one_replaced(tmp_path, no_byt
     assert len(ensure_bytecode([cls])) == 1
 
 
+def test_an_installers_hash_checked_cache_is_kept_while_current_and_replaced_when_stale(
+        tmp_path, monkeypatch, no_bytecode_writes) -> None:
+    """A checked hash-based file (`py_compile --invalidation-mode checked-hash`) is current while the
+    source's hash matches; once the source changes the loader would compile it, so it is rewritten."""
+    import py_compile
+    cls = _module(tmp_path)
+    source = tmp_path / "a_workflow_module.py"
+    cached = importlib.util.cache_from_source(str(source))
+    py_compile.compile(str(source), cfile=cached, doraise=True,
+                       invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+    assert ensure_bytecode([cls]) == []
+    source.write_text("class AWorkflow:\n    changed = True\n")
+    assert ensure_bytecode([cls]) == [Path(cached)]
+    _load_as_the_sandbox_does(source, monkeypatch)
+
+
 def test_the_saga_modules_are_read_from_the_cache_after_it(monkeypatch, no_bytecode_writes) -> None:
     sources = {Path(sys.modules[cls.__module__].__file__) for cls in SAGA_WORKFLOWS}
     assert len(sources) == 2
