@@ -95,6 +95,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "traceId": trace_id,
             "spanId": span_id,
+            "pid": record.process,  # which process, where several write one stream (`--processes N`)
         }
         bound = _bound.get()
         for name in _FIELDS:

@@ -73,10 +73,10 @@ def refused_by_rebalance(exc: BaseException) -> str | None:
 
 
 def commit(consumer: Consumer, *, offsets: list[TopicPartition] | None = None,
-           message: Message | None = None) -> bool:
+           message: Message | None = None, refusal_level: int = logging.INFO) -> bool:
     """Commit `offsets` (or `message`'s offset + 1) synchronously. True when committed; False, with
-    one INFO line, when a rebalance refused it; `CoordinatorUnavailableError` when the coordinator
-    stayed away through every attempt; any other error raises."""
+    one line at `refusal_level` (INFO), when a rebalance refused it; `CoordinatorUnavailableError`
+    when the coordinator stayed away through every attempt; any other error raises."""
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         try:
             if message is not None:
@@ -88,8 +88,8 @@ def commit(consumer: Consumer, *, offsets: list[TopicPartition] | None = None,
             name = refused_by_rebalance(exc)
             if name is not None:
                 METRICS.add("commits_refused_by_rebalance")
-                log.info("commit refused by a rebalance (%s); the partitions' new owner resumes from the "
-                         "last commit", name)
+                log.log(refusal_level, "commit refused by a rebalance (%s); the partitions' new owner "
+                        "resumes from the last commit", name)
                 return False
             if _code(exc) not in COORDINATOR_MOVES:
                 raise

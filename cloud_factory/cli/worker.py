@@ -47,6 +47,9 @@ def worker(
         ..., help="Which worker to run; `all` runs every kind but `api` in one process."),
     port: int | None = typer.Option(None, "--port", min=0, max=65535,
                                     help="api: the port to listen on (default CF_API_PORT, 8000)."),
+    processes: int = typer.Option(1, "--processes", min=1, max=64,
+                                  help="Run N processes of the kind under a supervisor that keeps N "
+                                       "running (not for api)."),
 ) -> None:
     """Start the worker(s); replicas may run anywhere (Temporal task queue / Kafka consumer group).
 
@@ -56,15 +59,37 @@ def worker(
     from core.logs import configure_logging
     from core.settings import get_settings
     from workers.kinds import EVERY_KIND, WorkerKind
-    from workers.runner import run_workers
     from workers.state_dir import require_writable
+    from workers.supervisor import follow_supervisor
 
     settings = get_settings()
     chosen = WorkerKind(kind.value)
     if port is not None and chosen is not WorkerKind.API:
         raise typer.BadParameter("--port is for `worker api` only", param_hint="--port")
+    if processes > 1 and chosen is WorkerKind.API:
+        raise typer.BadParameter("not for `worker api` (one process listens on a port); run one API "
+                                 "process per port behind a load balancer", param_hint="--processes")
+    follow_supervisor()
     require_writable(settings.state_dir, settings.spool_dir)
     _require_servers(set(EVERY_KIND) if chosen is WorkerKind.ALL else {chosen}, settings)
     configure_logging()
+    if processes > 1:
+        raise typer.Exit(_supervise(chosen, processes, settings))
+    from workers.runner import run_workers
+
     logging.getLogger(__name__).info("starting %s worker(s)", kind.value)
     run_workers(chosen, settings, api_port=port)
+
+
+def _supervise(kind: WorkerKind, processes: int, settings: Settings) -> int:
+    """N children running `worker KIND`; saga-path consumers split the partitions among them (unless
+    CF_CONSUMER_REPLICAS says how many each runs)."""
+    import os
+    import sys
+
+    from workers.supervisor import Supervisor, replicas_per_process
+
+    env = dict(os.environ)
+    env.setdefault("CF_CONSUMER_REPLICAS", str(replicas_per_process(settings.kafka_partitions, processes)))
+    command = [sys.executable, "-m", "cloud_factory", "worker", kind.value]
+    return Supervisor(command, processes, env, name=f"{kind.value} worker").run()

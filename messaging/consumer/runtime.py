@@ -36,6 +36,7 @@ from messaging.consumer.handling import Finish, finish_record
 from messaging.consumer.health import DEFAULT_PARK_AFTER_S, DEFAULT_STUCK_AFTER_S, ConsumerHealth
 from messaging.consumer.inflight import TP, InFlight
 from messaging.consumer.reading import RecordReader
+from messaging.consumer.refused import RefusedCommits
 from messaging.consumer.retries import InPlaceRetries
 from messaging.dlq.route import DeadLetterRoute
 from messaging.handlers import HandlerEntry
@@ -104,7 +105,8 @@ class EventConsumer:
         self._retries = InPlaceRetries(self._consumer)
         self._failures = FailureRouter(self._retries, self.dead_letters, policy_lookup(retry_policy),
                                        group_id=group_id, park_after_s=park_after_s)
-        self._consumer.subscribe(self.topics, on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        self._refused = RefusedCommits()
+        self._consumer.subscribe(self.topics, on_revoke=self._on_revoke, on_lost=self._on_lost)
 
     @property
     def idempotency(self) -> IdempotencyStore | None:
@@ -133,6 +135,8 @@ class EventConsumer:
         if wake is not None:
             timeout = max(0.0, min(timeout, wake - time.monotonic()))
         messages = self._fetch(timeout)
+        if self._refused:  # the fetch served the rebalance's callbacks: commit what is still ours
+            self._refused.retry(self._consumer)
         batch = []
         for msg in messages:
             error = msg.error()
@@ -218,14 +222,30 @@ class EventConsumer:
     # -- offsets and rebalancing ----------------------------------------------------------------
     def _commit(self, messages: Iterable[Message]) -> None:
         offsets = [TopicPartition(m.topic(), m.partition(), m.offset() + 1) for m in messages]
-        if offsets:  # a rebalance's refusal is one INFO line: the new owner redelivers, keys skip them
-            commit(self._consumer, offsets=offsets)
+        if not offsets:
+            return
+        # A rebalance's refusal is one INFO line: partitions kept are committed again after the next
+        # poll (`RefusedCommits`), those handed on are redelivered to their new owner, keys skip them.
+        if commit(self._consumer, offsets=offsets):
+            self._refused.committed(offsets)
+        else:
+            self._refused.refused(offsets)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Offsets are committed after every batch, so nothing is pending here: forget retry state."""
+        """Offsets are committed after every batch (a refused one is forgotten for the partitions
+        leaving), so nothing is pending here: forget retry state."""
+        self._forget(partitions)
+        log.info("partitions revoked: %s", [(p.topic, p.partition) for p in partitions])
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """The group took the partitions without a revoke (this member was dropped)."""
+        self._forget(partitions)
+        log.info("partitions lost: %s", [(p.topic, p.partition) for p in partitions])
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        self._refused.forget(partitions)
         for partition in partitions:
             self._retries.forget((partition.topic, partition.partition))
-        log.info("partitions revoked: %s", [(p.topic, p.partition) for p in partitions])
 
     def _maybe_cleanup(self) -> None:
         if time.monotonic() - self._last_cleanup < self.cleanup_interval:

@@ -16,12 +16,15 @@ import uuid
 from collections import Counter
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import select
 
 import schemas
 from core.db import engine_for
 from core.settings import Settings
 from messaging import HandlerContext
+from messaging.commits import commit
+from messaging.consumer.refused import RETRY_EVERY_S, RefusedCommits
 from messaging.dlq.letter import DeadLetter
 from messaging.dlq.outcomes import Outcome
 from messaging.dlq.processor import DlqProcessor
@@ -164,3 +167,46 @@ def test_dlq_processor_commit_refused_by_a_rebalance(stack, settings: Settings, 
     assert [r.outcome for r in rows] == ["retried"]
     copies = read_topic(s, letter.original_topic, expect=2)
     assert {dict(c.headers())["x-cf-event-id"] for c in copies} == {str(envelope.event_id).encode()}
+
+
+
+def test_refused_offsets_are_committed_again_for_the_partitions_still_owned(
+        stack, settings: Settings, unique: str) -> None:
+    """What a consumer does after a rebalance refused its commit (`RefusedCommits`), on the real
+    broker: the offsets of partitions it still owns are committed at its next poll, those of a
+    partition it no longer owns are forgotten (the new owner resumes from the last commit), and an
+    offset committed later is never moved back. (A refusal itself comes from a rebalance racing a
+    batch: `test_worker_processes` meets it when a worker process is killed.)"""
+    s = isolated(settings, unique, kafka_partitions=4)
+    ensure(s, "order.created")
+    topic = schemas.topic_for("order.created", env=s.env)
+    group = f"refused-{unique}"
+    consumer = Consumer({"bootstrap.servers": s.bootstrap_servers, "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        wait_until(lambda: len(consumer.list_topics(topic, timeout=10).topics[topic].partitions) == 4
+                   and consumer.list_topics(topic, timeout=10).topics[topic].error is None,
+                   timeout=30, what="the topic's four partitions")
+        consumer.assign([TopicPartition(topic, 0), TopicPartition(topic, 1), TopicPartition(topic, 3)])
+        refused = RefusedCommits()
+        refused.refused([TopicPartition(topic, 0, 7), TopicPartition(topic, 1, 5),
+                         TopicPartition(topic, 2, 9), TopicPartition(topic, 3, 4)])
+        refused.refused([TopicPartition(topic, 1, 6)])  # a later refusal of the same partition
+        refused.committed([TopicPartition(topic, 3, 8)])  # partition 3 committed since, at 8
+        commit(consumer, offsets=[TopicPartition(topic, 3, 8)])
+        refused.forget([TopicPartition(topic, 0)])  # partition 0 revoked meanwhile
+        refused.retry(consumer)  # too soon after the refusal: a rebalance under way would refuse again
+        assert _committed(consumer, topic) == {0: None, 1: None, 2: None, 3: 8}
+        time.sleep(RETRY_EVERY_S)
+        refused.retry(consumer)
+        # 1 is still owned: committed at its latest refused offset; 2 is not owned: not committed;
+        # 0 was revoked; 3's later commit stands.
+        assert _committed(consumer, topic) == {0: None, 1: 6, 2: None, 3: 8}
+        assert not refused
+    finally:
+        consumer.close()
+
+
+def _committed(consumer: Consumer, topic: str) -> dict[int, int | None]:
+    return {tp.partition: None if tp.offset < 0 else tp.offset
+            for tp in consumer.committed([TopicPartition(topic, p) for p in range(4)], timeout=10)}
