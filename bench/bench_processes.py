@@ -121,27 +121,28 @@ def _children(supervisor: subprocess.Popen) -> set[int]:
         except (OSError, IndexError, ValueError):
             return None
 
-    return {pid for pid in (p for p in os.listdir("/proc") if p.isdigit()) if parent(int(pid)) == supervisor.pid}
+    return {pid for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()) if parent(pid) == supervisor.pid}
 
 
 def _members_with_partitions(settings: Settings) -> int:
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
     try:
         description = admin.describe_consumer_groups([GROUP])[GROUP].result(timeout=10)
-    except KafkaException:
+    except (KafkaException, TimeoutError):  # the group is being formed, its coordinator found
         return 0
     return sum(1 for member in description.members if member.assignment.topic_partitions)
 
 
 def _start(settings: Settings, processes: int, log: Path) -> subprocess.Popen:
-    """The supervisor, once its N children beat and each holds partitions."""
+    """The worker (with N > 1 its supervisor), once its N processes beat and each holds partitions."""
     env = {**os.environ, "CF_WORKER_GROUP_SUFFIX": GROUP_SUFFIX}
     with log.open("ab") as sink:
         supervisor = subprocess.Popen([CLI, "worker", "notification", "--processes", str(processes)], env=env,
                                       stdout=subprocess.DEVNULL, stderr=sink)
     deadline = time.monotonic() + 120
     while True:
-        beating = {beat.pid for beat in read_heartbeats(settings.state_dir)} & _children(supervisor)
+        # `--processes 1` is the worker itself, no supervisor
+        beating = {beat.pid for beat in read_heartbeats(settings.state_dir)} & (_children(supervisor) | {supervisor.pid})
         if len(beating) == processes and _members_with_partitions(settings) == processes:
             return supervisor
         if supervisor.poll() is not None or time.monotonic() > deadline:
@@ -214,7 +215,7 @@ def main() -> None:
         parser.error("--events must be at least 100, --rounds and --processes at least 1")
     os.environ["CF_KAFKA_PARTITIONS"] = str(PARTITIONS)
     runs: list[Run] = []
-    with soak_stack(private=True) as settings:
+    with soak_stack(private=True, keep_state=True) as settings:
         ensure_catalog_topics(settings)
         topic = schemas.topic_for(EVENT_TYPE, env=settings.env)
         log = settings.state_dir / "bench-processes.log"

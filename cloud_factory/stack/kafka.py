@@ -184,6 +184,12 @@ class KafkaComponent(Component):
             # Topics are created deliberately by the platform, never by a stray produce.
             "auto.create.topics.enable": "false",
             "group.initial.rebalance.delay.ms": "0",
+            # Consumers join with the consumer group protocol (`messaging.groups`): heartbeats each
+            # second pass a rebalance's steps on quickly; a group may ask for sessions down to 3 s
+            # (the tests' killed workers hand their partitions on sooner).
+            "group.consumer.heartbeat.interval.ms": "1000",
+            "group.consumer.min.heartbeat.interval.ms": "500",
+            "group.consumer.min.session.timeout.ms": "3000",
         }
         (self.home / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         (self.home / "log4j2.properties").write_text(_LOG4J.format(log=self.log_path))

@@ -1,7 +1,7 @@
 """Offsets a rebalance refused to commit, committed again once the partitions prove to be still ours.
 
-With the cooperative-sticky assignor a rebalance moves only some partitions: a member whose commit
-was refused mid-rebalance (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION) often keeps the partitions it
+A rebalance moves only some partitions (see `messaging.groups`): a member whose commit
+was refused mid-rebalance (STALE_MEMBER_EPOCH, ILLEGAL_GENERATION) often keeps the partitions it
 had just handled. Its position is past those records, so they are not read again, and without a
 second commit the group's offsets stay behind until the next record of each partition arrives — on
 a quiet partition for good: lag that never drains, and a replay of the whole range (skipped by the

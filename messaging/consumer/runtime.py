@@ -39,6 +39,7 @@ from messaging.consumer.reading import RecordReader
 from messaging.consumer.refused import RefusedCommits
 from messaging.consumer.retries import InPlaceRetries
 from messaging.dlq.route import DeadLetterRoute
+from messaging.groups import GROUP_PROTOCOL_CONFIG, join_config
 from messaging.handlers import HandlerEntry
 from messaging.idempotency import IdempotencyStore
 from messaging.metrics import METRICS
@@ -95,12 +96,12 @@ class EventConsumer:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
-            "partition.assignment.strategy": "cooperative-sticky",
+            **GROUP_PROTOCOL_CONFIG,
             "log_level": 3,
             # A resumed partition is fetched within ~0.1 s, so retry delays stay close to the profile.
             "fetch.wait.max.ms": 100,
             **client_config(str((extra_config or {}).get("client.id", f"{group_id}-consumer"))),
-            **(extra_config or {}),
+            **join_config(bootstrap_servers, group_id, extra_config or {}),
         })
         self._retries = InPlaceRetries(self._consumer)
         self._failures = FailureRouter(self._retries, self.dead_letters, policy_lookup(retry_policy),

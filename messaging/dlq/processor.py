@@ -19,6 +19,7 @@ from messaging.commits import CoordinatorUnavailableError, commit
 from messaging.dlq.letter import DLQ_RETRIES, DeadLetter, strip_dlq_headers
 from messaging.dlq.outcomes import Outcome, decide
 from messaging.dlq.store import DlqPosition, DlqStore
+from messaging.groups import GROUP_PROTOCOL_CONFIG, join_config
 from messaging.metrics import METRICS
 from messaging.producer import EventProducer
 from messaging.retry import PolicyLookup, policy_for
@@ -50,8 +51,8 @@ class DlqProcessor:
         self._consumer = Consumer({
             "bootstrap.servers": bootstrap_servers, "group.id": group_id, "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 5000, "log_level": 3,
-            **client_config(f"{group_id}-consumer"),
-            **(extra_config or {}),
+            **client_config(f"{group_id}-consumer"), **GROUP_PROTOCOL_CONFIG,
+            **join_config(bootstrap_servers, group_id, extra_config or {}),
         })
         self._consumer.subscribe(topics)
 

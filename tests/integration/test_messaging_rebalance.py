@@ -49,6 +49,7 @@ pytestmark = pytest.mark.stack
 EVENTS = 60
 STALL_S = 11.0  # past A's max.poll.interval.ms (7 s): the group drops A meanwhile
 BACKOFF = RetryPolicy(retries=1, initial=30.0, max=30.0)  # a DLQ retry's wait: the stub sleeps instead
+DLQ_STALL_S = 20.0  # past the DLQ processor's max poll interval (7 s) and its partition's hand-over
 GROUP_TUNING = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
 
 
@@ -121,9 +122,11 @@ def _first_outcome(processor: DlqProcessor, *, what: str, timeout: float = 60) -
 
 def test_dlq_processor_commit_refused_by_a_rebalance(stack, settings: Settings, unique: str,
                                                      caplog: pytest.LogCaptureFixture) -> None:
-    """The DLQ processor stalls in a retry's backoff past its max poll interval: its commit is
-    refused (one INFO line, the processor goes on) and the next member of its group redoes the
-    record's outcome — one audit row, the same event id re-published."""
+    """The DLQ processor stalls in a retry's backoff past its max poll interval, while a second
+    member of its group runs: the group drops the stalled one and hands the record's partition to
+    the second, which redoes the record's outcome — one audit row, the same event id re-published —
+    and the stalled one's commit is refused (one INFO line, the processor goes on). (A member alone
+    in its group would have its late commit taken: nobody else owns the partition.)"""
     s = isolated(settings, unique)
     ensure(s, "order.created")
     envelope = event()
@@ -145,22 +148,31 @@ def test_dlq_processor_commit_refused_by_a_rebalance(stack, settings: Settings, 
                             extra_config={**GROUP_TUNING, "max.poll.interval.ms": 7000})
 
     caplog.set_level(logging.INFO)
-    stalled = processor(lambda _wait: time.sleep(STALL_S))  # its backoff outlasts its poll interval
+    stalling = threading.Event()
+
+    def stall(_wait: float) -> None:  # its backoff outlasts its poll interval and the hand-over
+        stalling.set()
+        time.sleep(DLQ_STALL_S)
+
+    stalled = processor(stall)
+    outcomes: list[Outcome] = []
+    first = threading.Thread(target=lambda: outcomes.append(
+        _first_outcome(stalled, what="the DLQ record never reached the processor")), daemon=True)
+    first.start()
+    successor = processor(lambda _wait: None)
     try:
-        outcome = _first_outcome(stalled, what="the DLQ record never reached the processor")
+        wait_until(stalling.is_set, timeout=60, what="the first processor's stall")
+        # Nothing was committed: the record comes again to the successor, its outcome recorded once.
+        again = _first_outcome(successor, what="the successor never got the record again")
+        first.join(DLQ_STALL_S + 30)
     finally:
+        successor.close()
         stalled.close()
-    assert outcome is Outcome.RETRIED
+    assert outcomes == [Outcome.RETRIED]
+    assert again is Outcome.RETRIED
     refusals = [r for r in caplog.records if r.getMessage().startswith("commit refused by a rebalance")]
     assert [r.levelno for r in refusals] == [logging.INFO]
     assert [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
-
-    successor = processor(lambda _wait: None)
-    try:  # nothing was committed: the record comes again, and its outcome is recorded once
-        again = _first_outcome(successor, what="the successor never got the record again")
-    finally:
-        successor.close()
-    assert again is Outcome.RETRIED
     with engine_for(s.dsn).connect() as conn:
         rows = conn.execute(select(dlq_records.c.outcome)
                             .where(dlq_records.c.event_id == letter.event_id)).all()

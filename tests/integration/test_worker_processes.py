@@ -70,7 +70,7 @@ def _split(s: Settings, group: str) -> bool:
     """Two members, each assigned partitions of its own (a cooperative rebalance takes two rounds)."""
     try:
         members = _members(s, group)
-    except KafkaException:  # e.g. NOT_COORDINATOR while the group's coordinator is being found
+    except (KafkaException, TimeoutError):  # e.g. NOT_COORDINATOR while the group's coordinator is found
         return False
     return len(members) == 2 and all(members) and not members[0] & members[1]
 
