@@ -73,8 +73,8 @@ def _records(settings: Settings, count: int) -> list[tuple[bytes, bytes, list]]:
     flows = [uuid.uuid4() for _ in range(600)]
     records = []
     for index in range(count):
-        envelope = schemas.new_event(EVENT_TYPE, data, tenant_id="bench-acme", correlation_id=flows[index % 600],
-                                     actor=actor, producer="order-service")
+        envelope = schemas.new_event(EVENT_TYPE, data, tenant_id="bench-acme",
+                                     correlation_id=flows[index % 600], actor=actor, producer="order-service")
         value = schemas.encode(envelope)
         key = str(envelope.correlation_id).encode()
         records.append((key, value, record_headers(envelope, value, keyring, key=key)))
@@ -121,7 +121,8 @@ def _children(supervisor: subprocess.Popen) -> set[int]:
         except (OSError, IndexError, ValueError):
             return None
 
-    return {pid for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()) if parent(pid) == supervisor.pid}
+    pids = (int(p) for p in os.listdir("/proc") if p.isdigit())
+    return {pid for pid in pids if parent(pid) == supervisor.pid}
 
 
 def _members_with_partitions(settings: Settings) -> int:
@@ -142,12 +143,14 @@ def _start(settings: Settings, processes: int, log: Path) -> subprocess.Popen:
     deadline = time.monotonic() + 120
     while True:
         # `--processes 1` is the worker itself, no supervisor
-        beating = {beat.pid for beat in read_heartbeats(settings.state_dir)} & (_children(supervisor) | {supervisor.pid})
+        ours = _children(supervisor) | {supervisor.pid}
+        beating = {beat.pid for beat in read_heartbeats(settings.state_dir)} & ours
         if len(beating) == processes and _members_with_partitions(settings) == processes:
             return supervisor
         if supervisor.poll() is not None or time.monotonic() > deadline:
             _stop(supervisor)
-            raise SystemExit(f"error: `worker notification --processes {processes}` did not get ready; see {log}")
+            raise SystemExit(f"error: `worker notification --processes {processes}` did not get ready; "
+                             f"see {log}")
         time.sleep(0.3)
 
 
@@ -182,7 +185,8 @@ def run_once(settings: Settings, topic: str, processes: int, events: int, log: P
             if t_low is not None and done >= high:
                 t_high, at_high = now, done
                 cpu = meter.stop()
-            print(f"\r  {processes} process(es): {max(0, done - start):>7}/{events} committed", end="", flush=True)
+            print(f"\r  {processes} process(es): {max(0, done - start):>7}/{events} committed", end="",
+                  flush=True)
             if time.monotonic() > deadline:
                 raise SystemExit(f"\nerror: not all committed within 600 s; see {log}")
             time.sleep(0.1)
@@ -209,13 +213,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000, help="events per run (default 10000)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; each runs every process count")
-    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2], help="process counts (default 1 2)")
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2],
+                        help="process counts (default 1 2)")
     args = parser.parse_args()
     if args.events < 100 or args.rounds < 1 or min(args.processes) < 1:
         parser.error("--events must be at least 100, --rounds and --processes at least 1")
     os.environ["CF_KAFKA_PARTITIONS"] = str(PARTITIONS)
     runs: list[Run] = []
-    with soak_stack(private=True, keep_state=True) as settings:
+    with soak_stack(private=True) as settings:
         ensure_catalog_topics(settings)
         topic = schemas.topic_for(EVENT_TYPE, env=settings.env)
         log = settings.state_dir / "bench-processes.log"
