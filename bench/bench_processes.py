@@ -6,10 +6,11 @@ On a private stack of its own (Kafka, Temporal, PostgreSQL under `.cloud-factory
 removed at the end) whose topics have 6 partitions. Each run starts the worker as deployed — one
 supervisor, N `worker notification` processes in one consumer group — waits until every process is
 a member with partitions of its own, then puts `--events` signed `order.created` events (ready
-records from a raw producer, 600 flows over the 6 partitions) on the topic and samples the group's
-committed offsets and the CPU of the worker processes, PostgreSQL and Kafka every 0.1 s until all
-are committed. Each event is handled in full: verified, decoded, its two messages and reports
-written with its idempotency key in one transaction, the reports relayed to Kafka.
+records from a raw producer, as `bench_messaging`'s baseline sends them; 600 flows over the 6
+partitions) on the topic and samples the group's committed offsets and the CPU of the worker
+processes, PostgreSQL and Kafka every 0.1 s until all are committed. Each event is handled in
+full: verified, decoded, its two messages and reports written with its idempotency key in one
+transaction, the reports relayed to Kafka.
 
 Throughput is read between 10 % and 90 % committed (the producer's burst and the tail left out),
 the CPU over the same window. Printed per N and round: events/s, CPU ms per event of the worker
@@ -31,9 +32,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from bench_messaging import _raw_produce  # noqa: E402  (bench/ is on sys.path): the same ready records
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
-from cpu_split import CpuMeter, stack_pids  # noqa: E402  (bench/ is on sys.path)
+from cpu_split import CpuMeter, stack_pids
 from soak_stack import soak_stack
 
 import schemas
@@ -79,21 +81,6 @@ def _records(settings: Settings, count: int) -> list[tuple[bytes, bytes, list]]:
         key = str(envelope.correlation_id).encode()
         records.append((key, value, record_headers(envelope, value, keyring, key=key)))
     return records
-
-
-def _produce(settings: Settings, topic: str, records: list[tuple[bytes, bytes, list]]) -> None:
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "acks": "all", "linger.ms": 5,
-                         "enable.idempotence": True, "compression.type": "lz4"})
-    for key, value, headers in records:
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, headers=headers)
-                break
-            except BufferError:
-                producer.poll(0.01)
-        producer.poll(0)
-    if producer.flush(60):
-        raise SystemExit("error: the bench's records were not all acknowledged within 60 s")
 
 
 class Offsets:
@@ -171,7 +158,7 @@ def run_once(settings: Settings, topic: str, processes: int, events: int, log: P
         start = offsets.end()
         records = _records(settings, events)
         meter = CpuMeter({"workers": supervisor.pid, **stack_pids(settings)})
-        _produce(settings, topic, records)
+        _raw_produce(settings, [(topic, key, value, headers) for key, value, headers in records])
         low, high = start + int(events * WINDOW[0]), start + int(events * WINDOW[1])
         t_low = t_high = None
         cpu: dict[str, float] = {}
