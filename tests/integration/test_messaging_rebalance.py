@@ -159,14 +159,18 @@ def test_dlq_processor_commit_refused_by_a_rebalance(stack, settings: Settings, 
     first = threading.Thread(target=lambda: outcomes.append(
         _first_outcome(stalled, what="the DLQ record never reached the processor")), daemon=True)
     first.start()
-    successor = processor(lambda _wait: None)
+    successor = None
     try:
         wait_until(stalling.is_set, timeout=60, what="the first processor's stall")
+        # Made only now: a consumer joins its group when made, and the record's partition could
+        # otherwise be the successor's from the start.
+        successor = processor(lambda _wait: None)
         # Nothing was committed: the record comes again to the successor, its outcome recorded once.
         again = _first_outcome(successor, what="the successor never got the record again")
         first.join(DLQ_STALL_S + 30)
     finally:
-        successor.close()
+        if successor is not None:
+            successor.close()
         stalled.close()
     assert outcomes == [Outcome.RETRIED]
     assert again is Outcome.RETRIED
