@@ -77,7 +77,10 @@ def test_three_brokers_up_status_and_down_through_the_cli(stack, settings: Setti
         topic = schemas.topic_for("order.created", env="cluster")
         ensure_catalog_topics(ours, ["order.created"])
         admin = AdminClient({"bootstrap.servers": ours.bootstrap_servers, "log_level": 0})
-        partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions.values()
+        deadline = time.monotonic() + 30  # a fresh topic's partitions reach the metadata shortly after
+        while not (partitions := admin.list_topics(topic, timeout=10).topics[topic].partitions.values()):
+            assert time.monotonic() < deadline, f"{topic} has no partitions in the metadata after 30 s"
+            time.sleep(0.2)
         assert {len(p.replicas) for p in partitions} == {3}
         [config] = admin.describe_configs([ConfigResource("topic", topic)]).values()
         assert config.result()["min.insync.replicas"].value == "2"
