@@ -34,15 +34,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench_messaging import _raw_produce  # noqa: E402  (bench/ is on sys.path): the same ready records
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, TopicPartition
 from cpu_split import CpuMeter, stack_pids
 from soak_stack import soak_stack
 from sqlalchemy import func, select
 
 import schemas
+from cloud_factory.stack._process import children_of
 from core.db import engine_for
 from core.settings import Settings
+from messaging.groups import assignment
 from messaging.producer import record_headers
 from messaging.wiring import ensure_catalog_topics, keyring_from
 from schemas.examples import example_data
@@ -121,24 +122,8 @@ class Offsets:
         self._probe.close()
 
 
-def _children(supervisor: subprocess.Popen) -> set[int]:
-    def parent(pid: int) -> int | None:
-        try:
-            return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            return None
-
-    pids = (int(p) for p in os.listdir("/proc") if p.isdigit())
-    return {pid for pid in pids if parent(pid) == supervisor.pid}
-
-
 def _members_with_partitions(settings: Settings) -> int:
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    try:
-        description = admin.describe_consumer_groups([GROUP])[GROUP].result(timeout=10)
-    except (KafkaException, TimeoutError):  # the group is being formed, its coordinator found
-        return 0
-    return sum(1 for member in description.members if member.assignment.topic_partitions)
+    return sum(1 for member in assignment(settings.bootstrap_servers, GROUP) if member)
 
 
 def _start(settings: Settings, processes: int, log: Path) -> subprocess.Popen:
@@ -150,7 +135,7 @@ def _start(settings: Settings, processes: int, log: Path) -> subprocess.Popen:
     deadline = time.monotonic() + 120
     while True:
         # `--processes 1` is the worker itself, no supervisor
-        ours = _children(supervisor) | {supervisor.pid}
+        ours = children_of(supervisor.pid) | {supervisor.pid}
         beating = {beat.pid for beat in read_heartbeats(settings.state_dir)} & ours
         if len(beating) == processes and _members_with_partitions(settings) == processes:
             return supervisor

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-__all__ = ["GROUP_PROTOCOL_CONFIG", "GroupConfigError", "join_config"]
+__all__ = ["GROUP_PROTOCOL_CONFIG", "GroupConfigError", "assignment", "join_config"]
 
 GROUP_PROTOCOL_CONFIG: Mapping[str, str] = {"group.protocol": "consumer", "group.remote.assignor": "range"}
 
@@ -57,3 +57,21 @@ def _set_group_configs(bootstrap_servers: str, group_id: str, configs: Mapping[s
         error = exc.args[0] if exc.args else exc
         detail = error.str() if hasattr(error, "str") else str(error)
         raise GroupConfigError(f"group {group_id}: the broker refused {dict(configs)}: {detail}") from None
+
+
+def assignment(bootstrap_servers: str, group_id: str, timeout: float = 10.0) -> list[dict[str, set[int]]]:
+    """Each member of `group_id` as the broker sees it: topic → the partitions assigned to it; empty
+    while the group is being formed or its coordinator found. (Asked of the broker, not of the
+    consumers: their handles belong to the threads polling them.)"""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 3})
+    try:
+        description = admin.describe_consumer_groups([group_id])[group_id].result(timeout=timeout)
+    except (KafkaException, TimeoutError):
+        return []
+    members = []
+    for member in description.members:
+        topics: dict[str, set[int]] = {}
+        for tp in member.assignment.topic_partitions:
+            topics.setdefault(tp.topic, set()).add(tp.partition)
+        members.append(topics)
+    return members

@@ -17,6 +17,7 @@ __all__ = [
     "StackError",
     "port_open",
     "pid_alive",
+    "children_of",
     "read_pid",
     "spawn",
     "terminate",
@@ -51,6 +52,20 @@ def pid_alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][:1] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def children_of(pid: int) -> set[int]:
+    """The pids whose parent is `pid` now (read from /proc: the supervisor's children, say)."""
+    pids = (int(name) for name in os.listdir("/proc") if name.isdigit())
+    return {child for child in pids if _parent_pid(child) == pid}
 
 
 def read_pid(pid_file: Path) -> int | None:

@@ -5,12 +5,11 @@ the first — and a short session asked for by a consumer is the group's setting
 from __future__ import annotations
 
 import pytest
-from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 import schemas
 from core.settings import Settings
-from messaging.groups import GroupConfigError, join_config
+from messaging.groups import GroupConfigError, assignment, join_config
 from messaging.wiring import consumer_from
 from tests.support.messaging_support import ensure, isolated, running, wait_until
 
@@ -20,20 +19,7 @@ TYPES = ("order.created", "order.fulfilled", "order.cancelled", "billing.invoice
 
 
 def _members(s: Settings, group: str) -> list[dict[str, set[int]]]:
-    """Each member of `group` as the broker sees it: topic → the partitions assigned to it. (Asked
-    of the broker, not of the consumers: their handles belong to the threads polling them.)"""
-    admin = AdminClient({"bootstrap.servers": s.bootstrap_servers})
-    try:
-        description = admin.describe_consumer_groups([group])[group].result(timeout=10)
-    except (KafkaException, TimeoutError):  # the group is being formed, its coordinator found
-        return []
-    members = []
-    for member in description.members:
-        topics: dict[str, set[int]] = {}
-        for tp in member.assignment.topic_partitions:
-            topics.setdefault(tp.topic, set()).add(tp.partition)
-        members.append(topics)
-    return members
+    return assignment(s.bootstrap_servers, group)
 
 
 def test_a_second_member_gets_half_of_every_topic(stack, settings: Settings, unique: str) -> None:

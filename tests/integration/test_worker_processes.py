@@ -12,13 +12,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 from sqlalchemy import func, select
 
 import schemas
+from cloud_factory.stack._process import children_of, pid_alive
 from core.db import engine_for
 from core.settings import Settings
+from messaging.groups import assignment
 from messaging.wiring import producer_from
 from services.notification.tables import notifications
 from tests.support.messaging_support import caught_up, ensure, event, isolated, wait_until
@@ -32,14 +32,9 @@ CHANNELS = 2  # email and in-app: two messages per event
 
 def _children(s: Settings, supervisor: subprocess.Popen, kind: str) -> set[int]:
     """The pids of `supervisor`'s children that beat healthy as `kind` workers."""
-    def parent(pid: int) -> int | None:
-        try:
-            return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            return None
-
+    children = children_of(supervisor.pid)
     return {beat.pid for beat in read_heartbeats(s.state_dir)
-            if beat.kinds == [kind] and beat.healthy and parent(beat.pid) == supervisor.pid}
+            if beat.kinds == [kind] and beat.healthy and beat.pid in children}
 
 
 def _supervise(env: dict[str, str], kind: str, processes: int, log: Path) -> subprocess.Popen:
@@ -58,21 +53,11 @@ def _publish(s: Settings, tenant: str, count: int, flows: int = 60) -> list[sche
     return sent
 
 
-def _members(s: Settings, group: str) -> list[set[tuple[str, int]]]:
-    """Each member of `group`: the (topic, partition) pairs assigned to it."""
-    admin = AdminClient({"bootstrap.servers": s.bootstrap_servers})
-    description = admin.describe_consumer_groups([group])[group].result(timeout=20)
-    return [{(tp.topic, tp.partition) for tp in member.assignment.topic_partitions}
-            for member in description.members]
-
-
 def _split(s: Settings, group: str, covering: set[tuple[str, int]] = frozenset()) -> bool:
     """Two members, each assigned partitions of its own, together `covering` (a partition moving
     between them is revoked by one before it is assigned to the other)."""
-    try:
-        members = _members(s, group)
-    except (KafkaException, TimeoutError):  # e.g. NOT_COORDINATOR while the group's coordinator is found
-        return False
+    members = [{(topic, p) for topic, partitions in member.items() for p in partitions}
+               for member in assignment(s.bootstrap_servers, group, timeout=20)]
     return (len(members) == 2 and all(members) and not members[0] & members[1]
             and covering <= members[0] | members[1])
 
@@ -149,11 +134,7 @@ def test_a_supervisor_killed_hard_takes_its_saga_workers_along(stack, settings: 
         supervisor.kill()
         supervisor.wait(10)
 
-    def gone(pid: int) -> bool:
-        stat = Path(f"/proc/{pid}/stat")
-        return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
-
-    wait_until(lambda: all(gone(pid) for pid in children), timeout=30,
+    wait_until(lambda: not any(pid_alive(pid) for pid in children), timeout=30,
                what="the orphaned saga workers to stop")
     # They stopped gracefully on the kernel's SIGTERM: each cleared its heartbeat.
     assert not [beat for beat in read_heartbeats(settings.state_dir) if beat.pid in children]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cloud_factory.stack._process import pid_alive
 from workers.supervisor import RestartPolicy, Supervisor, replicas_per_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,15 +34,6 @@ def _until(condition, what: str, timeout: float = 20.0) -> None:  # noqa: ANN001
         time.sleep(0.05)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/stat")
-    return not status.exists() or status.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def test_sigterm_stops_every_child_gracefully_and_exits_0(tmp_path: Path) -> None:
     supervisor = _supervisor(tmp_path, 3, "serve")
     _until(lambda: len(_marks(tmp_path, "started")) == 3, "three children")
@@ -59,7 +51,7 @@ def test_a_child_killed_is_started_again(tmp_path: Path) -> None:
         os.kill(victim, signal.SIGKILL)
         _until(lambda: len(_marks(tmp_path, "started")) == 3, "the killed child started again")
         replacement = _marks(tmp_path, "started") - first
-        assert len(replacement) == 1 and all(_alive(pid) for pid in (first - {victim}) | replacement)
+        assert len(replacement) == 1 and all(pid_alive(pid) for pid in (first - {victim}) | replacement)
     finally:
         supervisor.send_signal(signal.SIGTERM)
         code = supervisor.wait(20)
@@ -86,7 +78,7 @@ def test_a_supervisor_killed_hard_takes_its_children_along(tmp_path: Path) -> No
     children = _marks(tmp_path, "started")
     supervisor.kill()
     supervisor.wait(10)
-    _until(lambda: not any(_alive(pid) for pid in children), "the orphans to stop", timeout=10)
+    _until(lambda: not any(pid_alive(pid) for pid in children), "the orphans to stop", timeout=10)
     assert _marks(tmp_path, "stopped") == children  # they stopped by SIGTERM, gracefully
 
 
