@@ -29,8 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, text
 
@@ -56,8 +55,9 @@ class ClaimState(enum.StrEnum):
     BUSY = "busy"  # another consumer holds a live lease: try again later
 
 
-@dataclass(frozen=True, slots=True)
-class KeyRequest:
+class KeyRequest(NamedTuple):
+    """One handler's key for one event. (Tuples: a batch makes hundreds of these and of `Claim`s.)"""
+
     key: str
     handler: str
     event_id: uuid.UUID
@@ -68,23 +68,24 @@ class KeyRequest:
         return cls(idempotency_key(event_id, correlation_id, handler), handler, event_id, correlation_id)
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
+class Claim(NamedTuple):
     key: str
     state: ClaimState
     result: Any = None
 
 
-_CLAIM = text("""
+# The statements are written for psycopg (`%(name)s`, and `%(name)b` for the arrays: sent in binary,
+# which costs a small fraction of quoting 500 keys as an array literal) and run with `exec_driver_sql`.
+_CLAIM = """
 INSERT INTO messaging.idempotency_keys AS k
     (key, handler, event_id, correlation_id, status, owner, lease_until, expires_at, attempts,
      created_at, updated_at)
-SELECT r.key, r.handler, r.event_id, r.correlation_id, CAST(:status AS text), CAST(:owner AS text),
-       CASE WHEN CAST(:status AS text) = 'in_progress'
-            THEN now() + make_interval(secs => CAST(:lease AS double precision)) END,
-       now() + make_interval(secs => CAST(:ttl AS double precision)), 1, now(), now()
-FROM unnest(CAST(:keys AS text[]), CAST(:handlers AS text[]), CAST(:event_ids AS uuid[]),
-            CAST(:correlation_ids AS uuid[])) AS r(key, handler, event_id, correlation_id)
+SELECT r.key, r.handler, r.event_id, r.correlation_id, CAST(%(status)s AS text), CAST(%(owner)s AS text),
+       CASE WHEN CAST(%(status)s AS text) = 'in_progress'
+            THEN now() + make_interval(secs => CAST(%(lease)s AS double precision)) END,
+       now() + make_interval(secs => CAST(%(ttl)s AS double precision)), 1, now(), now()
+FROM unnest(CAST(%(keys)b AS text[]), CAST(%(handlers)b AS text[]), CAST(%(event_ids)b AS uuid[]),
+            CAST(%(correlation_ids)b AS uuid[])) AS r(key, handler, event_id, correlation_id)
 ORDER BY r.key
 ON CONFLICT (key) DO UPDATE SET
     status = EXCLUDED.status, owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until,
@@ -92,41 +93,53 @@ ON CONFLICT (key) DO UPDATE SET
 WHERE k.status = 'failed' OR k.expires_at < now()
    OR (k.status = 'in_progress' AND (k.lease_until < now() OR k.owner = EXCLUDED.owner))
 RETURNING k.key
-""")
+"""
 
-_LOOKUP = text("""
-SELECT key, status, result FROM messaging.idempotency_keys WHERE key = ANY(CAST(:keys AS text[]))
-""")
+_LOOKUP = """
+SELECT key, status, result FROM messaging.idempotency_keys WHERE key = ANY(CAST(%(keys)b AS text[]))
+"""
 
-_COMPLETE = text("""
+_COMPLETE_BARE = """
+UPDATE messaging.idempotency_keys
+SET status = 'succeeded', result = NULL, lease_until = NULL,
+    expires_at = now() + make_interval(secs => CAST(%(ttl)s AS double precision)), updated_at = now()
+WHERE key = ANY(CAST(%(keys)b AS text[]))
+"""
+
+_COMPLETE = """
 UPDATE messaging.idempotency_keys AS k
 SET status = 'succeeded', result = CAST(r.result AS jsonb), lease_until = NULL,
-    expires_at = now() + make_interval(secs => CAST(:ttl AS double precision)), updated_at = now()
-FROM unnest(CAST(:keys AS text[]), CAST(:results AS text[])) AS r(key, result)
+    expires_at = now() + make_interval(secs => CAST(%(ttl)s AS double precision)), updated_at = now()
+FROM unnest(CAST(%(keys)b AS text[]), CAST(%(results)b AS text[])) AS r(key, result)
 WHERE k.key = r.key
-""")
+"""
 
-_FAIL = text("""
+_FAIL = """
 UPDATE messaging.idempotency_keys AS k
 SET status = 'failed', result = jsonb_build_object('error', r.error), lease_until = NULL,
-    expires_at = now() + make_interval(secs => CAST(:ttl AS double precision)), updated_at = now()
-FROM unnest(CAST(:keys AS text[]), CAST(:errors AS text[])) AS r(key, error)
-WHERE k.key = r.key AND k.owner = :owner AND k.status = 'in_progress'
-""")
+    expires_at = now() + make_interval(secs => CAST(%(ttl)s AS double precision)), updated_at = now()
+FROM unnest(CAST(%(keys)b AS text[]), CAST(%(errors)b AS text[])) AS r(key, error)
+WHERE k.key = r.key AND k.owner = %(owner)s AND k.status = 'in_progress'
+"""
 
-_RELEASE = text("""
+_RELEASE = """
 DELETE FROM messaging.idempotency_keys
-WHERE key = ANY(CAST(:keys AS text[])) AND status = 'in_progress' AND owner = :owner
-""")
+WHERE key = ANY(CAST(%(keys)b AS text[])) AND status = 'in_progress' AND owner = %(owner)s
+"""
 
-_RENEW = text("""
+# A renewal never waits for a row lock: a locked key is being settled (completed, failed, released)
+# by its batch right now, and waiting for it could deadlock with that statement, each holding rows
+# the other wants. The rest are renewed at once.
+_RENEW = """
 UPDATE messaging.idempotency_keys
-SET lease_until = now() + make_interval(secs => CAST(:lease AS double precision)),
-    expires_at = now() + make_interval(secs => CAST(:lease AS double precision)), updated_at = now()
-WHERE key = ANY(CAST(:keys AS text[])) AND status = 'in_progress' AND owner = :owner
-""")
+SET lease_until = now() + make_interval(secs => CAST(%(lease)s AS double precision)),
+    expires_at = now() + make_interval(secs => CAST(%(lease)s AS double precision)), updated_at = now()
+WHERE key IN (SELECT key FROM messaging.idempotency_keys
+              WHERE key = ANY(CAST(%(keys)b AS text[])) AND status = 'in_progress' AND owner = %(owner)s
+              FOR UPDATE SKIP LOCKED)
+"""
 
-_PURGE = text("DELETE FROM messaging.idempotency_keys WHERE expires_at < now()")
+_PURGE = "DELETE FROM messaging.idempotency_keys WHERE expires_at < now()"
 
 
 class IdempotencyStore:
@@ -167,11 +180,11 @@ class IdempotencyStore:
             return self._claim(own, params)
 
     def _claim(self, conn: Connection, params: dict[str, Any]) -> dict[str, Claim]:
-        acquired = {row[0] for row in conn.execute(_CLAIM, params)}
+        acquired = {row[0] for row in conn.exec_driver_sql(_CLAIM, params)}
         claims = {key: Claim(key, ClaimState.ACQUIRED) for key in acquired}
         rest = [key for key in params["keys"] if key not in acquired]
         if rest:
-            found = {row[0]: row for row in conn.execute(_LOOKUP, {"keys": rest})}
+            found = {row[0]: row for row in conn.exec_driver_sql(_LOOKUP, {"keys": rest})}
             for key in rest:
                 row = found.get(key)
                 if row is not None and row[1] == "succeeded":
@@ -187,22 +200,29 @@ class IdempotencyStore:
         """Store handler results (JSON-serialisable or None) for keys that succeeded."""
         if not results:
             return
-        params = {"keys": list(results),
-                  "results": [None if v is None else json.dumps(v, default=str) for v in results.values()],
-                  "ttl": self.success_ttl}
-        self._run(_COMPLETE, params, conn)
+        # Most handlers return None: those keys take the cheaper statement (an index lookup per key
+        # rather than a join with the results); both statements commit together.
+        bare = [key for key, value in results.items() if value is None]
+        statements: list[tuple[str, dict[str, Any]]] = []
+        if bare:
+            statements.append((_COMPLETE_BARE, {"keys": bare, "ttl": self.success_ttl}))
+        if len(bare) < len(results):
+            valued = {key: value for key, value in results.items() if value is not None}
+            statements.append((_COMPLETE, {"keys": list(valued), "ttl": self.success_ttl,
+                                           "results": [json.dumps(v, default=str) for v in valued.values()]}))
+        self._run(statements, conn)
 
     def fail(self, errors: Mapping[str, str], *, conn: Connection | None = None) -> None:
         """Record failures briefly (`error_ttl`); the key stays re-acquirable for the retry."""
         if errors:
-            self._run(_FAIL, {"keys": list(errors), "errors": list(errors.values()), "ttl": self.error_ttl,
-                              "owner": self.owner}, conn)
+            self._run([(_FAIL, {"keys": list(errors), "errors": list(errors.values()), "ttl": self.error_ttl,
+                                "owner": self.owner})], conn)
 
     def release(self, keys: Iterable[str], *, conn: Connection | None = None) -> None:
         """Give back keys acquired but not processed (their partition stopped on an earlier failure)."""
         keys = list(keys)
         if keys:
-            self._run(_RELEASE, {"keys": keys, "owner": self.owner}, conn)
+            self._run([(_RELEASE, {"keys": keys, "owner": self.owner})], conn)
 
     # -- lease renewal --------------------------------------------------------------------------
     def hold(self, keys: Iterable[str]) -> None:
@@ -235,7 +255,8 @@ class IdempotencyStore:
         if not keys:
             return 0
         with self.engine.begin() as conn:
-            return conn.execute(_RENEW, {"keys": keys, "owner": self.owner, "lease": self.lease}).rowcount
+            renewed = conn.exec_driver_sql(_RENEW, {"keys": keys, "owner": self.owner, "lease": self.lease})
+            return renewed.rowcount
 
     def _beat(self) -> None:
         """Renew every held key each `lease / 3` seconds; exit when nothing is held (`hold` restarts it)."""
@@ -257,7 +278,7 @@ class IdempotencyStore:
         """Delete expired keys (succeeded after 24 h, failed after 30 s, abandoned leases); returns how
         many."""
         with self.engine.begin() as conn:
-            return conn.execute(_PURGE).rowcount
+            return conn.exec_driver_sql(_PURGE).rowcount
 
     def status_of(self, key: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -265,9 +286,12 @@ class IdempotencyStore:
             found = row.mappings().first()
             return dict(found) if found else None
 
-    def _run(self, statement: Any, params: dict[str, Any], conn: Connection | None) -> None:
+    def _run(self, statements: list[tuple[str, dict[str, Any]]], conn: Connection | None) -> None:
+        """The statements in `conn`'s transaction, or in one of their own."""
         if conn is not None:
-            conn.execute(statement, params)
+            for statement, params in statements:
+                conn.exec_driver_sql(statement, params)
             return
         with self.engine.begin() as own:
-            own.execute(statement, params)
+            for statement, params in statements:
+                own.exec_driver_sql(statement, params)

@@ -175,6 +175,31 @@ def test_held_keys_are_renewed_until_dropped(stack, settings: Settings) -> None:
                what="the dropped key's lease to run out")
 
 
+def test_renewal_skips_a_key_being_settled_instead_of_waiting_for_it(stack, settings: Settings) -> None:
+    """The lease heartbeat runs beside the batch that settles the same keys: a renewal that waited for
+    their row locks could deadlock with the settling statement (each holding rows the other wants).
+    A key whose row is locked is being finished: the renewal leaves it and renews the rest at once."""
+    engine = engine_for(settings.dsn)
+    holder = IdempotencyStore(engine, lease=30.0)
+    requests = [KeyRequest.of(uuid.uuid4(), uuid.uuid4(), "handler") for _ in range(2)]
+    assert {c.state for c in holder.claim(requests).values()} == {ClaimState.ACQUIRED}
+    settling = engine.connect()
+    transaction = settling.begin()
+    settling.execute(text("SELECT 1 FROM messaging.idempotency_keys WHERE key = :k FOR UPDATE"),
+                     {"k": requests[0].key})
+    renewed: list[int] = []
+    renewal = threading.Thread(target=lambda: renewed.append(holder.renew([r.key for r in requests])),
+                               daemon=True)
+    try:
+        renewal.start()
+        renewal.join(timeout=10)
+        assert renewed == [1], "the renewal waited for the locked key instead of renewing the other one"
+    finally:
+        transaction.rollback()
+        settling.close()
+        renewal.join(timeout=10)
+
+
 def test_slow_handler_keeps_its_claim_beyond_the_lease(stack, settings: Settings, unique: str) -> None:
     """A handler running for four leases is not overtaken: a second consumer (another group, the same
     handler name) waits the whole time, then sees the event done; the handler ran once."""
