@@ -84,12 +84,14 @@ def test_commit_refused_by_a_rebalance_is_one_info_line_and_no_duplicate(
     consumer_a = consumer_from(s, group_id=group, handlers={"order.created": handler_of("A")},
                                batch_size=20,
                                extra_config={**GROUP_TUNING, "max.poll.interval.ms": 7000})
-    consumer_b = consumer_from(s, group_id=group, handlers={"order.created": handler_of("B")},
-                               extra_config=GROUP_TUNING)
     refused_before = METRICS.get("commits_refused_by_rebalance")
     caplog.set_level(logging.INFO)
     with running(consumer_a):
         wait_until(stalled.is_set, timeout=60, what="consumer A's first handler call")
+        # B is made only now: a consumer joins its group when made, and one made earlier (not yet
+        # polling) was handed half the partitions before A had any record.
+        consumer_b = consumer_from(s, group_id=group, handlers={"order.created": handler_of("B")},
+                                   extra_config=GROUP_TUNING)
         with running(consumer_b):
             wait_until(lambda: len(calls) == EVENTS and caught_up(s, group, topic), timeout=90,
                        what="every event handled and committed")

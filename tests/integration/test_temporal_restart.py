@@ -82,11 +82,15 @@ async def test_temporal_server_sigkilled_mid_saga_and_restarted(
             await pay_order(client, workflow_id)
         handles = [client.get_workflow_handle_for(OrderFulfillmentWorkflow.run, i) for i in ids]
         results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), RECOVERY_LIMIT_S)
+        # Billing invoices on `order.fulfilled`, after the saga's result: the workers stay up for it.
+        order_ids = [uuid.UUID(order.order_id) for order in orders]
+        deadline = time.monotonic() + 60
+        while 0 in rows_per_order(engine, invoices, order_ids).values() and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
     finally:
         stop_workers(workers)
 
     assert [r.status for r in results] == ["delivered"] * ORDERS, results
-    order_ids = [uuid.UUID(order.order_id) for order in orders]
     # Billing captured and invoiced each order once (a capture has no unique key: a second would show).
     assert rows_per_order(engine, psp_operations, order_ids, psp_operations.c.kind == "capture") == dict.fromkeys(
         order_ids, 1)
