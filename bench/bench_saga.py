@@ -1,7 +1,7 @@
 """Saga benchmark: sagas/s and order.created → order.service-delivered latency at N concurrent
 orders, beside a bare Temporal workflow running the same number of activities, same server, same run.
 
-    .venv/bin/python bench/bench_saga.py [--orders 100] [--rounds 2] [--notification]
+    .venv/bin/python bench/bench_saga.py [--orders 100] [--rounds 2] [--unloaded 20] [--notification]
 
 The saga side is the real thing on the real stack: the saga worker in this process, the inbound
 bridge, Provisioning and Billing as `cloud-factory worker …` processes as deployed (Notification too
@@ -9,8 +9,10 @@ with --notification; --in-process runs them all here, sharing one GIL), signed e
 in PostgreSQL. The bare side is a workflow of 5 sequential no-op activities (the success path
 publishes 5 events) with no Kafka at all. A warm-up order runs first so consumer-group joins and
 topic catch-up are not timed. Both sides report start→result (the client's call to the result it
-gets back); the saga also created→delivered (its `order.*` events' times). The saga's side pays in
-the same call (Update-with-Start), as the checkout does.
+gets back); the saga also created→delivered (its `order.*` events' times), with and without the
+simulated provider's sleeps (20 ms per resource created). The saga's side pays in the same call
+(Update-with-Start), as the checkout does. Then `--unloaded` orders run one at a time, each placed
+after the last delivered: the unloaded created→delivered p50/p99.
 """
 
 from __future__ import annotations
@@ -41,9 +43,15 @@ from workers.bytecode import ensure_bytecode
 from workers.heartbeat import read_heartbeats
 from workers.inprocess import InProcessWorkers
 from workflows.contracts import SagaTimings
+from services.provisioning.simulator import SimulatedProvider
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
+from workflows.plans import resources_for_plan
 
 ACTIVITIES = 5
+PLAN = "vm-standard-2"
+#: What the simulated provider sleeps per order (its latency per resource created), part of every
+#: created→delivered figure; printed beside it and taken out of the "without" figure.
+PROVIDER_S = len(resources_for_plan(PLAN)) * SimulatedProvider.latency_s
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -58,9 +66,9 @@ async def _saga(workers: InProcessWorkers, tenant_prefix: str, orders: int) -> F
     """(elapsed s, start→result latencies, created→delivered latencies) of `orders` concurrent sagas."""
     assert workers.client is not None
     timings = SagaTimings(payment_timeout_s=600, provisioning_timeout_s=600)
-    warm = new_order(f"{tenant_prefix}warm-{uuid.uuid4().hex[:6]}", "vm-standard-2", timings=timings)
+    warm = new_order(f"{tenant_prefix}warm-{uuid.uuid4().hex[:6]}", PLAN, timings=timings)
     await (await place_order(workers.client, warm, task_queue=workers.task_queue)).handle.result()
-    batch = [new_order(f"{tenant_prefix}{i % 3}", "vm-standard-2", timings=timings) for i in range(orders)]
+    batch = [new_order(f"{tenant_prefix}{i % 3}", PLAN, timings=timings) for i in range(orders)]
 
     async def one(order) -> tuple[float, object]:  # noqa: ANN001
         t0 = time.perf_counter()
@@ -74,12 +82,30 @@ async def _saga(workers: InProcessWorkers, tenant_prefix: str, orders: int) -> F
     bad = [result.status for _, (_, result) in done if result.status != "delivered"]
     if bad:
         raise RuntimeError(f"{len(bad)} sagas did not deliver: {bad[:5]}")
-    created_to_delivered = []
-    for _, (placed, _) in done:
-        timeline = await placed.handle.query(OrderFulfillmentWorkflow.timeline)
-        at = {e.event_type: dt.datetime.fromisoformat(e.at) for e in timeline if e.direction == "out"}
-        created_to_delivered.append((at["order.service-delivered"] - at["order.created"]).total_seconds())
+    created_to_delivered = [await _created_to_delivered(placed) for _, (placed, _) in done]
     return elapsed, [latency for latency, _ in done], created_to_delivered
+
+
+async def _created_to_delivered(placed) -> float:  # noqa: ANN001
+    """Seconds from the saga's `order.created` to its `order.service-delivered` (its timeline)."""
+    timeline = await placed.handle.query(OrderFulfillmentWorkflow.timeline)
+    at = {e.event_type: dt.datetime.fromisoformat(e.at) for e in timeline if e.direction == "out"}
+    return (at["order.service-delivered"] - at["order.created"]).total_seconds()
+
+
+async def _unloaded(workers: InProcessWorkers, tenant_prefix: str, orders: int) -> list[float]:
+    """created→delivered of `orders` sagas placed one at a time (each after the last delivered)."""
+    assert workers.client is not None
+    timings = SagaTimings(payment_timeout_s=600, provisioning_timeout_s=600)
+    latencies = []
+    for i in range(orders):
+        order = new_order(f"{tenant_prefix}{i % 3}", PLAN, timings=timings)
+        placed = await place_order(workers.client, order, task_queue=workers.task_queue)
+        result = await placed.handle.result()
+        if result.status != "delivered":
+            raise RuntimeError(f"an unloaded saga did not deliver: {result.status}")
+        latencies.append(await _created_to_delivered(placed))
+    return latencies
 
 
 async def _bare(workers: InProcessWorkers, orders: int) -> tuple[float, list[float]]:
@@ -129,7 +155,7 @@ def _ms(values: list[float]) -> str:
     return f"p50 {statistics.median(values) * 1000:7.0f} ms  p99 {_pct(values, 0.99) * 1000:7.0f} ms"
 
 
-async def main(orders: int, rounds: int, notification: bool, in_process: bool) -> None:
+async def main(orders: int, rounds: int, notification: bool, in_process: bool, unloaded: int) -> None:
     settings = get_settings()
     require_up(settings)
     configure_tracing("bench")
@@ -170,7 +196,9 @@ async def main(orders: int, rounds: int, notification: bool, in_process: bool) -
                 ratios.append(saga_rate / bare_rate)
                 print(f"round {round_}")
                 print(f"  saga : {saga_rate:7.1f} sagas/s  start→result {_ms(saga_lat)}   ({saga_s:.1f} s)")
-                print(f"         created→delivered {_ms(created_lat)}")
+                without = _ms([v - PROVIDER_S for v in created_lat])
+                print(f"         created→delivered {_ms(created_lat)}   (simulated provider "
+                      f"{PROVIDER_S * 1000:.0f} ms of it; without: {without})")
                 print(f"  bare : {bare_rate:7.1f} wf/s     start→result {_ms(bare_lat)}   ({bare_s:.1f} s)")
                 print(f"  ratio: saga/bare throughput {ratios[-1]:.2f}x")
                 print("  CPU ms per saga | per bare workflow (each side's whole run, warm-up included):")
@@ -180,6 +208,11 @@ async def main(orders: int, rounds: int, notification: bool, in_process: bool) -
                         print(f"    {name:<24} {saga_ms:7.1f} | {bare_ms:7.1f}")
                 totals = [sum(cpu[side].values()) * 1000 / orders for side in ("saga", "bare")]
                 print(f"    {'total':<24} {totals[0]:7.1f} | {totals[1]:7.1f}", flush=True)
+            if unloaded:
+                alone = await _unloaded(workers, prefix, unloaded)
+                print(f"unloaded, {unloaded} orders one at a time: created→delivered {_ms(alone)}; "
+                      f"without the simulated provider's {PROVIDER_S * 1000:.0f} ms "
+                      f"{_ms([v - PROVIDER_S for v in alone])} (goal p50 <= 150 ms)", flush=True)
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -198,5 +231,9 @@ if __name__ == "__main__":
                         help="Rounds of saga and bare, alternating which goes first.")
     parser.add_argument("--notification", action="store_true", help="Run the Notification consumer as well.")
     parser.add_argument("--in-process", action="store_true", help="Run the services in this process too.")
+    parser.add_argument("--unloaded", type=int, default=20,
+                        help="Then this many orders one at a time: unloaded created→delivered (0: none).")
     args = parser.parse_args()
-    asyncio.run(main(args.orders, args.rounds, args.notification, args.in_process))
+    if args.orders < 1 or args.rounds < 1 or args.unloaded < 0:
+        parser.error("--orders and --rounds must be at least 1, --unloaded at least 0")
+    asyncio.run(main(args.orders, args.rounds, args.notification, args.in_process, args.unloaded))

@@ -186,7 +186,11 @@ class EventProducer:
         while not done.is_set():
             if self._polling.acquire(blocking=False):
                 try:
-                    self._producer.poll(0.02)
+                    # `flush`, not `poll`: while somebody waits for an acknowledgement, records are sent
+                    # at once instead of lingering (`linger.ms` batches pipelined sends; a caller that
+                    # blocks on its record would wait it out for nothing — measured: ~5 ms per publish,
+                    # ~55 ms of an unloaded order's created→delivered). Callbacks are served alike.
+                    self._producer.flush(0.01)
                 finally:
                     self._polling.release()
             else:
