@@ -33,17 +33,18 @@ from pathlib import Path
 from bare_workflow import BareWorkflow, bench_noop  # noqa: E402  (bench/ is on sys.path when run as a script)
 from cpu_split import CpuMeter, stack_pids
 from soak_stack import require_up
+from temporalio.api.enums.v1 import EventType
 from temporalio.worker import Worker
 
 from core.settings import get_settings
 from core.tracing import configure_tracing
 from services.common import TenantScope
 from services.order.api import new_order, place_order
+from services.provisioning.simulator import SimulatedProvider
 from workers.bytecode import ensure_bytecode
 from workers.heartbeat import read_heartbeats
 from workers.inprocess import InProcessWorkers
 from workflows.contracts import SagaTimings
-from services.provisioning.simulator import SimulatedProvider
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
 from workflows.plans import resources_for_plan
 
@@ -59,11 +60,12 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-Figures = tuple[float, list[float], list[float]]
+Figures = tuple[float, list[float], list[float], int]
 
 
 async def _saga(workers: InProcessWorkers, tenant_prefix: str, orders: int) -> Figures:
-    """(elapsed s, start→result latencies, created→delivered latencies) of `orders` concurrent sagas."""
+    """(elapsed s, start→result latencies, created→delivered latencies, workflow tasks timed out) of
+    `orders` concurrent sagas."""
     assert workers.client is not None
     timings = SagaTimings(payment_timeout_s=600, provisioning_timeout_s=600)
     warm = new_order(f"{tenant_prefix}warm-{uuid.uuid4().hex[:6]}", PLAN, timings=timings)
@@ -83,7 +85,16 @@ async def _saga(workers: InProcessWorkers, tenant_prefix: str, orders: int) -> F
     if bad:
         raise RuntimeError(f"{len(bad)} sagas did not deliver: {bad[:5]}")
     created_to_delivered = [await _created_to_delivered(placed) for _, (placed, _) in done]
-    return elapsed, [latency for latency, _ in done], created_to_delivered
+    lost = sum([await _timed_out_tasks(placed) for _, (placed, _) in done])
+    return elapsed, [latency for latency, _ in done], created_to_delivered, lost
+
+
+async def _timed_out_tasks(placed) -> int:  # noqa: ANN001
+    """Workflow tasks of the saga that timed out: a worker took one and never answered, so the saga
+    waited out the task timeout (10 s) before another attempt; the slowest saga sets the round's time."""
+    history = await placed.handle.fetch_history()
+    timed_out = EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT
+    return sum(1 for event in history.events if event.event_type == timed_out)
 
 
 async def _created_to_delivered(placed) -> float:  # noqa: ANN001
@@ -188,10 +199,10 @@ async def main(orders: int, rounds: int, notification: bool, in_process: bool, u
                     if side == "saga":
                         figures[side] = await _saga(workers, prefix, orders)
                     else:
-                        figures[side] = (*await _bare(workers, orders), [])
+                        figures[side] = (*await _bare(workers, orders), [], 0)
                     cpu[side] = meter.stop()
-                saga_s, saga_lat, created_lat = figures["saga"]
-                bare_s, bare_lat, _ = figures["bare"]
+                saga_s, saga_lat, created_lat, lost = figures["saga"]
+                bare_s, bare_lat, _, _ = figures["bare"]
                 saga_rate, bare_rate = orders / saga_s, orders / bare_s
                 ratios.append(saga_rate / bare_rate)
                 print(f"round {round_}")
@@ -199,6 +210,7 @@ async def main(orders: int, rounds: int, notification: bool, in_process: bool, u
                 without = _ms([v - PROVIDER_S for v in created_lat])
                 print(f"         created→delivered {_ms(created_lat)}   (simulated provider "
                       f"{PROVIDER_S * 1000:.0f} ms of it; without: {without})")
+                print(f"         workflow tasks timed out: {lost} (a saga waits 10 s for each)")
                 print(f"  bare : {bare_rate:7.1f} wf/s     start→result {_ms(bare_lat)}   ({bare_s:.1f} s)")
                 print(f"  ratio: saga/bare throughput {ratios[-1]:.2f}x")
                 print("  CPU ms per saga | per bare workflow (each side's whole run, warm-up included):")
