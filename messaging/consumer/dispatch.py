@@ -29,6 +29,8 @@ __all__ = ["Dispatcher", "HandlerFailed", "HandlerTable"]
 log = logging.getLogger(__name__)
 
 _TRACER = "cloud_factory.consumer"
+_CONSUMER = trace.SpanKind.CONSUMER
+_UNSEEN = "consume"  # the name of a span nothing records
 
 
 class HandlerFailed(Exception):
@@ -71,42 +73,48 @@ class Dispatcher:
     def handle(self, item: InFlight, batch: BatchClaims, attempt: int) -> None:
         """Run every handler of `item`; raises `HandlerFailed` at the first that fails."""
         envelope = item.envelope
-        attributes = {"messaging.system": "kafka", "messaging.destination.name": item.topic,
-                      "messaging.kafka.partition": item.partition,
-                      "messaging.kafka.offset": item.offset} if recording() else None
-        with scope(f"consume {item.topic}", parent=parse_traceparent(item.trace_parent),
-                   kind=trace.SpanKind.CONSUMER, attributes=attributes,
+        if recording():
+            name = f"consume {item.topic}"
+            attributes = {"messaging.system": "kafka", "messaging.destination.name": item.topic,
+                          "messaging.kafka.partition": item.partition, "messaging.kafka.offset": item.offset}
+        else:  # ids only: the span's name and attributes are never seen
+            name, attributes = _UNSEEN, None
+        with scope(name, parent=parse_traceparent(item.trace_parent), kind=_CONSUMER, attributes=attributes,
                    tracer_name=_TRACER) as consume_span, \
                 bind_event_ids(envelope.correlation_id if envelope else None,
                                envelope.event_id if envelope else None,
                                envelope.tenant_id if envelope else None):
             if item.error is not None or envelope is None:
                 raise HandlerFailed(item.error or ValueError("undecodable record"), None)
+            if not item.requests:  # no idempotency keys: call each handler, nothing to look up
+                for spec in item.specs:
+                    try:
+                        self._call(spec, envelope, item, attempt, None, None, consume_span)
+                    except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
+                        raise HandlerFailed(exc, spec.name or self.default_name) from exc
+                return
             claims, succeeded, failed = batch.claims, batch.succeeded, batch.failed
-            requests = item.requests or [None] * len(item.specs)
-            for spec, request in zip(item.specs, requests, strict=True):
+            for spec, request in zip(item.specs, item.requests, strict=True):
                 name = spec.name or self.default_name
-                key = request.key if request is not None else None
+                key = request.key
                 try:
-                    if spec.transactional and request is not None and self.store is not None:
+                    if spec.transactional and self.store is not None:
                         self._run_transactional(spec, request, envelope, item, attempt, consume_span)
                         continue
-                    if key is not None and key in succeeded:  # a second copy of the record in this batch
+                    if key in succeeded:  # a second copy of the record in this batch
                         log.info("duplicate %s for handler %s in one batch: skipped", envelope.event_id, name)
                         METRICS.add("duplicates")
                         continue
-                    claim = claims.get(key) if key is not None else None
+                    claim = claims.get(key)
                     if claim is not None and claim.state is ClaimState.DUPLICATE:
                         log.info("duplicate %s for handler %s: skipped (cached result kept)",
                                  envelope.event_id, name)
                         continue
                     if claim is not None and claim.state is ClaimState.BUSY:
                         raise LeaseHeldError(f"handler {name}: another consumer holds the lease")
-                    result = self._call(spec, envelope, item, attempt, key, None, consume_span)
-                    if key is not None:
-                        succeeded[key] = result
+                    succeeded[key] = self._call(spec, envelope, item, attempt, key, None, consume_span)
                 except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
-                    if key is not None and not isinstance(exc, ResourceBusyError):
+                    if not isinstance(exc, ResourceBusyError):
                         failed[key] = f"{type(exc).__name__}: {exc}"[:1000]
                     raise HandlerFailed(exc, name) from exc
 
