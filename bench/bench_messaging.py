@@ -183,6 +183,16 @@ def bench_pipeline_consumer(settings, topic: str, n: int, store: IdempotencyStor
 def bench_idempotent_consumer(settings, n: int, store: IdempotencyStore) -> tuple[float, float]:  # noqa: ANN001
     """(new keys, redelivered): `n` fresh events on a topic of their own, read once (every key claimed,
     handled and stored) and again with another group (every key found succeeded, the handler skipped)."""
+    topic = topic_with_records(settings, n)
+    try:
+        new_keys = bench_pipeline_consumer(settings, topic, n, store)
+        return new_keys, bench_pipeline_consumer(settings, topic, n, store)
+    finally:
+        _delete_topics(settings, [topic])
+
+
+def topic_with_records(settings, n: int) -> str:  # noqa: ANN001
+    """A topic of its own (a fresh env segment) holding `n` fresh signed `order.created` records."""
     own = settings.model_copy(update={"env": f"bench{uuid.uuid4().hex[:8]}"})
     ensure_catalog_topics(own, ["order.created"])
     topic = schemas.topic_for("order.created", env=own.env)
@@ -193,11 +203,7 @@ def bench_idempotent_consumer(settings, n: int, store: IdempotencyStore) -> tupl
         key = str(envelope.correlation_id).encode()
         records.append((topic, key, value, record_headers(envelope, value, keyring)))
     _raw_produce(settings, records)
-    try:
-        new_keys = bench_pipeline_consumer(settings, topic, n, store)
-        return new_keys, bench_pipeline_consumer(settings, topic, n, store)
-    finally:
-        _delete_topics(settings, [topic])
+    return topic
 
 
 def _delete_topics(settings, topics: list[str]) -> None:  # noqa: ANN001

@@ -37,13 +37,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import schemas  # noqa: E402
-from bench.bench_messaging import _delete_topics, _events, _rate, _raw_produce, bench_pipeline_consumer  # noqa: E402
+from bench.bench_messaging import _delete_topics, _rate, bench_pipeline_consumer, topic_with_records  # noqa: E402
 from core.settings import Settings, get_settings  # noqa: E402
 from core.tracing import configure_tracing  # noqa: E402
 from messaging.consumer.freshness import DEFAULT_MAX_EVENT_AGE_S, stale_reason  # noqa: E402
 from messaging.consumer.gctune import tune_gc_for_throughput  # noqa: E402
-from messaging.producer import record_headers  # noqa: E402
-from messaging.wiring import ensure_catalog_topics, keyring_from  # noqa: E402
+from messaging.wiring import keyring_from  # noqa: E402
 
 BATCH = 500
 
@@ -136,20 +135,6 @@ async def _faststream(settings: Settings, topic: str, n: int, *, batch: bool) ->
         await broker.stop()
 
 
-def _topic_with_records(settings: Settings, n: int) -> str:
-    own = settings.model_copy(update={"env": f"bench{uuid.uuid4().hex[:8]}"})
-    ensure_catalog_topics(own, ["order.created"])
-    topic = schemas.topic_for("order.created", env=own.env)
-    keyring = keyring_from(settings, "order")
-    records = []
-    for envelope in _events(n):
-        value = schemas.encode(envelope)
-        key = str(envelope.correlation_id).encode()
-        records.append((topic, key, value, record_headers(envelope, value, keyring)))
-    _raw_produce(settings, records)
-    return topic
-
-
 def _ratio_line(name: str, tops: list[float], bottoms: list[float], goal: str) -> str:
     ratios = [top / bottom for top, bottom in zip(tops, bottoms, strict=True)]
     return (f"  {name}: {statistics.median(ratios):.2f} (rounds {min(ratios):.2f}-{max(ratios):.2f}; "
@@ -170,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_tracing("bench")
     tune_gc_for_throughput()  # what EventConsumer.run does in a worker process
     settings = get_settings()
-    topic = _topic_with_records(settings, args.events)
+    topic = topic_with_records(settings, args.events)
     gc.freeze()
     sides: dict[str, Callable[[], float]] = {
         "floor": lambda: floor(settings, topic, args.events),
