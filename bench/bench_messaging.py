@@ -92,7 +92,8 @@ def bench_producer(settings, topic: str,  # noqa: ANN001
     records = []
     for envelope in events:
         value = schemas.encode(envelope)
-        records.append((str(envelope.correlation_id).encode(), value, record_headers(envelope, value, keyring)))
+        headers = record_headers(envelope, value, keyring)
+        records.append((str(envelope.correlation_id).encode(), value, headers))
     raw_rate = _raw_produce(settings, [(topic, key, value, headers) for key, value, headers in records])
     floor_producer = _warm_producer(settings, (topic, *records[0]))
     started = time.perf_counter()
@@ -125,7 +126,8 @@ def bench_raw_consumer(settings, topic: str, n: int, *, decode: bool = False) ->
     With `decode`, each record is also verified and decoded by hand (`headers()`, `Keyring.verify`,
     `schemas.decode`) and nothing else: the floor any consumer that checks the contract pays here.
     """
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"bench-raw-{uuid.uuid4()}",
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
+                         "group.id": f"bench-raw-{uuid.uuid4()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([topic])
     keyring = keyring_from(settings, "order")
@@ -166,7 +168,8 @@ def bench_pipeline_consumer(settings, topic: str, n: int, store: IdempotencyStor
     def handler(envelope: schemas.Envelope, context: object) -> None:
         handled[0] += 1
 
-    consumer = EventConsumer(settings.bootstrap_servers, group_id=f"bench-pipe-{uuid.uuid4()}", topics=[topic],
+    consumer = EventConsumer(settings.bootstrap_servers, group_id=f"bench-pipe-{uuid.uuid4()}",
+                             topics=[topic],
                              handlers={"order.created": handler}, keyring=keyring_from(settings),
                              signing_mode=signing_mode_from(settings),
                              dlq_producer=EventProducer(settings.bootstrap_servers, keyring_from(settings)),
@@ -207,7 +210,12 @@ def topic_with_records(settings, n: int) -> str:  # noqa: ANN001
 
 
 def _delete_topics(settings, topics: list[str]) -> None:  # noqa: ANN001
-    AdminClient({"bootstrap.servers": settings.bootstrap_servers}).delete_topics(topics, operation_timeout=30)
+    """The bench's topics and their DLQ topics (`ensure_catalog_topics` made both)."""
+    doomed = [name for topic in topics for name in (topic, schemas.dlq_topic_of(topic))]
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    futures = admin.delete_topics(doomed, operation_timeout=30)
+    for future in futures.values():
+        future.result(60)
 
 
 def _key_rows(engine) -> int:  # noqa: ANN001
@@ -243,7 +251,8 @@ def _summary(name: str, pairs: list[tuple[float, float]], goal: str) -> str:
     raws, pipes = [p[0] for p in pairs], [p[1] for p in pairs]
     ratios = [pipe / raw for raw, pipe in pairs]
     return (f"{name}: raw {statistics.median(raws):,.0f}/s, pipeline {statistics.median(pipes):,.0f}/s, "
-            f"ratio {statistics.median(ratios):.2f} (rounds {min(ratios):.2f}-{max(ratios):.2f}; goal {goal})")
+            f"ratio {statistics.median(ratios):.2f} "
+            f"(rounds {min(ratios):.2f}-{max(ratios):.2f}; goal {goal})")
 
 
 def main(n: int = 30_000, rounds: int = 3) -> None:

@@ -22,8 +22,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from messaging.metrics import METRICS
 
-__all__ = ["COMMIT_ATTEMPTS", "COORDINATOR_MOVES", "REBALANCE_REFUSALS", "CoordinatorUnavailableError", "commit",
-           "refused_by_rebalance"]
+__all__ = ["COMMIT_ATTEMPTS", "COORDINATOR_MOVES", "REBALANCE_REFUSALS", "CoordinatorUnavailableError",
+           "commit", "refused_by_rebalance"]
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,12 @@ __all__ = ["PartitionRange", "ReadTimeout", "TopicReader"]
 
 _T = TypeVar("_T")
 
-# What a partition answers while its leader is being elected (a fresh topic, a restarted broker).
+# What a partition answers while its leader is being elected (a fresh topic, a restarted broker), or
+# while a fresh topic's partition is not yet in the client's metadata (`_UNKNOWN_PARTITION`, seen under
+# load right after the topic was created).
 _NOT_READY = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-                        KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT})
+                        KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION,
+                        KafkaError._TIMED_OUT})
 
 
 @dataclass(frozen=True, slots=True)
