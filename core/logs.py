@@ -16,7 +16,8 @@ import time
 
 from core.tracing import current_trace_ids
 
-__all__ = ["JsonFormatter", "bind_event_ids", "bound_log_fields", "configure_logging", "log_context"]
+__all__ = ["JsonFormatter", "bind_event_ids", "bind_ids", "bound_log_fields", "configure_logging",
+           "log_context", "unbind_ids"]
 
 _FIELDS = ("correlationId", "eventId", "tenantId")
 _ALIASES = {"correlation_id": "correlationId", "event_id": "eventId", "tenant_id": "tenantId",
@@ -49,10 +50,27 @@ class log_context:  # noqa: N801 - used like a function: `with log_context(...):
         _bound.reset(self._token)  # type: ignore[arg-type]
 
 
+def bind_ids(correlation_id: object, event_id: object, tenant_id: str | None) -> contextvars.Token:
+    """Bind the ids of one event to every log line until `unbind_ids(token)`. The ids may be strings or
+    UUIDs (or None: left as bound); a UUID is turned into text only when a line is actually written,
+    so a record that logs nothing never pays for it. The consumer binds one set per record."""
+    current = _bound.get()
+    if not current and correlation_id is not None and event_id is not None and tenant_id is not None:
+        return _bound.set({"correlationId": correlation_id, "eventId": event_id, "tenantId": tenant_id})
+    merged = dict(current)
+    for name, value in zip(_FIELDS, (correlation_id, event_id, tenant_id)):  # noqa: B905 - both have three
+        if value is not None:
+            merged[name] = value
+    return _bound.set(merged)
+
+
+def unbind_ids(token: contextvars.Token) -> None:
+    _bound.reset(token)
+
+
 class bind_event_ids:  # noqa: N801 - used like a function
-    """`log_context(correlation_id=..., event_id=..., tenant_id=...)` without the name mapping: the
-    consumer binds one set per record. The ids may be strings or UUIDs (or None); a UUID is turned
-    into text only when a line is actually written, so a record that logs nothing never pays for it."""
+    """`bind_ids` for the length of a block: `log_context(correlation_id=..., event_id=...,
+    tenant_id=...)` without the name mapping."""
 
     __slots__ = ("_ids", "_token")
 
@@ -61,16 +79,7 @@ class bind_event_ids:  # noqa: N801 - used like a function
         self._token: contextvars.Token[dict[str, object]] | None = None
 
     def __enter__(self) -> None:
-        current = _bound.get()
-        correlation_id, event_id, tenant_id = self._ids
-        if not current and correlation_id is not None and event_id is not None and tenant_id is not None:
-            merged = {"correlationId": correlation_id, "eventId": event_id, "tenantId": tenant_id}
-        else:
-            merged = dict(current)
-            for name, value in zip(_FIELDS, self._ids):  # noqa: B905 - both have three
-                if value is not None:
-                    merged[name] = value
-        self._token = _bound.set(merged)
+        self._token = bind_ids(*self._ids)
 
     def __exit__(self, *exc: object) -> None:
         _bound.reset(self._token)  # type: ignore[arg-type]

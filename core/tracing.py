@@ -32,6 +32,9 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 __all__ = [
     "configure_tracing",
     "fast_extract",
+    "attach_span",
+    "detach_span",
+    "ids_span",
     "child_traceparent",
     "fast_inject",
     "parse_traceparent",
@@ -156,21 +159,31 @@ def fast_extract(headers: Iterable[tuple[str, bytes | str | None]] | None) -> tr
     return None
 
 
-def parse_traceparent(value: bytes | str | None, tracestate: str | None = None) -> trace.SpanContext | None:
-    """The remote span context of one `traceparent` value (version 00), or None when empty/invalid;
-    `tracestate`, when given, is the vendors' entries that travel with it."""
+def _traceparent_fields(value: bytes | str | None) -> tuple[int, int, int] | None:
+    """(trace id, span id, flags) of one version-00 `traceparent` value, None when empty/invalid.
+    Parsed from the bytes themselves: the consumer has the header value as bytes, per record."""
     if not value:
         return None
-    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
-    if len(text) == 55 and text[:3] == "00-" and text[35] == "-" and text[52] == "-":
+    raw = value if isinstance(value, bytes) else value.encode("ascii", "replace")
+    if len(raw) == 55 and raw[:3] == b"00-" and raw[35] == 45 and raw[52] == 45:  # 45: "-"
         try:
-            trace_id, span_id, flags = int(text[3:35], 16), int(text[36:52], 16), int(text[53:], 16)
+            trace_id, span_id, flags = int(raw[3:35], 16), int(raw[36:52], 16), int(raw[53:], 16)
         except ValueError:
             return None
         if trace_id and span_id:
-            state = trace.TraceState.from_header([tracestate]) if tracestate else None
-            return _SpanContext(trace_id, span_id, True, _FLAGS[flags & 1], state)
+            return trace_id, span_id, flags
     return None
+
+
+def parse_traceparent(value: bytes | str | None, tracestate: str | None = None) -> trace.SpanContext | None:
+    """The remote span context of one `traceparent` value (version 00), or None when empty/invalid;
+    `tracestate`, when given, is the vendors' entries that travel with it."""
+    fields = _traceparent_fields(value)
+    if fields is None:
+        return None
+    trace_id, span_id, flags = fields
+    state = trace.TraceState.from_header([tracestate]) if tracestate else None
+    return _SpanContext(trace_id, span_id, True, _FLAGS[flags & 1], state)
 
 
 def fast_inject() -> list[tuple[str, bytes]]:
@@ -241,3 +254,30 @@ class scope:  # noqa: N801 - used like a function: `with scope(...):`
             self._cm.__exit__(*exc)
         else:
             _detach(self._token)
+
+
+def ids_span(traceparent: bytes | str | None) -> trace.NonRecordingSpan:
+    """Ids only (nothing records): a non-recording span with a fresh span id in the trace a
+    `traceparent` header value names — else in the current span's trace, else in a new one.
+
+    What `scope(name, parent=parse_traceparent(value))` opens when nothing records, without building
+    the parent's span context first: the consumer makes one per record, current around its handlers
+    (`attach_span`/`detach_span`)."""
+    fields = _traceparent_fields(traceparent)
+    if fields is not None:
+        return _NonRecordingSpan(_SpanContext(fields[0], _getrandbits(64) or 1, False, _FLAGS[fields[2] & 1]))
+    base = _get_current_span().get_span_context()
+    if base.is_valid:
+        return _NonRecordingSpan(_SpanContext(base.trace_id, _getrandbits(64) or 1, False, base.trace_flags,
+                                              base.trace_state))
+    return _NonRecordingSpan(_SpanContext(_getrandbits(128) or 1, _getrandbits(64) or 1, False))
+
+
+def attach_span(span: trace.Span) -> object:
+    """Make `span` current; returns the token `detach_span` takes (no context-manager object)."""
+    return _attach(_set_span_in_context(span))
+
+
+def detach_span(token: object) -> None:
+    _detach(token)  # type: ignore[arg-type]
+

@@ -15,8 +15,8 @@ from typing import Any
 from opentelemetry import trace
 
 import schemas
-from core.logs import bind_event_ids
-from core.tracing import parse_traceparent, recording, scope
+from core.logs import bind_event_ids, bind_ids, unbind_ids
+from core.tracing import attach_span, detach_span, ids_span, parse_traceparent, recording, scope
 from messaging.consumer.claims import BatchClaims
 from messaging.consumer.inflight import InFlight
 from messaging.errors import LeaseHeldError, ResourceBusyError
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 _TRACER = "cloud_factory.consumer"
 _CONSUMER = trace.SpanKind.CONSUMER
-_UNSEEN = "consume"  # the name of a span nothing records
 
 
 class HandlerFailed(Exception):
@@ -74,49 +73,62 @@ class Dispatcher:
         """Run every handler of `item`; raises `HandlerFailed` at the first that fails."""
         envelope = item.envelope
         if recording():
-            name = f"consume {item.topic}"
             attributes = {"messaging.system": "kafka", "messaging.destination.name": item.topic,
                           "messaging.kafka.partition": item.partition, "messaging.kafka.offset": item.offset}
-        else:  # ids only: the span's name and attributes are never seen
-            name, attributes = _UNSEEN, None
-        with scope(name, parent=parse_traceparent(item.trace_parent), kind=_CONSUMER, attributes=attributes,
-                   tracer_name=_TRACER) as consume_span, \
-                bind_event_ids(envelope.correlation_id if envelope else None,
-                               envelope.event_id if envelope else None,
-                               envelope.tenant_id if envelope else None):
-            if item.error is not None or envelope is None:
-                raise HandlerFailed(item.error or ValueError("undecodable record"), None)
-            if not item.requests:  # no idempotency keys: call each handler, nothing to look up
-                for spec in item.specs:
-                    try:
-                        self._call(spec, envelope, item, attempt, None, None, consume_span)
-                    except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
-                        raise HandlerFailed(exc, spec.name or self.default_name) from exc
-                return
-            claims, succeeded, failed = batch.claims, batch.succeeded, batch.failed
-            for spec, request in zip(item.specs, item.requests, strict=True):
-                name = spec.name or self.default_name
-                key = request.key
+            with scope(f"consume {item.topic}", parent=parse_traceparent(item.trace_parent), kind=_CONSUMER,
+                       attributes=attributes, tracer_name=_TRACER) as consume_span, \
+                    bind_event_ids(envelope.correlation_id if envelope else None,
+                                   envelope.event_id if envelope else None,
+                                   envelope.tenant_id if envelope else None):
+                self._dispatch(item, envelope, batch, attempt, consume_span)
+            return
+        if item.error is not None or envelope is None:  # nothing records: no span needed to say so
+            raise HandlerFailed(item.error or ValueError("undecodable record"), None)
+        # Ids only, the consumer's path per record: no context-manager objects, one span made current.
+        consume_span = ids_span(item.trace_parent)
+        span_token = attach_span(consume_span)
+        ids_token = bind_ids(envelope.correlation_id, envelope.event_id, envelope.tenant_id)
+        try:
+            self._dispatch(item, envelope, batch, attempt, consume_span)
+        finally:
+            unbind_ids(ids_token)
+            detach_span(span_token)
+
+    def _dispatch(self, item: InFlight, envelope: schemas.Envelope | None, batch: BatchClaims, attempt: int,
+                  consume_span: trace.Span) -> None:
+        if item.error is not None or envelope is None:
+            raise HandlerFailed(item.error or ValueError("undecodable record"), None)
+        if not item.requests:  # no idempotency keys: call each handler, nothing to look up
+            for spec in item.specs:
                 try:
-                    if spec.transactional and self.store is not None:
-                        self._run_transactional(spec, request, envelope, item, attempt, consume_span)
-                        continue
-                    if key in succeeded:  # a second copy of the record in this batch
-                        log.info("duplicate %s for handler %s in one batch: skipped", envelope.event_id, name)
-                        METRICS.add("duplicates")
-                        continue
-                    claim = claims.get(key)
-                    if claim is not None and claim.state is ClaimState.DUPLICATE:
-                        log.info("duplicate %s for handler %s: skipped (cached result kept)",
-                                 envelope.event_id, name)
-                        continue
-                    if claim is not None and claim.state is ClaimState.BUSY:
-                        raise LeaseHeldError(f"handler {name}: another consumer holds the lease")
-                    succeeded[key] = self._call(spec, envelope, item, attempt, key, None, consume_span)
+                    self._call(spec, envelope, item, attempt, None, None, consume_span)
                 except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
-                    if not isinstance(exc, ResourceBusyError):
-                        failed[key] = f"{type(exc).__name__}: {exc}"[:1000]
-                    raise HandlerFailed(exc, name) from exc
+                    raise HandlerFailed(exc, spec.name or self.default_name) from exc
+            return
+        claims, succeeded, failed = batch.claims, batch.succeeded, batch.failed
+        for spec, request in zip(item.specs, item.requests, strict=True):
+            name = spec.name or self.default_name
+            key = request.key
+            try:
+                if spec.transactional and self.store is not None:
+                    self._run_transactional(spec, request, envelope, item, attempt, consume_span)
+                    continue
+                if key in succeeded:  # a second copy of the record in this batch
+                    log.info("duplicate %s for handler %s in one batch: skipped", envelope.event_id, name)
+                    METRICS.add("duplicates")
+                    continue
+                claim = claims.get(key)
+                if claim is not None and claim.state is ClaimState.DUPLICATE:
+                    log.info("duplicate %s for handler %s: skipped (cached result kept)",
+                             envelope.event_id, name)
+                    continue
+                if claim is not None and claim.state is ClaimState.BUSY:
+                    raise LeaseHeldError(f"handler {name}: another consumer holds the lease")
+                succeeded[key] = self._call(spec, envelope, item, attempt, key, None, consume_span)
+            except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
+                if not isinstance(exc, ResourceBusyError):
+                    failed[key] = f"{type(exc).__name__}: {exc}"[:1000]
+                raise HandlerFailed(exc, name) from exc
 
     def _run_transactional(self, spec: HandlerSpec, request: KeyRequest, envelope: schemas.Envelope,
                            item: InFlight, attempt: int, consume_span: trace.Span) -> None:

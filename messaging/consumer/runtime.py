@@ -193,12 +193,17 @@ class EventConsumer:
 
     # -- one batch ------------------------------------------------------------------------------
     def _process_batch(self, messages: list[Message]) -> int:
-        items = [self._reader.read(msg) for msg in messages]
+        read = self._reader.read
+        if self._idempotency is None:
+            # No keys to claim up front: each record is read just before it is handled, in one pass,
+            # while its objects are still in the CPU's caches (two passes over 500 cost ~4 us a record).
+            return self._run_batch(messages, map(read, messages), BatchClaims(None))
+        items = [read(msg) for msg in messages]
         claims = BatchClaims.claim(self._idempotency, items)
         with claims.held():
             return self._run_batch(messages, items, claims)
 
-    def _run_batch(self, messages: list[Message], items: list[InFlight], claims: BatchClaims) -> int:
+    def _run_batch(self, messages: list[Message], items: Iterable[InFlight], claims: BatchClaims) -> int:
         stopped: set[TP] = set()
         done: dict[TP, Message] = {}
         for item in items:

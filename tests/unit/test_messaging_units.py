@@ -444,3 +444,43 @@ def test_a_signed_time_far_in_the_future_is_refused() -> None:
     assert "in the future" in stale_reason(envelope, check, 3600.0)
     soon = ring.as_signer("order").sign(record.value(), signed_at_ms=int((clock.time() + 60) * 1000))
     assert stale_reason(envelope, ring.verify(record.value(), soon), 3600.0) is None  # within the skew
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_ids_only_dispatch_continues_the_records_trace_and_leaves_nothing_bound(fails: bool) -> None:
+    """With nothing recording, the handler runs in a fresh span of the record's trace, with the
+    record's ids on its log lines; afterwards — also after a failure — neither stays current."""
+    from opentelemetry import trace
+
+    from core.logs import bound_log_fields
+    from core.tracing import recording
+    from messaging.consumer.claims import BatchClaims
+    from messaging.consumer.dispatch import Dispatcher, HandlerFailed, HandlerTable
+    from messaging.consumer.reading import RecordReader
+
+    assert not recording()
+    envelope, record = _signed_record()
+    seen: list[tuple[object, object, dict[str, str]]] = []
+
+    def handler(env: schemas.Envelope, context: object) -> None:
+        seen.append((context, trace.get_current_span().get_span_context(), bound_log_fields()))
+        if fails:
+            raise RuntimeError("refused")
+
+    table = HandlerTable({"order.created": handler}, "unit")
+    reader = RecordReader(schemas.Keyring.parse("order/k1:secret-one"), schemas.SigningMode.PRODUCTION, table,
+                          max_event_age_s=3600.0, with_keys=False)
+    item = reader.read(record)  # type: ignore[arg-type]
+    before = trace.get_current_span().get_span_context()
+    if fails:
+        with pytest.raises(HandlerFailed, match="refused"):
+            Dispatcher(None, "unit").handle(item, BatchClaims(None), attempt=1)
+    else:
+        Dispatcher(None, "unit").handle(item, BatchClaims(None), attempt=1)
+    [(context, current, fields)] = seen
+    assert context.trace_id == "1" * 32 and context.span_id not in (None, "2" * 16)  # type: ignore[attr-defined]
+    assert (f"{current.trace_id:032x}", f"{current.span_id:016x}") == (
+        context.trace_id, context.span_id)  # type: ignore[attr-defined]
+    assert fields == {"correlationId": str(envelope.correlation_id), "eventId": str(envelope.event_id),
+                      "tenantId": "t"}
+    assert trace.get_current_span().get_span_context() == before and bound_log_fields() == {}
