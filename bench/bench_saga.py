@@ -44,6 +44,7 @@ from services.provisioning.simulator import SimulatedProvider
 from workers.bytecode import ensure_bytecode
 from workers.heartbeat import read_heartbeats
 from workers.inprocess import InProcessWorkers
+from workers.saga import SAGA_WORKFLOW_RUNNER
 from workflows.contracts import SagaTimings
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
 from workflows.plans import resources_for_plan
@@ -119,7 +120,7 @@ async def _unloaded(workers: InProcessWorkers, tenant_prefix: str, orders: int) 
     return latencies
 
 
-async def _bare(workers: InProcessWorkers, orders: int) -> tuple[float, list[float]]:
+async def _bare(workers: InProcessWorkers, orders: int, runner: str) -> tuple[float, list[float]]:
     assert workers.client is not None
     queue = f"bench-bare-{uuid.uuid4().hex[:8]}"
     ensure_bytecode([BareWorkflow])  # as the saga worker does for its modules: the same footing
@@ -128,6 +129,7 @@ async def _bare(workers: InProcessWorkers, orders: int) -> tuple[float, list[flo
         task_queue=queue,
         workflows=[BareWorkflow],
         activities=[bench_noop],
+        **({"workflow_runner": SAGA_WORKFLOW_RUNNER} if runner == "saga" else {}),
         activity_executor=ThreadPoolExecutor(max_workers=64),
         max_concurrent_activities=64,
     ):
@@ -166,7 +168,8 @@ def _ms(values: list[float]) -> str:
     return f"p50 {statistics.median(values) * 1000:7.0f} ms  p99 {_pct(values, 0.99) * 1000:7.0f} ms"
 
 
-async def main(orders: int, rounds: int, notification: bool, in_process: bool, unloaded: int) -> None:
+async def main(orders: int, rounds: int, notification: bool, in_process: bool, unloaded: int,
+               bare_runner: str) -> None:
     settings = get_settings()
     require_up(settings)
     configure_tracing("bench")
@@ -177,7 +180,8 @@ async def main(orders: int, rounds: int, notification: bool, in_process: bool, u
     print(
         f"{orders} concurrent orders, {ACTIVITIES} activities each, {rounds} round(s) in alternating order "
         f"(notification {'on' if notification else 'off'}; services "
-        f"{'in this process' if in_process else 'as worker processes'})", flush=True
+        f"{'in this process' if in_process else 'as worker processes'}; bare workflow on the "
+        f"{'saga worker' if bare_runner == 'saga' else 'default'} runner)", flush=True
     )
     ratios = []
     here = "this process (workers)"
@@ -199,7 +203,7 @@ async def main(orders: int, rounds: int, notification: bool, in_process: bool, u
                     if side == "saga":
                         figures[side] = await _saga(workers, prefix, orders)
                     else:
-                        figures[side] = (*await _bare(workers, orders), [], 0)
+                        figures[side] = (*await _bare(workers, orders, bare_runner), [], 0)
                     cpu[side] = meter.stop()
                 saga_s, saga_lat, created_lat, lost = figures["saga"]
                 bare_s, bare_lat, _, _ = figures["bare"]
@@ -245,7 +249,11 @@ if __name__ == "__main__":
     parser.add_argument("--in-process", action="store_true", help="Run the services in this process too.")
     parser.add_argument("--unloaded", type=int, default=20,
                         help="Then this many orders one at a time: unloaded created→delivered (0: none).")
+    parser.add_argument("--bare-runner", choices=["default", "saga"], default="default",
+                        help="The bare workflow's runner: the SDK's default sandbox (a bare workflow as "
+                             "written), or the saga worker's (workers.saga.SAGA_WORKFLOW_RUNNER).")
     args = parser.parse_args()
     if args.orders < 1 or args.rounds < 1 or args.unloaded < 0:
         parser.error("--orders and --rounds must be at least 1, --unloaded at least 0")
-    asyncio.run(main(args.orders, args.rounds, args.notification, args.in_process, args.unloaded))
+    asyncio.run(main(args.orders, args.rounds, args.notification, args.in_process, args.unloaded,
+                     args.bare_runner))
