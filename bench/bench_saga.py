@@ -2,6 +2,7 @@
 orders, beside a bare Temporal workflow running the same number of activities, same server, same run.
 
     .venv/bin/python bench/bench_saga.py [--orders 100] [--rounds 2] [--unloaded 20] [--notification]
+        [--bare-runner default|saga]
 
 The saga side is the real thing on the real stack: the saga worker in this process, the inbound
 bridge, Provisioning and Billing as `cloud-factory worker …` processes as deployed (Notification too
