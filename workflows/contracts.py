@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import pydantic_core
@@ -74,11 +75,11 @@ def step_event_id(workflow_id: str, step: str) -> str:
 
 
 #: The saga's asks and the only event types that may answer each (`causationId` = the ask's id).
-REPLIES: dict[str, tuple[str, ...]] = {
+REPLIES: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "order.provisioning-started": ("provisioning.completed", "provisioning.failed"),
     "order.cancelled": ("provisioning.deprovisioned",),
     "billing.refund-requested": ("billing.refund-completed", "billing.refund-failed"),
-}
+})
 
 
 @dataclass

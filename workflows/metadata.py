@@ -9,6 +9,9 @@ the same words. Pure functions: the workflow sandbox imports this module.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 import schemas
 from schemas.payloads.order import CompensationStep
 from workflows.contracts import OrderRequest
@@ -33,19 +36,19 @@ __all__ = [
 INCIDENT_WORKFLOW_TYPE = "OrderIncident"
 
 #: One line per final status, as the memo's `outcome` and the current details state it.
-OUTCOMES: dict[SagaStatus, str] = {
+OUTCOMES: Mapping[SagaStatus, str] = MappingProxyType({
     SagaStatus.DELIVERED: "delivered: the service runs and the customer was told",
     SagaStatus.PAYMENT_FAILED: "payment failed: nothing was provisioned or charged",
     SagaStatus.CANCELLED: "cancelled by the customer: every step was undone",
     SagaStatus.COMPENSATED: "failed and compensated: every step was undone",
     SagaStatus.COMPENSATION_FAILED: "NEEDS A PERSON: an undo failed, the incident waits for them",
     SagaStatus.RESOLVED_MANUALLY: "resolved by a person after a failed undo",
-}
+})
 
-_UNDO_LABELS = {
+_UNDO_LABELS: Mapping[CompensationStep, str] = MappingProxyType({
     CompensationStep.REFUND_PAYMENT: "refund the payment (Billing)",
     CompensationStep.DEPROVISION_RESOURCES: "release the resources (Provisioning)",
-}
+})
 
 
 def saga_summary(order: OrderRequest) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from types import MappingProxyType
 from typing import TypeVar
 
 from temporalio import workflow
@@ -123,7 +124,7 @@ _PROV_FAILED = "provisioning.failed"
 P = TypeVar("P", bound=Payload)
 Undone = tuple[bool, str, str]  # (confirmed, the last event of the undo, why it failed)
 Failures = list[tuple[CompensationStep, str]]  # (undo, why it failed), in the order they failed
-_ASK_NAMES = {"refund-requested": "refund", "cancelled": "release"}
+_ASK_NAMES = MappingProxyType({"refund-requested": "refund", "cancelled": "release"})
 
 
 @dataclass

@@ -62,3 +62,19 @@ async def test_the_saga_runner_still_refuses_a_non_deterministic_call() -> None:
     finally:
         await env.shutdown()
     assert failures and "datetime.datetime.now" in failures[0], failures
+
+
+def test_workflow_modules_hold_no_mutable_module_state() -> None:
+    """The saga runner shares the workflow modules between every run in a process: a module-level
+    list, dict or set one run could change would leak into the next (and break replay)."""
+    import importlib
+    import pkgutil
+
+    import workflows
+
+    mutable = (list, dict, set, bytearray)
+    found = [f"workflows.{info.name}.{name}: {type(value).__name__}"
+             for info in pkgutil.iter_modules(workflows.__path__)
+             for name, value in vars(importlib.import_module(f"workflows.{info.name}")).items()
+             if not name.startswith("__") and isinstance(value, mutable)]
+    assert found == [], "make them read-only (tuple, frozenset, types.MappingProxyType)"
