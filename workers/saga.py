@@ -34,8 +34,8 @@ __all__ = ["SAGA_WORKFLOW_RUNNER", "build_saga_worker", "run_saga_worker"]
 #: process instead of once per workflow run — the worker's CPU per saga fell from ~103 to ~84 ms and
 #: saga/bare throughput from 0.88x to 1.00x (bench/bench_saga.py). The workflow modules keep no
 #: mutable module state (every run in the process shares them; tests/unit/test_saga_runner.py holds
-#: them to it). Replay tests and `cloud-factory
-#: replay` run the full sandbox (the SDK's default), so a history is checked under the stricter one.
+#: them to it). Replay tests and `cloud-factory replay` run the full sandbox (the SDK's default), so a
+#: history is checked under the stricter one.
 SAGA_WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
 
