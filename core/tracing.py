@@ -144,6 +144,7 @@ _set_span_in_context = trace.set_span_in_context
 _attach = otel_context.attach
 _detach = otel_context.detach
 _FLAGS = (trace.TraceFlags(0), trace.TraceFlags(1))
+_TRACE_ID_LIMIT, _SPAN_ID_LIMIT = 1 << 128, 1 << 64
 
 
 def recording() -> bool:
@@ -170,7 +171,8 @@ def _traceparent_fields(value: bytes | str | None) -> tuple[int, int, int] | Non
             trace_id, span_id, flags = int(raw[3:35], 16), int(raw[36:52], 16), int(raw[53:], 16)
         except ValueError:
             return None
-        if trace_id and span_id:
+        # `int` also takes a sign: a "-..." id would make an invalid span current instead of a new trace.
+        if 0 < trace_id < _TRACE_ID_LIMIT and 0 < span_id < _SPAN_ID_LIMIT and 0 <= flags < 256:
             return trace_id, span_id, flags
     return None
 

@@ -1,6 +1,7 @@
 """Compiled once, not at every saga start: the bytecode of the modules the workflow sandbox imports.
 
-Temporal's sandbox imports a workflow's own module afresh for every workflow run it starts. With
+Temporal's full sandbox imports a workflow's own module afresh for every workflow run it starts (the
+replayer and the saga's unit tests run it; the saga worker passes its modules through). With
 bytecode caching off (`PYTHONDONTWRITEBYTECODE=1`, common in containers and set on some machines)
 that means compiling the module's source each time — 12–25 ms of CPU per saga for the 700-line saga
 module, a sixth of the saga worker's time under load. The loader still *reads* a valid cached file

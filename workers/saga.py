@@ -29,13 +29,15 @@ from workflows.registry import SAGA_WORKFLOWS
 
 __all__ = ["SAGA_WORKFLOW_RUNNER", "build_saga_worker", "run_saga_worker"]
 
-#: The sandbox, with every module passed through: its restrictions still refuse a non-deterministic
-#: call in workflow code (the clock, randomness, I/O), but the workflows' modules are imported once per
-#: process instead of once per workflow run — the worker's CPU per saga fell from ~103 to ~84 ms and
-#: saga/bare throughput from 0.88x to 1.00x (bench/bench_saga.py). The workflow modules keep no
-#: mutable module state (every run in the process shares them; tests/unit/test_saga_runner.py holds
-#: them to it). Replay tests and `cloud-factory replay` run the full sandbox (the SDK's default), so a
-#: history is checked under the stricter one.
+#: The sandbox, with every module passed through: the workflows' modules are imported once per process
+#: instead of once per workflow run — the worker's CPU per saga fell from ~103 to ~84 ms and saga/bare
+#: throughput from 0.88x to 1.00x (bench/bench_saga.py). The price: the sandbox still refuses a
+#: non-deterministic call (the clock, randomness, I/O) through what workflow code imports during a
+#: run, but not through a name its module bound when it was imported (`import datetime` at the top,
+#: then `datetime.datetime.now()`). That is refused where the full sandbox runs — the saga's unit tests
+#: (tests/unit/test_saga_workflow.py) and the replay tests and `cloud-factory replay` — so it fails
+#: before a release; tests/unit/test_saga_runner.py records both sides. The workflow modules keep no
+#: mutable module state (every run in the process shares them; the same test file holds them to it).
 SAGA_WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
 

@@ -87,11 +87,13 @@ class Dispatcher:
         # Ids only, the consumer's path per record: no context-manager objects, one span made current.
         consume_span = ids_span(item.trace_parent)
         span_token = attach_span(consume_span)
-        ids_token = bind_ids(envelope.correlation_id, envelope.event_id, envelope.tenant_id)
         try:
-            self._dispatch(item, envelope, batch, attempt, consume_span)
+            ids_token = bind_ids(envelope.correlation_id, envelope.event_id, envelope.tenant_id)
+            try:
+                self._dispatch(item, envelope, batch, attempt, consume_span)
+            finally:
+                unbind_ids(ids_token)
         finally:
-            unbind_ids(ids_token)
             detach_span(span_token)
 
     def _dispatch(self, item: InFlight, envelope: schemas.Envelope | None, batch: BatchClaims, attempt: int,

@@ -51,8 +51,17 @@ class RecordReader:
         self.with_keys = with_keys
 
     def read(self, msg: Message) -> InFlight:
-        headers = msg.headers() or []  # a fresh list per call
-        item = InFlight(msg, headers)
+        """Never raises: whatever goes wrong with the record is its `error` (the consumer reads a
+        batch's records while it handles them, so a raise would fail records already handled)."""
+        item = InFlight(msg, [])
+        try:
+            return self._read(msg, item)
+        except Exception as exc:  # noqa: BLE001 - e.g. a raising `accept`: the record is failure-routed
+            item.error = exc
+            return item
+
+    def _read(self, msg: Message, item: InFlight) -> InFlight:
+        headers = item.headers = msg.headers() or []  # a fresh list per call
         value = msg.value() or b""
         # One pass over the headers finds the signature, the key id, the signed time and the trace parent.
         signatures: list[str] = []

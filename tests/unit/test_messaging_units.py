@@ -484,3 +484,44 @@ def test_ids_only_dispatch_continues_the_records_trace_and_leaves_nothing_bound(
     assert fields == {"correlationId": str(envelope.correlation_id), "eventId": str(envelope.event_id),
                       "tenantId": "t"}
     assert trace.get_current_span().get_span_context() == before and bound_log_fields() == {}
+
+
+@pytest.mark.parametrize("header", [
+    None, b"", b"00-" + b"0" * 32 + b"-" + b"2" * 16 + b"-01",  # absent, empty, all-zero trace id
+    b"00--" + b"1" * 31 + b"-" + b"2" * 16 + b"-01",  # a sign: `int` would read a negative id
+    b"00-" + b"1" * 32 + b"-" + b"2" * 16,  # too short
+    b"01-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01",  # another version
+])
+def test_an_unusable_traceparent_starts_a_new_trace(header: bytes | None) -> None:
+    from core.tracing import ids_span, parse_traceparent
+
+    span_context = ids_span(header).get_span_context()
+    assert span_context.is_valid and f"{span_context.trace_id:032x}" != "1" * 32
+    assert parse_traceparent(header) is None
+
+
+def test_a_traceparent_as_text_or_bytes_is_continued_alike() -> None:
+    from core.tracing import ids_span
+
+    value = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    for header in (value, value.encode()):
+        span_context = ids_span(header).get_span_context()
+        assert (span_context.trace_id, span_context.trace_flags) == (int("a" * 32, 16), 1)
+        assert span_context.span_id != int("b" * 16, 16)
+
+
+def test_reading_never_raises_a_failing_accept_marks_the_record() -> None:
+    """The consumer reads a record while it handles the batch: a raise there would fail records
+    already handled, so whatever goes wrong is the record's own error."""
+    from messaging.consumer.dispatch import HandlerTable
+    from messaging.consumer.reading import RecordReader
+
+    def accept(envelope: schemas.Envelope) -> bool:
+        raise RuntimeError("tenant directory away")
+
+    _, record = _signed_record()
+    reader = RecordReader(schemas.Keyring.parse("order/k1:secret-one"), schemas.SigningMode.PRODUCTION,
+                          HandlerTable({"order.created": lambda envelope, context: None}, "unit"),
+                          accept=accept, max_event_age_s=3600.0, with_keys=False)
+    item = reader.read(record)  # type: ignore[arg-type]
+    assert isinstance(item.error, RuntimeError) and item.served
