@@ -29,7 +29,7 @@ from confluent_kafka.admin import AdminClient
 import schemas
 from core.db import engine_for
 from core.settings import get_settings
-from core.tracing import configure_tracing
+from core.tracing import child_traceparent, configure_tracing
 from messaging import EventConsumer
 from messaging.consumer.gctune import tune_gc_for_throughput
 from messaging.fallback.replay import SpoolReplayer
@@ -204,7 +204,9 @@ def topic_with_records(settings, n: int) -> str:  # noqa: ANN001
     for envelope in _events(n):
         value = schemas.encode(envelope)
         key = str(envelope.correlation_id).encode()
-        records.append((topic, key, value, record_headers(envelope, value, keyring)))
+        # A fresh trace per record, as `EventProducer` gives a record published outside any span.
+        headers = record_headers(envelope, value, keyring, trace_headers=child_traceparent())
+        records.append((topic, key, value, headers))
     _raw_produce(settings, records)
     return topic
 

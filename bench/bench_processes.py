@@ -43,6 +43,7 @@ import schemas
 from cloud_factory.stack._process import children_of
 from core.db import engine_for
 from core.settings import Settings
+from core.tracing import child_traceparent
 from messaging.groups import assignment
 from messaging.producer import record_headers
 from messaging.wiring import ensure_catalog_topics, keyring_from
@@ -100,7 +101,8 @@ def _records(settings: Settings, count: int) -> list[tuple[bytes, bytes, list]]:
                                      correlation_id=flows[index % 600], actor=actor, producer="order-service")
         value = schemas.encode(envelope)
         key = str(envelope.correlation_id).encode()
-        records.append((key, value, record_headers(envelope, value, keyring, key=key)))
+        headers = record_headers(envelope, value, keyring, key=key, trace_headers=child_traceparent())
+        records.append((key, value, headers))
     return records
 
 

@@ -17,6 +17,7 @@ second span would cost time and show nowhere).
 
 from __future__ import annotations
 
+import binascii
 import os
 import random
 from collections.abc import Iterable, Sequence
@@ -144,7 +145,9 @@ _set_span_in_context = trace.set_span_in_context
 _attach = otel_context.attach
 _detach = otel_context.detach
 _FLAGS = (trace.TraceFlags(0), trace.TraceFlags(1))
-_TRACE_ID_LIMIT, _SPAN_ID_LIMIT = 1 << 128, 1 << 64
+_unhexlify = binascii.unhexlify
+_from_bytes = int.from_bytes
+_get_current = otel_context.get_current
 
 
 def recording() -> bool:
@@ -162,17 +165,19 @@ def fast_extract(headers: Iterable[tuple[str, bytes | str | None]] | None) -> tr
 
 def _traceparent_fields(value: bytes | str | None) -> tuple[int, int, int] | None:
     """(trace id, span id, flags) of one version-00 `traceparent` value, None when empty/invalid.
-    Parsed from the bytes themselves: the consumer has the header value as bytes, per record."""
+    Parsed from the bytes themselves: the consumer has the header value as bytes, per record. Each
+    field must be hex digits only (`unhexlify` refuses a sign, spaces and `_`, which `int` takes)."""
     if not value:
         return None
     raw = value if isinstance(value, bytes) else value.encode("ascii", "replace")
     if len(raw) == 55 and raw[:3] == b"00-" and raw[35] == 45 and raw[52] == 45:  # 45: "-"
         try:
-            trace_id, span_id, flags = int(raw[3:35], 16), int(raw[36:52], 16), int(raw[53:], 16)
-        except ValueError:
+            trace_id = _from_bytes(_unhexlify(raw[3:35]))
+            span_id = _from_bytes(_unhexlify(raw[36:52]))
+            flags = _unhexlify(raw[53:])[0]
+        except binascii.Error:
             return None
-        # `int` also takes a sign: a "-..." id would make an invalid span current instead of a new trace.
-        if 0 < trace_id < _TRACE_ID_LIMIT and 0 < span_id < _SPAN_ID_LIMIT and 0 <= flags < 256:
+        if trace_id and span_id:  # all zeros is invalid
             return trace_id, span_id, flags
     return None
 
@@ -262,17 +267,40 @@ def ids_span(traceparent: bytes | str | None) -> trace.NonRecordingSpan:
     """Ids only (nothing records): a non-recording span with a fresh span id in the trace a
     `traceparent` header value names — else in the current span's trace, else in a new one.
 
-    What `scope(name, parent=parse_traceparent(value))` opens when nothing records, without building
-    the parent's span context first: the consumer makes one per record, current around its handlers
-    (`attach_span`/`detach_span`)."""
+    What `scope(name, parent=parse_traceparent(value))` opens when nothing records, made for each
+    record by the consumer (current around its handlers: `attach_span`/`detach_span`). Its ids are
+    made when first read: a handler that neither logs, publishes nor reads its context's ids never
+    pays for parsing the header or drawing a span id."""
+    return _RecordSpan(traceparent, _get_current())
+
+
+class _RecordSpan(trace.NonRecordingSpan):
+    """`ids_span`'s span: the record's `traceparent` and the context it was made in, turned into its
+    span context on first `get_span_context()` (then fixed: every reader sees the same ids)."""
+
+    def __init__(self, traceparent: bytes | str | None, outer: otel_context.Context) -> None:
+        self._traceparent, self._outer = traceparent, outer
+        self._context: trace.SpanContext | None = None  # type: ignore[assignment]
+
+    def get_span_context(self) -> trace.SpanContext:
+        made = self._context
+        if made is None:
+            made = self._context = _consume_span_context(self._traceparent, self._outer)
+            self._outer = None  # type: ignore[assignment] - not needed again
+        return made
+
+    def __repr__(self) -> str:
+        return f"NonRecordingSpan({self.get_span_context()!r})"
+
+
+def _consume_span_context(traceparent: bytes | str | None, outer: otel_context.Context) -> trace.SpanContext:
     fields = _traceparent_fields(traceparent)
     if fields is not None:
-        return _NonRecordingSpan(_SpanContext(fields[0], _getrandbits(64) or 1, False, _FLAGS[fields[2] & 1]))
-    base = _get_current_span().get_span_context()
+        return _SpanContext(fields[0], _getrandbits(64) or 1, False, _FLAGS[fields[2] & 1])
+    base = _get_current_span(outer).get_span_context()
     if base.is_valid:
-        return _NonRecordingSpan(_SpanContext(base.trace_id, _getrandbits(64) or 1, False, base.trace_flags,
-                                              base.trace_state))
-    return _NonRecordingSpan(_SpanContext(_getrandbits(128) or 1, _getrandbits(64) or 1, False))
+        return _SpanContext(base.trace_id, _getrandbits(64) or 1, False, base.trace_flags, base.trace_state)
+    return _SpanContext(_getrandbits(128) or 1, _getrandbits(64) or 1, False)
 
 
 def attach_span(span: trace.Span) -> object:

@@ -9,10 +9,13 @@ has its own idempotency key, so on a retry those that already succeeded are skip
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry import trace
 from sqlalchemy import Connection
 
 import schemas
@@ -37,16 +40,50 @@ class HandlerContext:
     db: Connection | None = None  # set for transactional handlers only
 
     @classmethod
-    def fast(cls, topic: str, partition: int, offset: int, headers: list[tuple[str, bytes]],
-             signature: schemas.SignatureCheck, trace_id: str | None, span_id: str | None, handler: str,
-             attempt: int, idempotency_key: str | None, db: Connection | None) -> HandlerContext:
-        """The same frozen object as the constructor builds, without a frozen `__setattr__` per field
-        (the consumer builds one per handled record)."""
-        context = object.__new__(cls)
+    def of_span(cls, topic: str, partition: int, offset: int, headers: list[tuple[str, bytes]],
+                signature: schemas.SignatureCheck, span: trace.Span, handler: str, attempt: int,
+                idempotency_key: str | None, db: Connection | None) -> HandlerContext:
+        """The context the consumer builds per handled record: equal to the constructor's frozen
+        object with the ids of `span` (the handler's) as hex `trace_id`/`span_id`, but built without a
+        frozen `__setattr__` per field, and the ids read only if a handler asks (most never do)."""
+        context = object.__new__(_SpanIdsContext)
         context.__dict__.update(topic=topic, partition=partition, offset=offset, headers=headers,
-                                signature=signature, trace_id=trace_id, span_id=span_id, handler=handler,
-                                attempt=attempt, idempotency_key=idempotency_key, db=db)
+                                signature=signature, handler=handler, attempt=attempt,
+                                idempotency_key=idempotency_key, db=db, _span=span)
         return context
+
+
+class _SpanIdsContext(HandlerContext):
+    """A `HandlerContext` whose `trace_id`/`span_id` are read from its span on first access.
+
+    `cached_property` is a non-data descriptor: a value the dataclass `__init__` stores (as
+    `dataclasses.replace` does) takes precedence, so the object behaves as a plain `HandlerContext`."""
+
+    __qualname__ = "HandlerContext"  # its repr is the dataclass's
+
+    @functools.cached_property
+    def trace_id(self) -> str | None:  # type: ignore[override]
+        ids = self._ids()
+        return f"{ids.trace_id:032x}" if ids.is_valid else None
+
+    @functools.cached_property
+    def span_id(self) -> str | None:  # type: ignore[override]
+        ids = self._ids()
+        return f"{ids.span_id:016x}" if ids.is_valid else None
+
+    def _ids(self) -> trace.SpanContext:
+        span = self.__dict__.get("_span")
+        return span.get_span_context() if span is not None else trace.INVALID_SPAN_CONTEXT
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HandlerContext):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _FIELD_NAMES)
+
+    __hash__ = HandlerContext.__hash__
+
+
+_FIELD_NAMES = tuple(field.name for field in dataclasses.fields(HandlerContext))
 
 
 Handler = Callable[[schemas.Envelope, HandlerContext], Any]

@@ -90,11 +90,28 @@ class Dispatcher:
         try:
             ids_token = bind_ids(envelope.correlation_id, envelope.event_id, envelope.tenant_id)
             try:
-                self._dispatch(item, envelope, batch, attempt, consume_span)
+                if item.requests:
+                    self._dispatch(item, envelope, batch, attempt, consume_span)
+                else:
+                    self._call_each(item, envelope, attempt, consume_span)
             finally:
                 unbind_ids(ids_token)
         finally:
             detach_span(span_token)
+
+    def _call_each(self, item: InFlight, envelope: schemas.Envelope, attempt: int,
+                   consume_span: trace.Span) -> None:
+        """Ids only, no idempotency keys (the consumer's path per record): each handler in the consume
+        span itself."""
+        assert item.check is not None
+        of_span, topic, partition, offset = HandlerContext.of_span, item.topic, item.partition, item.offset
+        for spec in item.specs:
+            try:
+                context = of_span(topic, partition, offset, item.headers, item.check, consume_span,
+                                  spec.name or "", attempt, None, None)
+                spec.handler(envelope, context)
+            except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
+                raise HandlerFailed(exc, spec.name or self.default_name) from exc
 
     def _dispatch(self, item: InFlight, envelope: schemas.Envelope | None, batch: BatchClaims, attempt: int,
                   consume_span: trace.Span) -> None:
@@ -162,11 +179,6 @@ class Dispatcher:
 
 def _context(span: trace.Span, spec: HandlerSpec, item: InFlight, attempt: int, key: str | None,
              conn: Any) -> HandlerContext:
-    ids = span.get_span_context()
-    valid = ids.is_valid
     assert item.check is not None
-    return HandlerContext.fast(
-        item.topic, item.partition, item.offset, item.headers, item.check,
-        f"{ids.trace_id:032x}" if valid else None, f"{ids.span_id:016x}" if valid else None,
-        spec.name or "", attempt, key, conn,
-    )
+    return HandlerContext.of_span(item.topic, item.partition, item.offset, item.headers, item.check,
+                                  span, spec.name or "", attempt, key, conn)

@@ -45,11 +45,15 @@ class InPlaceRetries:
 
     def paused(self, tp: TP) -> bool:
         """Waiting out a backoff: what was fetched behind the record is fetched again later."""
+        if not self._states:  # the usual case: no partition is retrying
+            return False
         state = self._states.get(tp)
         return state is not None and state.resume_at is not None
 
     def attempt(self, item: InFlight) -> int:
         """1 on first delivery, n on the (n-1)th in-place retry of this very record."""
+        if not self._states:
+            return 1
         state = self._states.get(item.tp)
         return state.failures + 1 if state is not None and state.offset == item.offset else 1
 
@@ -63,6 +67,8 @@ class InPlaceRetries:
 
     def handled(self, item: InFlight) -> None:
         """The record got through (handled, dead-lettered or parked): its partition is no longer held."""
+        if not self._states:
+            return
         state = self._states.get(item.tp)
         if state is not None and state.offset == item.offset:
             del self._states[item.tp]

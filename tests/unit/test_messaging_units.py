@@ -243,17 +243,51 @@ def test_json_log_line_carries_the_bound_ids() -> None:
     assert outside["correlationId"] is None and outside["eventId"] is None
 
 
-def test_fast_handler_context_is_the_constructors_frozen_object() -> None:
+def test_the_consumers_handler_context_is_the_constructors_frozen_object() -> None:
+    """`of_span` reads the span's ids only when asked; the object still equals, prints, refuses changes
+    and copies (`dataclasses.replace`) like the constructor's."""
     import dataclasses
+
+    from opentelemetry import trace
 
     from messaging.handlers import HandlerContext
 
     check = schemas.SignatureCheck(schemas.SignatureStatus.OK, "k1")
-    args = ("topic", 2, 7, [("h", b"v")], check, "a" * 32, "b" * 16, "handler", 3, "key", None)
-    fast = HandlerContext.fast(*args)
-    assert fast == HandlerContext(*args[:7], handler="handler", attempt=3, idempotency_key="key", db=None)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        fast.attempt = 4  # type: ignore[misc]
+    span = trace.NonRecordingSpan(trace.SpanContext(int("a" * 32, 16), int("b" * 16, 16), False))
+    fast = HandlerContext.of_span("topic", 2, 7, [("h", b"v")], check, span, "handler", 3, "key", None)
+    plain = HandlerContext("topic", 2, 7, [("h", b"v")], check, "a" * 32, "b" * 16, handler="handler",
+                           attempt=3, idempotency_key="key", db=None)
+    assert fast == plain and plain == fast and repr(fast) == repr(plain)
+    assert isinstance(fast, HandlerContext) and dataclasses.asdict(fast) == dataclasses.asdict(plain)
+    assert dataclasses.replace(fast, attempt=4) == dataclasses.replace(plain, attempt=4)
+    assert fast != dataclasses.replace(plain, span_id="c" * 16)
+    for name in ("attempt", "trace_id", "span_id"):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(fast, name, 4)
+    unset = HandlerContext.of_span("topic", 2, 7, [], check, trace.INVALID_SPAN, "", 1, None, None)
+    assert (unset.trace_id, unset.span_id) == (None, None)
+
+
+def test_a_records_span_made_late_still_joins_the_trace_around_its_making() -> None:
+    """Without a usable `traceparent` the consume span joins the span current when it was made —
+    also when its ids are first read while it is itself current (as inside a handler)."""
+    from opentelemetry import trace
+
+    from core.tracing import attach_span, detach_span, ids_span
+
+    outer = trace.NonRecordingSpan(trace.SpanContext(int("c" * 32, 16), int("d" * 16, 16), False))
+    outer_token = attach_span(outer)
+    try:
+        record_span = ids_span(b"00-not-a-trace-parent")
+    finally:
+        detach_span(outer_token)
+    token = attach_span(record_span)
+    try:
+        inside = trace.get_current_span().get_span_context()
+    finally:
+        detach_span(token)
+    assert inside.trace_id == int("c" * 32, 16) and inside.span_id not in (0, int("d" * 16, 16))
+    assert record_span.get_span_context() == inside  # made once: every reader sees the same ids
 
 
 def test_bind_event_ids_binds_what_log_context_binds() -> None:
@@ -489,6 +523,10 @@ def test_ids_only_dispatch_continues_the_records_trace_and_leaves_nothing_bound(
 @pytest.mark.parametrize("header", [
     None, b"", b"00-" + b"0" * 32 + b"-" + b"2" * 16 + b"-01",  # absent, empty, all-zero trace id
     b"00--" + b"1" * 31 + b"-" + b"2" * 16 + b"-01",  # a sign: `int` would read a negative id
+    b"00-+" + b"1" * 31 + b"-" + b"2" * 16 + b"-01",  # `int` takes a plus sign,
+    b"00-" + b"1" * 16 + b"_" + b"1" * 15 + b"-" + b"2" * 16 + b"-01",  # an underscore
+    b"00- " + b"1" * 31 + b"-" + b"2" * 16 + b"-01",  # and spaces: not hex digits
+    b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-0g",  # flags not hex
     b"00-" + b"1" * 32 + b"-" + b"2" * 16,  # too short
     b"01-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01",  # another version
 ])
