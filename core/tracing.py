@@ -163,14 +163,22 @@ def fast_extract(headers: Iterable[tuple[str, bytes | str | None]] | None) -> tr
     return None
 
 
-def _traceparent_fields(value: bytes | str | None) -> tuple[int, int, int] | None:
+def _traceparent_fields(value: object) -> tuple[int, int, int] | None:
     """(trace id, span id, flags) of one version-00 `traceparent` value, None when empty/invalid.
     Parsed from the bytes themselves: the consumer has the header value as bytes, per record. Each
-    field must be hex digits only (`unhexlify` refuses a sign, spaces and `_`, which `int` takes)."""
+    field must be lowercase hex digits, as W3C trace context and OpenTelemetry's own propagator
+    require (`unhexlify` also refuses a sign, spaces and `_`, which `int` would take)."""
     if not value:
         return None
-    raw = value if isinstance(value, bytes) else value.encode("ascii", "replace")
-    if len(raw) == 55 and raw[:3] == b"00-" and raw[35] == 45 and raw[52] == 45:  # 45: "-"
+    if isinstance(value, bytes):
+        raw = value
+    elif isinstance(value, str):
+        raw = value.encode("ascii", "replace")
+    elif isinstance(value, bytearray | memoryview):
+        raw = bytes(value)
+    else:
+        return None
+    if len(raw) == 55 and raw[:3] == b"00-" and raw[35] == 45 and raw[52] == 45 and raw == raw.lower():
         try:
             trace_id = _from_bytes(_unhexlify(raw[3:35]))
             span_id = _from_bytes(_unhexlify(raw[36:52]))
@@ -276,17 +284,17 @@ def ids_span(traceparent: bytes | str | None) -> trace.NonRecordingSpan:
 
 class _RecordSpan(trace.NonRecordingSpan):
     """`ids_span`'s span: the record's `traceparent` and the context it was made in, turned into its
-    span context on first `get_span_context()` (then fixed: every reader sees the same ids)."""
+    span context on first `get_span_context()`. The first one made is kept with `dict.setdefault`
+    (one step under the GIL), so every reader, also a thread the handler hands its context to,
+    sees the same ids."""
 
     def __init__(self, traceparent: bytes | str | None, outer: otel_context.Context) -> None:
         self._traceparent, self._outer = traceparent, outer
-        self._context: trace.SpanContext | None = None  # type: ignore[assignment]
 
     def get_span_context(self) -> trace.SpanContext:
-        made = self._context
+        made = self.__dict__.get("_context")
         if made is None:
-            made = self._context = _consume_span_context(self._traceparent, self._outer)
-            self._outer = None  # type: ignore[assignment] - not needed again
+            made = self.__dict__.setdefault("_context", _consume_span_context(self._traceparent, self._outer))
         return made
 
     def __repr__(self) -> str:

@@ -82,6 +82,10 @@ class _SpanIdsContext(HandlerContext):
 
     __hash__ = HandlerContext.__hash__
 
+    def __reduce__(self) -> tuple[type[HandlerContext], tuple[object, ...]]:
+        """Pickled and copied as the plain `HandlerContext` it equals (its ids read then)."""
+        return HandlerContext, tuple(getattr(self, name) for name in _FIELD_NAMES)
+
 
 _FIELD_NAMES = tuple(field.name for field in dataclasses.fields(HandlerContext))
 

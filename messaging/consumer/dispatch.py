@@ -174,7 +174,9 @@ class Dispatcher:
         attributes = {"cloudfactory.handler": spec.name or "",
                       "cloudfactory.event_id": str(envelope.event_id)}
         with scope(f"handle {envelope.event_type}", attributes=attributes, tracer_name=_TRACER) as span:
-            return spec.handler(envelope, _context(span, spec, item, attempt, key, conn))
+            # The context keeps only the span's ids, not the SDK span with its attributes and events.
+            ids = trace.NonRecordingSpan(span.get_span_context())
+            return spec.handler(envelope, _context(ids, spec, item, attempt, key, conn))
 
 
 def _context(span: trace.Span, spec: HandlerSpec, item: InFlight, attempt: int, key: str | None,

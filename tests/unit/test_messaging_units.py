@@ -268,6 +268,21 @@ def test_the_consumers_handler_context_is_the_constructors_frozen_object() -> No
     assert (unset.trace_id, unset.span_id) == (None, None)
 
 
+def test_a_handler_context_pickles_and_copies_as_the_plain_one_with_the_same_ids() -> None:
+    import copy
+    import pickle
+
+    from core.tracing import ids_span
+    from messaging.handlers import HandlerContext
+
+    check = schemas.SignatureCheck(schemas.SignatureStatus.OK, "k1")
+    span = ids_span(b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01")  # its ids not read yet
+    context = HandlerContext.of_span("topic", 2, 7, [("h", b"v")], check, span, "handler", 3, None, None)
+    for twin in (pickle.loads(pickle.dumps(context)), copy.deepcopy(context), copy.copy(context)):
+        assert type(twin) is HandlerContext and twin == context
+        assert twin.span_id == f"{span.get_span_context().span_id:016x}"
+
+
 def test_a_records_span_made_late_still_joins_the_trace_around_its_making() -> None:
     """Without a usable `traceparent` the consume span joins the span current when it was made —
     also when its ids are first read while it is itself current (as inside a handler)."""
@@ -288,6 +303,29 @@ def test_a_records_span_made_late_still_joins_the_trace_around_its_making() -> N
         detach_span(token)
     assert inside.trace_id == int("c" * 32, 16) and inside.span_id not in (0, int("d" * 16, 16))
     assert record_span.get_span_context() == inside  # made once: every reader sees the same ids
+
+
+def test_a_records_span_keeps_the_first_ids_made_when_two_readers_race(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads reading a fresh span's ids at once each make a span context (each its own random
+    span id); the one made first must be every reader's. Simulated without threads: while the first
+    read makes its ids, a second read gets in and finishes first."""
+    import core.tracing as tracing
+
+    made = iter([int("1" * 16, 16), int("2" * 16, 16)])
+    real = tracing._consume_span_context
+    record_span = tracing.ids_span(b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01")
+    seen: list[int] = []
+
+    def racing(traceparent: bytes, outer: object) -> object:
+        span_id = next(made)
+        if span_id == int("1" * 16, 16):
+            seen.append(record_span.get_span_context().span_id)  # the other reader, done first
+        context = real(traceparent, outer)
+        return type(context)(context.trace_id, span_id, False, context.trace_flags)
+
+    monkeypatch.setattr(tracing, "_consume_span_context", racing)
+    first = record_span.get_span_context().span_id
+    assert seen == [first] == [record_span.get_span_context().span_id]
 
 
 def test_bind_event_ids_binds_what_log_context_binds() -> None:
@@ -527,6 +565,7 @@ def test_ids_only_dispatch_continues_the_records_trace_and_leaves_nothing_bound(
     b"00-" + b"1" * 16 + b"_" + b"1" * 15 + b"-" + b"2" * 16 + b"-01",  # an underscore
     b"00- " + b"1" * 31 + b"-" + b"2" * 16 + b"-01",  # and spaces: not hex digits
     b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-0g",  # flags not hex
+    b"00-" + b"A" * 32 + b"-" + b"2" * 16 + b"-01",  # uppercase: W3C and OpenTelemetry's propagator refuse it
     b"00-" + b"1" * 32 + b"-" + b"2" * 16,  # too short
     b"01-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01",  # another version
 ])
