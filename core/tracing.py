@@ -12,7 +12,7 @@ parented on the record's `traceparent`, and each handler `handle {eventType}`; T
 context of the span that wrote it (a command's `<service>.<command>` span, a handler's span), and
 its relay publishes the record in a `publish {topic}` span under that context. With no exporter the
 handler runs inside the `consume` span itself (one span's ids per record: nothing is recorded, so a
-second span would cost time and show nowhere).
+second span would cost time and show nowhere), and those ids are made when first read (`ids_span`).
 """
 
 from __future__ import annotations
