@@ -35,41 +35,10 @@ from core.tracing import child_traceparent, configure_tracing  # noqa: E402
 from messaging.consumer.gctune import tune_gc_for_throughput  # noqa: E402
 from messaging.consumer.runtime import EventConsumer  # noqa: E402
 from messaging.producer import record_headers  # noqa: E402
+from messaging.testing import MemoryRecord  # noqa: E402
 from messaging.wiring import keyring_from  # noqa: E402
 
 BATCH = 500
-
-
-class MemoryMessage:
-    """What the consumer reads of a confluent-kafka `Message`; `headers()` a fresh list, as Kafka's."""
-
-    __slots__ = ("_topic", "_partition", "_offset", "_key", "_value", "_headers")
-
-    def __init__(self, topic: str, partition: int, offset: int, key: bytes, value: bytes,
-                 headers: list[tuple[str, bytes]]) -> None:
-        self._topic, self._partition, self._offset = topic, partition, offset
-        self._key, self._value, self._headers = key, value, headers
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes:
-        return self._key
-
-    def value(self) -> bytes:
-        return self._value
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return list(self._headers)
-
-    def error(self) -> None:
-        return None
 
 
 class _NoProducer:
@@ -91,8 +60,8 @@ def main() -> None:
     for offset, envelope in enumerate(_events(args.events)):
         value = schemas.encode(envelope)
         headers = record_headers(envelope, value, signer, trace_headers=child_traceparent())
-        messages.append(MemoryMessage("bench", offset % 3, offset, str(envelope.correlation_id).encode(),
-                                      value, headers))
+        messages.append(MemoryRecord("bench", offset, str(envelope.correlation_id).encode(), value,
+                                     tuple(headers)))
     keyring = keyring_from(settings)
     handled = [0]
 
