@@ -163,7 +163,8 @@ class IdempotencyStore:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._held: dict[str, int] = {}  # key -> how many holders
         # The last batch claimed was mostly keys already succeeded: a redelivery (after a crash, a
-        # rebalance, a replay) comes in runs of them, so the next batch looks its keys up first.
+        # rebalance, a replay) comes in runs of them, so the next batch looks its keys up first. A hint
+        # only (consumers sharing the store may flip it): a wrong guess costs a statement, never a claim.
         self._redelivery = False
         self._lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
