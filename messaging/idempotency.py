@@ -4,9 +4,10 @@ Key = sha256(eventId + correlationId + handler name). Arrive → check (a succee
 cached result and counts a duplicate) → acquire (row `in_progress` with a lease, so two consumers
 never both run it; a lease that ran out may be taken over) → process → store the result (kept
 24 h) or the error (kept 30 s and immediately re-acquirable, so a retry can run). `purge_expired`
-deletes what has expired. Every operation takes a whole batch in one statement (`unnest` arrays).
-During a redelivery (the last batch was mostly keys already done) a batch reads its done keys first
-and claims only the rest: a duplicate then costs an index lookup, not a row lock and a WAL record.
+deletes what has expired. Every operation takes a whole batch in a few statements (`unnest` arrays),
+never one per key. During a redelivery (the last batch was mostly keys already done) a batch reads
+its done keys first and claims only the rest: a duplicate then costs an index lookup, not a row lock
+and a WAL record.
 
 Leases are short (15 s by default, so a killed consumer blocks its replacement briefly) and renewed
 while their handlers run: the consumer `hold`s the keys it acquired for as long as it works on them,
@@ -196,8 +197,9 @@ class IdempotencyStore:
         """`_CLAIM` the keys, then look up those it did not acquire (done, or another's live lease).
 
         During a redelivery the keys already succeeded are looked up first (`_SETTLED`) and only the
-        rest are claimed: the same claims in a third of the database time, without locking a row.
-        The first batch of new keys after it pays one lookup that finds nothing, then claims as usual.
+        rest are claimed: the same claims in about half the database time, without locking the rows of
+        keys already done. The first batch of new keys after it pays one lookup that finds nothing, then
+        claims as usual.
         """
         requested = len(params["keys"])
         claims: dict[str, Claim] = {}
@@ -221,7 +223,8 @@ class IdempotencyStore:
         duplicates = sum(1 for claim in claims.values() if claim.state is ClaimState.DUPLICATE)
         if duplicates:
             METRICS.add("duplicates", duplicates)
-        self._redelivery = 2 * duplicates > requested
+        if params["status"] == "in_progress":  # a handler's own transactional claim is no batch
+            self._redelivery = 2 * duplicates > requested
         return claims
 
     def complete(self, results: Mapping[str, Any], *, conn: Connection | None = None) -> None:

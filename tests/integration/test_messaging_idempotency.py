@@ -275,30 +275,45 @@ def _settled(store: IdempotencyStore, count: int, result: object = None) -> list
     return requests
 
 
-def test_a_redelivery_reads_its_done_keys_without_waiting_for_their_rows(stack, settings: Settings) -> None:
-    """Redelivered keys that already succeeded are read, not claimed again: the claim's conflict test
-    would row-lock each one (and wait for a row another transaction holds) only to find it done."""
-    engine = engine_for(settings.dsn)
-    store = IdempotencyStore(engine)
-    requests = _settled(store, 20, {"n": 1})
-    assert {c.state for c in store.claim(requests).values()} == {ClaimState.DUPLICATE}  # the redelivery
-    holder = engine.connect()
+def _claim_beside_a_row_lock(store: IdempotencyStore, requests: list[KeyRequest],
+                             locked: KeyRequest) -> dict:
+    """`store.claim(requests)` while another transaction holds `locked`'s row (FOR UPDATE); fails
+    if the claim waits for that row."""
+    holder = store.engine.connect()
     transaction = holder.begin()
     holder.execute(text("SELECT 1 FROM messaging.idempotency_keys WHERE key = :k FOR UPDATE"),
-                   {"k": requests[0].key})
-    claims: list[dict] = []
-    claimant = threading.Thread(target=lambda: claims.append(store.claim(requests)), daemon=True)
+                   {"k": locked.key})
+    outcome: list[object] = []
+
+    def claim() -> None:
+        try:
+            outcome.append(store.claim(requests))
+        except Exception as exc:  # noqa: BLE001 - reported by the test, not lost in the thread
+            outcome.append(exc)
+
+    claimant = threading.Thread(target=claim, daemon=True)
     try:
         claimant.start()
         claimant.join(timeout=10)
-        assert claims, "the redelivered batch waited for a row lock on a key that was already done"
-        [again] = claims
-        assert {key: (c.state, c.result) for key, c in again.items()} == {
-            r.key: (ClaimState.DUPLICATE, {"n": 1}) for r in requests}
+        assert outcome, "the claim waited for the row lock of a key that was already done"
     finally:
         transaction.rollback()
         holder.close()
         claimant.join(timeout=10)
+    [claims] = outcome
+    assert isinstance(claims, dict), claims
+    return claims
+
+
+def test_a_redelivery_reads_its_done_keys_without_waiting_for_their_rows(stack, settings: Settings) -> None:
+    """Redelivered keys that already succeeded are read, not claimed again: the claim's conflict test
+    would row-lock each one (and wait for a row another transaction holds) only to find it done."""
+    store = IdempotencyStore(engine_for(settings.dsn))
+    requests = _settled(store, 20, {"n": 1})
+    assert {c.state for c in store.claim(requests).values()} == {ClaimState.DUPLICATE}  # the redelivery
+    again = _claim_beside_a_row_lock(store, requests, locked=requests[0])
+    assert {key: (c.state, c.result) for key, c in again.items()} == {
+        r.key: (ClaimState.DUPLICATE, {"n": 1}) for r in requests}
 
 
 def test_after_a_redelivery_every_kind_of_key_is_claimed_as_before(stack, settings: Settings) -> None:
@@ -309,7 +324,7 @@ def test_after_a_redelivery_every_kind_of_key_is_claimed_as_before(stack, settin
     other = IdempotencyStore(engine, lease=30.0)
     done = _settled(store, 3, {"n": 7})
     expired, failed = _settled(store, 1, {"n": 0}) + [KeyRequest.of(uuid.uuid4(), uuid.uuid4(), "handler")]
-    with engine.begin() as conn:  # succeeded a day ago: its key may run again
+    with engine.begin() as conn:  # its success has expired (as after 24 h): the key may run again
         conn.execute(text("UPDATE messaging.idempotency_keys SET expires_at = now() - interval '1 s' "
                           "WHERE key = :k"), {"k": expired.key})
     store.claim([failed])
@@ -319,15 +334,29 @@ def test_after_a_redelivery_every_kind_of_key_is_claimed_as_before(stack, settin
     new = KeyRequest.of(uuid.uuid4(), uuid.uuid4(), "handler")
     assert {c.state for c in store.claim(_settled(store, 5)).values()} == {ClaimState.DUPLICATE}
     duplicates_before = METRICS.get("duplicates")
-    claims = store.claim([*done, expired, failed, leased, new])
+    # A done row held by another transaction: only the read-first path answers without waiting.
+    claims = _claim_beside_a_row_lock(store, [*done, expired, failed, leased, new], locked=done[0])
     assert {key: (c.state, c.result) for key, c in claims.items()} == {
         **{r.key: (ClaimState.DUPLICATE, {"n": 7}) for r in done},
         expired.key: (ClaimState.ACQUIRED, None), failed.key: (ClaimState.ACQUIRED, None),
         leased.key: (ClaimState.BUSY, None), new.key: (ClaimState.ACQUIRED, None)}
     assert METRICS.get("duplicates") - duplicates_before == len(done)
     assert other.claim([expired])[expired.key].state is ClaimState.BUSY  # really leased to `store` now
-    # Mostly new keys: the next batch claims at once again, and a done key among them is still found.
+    # That batch was mostly not done: the next claims at once again, and still finds a done key.
+    assert not store._redelivery
     fresh = [KeyRequest.of(uuid.uuid4(), uuid.uuid4(), "handler") for _ in range(4)]
     claims = store.claim([*fresh, done[0]])
     assert {key: c.state for key, c in claims.items()} == {
         **{r.key: ClaimState.ACQUIRED for r in fresh}, done[0].key: ClaimState.DUPLICATE}
+
+
+def test_a_transactional_claim_leaves_the_batch_hint_alone(stack, settings: Settings) -> None:
+    """A handler's own claim inside its transaction (one key, `final=True`) is no batch: it must not
+    decide how the next batch claims."""
+    engine = engine_for(settings.dsn)
+    store = IdempotencyStore(engine)
+    assert {c.state for c in store.claim(_settled(store, 4)).values()} == {ClaimState.DUPLICATE}
+    with engine.begin() as conn:
+        request = KeyRequest.of(uuid.uuid4(), uuid.uuid4(), "handler")
+        assert store.claim([request], final=True, conn=conn)[request.key].state is ClaimState.ACQUIRED
+    assert store._redelivery
