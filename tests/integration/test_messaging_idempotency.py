@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, func, select, text
 
 import schemas
 from core.db import engine_for, ensure_schema
@@ -28,6 +30,8 @@ from tests.support.messaging_support import (
 )
 
 pytestmark = pytest.mark.stack
+
+T = TypeVar("T")
 
 effects_meta = MetaData(schema="messaging_tests")
 effects = Table("effects", effects_meta, Column("id", Integer, primary_key=True),
@@ -183,21 +187,10 @@ def test_renewal_skips_a_key_being_settled_instead_of_waiting_for_it(stack, sett
     holder = IdempotencyStore(engine, lease=30.0)
     requests = [KeyRequest.of(uuid.uuid4(), uuid.uuid4(), "handler") for _ in range(2)]
     assert {c.state for c in holder.claim(requests).values()} == {ClaimState.ACQUIRED}
-    settling = engine.connect()
-    transaction = settling.begin()
-    settling.execute(text("SELECT 1 FROM messaging.idempotency_keys WHERE key = :k FOR UPDATE"),
-                     {"k": requests[0].key})
-    renewed: list[int] = []
-    renewal = threading.Thread(target=lambda: renewed.append(holder.renew([r.key for r in requests])),
-                               daemon=True)
-    try:
-        renewal.start()
-        renewal.join(timeout=10)
-        assert renewed == [1], "the renewal waited for the locked key instead of renewing the other one"
-    finally:
-        transaction.rollback()
-        settling.close()
-        renewal.join(timeout=10)
+    renewed = _beside_a_row_lock(
+        engine, requests[0], lambda: holder.renew([r.key for r in requests]),
+        waited="the renewal waited for the locked key instead of renewing the other one")
+    assert renewed == 1
 
 
 def test_slow_handler_keeps_its_claim_beyond_the_lease(stack, settings: Settings, unique: str) -> None:
@@ -275,34 +268,41 @@ def _settled(store: IdempotencyStore, count: int, result: object = None) -> list
     return requests
 
 
-def _claim_beside_a_row_lock(store: IdempotencyStore, requests: list[KeyRequest],
-                             locked: KeyRequest) -> dict:
-    """`store.claim(requests)` while another transaction holds `locked`'s row (FOR UPDATE); fails
-    if the claim waits for that row."""
-    holder = store.engine.connect()
+def _beside_a_row_lock(engine: Engine, locked: KeyRequest, call: Callable[[], T], *, waited: str) -> T:
+    """`call()` while another transaction holds `locked`'s row (FOR UPDATE); fails with `waited` if
+    the call waits for that row."""
+    holder = engine.connect()
     transaction = holder.begin()
     holder.execute(text("SELECT 1 FROM messaging.idempotency_keys WHERE key = :k FOR UPDATE"),
                    {"k": locked.key})
     outcome: list[object] = []
 
-    def claim() -> None:
+    def run() -> None:
         try:
-            outcome.append(store.claim(requests))
+            outcome.append(call())
         except Exception as exc:  # noqa: BLE001 - reported by the test, not lost in the thread
             outcome.append(exc)
 
-    claimant = threading.Thread(target=claim, daemon=True)
+    caller = threading.Thread(target=run, daemon=True)
     try:
-        claimant.start()
-        claimant.join(timeout=10)
-        assert outcome, "the claim waited for the row lock of a key that was already done"
+        caller.start()
+        caller.join(timeout=10)
+        assert outcome, waited
     finally:
         transaction.rollback()
         holder.close()
-        claimant.join(timeout=10)
-    [claims] = outcome
-    assert isinstance(claims, dict), claims
-    return claims
+        caller.join(timeout=10)
+    [result] = outcome
+    if isinstance(result, Exception):
+        raise result
+    return result  # type: ignore[return-value]
+
+
+def _claim_beside_a_row_lock(store: IdempotencyStore, requests: list[KeyRequest],
+                             locked: KeyRequest) -> dict:
+    """`store.claim(requests)` while another transaction holds `locked`'s row; fails if it waits."""
+    return _beside_a_row_lock(store.engine, locked, lambda: store.claim(requests),
+                              waited="the claim waited for the row lock of a key that was already done")
 
 
 def test_a_redelivery_reads_its_done_keys_without_waiting_for_their_rows(stack, settings: Settings) -> None:
