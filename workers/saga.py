@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.incidents import IncidentActivities
 from activities.publishing import PublishingActivities
@@ -24,6 +23,7 @@ from messaging.wiring import ensure_catalog_topics, shared_producer_from
 from schemas import Service
 from services.order.tables import metadata as order_metadata
 from workers.bytecode import ensure_bytecode
+from workers.sandbox import PassThroughSandboxRunner
 from workflows.order_fulfillment import ORDER_TASK_QUEUE
 from workflows.registry import SAGA_WORKFLOWS
 
@@ -31,15 +31,16 @@ __all__ = ["SAGA_WORKFLOW_RUNNER", "build_saga_worker", "run_saga_worker"]
 
 #: The sandbox, with every module passed through: the workflows' modules are imported once per process
 #: instead of once per workflow run — the worker's CPU per saga fell from ~103 to ~84 ms and saga/bare
-#: throughput from 0.88x to 1.00x (bench/bench_saga.py). The price: the sandbox still refuses a
-#: non-deterministic call (the clock, randomness, I/O) through what workflow code imports during a
-#: run, but not through a name its module bound when it was imported (`import datetime` at the top,
-#: then `datetime.datetime.now()`). That is refused where the full sandbox runs — the saga's unit tests
-#: (tests/unit/test_saga_workflow.py) and the replay tests and `cloud-factory replay` — so it fails
-#: before a release; tests/unit/test_saga_runner.py records both sides. The workflow modules keep no
-#: mutable module state (every run in the process shares them; the same test file holds them to it).
-SAGA_WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
+#: throughput from 0.88x to 1.00x (bench/bench_saga.py) — and each payload's serialization context
+#: asked of the workflow instance directly rather than through the sandbox (`workers.sandbox`). The
+#: price: the sandbox still refuses a non-deterministic call (the clock, randomness, I/O) through what
+#: workflow code imports during a run, but not through a name its module bound when it was imported
+#: (`import datetime` at the top, then `datetime.datetime.now()`). That is refused where the full
+#: sandbox runs — the saga's unit tests (tests/unit/test_saga_workflow.py) and the replay tests and
+#: `cloud-factory replay` — so it fails before a release; tests/unit/test_saga_runner.py records both
+#: sides. The workflow modules keep no mutable module state (every run in the process shares them; the
+#: same test file holds them to it).
+SAGA_WORKFLOW_RUNNER = PassThroughSandboxRunner()
 
 
 def build_saga_worker(

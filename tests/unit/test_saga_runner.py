@@ -7,19 +7,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import logging
 import sys
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
-from temporalio import workflow
+import pytest
+from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
+from temporalio.converter import WorkflowSerializationContext
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import _runner as _sandbox_runner
 
+import workers.sandbox
 from core.temporal import DATA_CONVERTER
 from workers.saga import SAGA_WORKFLOW_RUNNER
+from workers.sandbox import _DirectContexts
 
 TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
 
@@ -101,3 +110,98 @@ def test_workflow_modules_hold_no_mutable_module_state() -> None:
              for name, value in vars(importlib.import_module(f"workflows.{info.name}")).items()
              if not name.startswith("__") and isinstance(value, mutable)]
     assert found == [], "make them read-only (tuple, frozenset, types.MappingProxyType)"
+
+
+# ------------------------------------------------- payload contexts without the sandbox's detour
+@activity.defn(name="runner_probe")
+def _probe(text: str) -> str:
+    return text.upper()
+
+
+@workflow.defn(sandboxed=True)
+class ProbeChild:
+    @workflow.run
+    async def run(self, text: str) -> str:
+        return text[::-1]
+
+
+@workflow.defn(sandboxed=True)
+class SchedulesEveryKindOfCommand:
+    """An activity, a local activity and a child: each has a serialization context of its own."""
+
+    @workflow.run
+    async def run(self, text: str) -> str:
+        timeout = timedelta(seconds=10)
+        remote = await workflow.execute_activity(_probe, text, start_to_close_timeout=timeout)
+        local = await workflow.execute_local_activity(_probe, text, start_to_close_timeout=timeout)
+        child_id = f"{workflow.info().workflow_id}-child"
+        child = await workflow.execute_child_workflow(ProbeChild.run, text, id=child_id)
+        return f"{remote} {local} {child}"
+
+
+async def _run_probe(runner: WorkflowRunner) -> str:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(TEST_SERVER), data_converter=DATA_CONVERTER)
+    try:
+        queue = f"unit-{uuid.uuid4().hex[:8]}"
+        async with Worker(env.client, task_queue=queue, workflow_runner=runner,
+                          workflows=[SchedulesEveryKindOfCommand, ProbeChild], activities=[_probe],
+                          activity_executor=ThreadPoolExecutor(2)):
+            return await env.client.execute_workflow(
+                SchedulesEveryKindOfCommand.run, "saga", id=f"wf-{queue}", task_queue=queue)
+    finally:
+        await env.shutdown()
+
+
+def _count_detours(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], Callable[..., object]]:
+    """Count the worker's context questions that take the SDK's way through the sandbox."""
+    detours = [0]
+    through_the_sandbox = _sandbox_runner._Instance.get_serialization_context
+
+    def counted(self: object, command_info: object) -> object:
+        detours[0] += 1
+        return through_the_sandbox(self, command_info)
+
+    monkeypatch.setattr(_sandbox_runner._Instance, "get_serialization_context", counted)
+    return detours, through_the_sandbox
+
+
+async def test_the_saga_runner_answers_payload_contexts_as_the_sandbox_would_without_its_detour(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every context question of a run (activity, local activity, child, the workflow's own) is
+    answered by the workflow instance directly — none through the sandbox's code string — and each
+    answer is the one the SDK's sandboxed way gives for the same question at the same moment."""
+    detours, through_the_sandbox = _count_detours(monkeypatch)
+    answers: list[tuple[object, object]] = []
+    direct = _DirectContexts.get_serialization_context
+
+    def compared(self: _DirectContexts, command_info: object) -> object:
+        answer = direct(self, command_info)
+        answers.append((answer, through_the_sandbox(self.sandboxed, command_info)))
+        return answer
+
+    monkeypatch.setattr(_DirectContexts, "get_serialization_context", compared)
+    assert await _run_probe(SAGA_WORKFLOW_RUNNER) == "SAGA SAGA agas"
+    assert detours[0] == 0, f"{detours[0]} context questions went through the sandbox"
+    assert answers and all(mine == sdk for mine, sdk in answers), answers
+    kinds = {(type(mine).__name__, getattr(mine, "is_local", None)) for mine, _ in answers}
+    assert {("ActivitySerializationContext", False), ("ActivitySerializationContext", True),
+            ("WorkflowSerializationContext", None)} <= kinds, kinds
+    children = {mine.workflow_id for mine, _ in answers if isinstance(mine, WorkflowSerializationContext)}
+    assert any(workflow_id.endswith("-child") for workflow_id in children), children
+
+
+async def test_the_saga_runner_takes_the_sdks_way_when_it_cannot_find_the_instance(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A later SDK keeping its sandboxed instance elsewhere: the run still completes, through the SDK's
+    own (slower) way, and the worker says so once."""
+    detours, _ = _count_detours(monkeypatch)
+    monkeypatch.setattr(workers.sandbox, "_IN_SANDBOX", "__moved_in_a_later_sdk")
+    workers.sandbox._warn_once.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="workers.sandbox"):
+        assert await _run_probe(SAGA_WORKFLOW_RUNNER) == "SAGA SAGA agas"
+    assert detours[0] > 0
+    warnings = [record.getMessage() for record in caplog.records if record.name == "workers.sandbox"]
+    assert len(warnings) == 1 and "go through the sandbox" in warnings[0], warnings
