@@ -30,9 +30,10 @@ from workflows.registry import SAGA_WORKFLOWS
 __all__ = ["SAGA_WORKFLOW_RUNNER", "build_saga_worker", "run_saga_worker"]
 
 #: The sandbox, with every module passed through: the workflows' modules are imported once per process
-#: instead of once per workflow run — the worker's CPU per saga fell from ~103 to ~84 ms and saga/bare
-#: throughput from 0.88x to 1.00x (bench/bench_saga.py) — and each payload's serialization context
-#: asked of the workflow instance directly rather than through the sandbox (`workers.sandbox`). The
+#: instead of once per workflow run (the worker's CPU per saga fell from ~103 to ~84 ms, saga/bare
+#: throughput from 0.88x to 1.00x, bench/bench_saga.py, 2026-12-07) — and each payload's context
+#: asked of the workflow instance directly rather than through the sandbox (`workers.sandbox`; with
+#: the shared type adapters of `core.temporal`, ~84 -> 49-69 ms per saga, 2026-12-08). The
 #: price: the sandbox still refuses a non-deterministic call (the clock, randomness, I/O) through what
 #: workflow code imports during a run, but not through a name its module bound when it was imported
 #: (`import datetime` at the top, then `datetime.datetime.now()`). That is refused where the full

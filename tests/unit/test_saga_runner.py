@@ -153,43 +153,65 @@ async def _run_probe(runner: WorkflowRunner) -> str:
         await env.shutdown()
 
 
-def _count_detours(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], Callable[..., object]]:
-    """Count the worker's context questions that take the SDK's way through the sandbox."""
+_CONTEXT_QUESTIONS = ("get_serialization_context", "get_external_store_context")
+
+
+def _count_detours(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], dict[str, Callable[..., object]]]:
+    """Count the worker's context questions (both kinds) that take the SDK's way through the sandbox;
+    returns the count and the SDK's own methods."""
     detours = [0]
-    through_the_sandbox = _sandbox_runner._Instance.get_serialization_context
+    sdk_ways = {name: getattr(_sandbox_runner._Instance, name) for name in _CONTEXT_QUESTIONS}
 
-    def counted(self: object, command_info: object) -> object:
-        detours[0] += 1
-        return through_the_sandbox(self, command_info)
+    def counting(through_the_sandbox: Callable[..., object]) -> Callable[..., object]:
+        def counted(self: object, command_info: object) -> object:
+            detours[0] += 1
+            return through_the_sandbox(self, command_info)
+        return counted
 
-    monkeypatch.setattr(_sandbox_runner._Instance, "get_serialization_context", counted)
-    return detours, through_the_sandbox
+    for name, sdk_way in sdk_ways.items():
+        monkeypatch.setattr(_sandbox_runner._Instance, name, counting(sdk_way))
+    return detours, sdk_ways
 
 
 async def test_the_saga_runner_answers_payload_contexts_as_the_sandbox_would_without_its_detour(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Every context question of a run (activity, local activity, child, the workflow's own) is
-    answered by the workflow instance directly — none through the sandbox's code string — and each
-    answer is the one the SDK's sandboxed way gives for the same question at the same moment."""
-    detours, through_the_sandbox = _count_detours(monkeypatch)
-    answers: list[tuple[object, object]] = []
-    direct = _DirectContexts.get_serialization_context
+    """Every context question of a run (activity, local activity, child, the workflow's own; for the
+    codec and for external storage) is answered by the workflow instance directly — none through the
+    sandbox's code string — and each answer is the one the SDK's sandboxed way gives for the same
+    question at the same moment."""
+    detours, sdk_ways = _count_detours(monkeypatch)
+    answers: dict[str, list[tuple[object, object]]] = {name: [] for name in _CONTEXT_QUESTIONS}
 
-    def compared(self: _DirectContexts, command_info: object) -> object:
-        answer = direct(self, command_info)
-        answers.append((answer, through_the_sandbox(self.sandboxed, command_info)))
-        return answer
+    def comparing(name: str) -> Callable[..., object]:
+        direct = getattr(_DirectContexts, name)
 
-    monkeypatch.setattr(_DirectContexts, "get_serialization_context", compared)
+        def compared(self: _DirectContexts, command_info: object) -> object:
+            answer = direct(self, command_info)
+            answers[name].append((answer, sdk_ways[name](self.sandboxed, command_info)))
+            return answer
+        return compared
+
+    for name in _CONTEXT_QUESTIONS:
+        monkeypatch.setattr(_DirectContexts, name, comparing(name))
     assert await _run_probe(SAGA_WORKFLOW_RUNNER) == "SAGA SAGA agas"
     assert detours[0] == 0, f"{detours[0]} context questions went through the sandbox"
-    assert answers and all(mine == sdk for mine, sdk in answers), answers
-    kinds = {(type(mine).__name__, getattr(mine, "is_local", None)) for mine, _ in answers}
+    for name, pairs in answers.items():
+        assert pairs and all(mine == sdk for mine, sdk in pairs), (name, pairs)
+    contexts = [mine for mine, _ in answers["get_serialization_context"]]
+    kinds = {(type(mine).__name__, getattr(mine, "is_local", None)) for mine in contexts}
     assert {("ActivitySerializationContext", False), ("ActivitySerializationContext", True),
             ("WorkflowSerializationContext", None)} <= kinds, kinds
-    children = {mine.workflow_id for mine, _ in answers if isinstance(mine, WorkflowSerializationContext)}
+    children = {mine.workflow_id for mine in contexts if isinstance(mine, WorkflowSerializationContext)}
     assert any(workflow_id.endswith("-child") for workflow_id in children), children
+
+
+def test_the_saga_runner_forwards_everything_the_sdks_instance_answers() -> None:
+    """A later SDK adding a method to its sandboxed instance (as `get_thread_id` has a default body on
+    the base class) must not leave the wrapper answering with the base class's default."""
+    public = {name for name, value in vars(_sandbox_runner._Instance).items()
+              if callable(value) and not name.startswith("_")}
+    assert public <= set(vars(_DirectContexts)), public - set(vars(_DirectContexts))
 
 
 async def test_the_saga_runner_takes_the_sdks_way_when_it_cannot_find_the_instance(
@@ -202,6 +224,7 @@ async def test_the_saga_runner_takes_the_sdks_way_when_it_cannot_find_the_instan
     workers.sandbox._warn_once.cache_clear()
     with caplog.at_level(logging.WARNING, logger="workers.sandbox"):
         assert await _run_probe(SAGA_WORKFLOW_RUNNER) == "SAGA SAGA agas"
+    workers.sandbox._warn_once.cache_clear()
     assert detours[0] > 0
     warnings = [record.getMessage() for record in caplog.records if record.name == "workers.sandbox"]
     assert len(warnings) == 1 and "go through the sandbox" in warnings[0], warnings

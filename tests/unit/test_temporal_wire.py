@@ -303,9 +303,9 @@ def _compact(value: object) -> bytes:
 
 
 def test_an_order_written_before_incidents_decodes_with_the_default_deadline() -> None:
-    order = DATA_CONVERTER.payload_converter.from_payloads(
-        [DATA_CONVERTER.payload_converter.to_payloads([json.loads(ORDER_JSON_BEFORE_INCIDENTS)])[0]], [OrderRequest]
-    )[0]
+    converter = DATA_CONVERTER.payload_converter
+    [payload] = converter.to_payloads([json.loads(ORDER_JSON_BEFORE_INCIDENTS)])
+    order = converter.from_payloads([payload], [OrderRequest])[0]
     assert order.timings.incident_deadline_s == 30 * 24 * 3600.0
 
 
@@ -315,9 +315,9 @@ def test_a_converter_built_anew_reuses_the_schemas_the_process_built() -> None:
     and all of them must still write the same bytes."""
     first = DATA_CONVERTER.payload_converter_class()
     again = DATA_CONVERTER.payload_converter_class()
-    order = ORDER
-    [payload] = first.to_payloads([order])
-    assert again.from_payloads([payload], [OrderRequest]) == [order]
+    [payload] = first.to_payloads([ORDER])
+    assert again.from_payloads([payload], [OrderRequest]) == [ORDER]
     json_first, json_again = first.converters[b"json/plain"], again.converters[b"json/plain"]
+    assert json_first is json_again
     assert json_first._type_adapter(OrderRequest) is json_again._type_adapter(OrderRequest)
-    assert again.to_payloads([order]) == [payload]
+    assert again.to_payloads([ORDER]) == [payload]
