@@ -1,6 +1,7 @@
 """The saga worker's workflow runner passes every module through (for CPU): what workflow code imports
 during a run is still restricted, names its modules bound at import are not — the full sandbox of the
-saga's unit tests and of the replay tests is what refuses those."""
+saga's unit tests and of the replay tests is what refuses those. It also answers the worker's payload
+context questions without the sandbox's detour, with the SDK's own answers (`workers.sandbox`)."""
 
 from __future__ import annotations
 
