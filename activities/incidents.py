@@ -31,6 +31,8 @@ class IncidentActivities(IncidentPort):
 
     @activity.defn(name="close_incident")
     def close_incident(self, closure: IncidentClosure) -> None:
-        closed = close_incident(self.engine, workflow_id=closure.workflow_id, failed_step=str(closure.failed_step),
+        closed = close_incident(self.engine, workflow_id=closure.workflow_id,
+                                failed_step=str(closure.failed_step),
                                 resolution=closure.resolution, note=closure.note, closed_by=closure.by)
-        activity.logger.info("incident of %s closed (%s, %d row)", closure.workflow_id, closure.resolution, closed)
+        activity.logger.info("incident of %s closed (%s, %d row)", closure.workflow_id, closure.resolution,
+                             closed)

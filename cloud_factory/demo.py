@@ -125,7 +125,8 @@ async def _place(workers: InProcessWorkers, door: FrontDoor, keys: dict[str, Iss
         answer = await http.post("/v1/orders", json=body, headers=key.headers)
     if answer.status_code != 201:
         raise RuntimeError(f"the API refused demo order {order.order_id}: {answer.json().get('detail')}")
-    placed = PlacedOrder(order, client.get_workflow_handle_for(OrderFulfillmentWorkflow.run, order.workflow_id))
+    placed = PlacedOrder(order, client.get_workflow_handle_for(OrderFulfillmentWorkflow.run,
+                                                               order.workflow_id))
     if scenario == "cancel":
         asyncio.get_running_loop().create_task(_cancel_while_provisioning(door, key, placed))
     return DemoOrder(placed, scenario or "happy path")
@@ -229,7 +230,8 @@ async def run_demo(
         notifications=sent,
         elapsed_s=time.monotonic() - t0,
         ui_url=ui_link(settings) + "?query=" + f"TenantId%20STARTS_WITH%20%22demo{tag}-%22",
-        actors=Counter(str(r.envelope.actor.type) for r in records if r.envelope.event_type == "order.created"),
+        actors=Counter(str(r.envelope.actor.type) for r in records
+                       if r.envelope.event_type == "order.created"),
     )
 
 

@@ -38,7 +38,8 @@ class FrontDoor:
     """`async with FrontDoor(settings, task_queue=…, group_id=…)`: the API and Identity's relay run
     until the block ends; `base_url` is where the API listens."""
 
-    def __init__(self, settings: Settings, *, task_queue: str | None = None, group_id: str | None = None) -> None:
+    def __init__(self, settings: Settings, *, task_queue: str | None = None,
+                 group_id: str | None = None) -> None:
         self.settings, self.task_queue = settings, task_queue
         self.group_id = group_id or f"edge-api-{uuid.uuid4().hex[:8]}"
         self.base_url = ""
@@ -56,8 +57,9 @@ class FrontDoor:
                                        daemon=True)
         self._relay.start()
         bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._task = asyncio.create_task(run_api(self.settings, self._stop, port=0, task_queue=self.task_queue,
-                                                 group_id=self.group_id, ready=bound.set_result))
+        self._task = asyncio.create_task(run_api(self.settings, self._stop, port=0,
+                                                 task_queue=self.task_queue, group_id=self.group_id,
+                                                 ready=bound.set_result))
         done, _ = await asyncio.wait({self._task, bound}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
         if self._task in done:
             await self._task  # it failed to start: its error, not a timeout

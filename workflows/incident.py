@@ -117,5 +117,6 @@ class OrderIncidentWorkflow:
         else:
             decided = self._decision
             by = f" by {decided.by}" if decided.by else ""
-            lines.append(f"**Decided:** {decided.action}{by}" + (f" — {decided.note}" if decided.note else ""))
+            lines.append(f"**Decided:** {decided.action}{by}"
+                         + (f" — {decided.note}" if decided.note else ""))
         return "\n".join(lines)

@@ -92,7 +92,8 @@ def publish_summary(event_type: str, attempt: int = 1) -> str:
 
 def open_incident_summary(failed_steps: list[CompensationStep]) -> str:
     """The summary of the activity that records the incident in the Order service's table."""
-    return "open incident for " + ", ".join(step.value for step in failed_steps) + " → Order (orders.incidents)"
+    return ("open incident for " + ", ".join(step.value for step in failed_steps)
+            + " → Order (orders.incidents)")
 
 
 def wait_summary(what: str, seconds: float) -> str:

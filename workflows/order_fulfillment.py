@@ -390,7 +390,8 @@ class OrderFulfillmentWorkflow(SagaState):
             return self._result(last)
         failed = await self._publish(
             "failed",
-            events.failed(order, stage=why.stage, error_code=why.error_code, reason=why.reason, compensated=True),
+            events.failed(order, stage=why.stage, error_code=why.error_code, reason=why.reason,
+                          compensated=True),
             last,
         )
         await self._set(SagaStatus.COMPENSATED, SagaStep.DONE)
@@ -576,7 +577,8 @@ class OrderFulfillmentWorkflow(SagaState):
             stage = _stage_of(failures[0][0])
             failed = await self._publish(
                 "failed",
-                events.failed(order, stage=stage, error_code="COMPENSATION_FAILED", reason=reason, compensated=False),
+                events.failed(order, stage=stage, error_code="COMPENSATION_FAILED", reason=reason,
+                              compensated=False),
                 cause_id,
             )
             self._failure = reason
@@ -622,7 +624,8 @@ class OrderFulfillmentWorkflow(SagaState):
         self._incident_id, self._incident_started = None, False
         return decision
 
-    async def _close_incident(self, step: CompensationStep, resolution: str, decision: IncidentDecision) -> None:
+    async def _close_incident(self, step: CompensationStep, resolution: str,
+                              decision: IncidentDecision) -> None:
         await workflow.execute_activity_method(
             IncidentPort.close_incident,
             IncidentClosure(

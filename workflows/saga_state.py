@@ -175,7 +175,8 @@ class SagaState:
         order = self._order
         if order is None:
             return
-        lines = [f"**{outcome_line(order, self._status)}**", "", f"status `{self._status}` · step `{self._step}`"]
+        lines = [f"**{outcome_line(order, self._status)}**", "",
+                 f"status `{self._status}` · step `{self._step}`"]
         undos = {entry.step: "owed" for entry in reversed(self._stack)}
         undos.update({step: "done" for step in self._completed})
         undos.update(self._undo_states)
@@ -345,7 +346,8 @@ class SagaState:
     def compensation(self) -> CompensationView:
         """The compensation as an object (owed, done, each undo's state), also when nothing is owed."""
         owed = list(reversed(self._stack))
-        summary = ("owed, next first: " + ", ".join(entry.step for entry in owed)) if owed else "nothing is owed"
+        summary = (("owed, next first: " + ", ".join(entry.step for entry in owed)) if owed
+                   else "nothing is owed")
         if self._completed:
             summary += "; done: " + ", ".join(self._completed)
         return CompensationView(

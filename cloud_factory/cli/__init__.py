@@ -47,7 +47,8 @@ app.add_typer(support.app, name="support")
 app.add_typer(outbox.app, name="outbox")
 app.command(name="replay")(replay.command)
 app.command("health", help=health.HELP)(health.health)
-app.add_typer(demo.app, name="demo", help="The main job: about 20 orders across 3 tenants, some failing, end to end on the real stack.")
+app.add_typer(demo.app, name="demo", help="The main job: about 20 orders across 3 tenants, some failing, "
+                                          "end to end on the real stack.")
 
 
 def main() -> None:

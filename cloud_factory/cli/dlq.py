@@ -160,14 +160,16 @@ def list_(contains: str = typer.Option("", "--topic", help="Only DLQ topics whos
                                    "attempts": e.letter.attempts, "reason": e.letter.reason,
                                    "valueSize": e.letter.value_size or len(e.letter.value),
                                    "reference": e.letter.is_reference,
-                                   "outcome": row.get("outcome", "pending"), "incident": row.get("incident")}))
+                                   "outcome": row.get("outcome", "pending"),
+                                   "incident": row.get("incident")}))
         return
     table = Table(title=f"DLQ ({len(entries)} records)")
     for column in ("position", "event type", "class", "attempts", "reason", "outcome"):
         table.add_column(column, overflow="fold")
     for e in entries:
         row = outcomes.get(e.position, {})
-        outcome = row.get("outcome", "pending") + (f" (incident {row['incident']})" if row.get("incident") else "")
+        outcome = row.get("outcome", "pending") + (f" (incident {row['incident']})"
+                                                   if row.get("incident") else "")
         reference = f" [reference: {e.letter.value_size} B]" if e.letter.is_reference else ""
         table.add_row(str(e.position), e.letter.event_type or "?", e.letter.error_class.value,
                       str(e.letter.attempts), escape(e.letter.reason[:80] + reference), outcome)
@@ -334,7 +336,8 @@ def parked_(include_redriven: bool = typer.Option(False, "--all",
 
 @app.command()
 def run(group_id: str = typer.Option("dlq-processor", help="Consumer group of the DLQ processor."),
-        alert_threshold: int = typer.Option(10, help="Alert above this many DLQ records per topic per hour.")) -> None:
+        alert_threshold: int = typer.Option(
+            10, help="Alert above this many DLQ records per topic per hour.")) -> None:
     """Apply the four DLQ outcomes (retry, discard, alert, manual review) until SIGTERM."""
     import signal
     import threading

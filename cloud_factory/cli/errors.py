@@ -110,7 +110,8 @@ def _explain_kafka(exc: BaseException) -> str | None:
 
 def explain(exc: BaseException) -> str:
     """The one line a person sees for `exc`."""
-    if isinstance(exc, (Unreachable, ValueError, LookupError, PermissionError, FileNotFoundError, TimeoutError)):
+    if isinstance(exc, (Unreachable, ValueError, LookupError, PermissionError, FileNotFoundError,
+                        TimeoutError)):
         return str(exc) or type(exc).__name__
     for explainer in (_explain_temporal, _explain_database, _explain_kafka):
         try:

@@ -48,7 +48,7 @@ def reset_password(user_id: uuid.UUID, wait: bool = WAIT) -> None:
 def create_api_key(
     user_id: uuid.UUID,
     name: str = typer.Option(..., "--name"),
-    scope: list[str] = typer.Option(["orders:read"], "--scope"),  # noqa: B008 (typer idiom)
+    scope: list[str] = typer.Option(["orders:read"], "--scope"),
     wait: bool = WAIT,
 ) -> None:
     """Create an API key (the secret is printed once) → identity.api-key-created."""
@@ -59,7 +59,7 @@ def create_api_key(
 @app.command("revoke-api-key")
 def revoke_api_key(
     api_key_id: uuid.UUID,
-    by: uuid.UUID = typer.Option(..., "--by"),  # noqa: B008 (typer idiom)
+    by: uuid.UUID = typer.Option(..., "--by"),
     reason: str = typer.Option(..., "--reason"),
     wait: bool = WAIT,
 ) -> None:

@@ -56,8 +56,8 @@ def list_(
         ticket = view.ticket
         saga = ticket.saga_workflow_id if ticket else "?"
         decided = f"  decided: {view.decision.action}" if view.decision else ""
-        typer.echo(f"{view.incident_id}  {view.status}  saga {saga}  failed: {', '.join(view.failed_steps) or '?'}"
-                   f"{decided}")
+        typer.echo(f"{view.incident_id}  {view.status}  saga {saga}  "
+                   f"failed: {', '.join(view.failed_steps) or '?'}{decided}")
 
 
 @app.command()
@@ -78,7 +78,8 @@ def show(reference: str = typer.Argument(..., help="Incident id, or the saga's w
         typer.echo(f"why: {ticket.reason}")
     if view.decision is not None:
         by = f" by {view.decision.by}" if view.decision.by else ""
-        typer.echo(f"decision: {view.decision.action}{by}" + (f" — {view.decision.note}" if view.decision.note else ""))
+        typer.echo(f"decision: {view.decision.action}{by}"
+                   + (f" — {view.decision.note}" if view.decision.note else ""))
     typer.echo(f"Temporal UI: {_ui_link(view.incident_id)}")
 
 
@@ -107,7 +108,8 @@ def retry(
         # The retry first runs the undos; the old incident id stays in the status until then.
         deadline = asyncio.get_running_loop().time() + wait
         while True:
-            outcome = await wait_for_outcome(handle, timeout=max(deadline - asyncio.get_running_loop().time(), 0.1))
+            outcome = await wait_for_outcome(handle,
+                                             timeout=max(deadline - asyncio.get_running_loop().time(), 0.1))
             if outcome.incident_id != incident_id:
                 break
             await asyncio.sleep(0.5)

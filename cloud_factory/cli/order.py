@@ -99,13 +99,14 @@ def place(
         try:  # with the payment, placing waits until a saga worker has recorded it
             placed = await asyncio.wait_for(placing, 30)
         except TimeoutError:
-            raise TimeoutError(f"{order.workflow_id} started, but no saga worker took its payment within 30 s; "
-                               "is `cloud-factory worker all` running?") from None
+            raise TimeoutError(f"{order.workflow_id} started, but no saga worker took its payment "
+                               "within 30 s; is `cloud-factory worker all` running?") from None
         if not wait:
             return None
         outcome = await wait_for_outcome(placed.handle)
         if outcome.needs_a_person:
-            return f"{outcome.status}: waits for a person (`cloud-factory incident show {outcome.incident_id}`)"
+            return (f"{outcome.status}: waits for a person "
+                    f"(`cloud-factory incident show {outcome.incident_id}`)")
         return outcome.status
 
     status = asyncio.run(go())

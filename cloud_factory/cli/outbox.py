@@ -20,7 +20,7 @@ def outbox() -> None:
 
 @app.command()
 def purge(
-    service: list[str] = typer.Option(  # noqa: B008 (typer idiom)
+    service: list[str] = typer.Option(
         [], "--service", help="identity, product, support or notification; repeat it; default: all."
     ),
     older_than_h: float | None = typer.Option(

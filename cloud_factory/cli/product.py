@@ -26,7 +26,7 @@ def create(
     name: str = typer.Option(..., "--name"),
     description: str = typer.Option(..., "--description"),
     category: str = typer.Option("compute", "--category"),
-    region: list[str] = typer.Option(["eu-west-1"], "--region"),  # noqa: B008 (typer idiom)
+    region: list[str] = typer.Option(["eu-west-1"], "--region"),
     wait: bool = WAIT,
 ) -> None:
     """Create a product → product.created."""

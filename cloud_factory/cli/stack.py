@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
     from cloud_factory.stack import ComponentStatus
 
-app = typer.Typer(help="Start, inspect and stop the local stack (Kafka, Temporal, PostgreSQL).", no_args_is_help=True)
+app = typer.Typer(help="Start, inspect and stop the local stack (Kafka, Temporal, PostgreSQL).",
+                  no_args_is_help=True)
 
 #: Rich style per `ComponentState` value.
 _STATE_STYLE = {"healthy": "green", "unhealthy": "yellow", "stopped": "dim", "foreign": "red"}

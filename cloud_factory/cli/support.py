@@ -22,11 +22,11 @@ _run: OutboxCommandRunner[SupportCommands] = OutboxCommandRunner("support", "Sup
 @app.command("open")
 def open_ticket(
     tenant: str = typer.Option(..., "--tenant"),
-    customer: uuid.UUID = typer.Option(..., "--customer"),  # noqa: B008 (typer idiom)
+    customer: uuid.UUID = typer.Option(..., "--customer"),
     subject: str = typer.Option(..., "--subject"),
     priority: str = typer.Option("normal", "--priority"),
     category: str = typer.Option("technical", "--category"),
-    order: uuid.UUID | None = typer.Option(None, "--order"),  # noqa: B008 (typer idiom)
+    order: uuid.UUID | None = typer.Option(None, "--order"),
     wait: bool = WAIT,
 ) -> None:
     """Open a ticket → support.ticket-created."""
@@ -41,7 +41,7 @@ def open_ticket(
 @app.command()
 def assign(
     ticket_id: uuid.UUID,
-    to: uuid.UUID = typer.Option(..., "--to"),  # noqa: B008 (typer idiom)
+    to: uuid.UUID = typer.Option(..., "--to"),
     team: str = typer.Option("cloud-ops", "--team"),
     wait: bool = WAIT,
 ) -> None:

@@ -43,7 +43,7 @@ def _require_servers(kinds: set[WorkerKind], settings: Settings) -> None:
 
 
 def worker(
-    kind: WorkerKindChoice = typer.Argument(  # noqa: B008 (typer idiom)
+    kind: WorkerKindChoice = typer.Argument(
         ..., help="Which worker to run; `all` runs every kind but `api` in one process."),
     port: int | None = typer.Option(None, "--port", min=0, max=65535,
                                     help="api: the port to listen on (default CF_API_PORT, 8000)."),

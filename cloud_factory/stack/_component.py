@@ -70,7 +70,7 @@ class Component(ABC):
     def probe(self) -> bool:
         """True when the server answers its protocol, not merely its port."""
 
-    def after_ready(self) -> None:
+    def after_ready(self) -> None:  # noqa: B027 - an optional hook: the default does nothing
         """Work that needs the running server (create a database, …)."""
 
     def detail(self) -> str:

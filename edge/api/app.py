@@ -119,7 +119,8 @@ def create_app(config: ApiConfig) -> Any:
         wait = limiter.take(str(principal.api_key_id))
         if wait is not None:
             raise Problem(429, f"rate limit of this API key ({config.rate_per_s:g}/s, burst {config.burst}) "
-                          f"reached; retry in {wait} s", slug="rate-limited", headers={"Retry-After": str(wait)})
+                          f"reached; retry in {wait} s", slug="rate-limited",
+                          headers={"Retry-After": str(wait)})
         if not principal.allows(scope):
             raise Problem(403, f"this API key lacks the scope {scope}", slug="forbidden")
         return principal
@@ -157,7 +158,8 @@ def create_app(config: ApiConfig) -> Any:
             compensation=CompensationOut(owed=[str(e.step) for e in compensation.owed],
                                          done=[str(s) for s in compensation.done], states=compensation.states,
                                          summary=compensation.summary),
-            timeline=[TimelineOut(direction=e.direction, event_type=e.event_type, event_id=e.event_id, at=e.at)
+            timeline=[TimelineOut(direction=e.direction, event_type=e.event_type, event_id=e.event_id,
+                                  at=e.at)
                       for e in timeline],
         )
 
@@ -168,7 +170,8 @@ def create_app(config: ApiConfig) -> Any:
     async def place(
         response: Response,
         order: Annotated[OrderIn, Body()],
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", pattern=_IDEMPOTENCY_KEY)] = None,
+        idempotency_key: Annotated[str | None,
+                                   Header(alias="Idempotency-Key", pattern=_IDEMPOTENCY_KEY)] = None,
         principal: ApiPrincipal = writer,
     ) -> OrderOut:
         """Place an order (scope `orders:write`): its saga starts, with the payment when given."""
@@ -179,7 +182,8 @@ def create_app(config: ApiConfig) -> Any:
             claim = await asyncio.to_thread(idempotency.claim, principal.tenant_id, idempotency_key,
                                             {**body, "orderId": str(order.order_id)}, order_id)
             if not claim.same_request:
-                raise Problem(422, "this Idempotency-Key was used with a different request", slug="validation",
+                raise Problem(422, "this Idempotency-Key was used with a different request",
+                              slug="validation",
                               errors=[{"header": "Idempotency-Key", "detail": "reused with another body"}])
             order_id = claim.order_id
         try:

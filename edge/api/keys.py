@@ -106,7 +106,8 @@ class KeyProjection:
         with self.engine.begin() as conn:
             conn.execute(
                 api_keys.update()
-                .where(api_keys.c.api_key_id == event.data.api_key_id, api_keys.c.tenant_id == event.tenant_id)
+                .where(api_keys.c.api_key_id == event.data.api_key_id,
+                       api_keys.c.tenant_id == event.tenant_id)
                 .values(revoked_at=event.occurred_at, updated_at=func.now())
             )
 
@@ -125,7 +126,8 @@ class KeyStore:
             raise AuthenticationFailed("no API key: send `Authorization: Bearer cfk_…`")
         match = _BEARER.fullmatch(authorization.strip())
         if match is None:
-            raise AuthenticationFailed("malformed Authorization header: expected `Bearer cfk_<prefix>_<secret>`")
+            raise AuthenticationFailed("malformed Authorization header: "
+                                       "expected `Bearer cfk_<prefix>_<secret>`")
         prefix = match.group(1)
         row = self._row(prefix)
         presented = hashlib.sha256(f"{prefix}_{match.group(2)}".encode()).hexdigest()

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "https://cloud-factory.example/problems/{slug}"
 _TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-           405: "Method not allowed", 409: "Conflict", 413: "Content too large", 415: "Unsupported media type",
+           405: "Method not allowed", 409: "Conflict", 413: "Content too large",
+           415: "Unsupported media type",
            422: "Unprocessable content", 429: "Too many requests", 500: "Internal server error",
            503: "Service unavailable", 504: "Gateway timeout"}
 

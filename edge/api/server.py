@@ -49,9 +49,9 @@ async def run_api(settings: Settings, stop: asyncio.Event, *, port: int | None =
     consumer = threading.Thread(target=_projection, args=(settings, thread_stop, group_id), name="api-keys",
                                 daemon=False)
     consumer.start()
-    config = ApiConfig(engine=engine, connect=lambda: connect_client(settings), rate_per_s=settings.api_rate_per_s,
-                       burst=settings.api_burst, max_body_bytes=settings.api_max_body_bytes,
-                       key_cache_s=settings.api_key_cache_s)
+    config = ApiConfig(engine=engine, connect=lambda: connect_client(settings),
+                       rate_per_s=settings.api_rate_per_s, burst=settings.api_burst,
+                       max_body_bytes=settings.api_max_body_bytes, key_cache_s=settings.api_key_cache_s)
     if task_queue:
         config.task_queue = task_queue
     server = uvicorn.Server(uvicorn.Config(
@@ -63,7 +63,8 @@ async def run_api(settings: Settings, stop: asyncio.Event, *, port: int | None =
         while not server.started:
             if serving.done():
                 await serving
-                raise RuntimeError(f"the API could not listen on {settings.api_host}:{port or settings.api_port}")
+                raise RuntimeError("the API could not listen on "
+                                   f"{settings.api_host}:{port or settings.api_port}")
             await asyncio.sleep(0.05)
         sockets = [sock for listening in server.servers for sock in listening.sockets]
         if not sockets:  # a stop signal reached uvicorn before the port was announced: just finish

@@ -105,9 +105,9 @@ def asyncapi_document(catalog: Catalog, facts: RuntimeFacts) -> dict[str, Any]:
             "title": "Cloud Factory domain events",
             "version": DOCUMENT_VERSION,
             "description": "Signed domain events exchanged by the seven Cloud Factory services. Edge "
-            "processes (the HTTP order API, operations `edge-*`) read some of them for projections of their own; they "
-            "publish none and are no domain service. The DLQ processor (operations `dlq-processor.*`) reads "
-            "every dead-letter topic and re-publishes retried letters. Topic major "
+            "processes (the HTTP order API, operations `edge-*`) read some of them for projections of "
+            "their own; they publish none and are no domain service. The DLQ processor (operations "
+            "`dlq-processor.*`) reads every dead-letter topic and re-publishes retried letters. Topic major "
             "version v1 is shared by every payload version of a type; the envelope's `version` is the "
             "payload schema version and consumers upcast older ones. Consumer group ids are the base "
             "ones: an isolated run (`CF_WORKER_GROUP_SUFFIX`) appends its suffix.",

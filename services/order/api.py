@@ -95,7 +95,8 @@ def new_order(
     """An order priced from its plan, 19 % tax; ValueError naming the field for anything the saga would
     refuse later (so nothing is started, charged or published for it)."""
     if not _TENANT.match(tenant_id or ""):
-        raise ValueError(f"tenant {tenant_id!r}: 1-64 letters, digits or _.:-, starting with a letter or digit")
+        raise ValueError(f"tenant {tenant_id!r}: 1-64 letters, digits or _.:-, "
+                         "starting with a letter or digit")
     if plan_id not in PLANS:
         raise ValueError(f"plan {plan_id!r} is not on sale; known plans: {', '.join(PLANS)}")
     if region not in REGIONS:
@@ -132,7 +133,8 @@ async def place_order(
     start: dict[str, Any] = {
         "id": order.workflow_id,
         "task_queue": task_queue,
-        "memo": {"order": order.order_id, "tenant": order.tenant_id, "plan": order.plan_id, "region": order.region},
+        "memo": {"order": order.order_id, "tenant": order.tenant_id, "plan": order.plan_id,
+                 "region": order.region},
         "static_summary": saga_summary(order),
         "static_details": saga_details(order),
         # An order id is placed once: a finished saga's id is not reused for a second order.
@@ -219,7 +221,8 @@ async def pay_order(
 ) -> str:
     """Report the payment (or its decline); `OrderCommandRefused` when the order takes none."""
     if declined:
-        return await _command(client, workflow_id, OrderFulfillmentWorkflow.decline_payment, PaymentFailure(), "pay")
+        return await _command(client, workflow_id, OrderFulfillmentWorkflow.decline_payment, PaymentFailure(),
+                              "pay")
     payment = PaymentConfirmation(payment_id=payment_id or str(uuid.uuid4()))
     return await _command(client, workflow_id, OrderFulfillmentWorkflow.pay, payment, "pay")
 
@@ -227,8 +230,8 @@ async def pay_order(
 async def cancel_order(client: Client, workflow_id: str, *, note: str | None = None,
                        timeout_s: float = 30.0) -> str:
     """Cancel the order; `OrderCommandRefused` when it has ended or is already being cancelled."""
-    return await _command(client, workflow_id, OrderFulfillmentWorkflow.request_cancel, CancelRequest(note=note),
-                          "cancel", timeout_s=timeout_s)
+    return await _command(client, workflow_id, OrderFulfillmentWorkflow.request_cancel,
+                          CancelRequest(note=note), "cancel", timeout_s=timeout_s)
 
 
 async def describe(handle: WorkflowHandle, missing: str) -> WorkflowExecutionDescription:

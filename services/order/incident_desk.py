@@ -22,7 +22,8 @@ from workflows.incident import OrderIncidentWorkflow
 from workflows.metadata import INCIDENT_WORKFLOW_TYPE
 from workflows.order_fulfillment import OrderFulfillmentWorkflow
 
-__all__ = ["IncidentView", "find_incident", "list_incidents", "resolve_incident", "retry_incident", "show_incident"]
+__all__ = ["IncidentView", "find_incident", "list_incidents", "resolve_incident", "retry_incident",
+           "show_incident"]
 
 
 @dataclass
@@ -68,7 +69,8 @@ async def find_incident(client: Client, reference: str) -> str:
         snapshot = await client.get_workflow_handle(reference).query(OrderFulfillmentWorkflow.status)
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:
-            raise LookupError(f"no saga {reference} (give an incident id from `cloud-factory incident list`)") from None
+            raise LookupError(f"no saga {reference} "
+                              "(give an incident id from `cloud-factory incident list`)") from None
         raise
     if snapshot.incident_id is None:
         raise LookupError(f"{reference} has no open incident (it is {snapshot.status}, step {snapshot.step})")
@@ -113,5 +115,6 @@ async def _decide(client: Client, reference: str, decision: str, action: Inciden
         raise OrderCommandRefused(f"{incident_id}: {refusal_of(exc)}") from None
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:
-            raise OrderCommandRefused(f"{incident_id}: the incident is closed (see `cloud-factory incident show`)") from None
+            raise OrderCommandRefused(f"{incident_id}: the incident is closed "
+                                      "(see `cloud-factory incident show`)") from None
         raise

@@ -21,8 +21,8 @@ __all__ = ["close_incident", "record_incident"]
 def record_incident(engine: Engine, *, workflow_id: str, tenant_id: str, order_id: str, correlation_id: str,
                     failed_step: str, failed_steps: Sequence[str],
                     completed_steps: Sequence[str], reason: str) -> None:
-    """Open the incident (idempotent; a later round of the same saga updates its failures). Steps are plain strings: the driver would write an enum member's
-    name, not its value."""
+    """Open the incident (idempotent; a later round of the same saga updates its failures). Steps are
+    plain strings: the driver would write an enum member's name, not its value."""
     ensure_schema_once(engine, metadata)  # also adds columns newer than the table (failed_steps)
     statement = (
         insert(incidents)

@@ -74,7 +74,8 @@ async def test_no_key_a_malformed_one_and_a_wrong_secret_are_401(api: ApiHarness
         assert answer.headers["www-authenticate"].startswith("Bearer")
         unknown = "cfk_00000000_" + "x" * 32
         assert "unknown" in _problem(await http.get(f"/v1/orders/{uuid.uuid4()}",
-                                                    headers={"Authorization": f"Bearer {unknown}"}), 401)["detail"]
+                                                    headers={"Authorization": f"Bearer {unknown}"}),
+                                     401)["detail"]
 
 
 async def test_an_order_placed_with_a_key_is_delivered_and_the_key_is_its_actor(
@@ -114,7 +115,8 @@ async def test_a_retried_request_with_its_idempotency_key_is_the_same_order(
     assert body["errors"] == [{"header": "Idempotency-Key", "detail": "reused with another body"}]
     handle = api.saga.client.get_workflow_handle(f"order-{writer.tenant_id}-{ids.pop()}")
     history = await handle.fetch_history()
-    started = [e for e in history.events if e.WhichOneof("attributes") == "workflow_execution_started_event_attributes"]
+    started = [e for e in history.events
+               if e.WhichOneof("attributes") == "workflow_execution_started_event_attributes"]
     assert len(started) == 1
 
 
@@ -129,7 +131,8 @@ async def test_a_client_chosen_order_id_cannot_be_placed_twice(api: ApiHarness, 
 async def test_a_read_only_key_cannot_place_or_cancel(api: ApiHarness, writer: IssuedKey) -> None:
     reader = await api.issue_key("a", scopes=("orders:read",))
     async with api.client() as http:
-        placed = (await http.post("/v1/orders", json={**ORDER, "payment": None}, headers=writer.headers)).json()
+        placed = (await http.post("/v1/orders", json={**ORDER, "payment": None},
+                                  headers=writer.headers)).json()
         assert "orders:write" in _problem(await http.post("/v1/orders", json=ORDER, headers=reader.headers),
                                           403)["detail"]
         _problem(await http.post(f"/v1/orders/{placed['orderId']}/cancel", headers=reader.headers), 403)
@@ -137,7 +140,8 @@ async def test_a_read_only_key_cannot_place_or_cancel(api: ApiHarness, writer: I
         assert seen.status_code == 200 and seen.json()["status"] == "awaiting_payment", seen.text
         cancelled = await http.post(f"/v1/orders/{placed['orderId']}/cancel", headers=writer.headers)
         assert cancelled.status_code == 202, cancelled.text
-        again = _problem(await http.post(f"/v1/orders/{placed['orderId']}/cancel", headers=writer.headers), 409)
+        again = _problem(await http.post(f"/v1/orders/{placed['orderId']}/cancel", headers=writer.headers),
+                         409)
     assert "cancel" in again["detail"]
 
 
@@ -145,7 +149,8 @@ async def test_a_key_of_another_tenant_neither_reads_nor_cancels_the_order(
         api: ApiHarness, writer: IssuedKey) -> None:
     foreign = await api.issue_key("b")
     async with api.client() as http:
-        placed = (await http.post("/v1/orders", json={**ORDER, "payment": None}, headers=writer.headers)).json()
+        placed = (await http.post("/v1/orders", json={**ORDER, "payment": None},
+                                  headers=writer.headers)).json()
         path = f"/v1/orders/{placed['orderId']}"
         _problem(await http.get(path, headers=foreign.headers), 404)
         _problem(await http.post(f"{path}/cancel", headers=foreign.headers), 404)
@@ -184,12 +189,14 @@ async def test_bad_input_is_a_problem_naming_the_field(api: ApiHarness, writer: 
         unknown_plan = _problem(await http.post("/v1/orders", json={**ORDER, "planId": "vm-huge"},
                                                 headers=writer.headers), 422)
         assert unknown_plan["errors"][0]["pointer"] == "#/planId" and "not on sale" in unknown_plan["detail"]
-        region = _problem(await http.post("/v1/orders", json={**ORDER, "region": "mars-1"}, headers=writer.headers),
-                          422)
+        region = _problem(await http.post("/v1/orders", json={**ORDER, "region": "mars-1"},
+                                          headers=writer.headers), 422)
         assert region["errors"][0]["pointer"] == "#/region"
-        missing = _problem(await http.post("/v1/orders", json={"region": "eu-west-1"}, headers=writer.headers), 422)
+        missing = _problem(await http.post("/v1/orders", json={"region": "eu-west-1"},
+                                           headers=writer.headers), 422)
         assert missing["errors"][0]["pointer"] == "#/planId"
-        extra = _problem(await http.post("/v1/orders", json={**ORDER, "price": 0}, headers=writer.headers), 422)
+        extra = _problem(await http.post("/v1/orders", json={**ORDER, "price": 0},
+                                         headers=writer.headers), 422)
         assert extra["errors"][0]["pointer"] == "#/price"
         outcome = _problem(await http.post("/v1/orders", json={**ORDER, "payment": {"outcome": "maybe"}},
                                            headers=writer.headers), 422)
@@ -221,7 +228,8 @@ async def test_a_body_over_the_limit_is_413_before_it_is_read(api: ApiHarness, w
             **writer.headers, "Content-Type": "application/json"}), 413)
 
 
-async def test_a_burst_over_the_key_s_rate_is_429_with_retry_after(api: ApiHarness, settings: Settings) -> None:
+async def test_a_burst_over_the_key_s_rate_is_429_with_retry_after(
+        api: ApiHarness, settings: Settings) -> None:
     busy = await api.issue_key("a", scopes=("orders:read",))
     quiet = await api.issue_key("a", scopes=("orders:read",))
     async with api.client() as http:
@@ -240,20 +248,24 @@ async def test_healthz_and_the_committed_openapi_document(api: ApiHarness) -> No
         health = await http.get("/healthz")
         served = (await http.get("/openapi.json")).json()
     assert health.status_code == 200 and health.json() == {"status": "ok", "temporal": "ok", "database": "ok"}
-    committed = json.loads((Path(__file__).resolve().parents[2] / "edge" / "api" / "openapi.json").read_text())
+    committed = json.loads(
+        (Path(__file__).resolve().parents[2] / "edge" / "api" / "openapi.json").read_text())
     assert served == committed, "run `python -m edge.api.openapi --write` to refresh it"
 
 
-async def test_a_key_event_signed_by_another_service_never_makes_a_key(api: ApiHarness, settings: Settings) -> None:
+async def test_a_key_event_signed_by_another_service_never_makes_a_key(
+        api: ApiHarness, settings: Settings) -> None:
     """An attacker holding Support's signing key announces a key of its own, claiming Identity."""
     secret = "cfk_" + uuid.uuid4().hex[:8] + "_" + "f" * 32
     prefix = secret[:12]
     envelope = schemas.new_event(
         "identity.api-key-created",
         {"apiKeyId": str(uuid.uuid4()), "userId": str(uuid.uuid4()), "name": "forged", "prefix": prefix,
-         "scopes": ["orders:write", "orders:read"], "secretSha256": hashlib.sha256(secret.encode()).hexdigest()},
+         "scopes": ["orders:write", "orders:read"],
+         "secretSha256": hashlib.sha256(secret.encode()).hexdigest()},
         tenant_id=api.saga.tenant("a"), correlation_id=uuid.uuid4(),
-        actor=schemas.Actor(id="identity-service", type=schemas.ActorType.SERVICE), producer="identity-service")
+        actor=schemas.Actor(id="identity-service", type=schemas.ActorType.SERVICE),
+        producer="identity-service")
     value = schemas.encode(envelope)
     delivery = producer_from(settings, fallback=False).publish_raw(
         schemas.topic_for(envelope.event_type, env=settings.env), key=str(envelope.correlation_id).encode(),

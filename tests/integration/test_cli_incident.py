@@ -96,8 +96,8 @@ async def test_a_person_is_told_why_a_payment_or_cancel_is_refused(harness: Saga
     shown = await asyncio.to_thread(
         subprocess.run,
         [str(Path(sys.executable).with_name("temporal")), "workflow", "query", "--address",
-         harness.settings.temporal_target, "--workflow-id", placed.order.workflow_id, "--type", "compensation",
-         "--output", "json"],
+         harness.settings.temporal_target, "--workflow-id", placed.order.workflow_id,
+         "--type", "compensation", "--output", "json"],
         capture_output=True, text=True, timeout=60,
     )
     assert shown.returncode == 0, shown.stderr

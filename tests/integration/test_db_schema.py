@@ -26,7 +26,8 @@ def schema(stack, settings: Settings, unique: str) -> Iterator[tuple[Engine, str
 
 def _release_1(schema: str) -> MetaData:
     metadata = MetaData(schema=schema)
-    Table("things", metadata, Column("id", Integer, primary_key=True), Column("name", String(20), nullable=False))
+    Table("things", metadata, Column("id", Integer, primary_key=True),
+          Column("name", String(20), nullable=False))
     return metadata
 
 
@@ -68,6 +69,7 @@ def test_a_not_null_column_without_default_is_refused_by_name(schema: tuple[Engi
     bad = MetaData(schema=name)
     Table("things", bad, Column("id", Integer, primary_key=True), Column("name", String(20), nullable=False),
           Column("owner", String(20), nullable=False))
-    with pytest.raises(SchemaEvolutionError, match=rf"{name}\.things\.owner is NOT NULL without a server default"):
+    with pytest.raises(SchemaEvolutionError,
+                       match=rf"{name}\.things\.owner is NOT NULL without a server default"):
         ensure_schema(engine, bad)
     assert "owner" not in {c["name"] for c in inspect(engine).get_columns("things", schema=name)}

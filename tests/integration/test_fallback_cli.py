@@ -46,7 +46,8 @@ def test_status_and_replay_drain_the_spool_in_order(stack, settings: Settings, u
     env = {**os.environ, "CF_ENV": s.env, "CF_FALLBACK_DIR": str(tmp_path)}
 
     waiting = _cli("status", env=env)
-    assert waiting.returncode == 1 and "25 pending record(s)" in waiting.stdout, waiting.stdout + waiting.stderr
+    assert (waiting.returncode == 1
+            and "25 pending record(s)" in waiting.stdout), waiting.stdout + waiting.stderr
     assert "backlog: fallback spool 25 pending" in _stack_status(env)
 
     replayed = _cli("replay", env=env)

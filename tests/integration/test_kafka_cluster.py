@@ -169,9 +169,11 @@ def test_leader_of_the_busiest_partition_killed(healthy_cluster: Cluster, tmp_pa
         metadata = cluster.admin().list_topics(topic, timeout=10).topics[topic].partitions
         from confluent_kafka import Consumer, TopicPartition
 
-        probe = Consumer({"bootstrap.servers": cluster.settings.bootstrap_servers, "group.id": f"probe-{unique}"})
+        probe = Consumer({"bootstrap.servers": cluster.settings.bootstrap_servers,
+                          "group.id": f"probe-{unique}"})
         try:
-            sizes = {p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in metadata}
+            sizes = {p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                     for p in metadata}
         finally:
             probe.close()
         busiest = max(sizes, key=sizes.__getitem__)
@@ -196,8 +198,8 @@ def test_two_brokers_down_nothing_acknowledged_is_lost(healthy_cluster: Cluster,
     flows = [uuid.uuid4() for _ in range(20)]
     spooling = _producer(cluster, spool, delivery_timeout_ms=3000)
     bare = _producer(cluster, None, delivery_timeout_ms=3000)
-    consumer = consumer_from(cluster.settings, group_id=f"two-down-{unique}", handlers={EVENT_TYPE: ledger.handler},
-                             extra_config=QUICK, create_topics=False)
+    consumer = consumer_from(cluster.settings, group_id=f"two-down-{unique}",
+                             handlers={EVENT_TYPE: ledger.handler}, extra_config=QUICK, create_topics=False)
 
     def publish_round() -> list[Delivery]:
         deliveries = []

@@ -40,7 +40,7 @@ def test_order_per_correlation_id_with_many_concurrent_flows(stack, settings: Se
     sent: dict[uuid.UUID, list[str]] = defaultdict(list)
 
     def publish(chunk: list[uuid.UUID]) -> None:
-        for step in range(25):
+        for _step in range(25):
             for flow in chunk:
                 envelope = event(correlation_id=flow)
                 sent[flow].append(str(envelope.event_id))
@@ -87,7 +87,8 @@ def _dlq(s: Settings, event_type: str, expect: int) -> list[DeadLetter]:
     (ConnectionRefusedError("db"), "transient"),
     (KeyError("plan"), "not_found"),
 ])
-def test_each_error_class_routes(stack, settings: Settings, unique: str, error: Exception, routed: str) -> None:
+def test_each_error_class_routes(stack, settings: Settings, unique: str, error: Exception,
+                                 routed: str) -> None:
     """Retryable classes are retried (2 retries: 3 attempts) then dead-lettered; permanent ones go to
     the DLQ after a single attempt. The partition moves on to the next record either way."""
     s = isolated(settings, unique)
@@ -176,10 +177,12 @@ def test_failing_partition_does_not_block_the_others(stack, settings: Settings, 
         wait_until(lambda: all((d.partition, d.offset) in handled for d in others), what="other partitions")
         assert all(partition != stuck_partition for partition, _ in handled)
         release.set()
-        wait_until(lambda: any(partition == stuck_partition for partition, _ in handled), what="the stuck one")
+        wait_until(lambda: any(partition == stuck_partition for partition, _ in handled),
+                   what="the stuck one")
 
 
-def test_trace_continues_from_the_headers_and_logs_carry_the_ids(stack, settings: Settings, unique: str) -> None:
+def test_trace_continues_from_the_headers_and_logs_carry_the_ids(
+        stack, settings: Settings, unique: str) -> None:
     """The handler runs in the producer's trace; what it publishes continues it; its log lines are JSON
     with traceId, spanId, correlationId, eventId and tenantId."""
     import io
@@ -207,8 +210,8 @@ def test_trace_continues_from_the_headers_and_logs_carry_the_ids(stack, settings
 
     def handler(envelope: schemas.Envelope, context: HandlerContext) -> None:
         handler_log.info("handling")
-        follow_up = schemas.derive_event(envelope, "order.cancelled", _cancel_data(envelope), producer="order-service",
-                                          actor=envelope.actor)
+        follow_up = schemas.derive_event(envelope, "order.cancelled", _cancel_data(envelope),
+                                         producer="order-service", actor=envelope.actor)
         producer.publish(follow_up)
         seen.append(context)
 

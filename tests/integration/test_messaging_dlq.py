@@ -45,8 +45,9 @@ def _letter(s: Settings, error_class: ErrorClass, *, dlq_retries: int = 0) -> De
     value = schemas.encode(envelope)
     return DeadLetter(original_topic=schemas.topic_for("order.created", env=s.env), original_partition=0,
                       original_offset=7, key=str(envelope.correlation_id).encode(), value=value,
-                      headers=producer.keyring.sign(value) + [("x-cf-event-type", b"order.created"),
-                                                              ("x-cf-event-id", str(envelope.event_id).encode())],
+                      headers=producer.keyring.sign(value)
+                      + [("x-cf-event-type", b"order.created"),
+                         ("x-cf-event-id", str(envelope.event_id).encode())],
                       error_class=error_class, reason=f"{error_class.value} in test", attempts=3,
                       handler="h", dlq_retries=dlq_retries)
 
@@ -78,13 +79,15 @@ def test_four_outcomes(stack, settings: Settings, unique: str) -> None:
                _letter(s, ErrorClass.TRANSIENT, dlq_retries=3), _letter(s, ErrorClass.NOT_FOUND)]
     letters += [_letter(s, ErrorClass.VALIDATION) for _ in range(8)]  # 12 in the hour: above the threshold
     for letter in letters:
-        producer.publish_raw(letter.topic, key=letter.key, value=letter.value, headers=letter.record_headers())
+        producer.publish_raw(letter.topic, key=letter.key, value=letter.value,
+                             headers=letter.record_headers())
     processor = _processor(s, unique)
     try:
         outcomes = _drain(processor, len(letters))
     finally:
         processor.close()
-    assert sorted(outcomes) == sorted([Outcome.DISCARDED] * 9 + [Outcome.RETRIED] + [Outcome.MANUAL_REVIEW] * 2)
+    assert sorted(outcomes) == sorted([Outcome.DISCARDED] * 9 + [Outcome.RETRIED]
+                                      + [Outcome.MANUAL_REVIEW] * 2)
     # retry: back on the original topic, same bytes and event id, retry count carried
     [again] = read_topic(s, letters[1].original_topic, expect=1)
     assert again.value() == letters[1].value
@@ -179,16 +182,19 @@ def test_cli_list_show_redrive_discard(stack, cli_env: Settings, unique: str) ->
     rows = [json.loads(line) for line in listed.output.splitlines()]
     by_class = {row["errorClass"]: row for row in rows}
     assert set(by_class) == {"not_found", "validation"}
-    assert by_class["not_found"]["eventId"] == str(old.event_id) and by_class["not_found"]["outcome"] == "pending"
+    assert (by_class["not_found"]["eventId"] == str(old.event_id)
+            and by_class["not_found"]["outcome"] == "pending")
 
     shown = runner.invoke(app, ["dlq", "show", by_class["not_found"]["position"]])
     assert shown.exit_code == 0, shown.output
     detail = json.loads(shown.output)
-    assert detail["event"]["version"] == "v3" and detail["attempts"] == 1 and detail["errorClass"] == "not_found"
+    assert (detail["event"]["version"] == "v3" and detail["attempts"] == 1
+            and detail["errorClass"] == "not_found")
 
     refused = runner.invoke(app, ["dlq", "redrive", by_class["validation"]["position"]])
     assert refused.exit_code == 1 and "dlq discard" in refused.output
-    discarded = runner.invoke(app, ["dlq", "discard", by_class["validation"]["position"], "--reason", "garbage"])
+    discarded = runner.invoke(app, ["dlq", "discard", by_class["validation"]["position"],
+                                    "--reason", "garbage"])
     assert discarded.exit_code == 0, discarded.output
 
     failing["on"] = False
@@ -217,8 +223,9 @@ def test_redrive_refuses_to_vouch_for_a_record_its_own_signature_does_not(stack,
     forged = event()
     value = schemas.encode(forged)
     producer = producer_from(s, fallback=False)
-    producer.publish_raw(schemas.topic_for("order.created", env=s.env), key=str(forged.correlation_id).encode(),
-                         value=value, headers=keyring_from(s, "notification").sign(value))
+    producer.publish_raw(schemas.topic_for("order.created", env=s.env),
+                         key=str(forged.correlation_id).encode(), value=value,
+                         headers=keyring_from(s, "notification").sign(value))
     handled: list[str] = []
     consumer = consumer_from(s, group_id=f"forged-{unique}", handlers={
         "order.created": lambda envelope, context: handled.append(str(envelope.event_id))})
@@ -232,7 +239,8 @@ def test_redrive_refuses_to_vouch_for_a_record_its_own_signature_does_not(stack,
         assert "Traceback" not in refused.output
         # The refusal comes before any publish (which waits for its ack): the log end proves nothing went out.
         assert len(read_all_now(s, schemas.topic_for("order.created", env=s.env))) == 1
-        forced = runner.invoke(app, ["dlq", "redrive", position, "--force-resign", "--note", "checked by hand"])
+        forced = runner.invoke(app, ["dlq", "redrive", position, "--force-resign", "--note",
+                                     "checked by hand"])
         assert forced.exit_code == 0, forced.output
         wait_until(lambda: str(forged.event_id) in handled, what="the record an operator vouched for")
     assert handled == [str(forged.event_id)]

@@ -34,8 +34,8 @@ def test_broker_down_mid_stream_loses_nothing(private_broker: tuple[Settings, Ka
     ensure(s, "order.created")
     quick = {"reconnect.backoff.max.ms": 500, "socket.connection.setup.timeout.ms": 2000}
     spool = FallbackSpool(tmp_path / "spool")
-    producer = EventProducer(s.bootstrap_servers, keyring_from(s, "order"), env=s.env, delivery_timeout_ms=2000,
-                             spool=spool, replay_interval=0.3, extra_config=quick)
+    producer = EventProducer(s.bootstrap_servers, keyring_from(s, "order"), env=s.env,
+                             delivery_timeout_ms=2000, spool=spool, replay_interval=0.3, extra_config=quick)
     flows = [uuid.uuid4() for _ in range(6)]
     sent: dict[uuid.UUID, list[str]] = defaultdict(list)
     spooled: list[str] = []
@@ -90,7 +90,8 @@ def test_broker_down_mid_stream_loses_nothing(private_broker: tuple[Settings, Ka
     for flow in set(sent) | set(seen):
         want, got = sent.get(flow, []), seen.get(flow, [])
         if want != got:
-            problems[str(flow)] = {"lost": sorted(set(want) - set(got)), "extra": sorted(set(got) - set(want)),
+            problems[str(flow)] = {"lost": sorted(set(want) - set(got)),
+                                   "extra": sorted(set(got) - set(want)),
                                    "doubled": sorted({e for e in got if got.count(e) > 1}),
                                    "spooled_lost": sorted((set(want) - set(got)) & set(spooled)),
                                    "same_set_other_order": set(want) == set(got)}

@@ -59,7 +59,8 @@ def test_same_event_three_times_runs_the_handler_once(stack, settings: Settings,
     runs: list[str] = []
     duplicates_before = METRICS.get("duplicates")
     consumer = consumer_from(s, group_id=f"idem-{unique}", batch_size=1,
-                             handlers={"order.created": lambda e, c: runs.append(str(e.event_id)) or {"ok": 1}})
+                             handlers={"order.created":
+                                       lambda e, c: runs.append(str(e.event_id)) or {"ok": 1}})
     with running(consumer):
         # the partition is handled in order: once the sentinel ran, every copy before it was handled
         wait_until(lambda: str(sentinel.event_id) in runs, timeout=60,
@@ -92,7 +93,8 @@ def test_two_consumers_at_once_one_side_effect(stack, settings: Settings, unique
 
     fast = RetryPolicy(retries=20, initial=0.1, max=0.3)
     consumers = [consumer_from(s, group_id=f"twin-{name}-{unique}", handler_name=f"mailer-{unique}",
-                               handlers={"order.created": slow(name)}, retry_policy=fast) for name in ("a", "b")]
+                               handlers={"order.created": slow(name)}, retry_policy=fast)
+                 for name in ("a", "b")]
     topic = schemas.topic_for("order.created", env=s.env)
     with running(*consumers):
         wait_until(lambda: all(caught_up(s, f"twin-{name}-{unique}", topic) for name in ("a", "b")),
@@ -156,7 +158,8 @@ def test_lease_expiry_and_error_keys_let_a_retry_run(stack, settings: Settings) 
     claim = second.claim([request])[request.key]
     assert (claim.state, claim.result) == (ClaimState.DUPLICATE, {"n": 1})
     with engine.begin() as conn:  # expire it, as 24 h would
-        conn.execute(text("UPDATE messaging.idempotency_keys SET expires_at = now() - interval '1 s' WHERE key = :k"),
+        conn.execute(text("UPDATE messaging.idempotency_keys SET expires_at = now() - interval '1 s' "
+                          "WHERE key = :k"),
                      {"k": request.key})
     assert first.purge_expired() >= 1
     assert first.status_of(request.key) is None

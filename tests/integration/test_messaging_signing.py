@@ -36,7 +36,8 @@ def _publish_tampered(s: Settings) -> schemas.Envelope:
 
 
 @pytest.mark.parametrize("mode", ["production", "development"])
-def test_tampered_value(stack, settings: Settings, unique: str, mode: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_tampered_value(stack, settings: Settings, unique: str, mode: str,
+                        caplog: pytest.LogCaptureFixture) -> None:
     s = isolated(settings, unique, signing_mode=mode)
     ensure(s, "order.created")
     envelope = _publish_tampered(s)
@@ -45,8 +46,9 @@ def test_tampered_value(stack, settings: Settings, unique: str, mode: str, caplo
     follower = event(correlation_id=envelope.correlation_id)
     producer_from(s, service="order", fallback=False).publish(follower)
     handled: list[str] = []
-    consumer = consumer_from(s, group_id=f"sig-{unique}", handlers={"order.created": lambda e, c: handled.append(
-        f"{e.event_id}:{e.tenant_id}:{c.signature.status.value}")})
+    consumer = consumer_from(s, group_id=f"sig-{unique}", handlers={
+        "order.created": lambda e, c: handled.append(
+            f"{e.event_id}:{e.tenant_id}:{c.signature.status.value}")})
     with caplog.at_level(logging.WARNING), running(consumer):
         wait_until(lambda: any(h.startswith(str(follower.event_id)) for h in handled), timeout=60,
                    what="the follower published after the tampered record (same key) to be handled")
@@ -104,8 +106,8 @@ def test_a_record_signed_long_ago_is_refused_until_an_operator_redrives_it(stack
     producer.publish_raw(topic, key=str(old.correlation_id).encode(), value=value, headers=headers)
     producer.publish(follower)
     handled: list[str] = []
-    consumer = consumer_from(s, group_id=f"stale-{unique}", handlers={"order.created": lambda e, c: handled.append(
-        str(e.event_id))})
+    consumer = consumer_from(s, group_id=f"stale-{unique}", handlers={
+        "order.created": lambda e, c: handled.append(str(e.event_id))})
     with running(consumer):
         wait_until(lambda: str(follower.event_id) in handled, what="the follower")
         [record] = read_topic(s, schemas.dlq_topic_for("order.created", env=s.env), expect=1)
@@ -113,7 +115,8 @@ def test_a_record_signed_long_ago_is_refused_until_an_operator_redrives_it(stack
         assert letter.error_class.value == "inconsistency"
         assert "signed 8.0 d ago, outside the 7.0 d window" in letter.reason
         assert str(old.event_id) not in handled  # the follower came after it: it was handled, never skipped
-        entry = read_entry(s.bootstrap_servers, DlqPosition(record.topic(), record.partition(), record.offset()))
+        entry = read_entry(s.bootstrap_servers,
+                           DlqPosition(record.topic(), record.partition(), record.offset()))
         redrive(entry, producer_from(s, fallback=False), DlqStore(engine_for(s.dsn)), note="genuine, late")
         wait_until(lambda: str(old.event_id) in handled, what="the redriven record")
     assert handled.count(str(old.event_id)) == 1

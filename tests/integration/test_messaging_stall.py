@@ -265,7 +265,8 @@ def test_parking_waits_for_postgresql(env: Settings, unique: str, caplog: pytest
     with running(blind):
         wait_until(lambda: park_failures() >= 3, timeout=60, what="three failed attempts to park")
         assert handled == []  # nothing behind it ran ...
-        assert [str(stuck) for stuck in blind.health().stuck] == [f"{topic}[{where.partition}]@{where.offset}"]
+        assert [str(stuck) for stuck in blind.health().stuck] == [
+            f"{topic}[{where.partition}]@{where.offset}"]
     assert _committed(s, group, topic, where.partition) <= where.offset  # ... nor committed past it
 
     sighted = consumer_from(s, group_id=group, handlers={"order.created": handler}, retry_policy=ONE_RETRY)

@@ -150,7 +150,8 @@ async def test_postgres_sigkilled_mid_flow_and_restarted(
     held = [line for line in outage if line["logger"] == "messaging.consumer.deadlettering"]
     assert relay and batch, f"no relay or consumer line during the outage; see {worker_log}"
     for line in relay + batch:
-        assert f"database at {address}" in line["message"], (line["message"], str(line.get("exception"))[-1500:])
+        assert f"database at {address}" in line["message"], (line["message"],
+                                                             str(line.get("exception"))[-1500:])
     for line in outage:
         assert line.get("exception") is None, line["message"]
     assert all("the database is unreachable" in line["message"] for line in held), held

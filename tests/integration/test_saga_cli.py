@@ -65,7 +65,8 @@ def test_place_show_and_cancel_through_the_cli(stack, settings: Settings, unique
     assert types.index("provisioning.deprovisioned") < types.index("billing.refund-requested")
     assert types[-1] in {"order.failed", "notification.sent"} and "order.compensation-completed" in types
     assert all(event["signatureOk"] for event in report["events"])
-    assert report["dlq"] == [] and report["activities"] >= 8 and report["signals"] >= 3 and report["updates"] == 1  # the payment is an Update
+    assert (report["dlq"] == [] and report["activities"] >= 8 and report["signals"] >= 3
+            and report["updates"] == 1)  # the payment is an Update
     assert bad.returncode != 0 and "moon" in bad.stderr
     assert [e["eventType"] for e in cancelled["events"] if e["eventType"].startswith("order.")] == [
         "order.created",

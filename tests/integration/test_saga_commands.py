@@ -154,7 +154,8 @@ async def test_paying_an_order_cancelled_before_payment_is_refused(harness: Saga
     for declined in (False, True):
         await _refused(lambda declined=declined: pay_order(harness.client, workflow_id, declined=declined),
                        placed.handle,
-                       match=rf"^{workflow_id}: the order has already finished \(cancelled\): nothing to pay$")
+                       match=rf"^{workflow_id}: the order has already finished \(cancelled\): "
+                             r"nothing to pay$")
 
 
 async def test_cancelling_a_delivered_order_is_refused(harness: SagaHarness) -> None:

@@ -66,8 +66,8 @@ def _forge(settings: Settings, placed: PlacedOrder, event_type: str, data: dict,
     value = schemas.encode(envelope)
     headers = keyring_from(settings, signer).sign(value)
     producer_from(settings, fallback=False).publish_raw(
-        schemas.topic_for(event_type, env=settings.env), key=str(envelope.correlation_id).encode(), value=value,
-        headers=headers)
+        schemas.topic_for(event_type, env=settings.env), key=str(envelope.correlation_id).encode(),
+        value=value, headers=headers)
     return envelope
 
 
@@ -78,7 +78,8 @@ def _refund_completed(placed: PlacedOrder) -> dict:
 
 def _fake_vps(placed: PlacedOrder) -> dict:
     return {"orderId": placed.order.order_id, "attempts": 1, "endpoints": [],
-            "resources": [{"resourceId": str(uuid.uuid4()), "kind": "vm", "region": "eu-west-1", "name": "vps"}]}
+            "resources": [{"resourceId": str(uuid.uuid4()), "kind": "vm", "region": "eu-west-1",
+                           "name": "vps"}]}
 
 
 async def _dead_letter(settings: Settings, event_type: str, envelope: schemas.Envelope, since: int,
@@ -88,7 +89,8 @@ async def _dead_letter(settings: Settings, event_type: str, envelope: schemas.En
     deadline = time.monotonic() + timeout
     while True:
         for _topic, value, headers in read_dlq(settings, event_type, since):
-            if str(envelope.event_id).encode() in value and headers["x-cf-dlq-group"].startswith("order-bridge"):
+            if (str(envelope.event_id).encode() in value
+                    and headers["x-cf-dlq-group"].startswith("order-bridge")):
                 return headers
         assert time.monotonic() < deadline, f"the hostile {event_type} never reached the DLQ"
         await asyncio.sleep(0.5)
@@ -185,8 +187,10 @@ async def test_a_reply_caused_by_another_sagas_request_or_of_another_tenant_is_r
                      causation=step_event_id(first.order.workflow_id, "provisioning-started"))
     headers = await _dead_letter(settings, "provisioning.completed", crossed, since)
     assert headers["x-cf-dlq-error-class"] == "inconsistency"
-    assert f"is not the flow of {order_workflow_id(other_tenant, first.order.order_id)}" in headers["x-cf-dlq-reason"]
-    assert correlation_id_for(order_workflow_id(other_tenant, first.order.order_id)) != first.order.correlation_id
+    assert (f"is not the flow of {order_workflow_id(other_tenant, first.order.order_id)}"
+            in headers["x-cf-dlq-reason"])
+    assert (correlation_id_for(order_workflow_id(other_tenant, first.order.order_id))
+            != first.order.correlation_id)
     assert (await _finish(first)).status == "compensated"
     assert await _applied_inbound(waiting) == []
     await waiting.handle.terminate("test over")

@@ -74,7 +74,8 @@ def test_restart_keeps_topics_and_rows(stack: Stack, settings: Settings, unique:
 def test_busy_port_is_a_clear_error(stack: Stack, settings: Settings, tmp_path: Path) -> None:
     # A second stack whose Postgres would land on the running Kafka's port.
     other = Settings(state_dir=tmp_path / "state", pg_port=settings.kafka_port)
-    with pytest.raises(StackError, match=rf"postgres: port 127\.0\.0\.1:{settings.kafka_port} is already in use"):
+    with pytest.raises(StackError,
+                       match=rf"postgres: port 127\.0\.0\.1:{settings.kafka_port} is already in use"):
         Stack(other).up()
 
 

@@ -92,8 +92,8 @@ async def test_temporal_server_sigkilled_mid_saga_and_restarted(
 
     assert [r.status for r in results] == ["delivered"] * ORDERS, results
     # Billing captured and invoiced each order once (a capture has no unique key: a second would show).
-    assert rows_per_order(engine, psp_operations, order_ids, psp_operations.c.kind == "capture") == dict.fromkeys(
-        order_ids, 1)
+    assert rows_per_order(engine, psp_operations, order_ids,
+                          psp_operations.c.kind == "capture") == dict.fromkeys(order_ids, 1)
     assert rows_per_order(engine, invoices, order_ids) == dict.fromkeys(order_ids, 1)
     # Provisioning created each resource once, and none was torn down.
     with engine.connect() as conn:

@@ -50,7 +50,8 @@ def test_otlp_exporter_sends_one_trace_across_kafka(stack, settings: Settings, u
     assert publish.kind == publish.SPAN_KIND_PRODUCER and consume.kind == consume.SPAN_KIND_CONSUMER
     attributes = {a.key: a.value for a in consume.attributes}
     assert attributes["messaging.destination.name"].string_value == topic
-    assert {a.key: a.value.string_value for a in handle.attributes}["cloudfactory.handler"] == f"traced-{tenant}"
+    assert ({a.key: a.value.string_value for a in handle.attributes}["cloudfactory.handler"]
+            == f"traced-{tenant}")
 
 
 def test_console_exporter_prints_the_spans(stack, unique: str) -> None:

@@ -47,7 +47,8 @@ def _order_created(order: OrderRequest) -> schemas.Envelope:
     """An `order.created` for `order`, as a test publisher outside the saga would send it."""
     return schemas.new_event("order.created", order.created_payload(), tenant_id=order.tenant_id,
                              correlation_id=uuid.UUID(order.correlation_id),
-                             actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM), producer="order-service")
+                             actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM),
+                             producer="order-service")
 
 
 async def _run_order(settings: Settings, order: OrderRequest, task_queue: str) -> PublishedEvent:
@@ -112,7 +113,8 @@ def test_order_created_signed_delivered_and_recorded(stack, settings: Settings, 
     kid, secret = entries[0][0].removeprefix("order/"), entries[0][1]
     assert header["x-cf-key-id"] == kid
     signed = header["x-cf-signed-at"].encode() + b"\n" + value
-    assert header["x-cf-signature"] == "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    assert (header["x-cf-signature"]
+            == "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest())
 
     wire = json.loads(value)
     assert wire["eventId"] == published.event_id and uuid.UUID(wire["eventId"]).version == 4
@@ -165,7 +167,8 @@ def test_offset_committed_only_after_row_written(stack, settings: Settings, uniq
 
     consumer.handlers["order.created"] = replace(real, handler=failing_once)
     engine = engine_for(settings.dsn)
-    count = select(func.count()).select_from(notifications).where(notifications.c.event_id == envelope.event_id)
+    count = (select(func.count()).select_from(notifications)
+             .where(notifications.c.event_id == envelope.event_id))
     try:
         deadline = time.monotonic() + 60
         while not calls:

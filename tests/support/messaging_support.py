@@ -37,8 +37,9 @@ def event(event_type: str = "order.created", *, correlation_id: uuid.UUID | None
         return entry.envelopes[version](
             event_id=uuid.uuid4(), event_type=event_type, version=version, tenant_id=tenant_id,
             correlation_id=correlation_id or uuid.uuid4(), causation_id=None,
-            actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM), occurred_at=dt.datetime.now(dt.UTC),
-            producer=schemas.producer_name(entry.publisher), data=entry.payloads[version].model_validate_json(json.dumps(example_data(event_type, version))))
+            actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM),
+            occurred_at=dt.datetime.now(dt.UTC), producer=schemas.producer_name(entry.publisher),
+            data=entry.payloads[version].model_validate_json(json.dumps(example_data(event_type, version))))
     return schemas.new_event(event_type, example_data(event_type, version or entry.latest_version),
                              tenant_id=tenant_id, correlation_id=correlation_id or uuid.uuid4(),
                              actor=schemas.Actor(id="tests", type=schemas.ActorType.SYSTEM),

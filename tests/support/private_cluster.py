@@ -60,7 +60,8 @@ class Cluster:
             while not node.probe():
                 pid = node.pid()
                 assert pid is not None and pid_alive(pid), f"{node.name} died; see {node.log_path}"
-                assert time.monotonic() < deadline, f"{node.name} not up after {timeout:.0f}s; see {node.log_path}"
+                assert time.monotonic() < deadline, (f"{node.name} not up after {timeout:.0f}s; "
+                                                     f"see {node.log_path}")
                 time.sleep(0.3)
 
     def admin(self) -> AdminClient:

@@ -24,7 +24,8 @@ def main(tenant_id: str) -> int:
     settings = get_settings()
     data = example_data("order.created", schemas.catalog["order.created"].latest_version)
     envelope = schemas.new_event("order.created", data, tenant_id=tenant_id, correlation_id=uuid.uuid4(),
-                                 actor=schemas.Actor(id="test", type=schemas.ActorType.SYSTEM), producer="order-service")
+                                 actor=schemas.Actor(id="test", type=schemas.ActorType.SYSTEM),
+                                 producer="order-service")
     handled: list[str] = []
 
     def handler(event: schemas.Envelope, context: object) -> None:

@@ -20,5 +20,6 @@ def test_the_document_names_auth_problems_and_idempotency() -> None:
     assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in place["parameters"])
     for status in ("401", "403", "413", "429", "500"):
         assert "application/problem+json" in place["responses"][status]["content"], status
-    assert {"type", "title", "status", "detail"} <= set(document["components"]["schemas"]["Problem"]["required"])
+    assert {"type", "title", "status", "detail"} <= set(
+        document["components"]["schemas"]["Problem"]["required"])
     assert json.dumps(document).count("Traceback") == 0

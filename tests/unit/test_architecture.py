@@ -1,6 +1,7 @@
 """The house rules, checked on every run: imports point down the layers of pyproject.toml's
-import contract (core ← schemas ← messaging ← workflows ← services ← activities | bridges | edge ← workers ←
-cloud_factory), so an upward import fails the suite, not a review."""
+import contract (core ← schemas ← messaging ← workflows ← services ← activities | bridges | edge ←
+workers ← cloud_factory), and the whole tree passes the linter (`ruff check`, pyproject.toml's
+`[tool.ruff]`), so an upward import or a lint finding fails the suite, not a review."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYERS = ["cloud_factory", "workers", "activities | bridges | edge", "services", "workflows", "messaging", "schemas",
-          "core"]
+LAYERS = ["cloud_factory", "workers", "activities | bridges | edge", "services", "workflows", "messaging",
+          "schemas", "core"]
 
 
 def test_the_layers_contract_is_the_documented_one() -> None:
@@ -28,3 +29,10 @@ def test_imports_only_point_downward() -> None:
     done = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "1 kept, 0 broken" in done.stdout
+
+
+def test_the_tree_passes_the_linter() -> None:
+    ruff = Path(sys.executable).with_name("ruff")
+    done = subprocess.run([str(ruff), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

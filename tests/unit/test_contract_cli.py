@@ -73,7 +73,8 @@ def test_sign_then_verify_round_trip(run) -> None:
     assert record["topic"] == "cloud-factory.dev.order.created.v1"
     assert record["headers"]["x-cf-key-id"] == "k2"
     assert "cli-secret" not in signed.output
-    verified = run("verify", stdin=signed.output, env={"CF_SIGNING_KEYS": "order/k3:new,order/k2:cli-secret-2"})
+    verified = run("verify", stdin=signed.output,
+                   env={"CF_SIGNING_KEYS": "order/k3:new,order/k2:cli-secret-2"})
     assert verified.exit_code == 0, verified.output
     report = json.loads(verified.output)
     assert report["signature"] == "ok" and report["version"] == "v1" and report["decodedVersion"] == "v3"
@@ -148,7 +149,8 @@ def test_no_keys_configured_is_one_line_saying_what_to_do(run, tmp_path) -> None
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 1
-    assert "no signing keys: run `cloud-factory stack up`" in result.output and "Traceback" not in result.output
+    assert ("no signing keys: run `cloud-factory stack up`" in result.output
+            and "Traceback" not in result.output)
 
 
 def test_generate_check_reports_fresh_files(run) -> None:

@@ -52,7 +52,8 @@ def test_a_keyring_signs_only_as_its_service_and_only_that_services_types() -> N
     assert billing.signing_key_id == "b1"
     with pytest.raises(SignatureError, match="billing may not sign order.created: its publisher is order"):
         billing.sign(VALUE, event_type="order.created")
-    assert billing.verify(VALUE, billing.sign(VALUE, event_type="billing.refund-completed")).service is Service.BILLING
+    assert (billing.verify(VALUE, billing.sign(VALUE, event_type="billing.refund-completed")).service
+            is Service.BILLING)
 
 
 def test_all_keys_of_a_service_verify_for_rotation() -> None:
@@ -103,7 +104,8 @@ def test_the_signed_time_cannot_be_changed_or_dropped() -> None:
         ([], SignatureStatus.MISSING),
         ([("x-cf-key-id", b"o1")], SignatureStatus.MISSING),
         ([("x-cf-signature", b"sha256=" + b"0" * 64)], SignatureStatus.MISSING),
-        ([("x-cf-signature", b"sha256=" + b"0" * 64), ("x-cf-key-id", b"o1"), STAMPED], SignatureStatus.MISMATCH),
+        ([("x-cf-signature", b"sha256=" + b"0" * 64), ("x-cf-key-id", b"o1"), STAMPED],
+         SignatureStatus.MISMATCH),
         ([("x-cf-signature", b"md5=abc"), ("x-cf-key-id", b"o1"), STAMPED], SignatureStatus.MISMATCH),
         ([("x-cf-signature", b"ed25519=abc"), ("x-cf-key-id", b"o1"), STAMPED], SignatureStatus.MISMATCH),
         ([("x-cf-signature", b"\xff\xfe"), ("x-cf-key-id", b"o1"), STAMPED], SignatureStatus.MISMATCH),
@@ -163,7 +165,8 @@ def test_keys_never_leak_into_repr_errors_or_pickles() -> None:
         with pytest.raises(ContractError) as info:
             Keyring.parse(bad)
         assert "topsecret" not in str(info.value)
-    check = Keyring.parse("order/k1:topsecret-1").verify(VALUE, [("x-cf-signature", b"x"), ("x-cf-key-id", b"k1")])
+    check = Keyring.parse("order/k1:topsecret-1").verify(VALUE, [("x-cf-signature", b"x"),
+                                                                 ("x-cf-key-id", b"k1")])
     assert "topsecret" not in repr(check)
 
 
@@ -195,7 +198,8 @@ def test_ed25519_signs_with_the_private_key_and_verifies_with_the_public_one() -
         verifier.as_signer("billing")  # a consumer holding the public key cannot forge billing's events
     raw = base64.urlsafe_b64decode(dict(headers)["x-cf-signature"][8:] + b"==")
     flipped = bytes([raw[0] ^ 1]) + raw[1:]
-    forged = [(k, b"ed25519=" + base64.urlsafe_b64encode(flipped).rstrip(b"=")) if k == "x-cf-signature" else (k, v)
+    forged = [(k, b"ed25519=" + base64.urlsafe_b64encode(flipped).rstrip(b"="))
+              if k == "x-cf-signature" else (k, v)
               for k, v in headers]
     assert verifier.verify(VALUE, forged).status is SignatureStatus.MISMATCH
     with pytest.raises(ContractError, match="only Ed25519"):
@@ -212,13 +216,15 @@ def test_only_the_catalog_publisher_may_sign_an_event_type_and_producer_must_agr
     with pytest.raises(UnauthorizedSignerError) as info:
         schemas.authorize_signer(refund, check, SigningMode.PRODUCTION)
     assert info.value.field == "eventType"
-    assert "published by billing" in info.value.reason and "signed by notification (key n1)" in info.value.reason
+    assert ("published by billing" in info.value.reason
+            and "signed by notification (key n1)" in info.value.reason)
     assert isinstance(info.value, SignatureError)
     lying = refund.model_copy(update={"producer": "order-service"})
     assert schemas.signer_violation(EVENT.model_copy(update={"producer": "billing-service"}),
                                     ring.verify(VALUE, ring.as_signer("order").sign(VALUE)))[0] == "producer"
     assert schemas.signer_violation(EVENT, ring.verify(VALUE, ring.as_signer("order").sign(VALUE))) is None
-    assert schemas.signer_violation(lying, ring.verify(value, [])) is None  # unverified: the signature policy decides
+    # unverified: the signature policy decides
+    assert schemas.signer_violation(lying, ring.verify(value, [])) is None
 
 
 def test_read_record_applies_the_signer_policy() -> None:
@@ -277,7 +283,8 @@ def test_build_and_read_record_round_trip() -> None:
 @pytest.mark.parametrize("value", [b"", b"{}", VALUE, VALUE * 20])
 def test_signature_equals_stdlib_hmac_for_all_key_lengths(secret: str, value: bytes) -> None:
     ring = Keyring.parse(f"order/k:{secret}").as_signer("order")
-    expected = "sha256=" + hmac.new(secret.encode(), f"{STAMP}\n".encode() + value, hashlib.sha256).hexdigest()
+    expected = "sha256=" + hmac.new(secret.encode(), f"{STAMP}\n".encode() + value,
+                                    hashlib.sha256).hexdigest()
     assert dict(ring.sign(value, signed_at_ms=STAMP))["x-cf-signature"].decode() == expected
     assert ring.verify(value, [("x-cf-signature", expected), ("x-cf-key-id", "k"),
                                ("x-cf-signed-at", str(STAMP))]).ok

@@ -43,7 +43,8 @@ from messaging.retry import PROFILES, RetryPolicy, policy_for
     (schemas.RetryProfile.DEFAULT, 3, [1, 2, 4]),
     (schemas.RetryProfile.NON_CRITICAL, 2, [2, 4]),
 ])
-def test_profiles_follow_the_formula(profile: schemas.RetryProfile, retries: int, delays: list[float]) -> None:
+def test_profiles_follow_the_formula(profile: schemas.RetryProfile, retries: int,
+                                     delays: list[float]) -> None:
     policy = PROFILES[profile]
     assert policy.retries == retries
     assert [policy.delay(n) for n in range(1, retries + 1)] == delays
@@ -110,7 +111,8 @@ def test_dead_letter_round_trips_through_headers() -> None:
 
 def test_foreign_dlq_record_is_still_readable() -> None:
     letter = DeadLetter.from_record(None, b"?", [("x-cf-dlq-error-class", b"nonsense")])
-    assert letter.error_class is ErrorClass.VALIDATION and letter.attempts == 1 and letter.original_offset == -1
+    assert (letter.error_class is ErrorClass.VALIDATION and letter.attempts == 1
+            and letter.original_offset == -1)
 
 
 @pytest.mark.parametrize(("error_class", "retries", "outcome"), [
@@ -130,12 +132,14 @@ def test_dlq_decisions(error_class: ErrorClass, retries: int, outcome: Outcome) 
 
 
 def _record(n: int) -> SpooledRecord:
-    return SpooledRecord("topic", f"k{n}".encode(), f"v{n}".encode(), [("h", b"\x00\xff"), ("traceparent", b"00-x")])
+    return SpooledRecord("topic", f"k{n}".encode(), f"v{n}".encode(),
+                         [("h", b"\x00\xff"), ("traceparent", b"00-x")])
 
 
 class _FrozenClock:
-    """Stands in for the `datetime` module inside `messaging.fallback.spool`: its `datetime.now` returns a fixed
-    instant (one millisecond before a UTC midnight), so the file name never depends on the wall clock."""
+    """Stands in for the `datetime` module inside `messaging.fallback.spool`: its `datetime.now` returns
+    a fixed instant (one millisecond before a UTC midnight), so the file name never depends on the wall
+    clock."""
 
     UTC = dt.UTC
 
@@ -170,7 +174,8 @@ def test_spool_appends_replays_in_order_and_deletes_done_files(tmp_path: Path,
 def test_spool_line_format_is_stable() -> None:
     """A line as earlier releases wrote it (standard base64 fields) still reads back, and a record
     written now is byte-for-byte that format (apart from its spooledAt)."""
-    line = (b'{"topic":"topic","key":"azA=","value":"djA=","headers":[["h","AP8="],["traceparent","MDAteA=="]],'
+    line = (b'{"topic":"topic","key":"azA=","value":"djA=","headers":[["h","AP8="],'
+            b'["traceparent","MDAteA=="]],'
             b'"spooledAt":"2026-01-01T00:00:00.000+00:00"}\n')
     assert SpooledRecord.from_line(line) == _record(0)
     written = json.loads(_record(0).to_line())
@@ -189,7 +194,8 @@ def test_spool_quarantines_bad_lines_and_ignores_a_torn_tail(tmp_path: Path) -> 
     assert len(batch.lines) == 1
     spool.quarantine(batch, batch.lines[0][1], "refused")
     status = spool.status()
-    assert status.failed_records == 1 and json.loads(status.failed_files[0].read_text())["reason"] == "refused"
+    assert (status.failed_records == 1
+            and json.loads(status.failed_files[0].read_text())["reason"] == "refused")
     with pytest.raises((ValueError, KeyError)):
         SpooledRecord.from_line(b'{"topic": "t"}\n')
 
@@ -305,7 +311,8 @@ def test_a_records_span_made_late_still_joins_the_trace_around_its_making() -> N
     assert record_span.get_span_context() == inside  # made once: every reader sees the same ids
 
 
-def test_a_records_span_keeps_the_first_ids_made_when_two_readers_race(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_records_span_keeps_the_first_ids_made_when_two_readers_race(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Two threads reading a fresh span's ids at once each make a span context (each its own random
     span id); the one made first must be every reader's. Simulated without threads: while the first
     read makes its ids, a second read gets in and finishes first."""
@@ -352,7 +359,8 @@ def test_bind_event_ids_takes_uuids_and_logs_them_as_text() -> None:
                                           "tenantId": "t-1"}
             logger.warning("handled")
     [line] = lines
-    assert (line["correlationId"], line["eventId"], line["tenantId"]) == (str(correlation_id), str(event_id), "t-1")
+    assert ((line["correlationId"], line["eventId"], line["tenantId"])
+            == (str(correlation_id), str(event_id), "t-1"))
     assert bound_log_fields() == {}
 
 
@@ -427,7 +435,8 @@ def test_read_verifies_every_signature_header_whatever_its_case() -> None:
     assert item.trace_parent == b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01"  # found in the same pass
     key = idempotency_key(envelope.event_id, envelope.correlation_id, "unit")
     assert [r.key for r in item.requests] == [key]
-    assert _reader(schemas.SigningMode.PRODUCTION, store=None).read(record).requests == []  # no store, no keys
+    # no store, no keys
+    assert _reader(schemas.SigningMode.PRODUCTION, store=None).read(record).requests == []
     for extra in ([("X-CF-Signature", b"sha256=" + b"0" * 64)], [("X-CF-Key-Id", b"k2")]):
         _, record = _signed_record(extra)
         keyring = schemas.Keyring.parse("order/k1:secret-one,order/k2:secret-two")

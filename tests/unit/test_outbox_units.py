@@ -40,7 +40,8 @@ def test_record_is_the_producers_record_signed_and_keyed_by_correlation() -> Non
     headers = dict(record.headers)
     assert headers["x-cf-event-id"] == str(envelope.event_id).encode()
     assert schemas.decode(record.value).event_id == envelope.event_id
-    tampered = dict(record_for(envelope, schemas.Keyring.parse("identity/k1:other").as_signer("identity"), env="dev").headers)
+    tampered = dict(record_for(envelope, schemas.Keyring.parse("identity/k1:other").as_signer("identity"),
+                               env="dev").headers)
     assert tampered["x-cf-signature"] != headers["x-cf-signature"]
 
 

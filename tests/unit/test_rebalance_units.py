@@ -60,7 +60,8 @@ def test_a_coordinator_that_stays_away_is_one_line(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(commits.time, "sleep", lambda _: None)
     consumer = _Coordinator(*[KafkaError.COORDINATOR_NOT_AVAILABLE] * commits.COMMIT_ATTEMPTS)
-    with pytest.raises(commits.CoordinatorUnavailableError, match="did not take the commit in 5 tries") as caught:
+    with pytest.raises(commits.CoordinatorUnavailableError,
+                       match="did not take the commit in 5 tries") as caught:
         commits.commit(consumer, offsets=[])  # type: ignore[arg-type]
     assert "\n" not in str(caught.value) and consumer.calls == commits.COMMIT_ATTEMPTS
 

@@ -133,7 +133,8 @@ def test_bridge_signals_the_workflow_of_the_flow_with_the_wire_payload() -> None
     order_id = str(uuid.uuid4())
     workflow_id = order_workflow_id("acme", order_id)
     envelope = _provisioning_completed("acme", order_id, correlation_id_for(workflow_id))
-    signaller = _RecordingSignaller({str(envelope.causation_id): ["provisioning.completed", "provisioning.failed"]})
+    signaller = _RecordingSignaller({str(envelope.causation_id): ["provisioning.completed",
+                                                                  "provisioning.failed"]})
     OrderBridge(signaller)(envelope, None)  # type: ignore[arg-type]
     [(target, signal, event)] = signaller.calls
     assert (target, signal) == (workflow_id, "domain_event")
@@ -147,7 +148,8 @@ def test_bridge_refuses_a_reply_to_no_open_ask_or_of_the_wrong_type() -> None:
     from messaging.errors import InconsistencyError
 
     order_id = str(uuid.uuid4())
-    envelope = _provisioning_completed("acme", order_id, correlation_id_for(order_workflow_id("acme", order_id)))
+    envelope = _provisioning_completed("acme", order_id,
+                                       correlation_id_for(order_workflow_id("acme", order_id)))
     other_ask = str(uuid.uuid4())
     for asks, message in (({}, "waits on: nothing"), ({other_ask: ["billing.refund-completed"]}, other_ask),
                           ({str(envelope.causation_id): ["billing.refund-completed"]}, "cannot answer")):
@@ -163,7 +165,8 @@ def test_a_late_answer_to_a_closed_ask_is_signalled_and_quiet_once_the_saga_fini
     from messaging.errors import InconsistencyError
 
     order_id = str(uuid.uuid4())
-    envelope = _provisioning_completed("acme", order_id, correlation_id_for(order_workflow_id("acme", order_id)))
+    envelope = _provisioning_completed("acme", order_id,
+                                       correlation_id_for(order_workflow_id("acme", order_id)))
     closed = {str(envelope.causation_id): ["provisioning.completed", "provisioning.failed"]}
     running = _RecordingSignaller({}, closed=closed)
     OrderBridge(running)(envelope, None)  # type: ignore[arg-type]
@@ -181,7 +184,8 @@ def test_a_saga_started_before_the_check_gets_its_answers_as_before() -> None:
     from bridges.inbound import OrderBridge
 
     order_id = str(uuid.uuid4())
-    envelope = _provisioning_completed("acme", order_id, correlation_id_for(order_workflow_id("acme", order_id)))
+    envelope = _provisioning_completed("acme", order_id,
+                                       correlation_id_for(order_workflow_id("acme", order_id)))
     signaller = _RecordingSignaller({}, checking=False)
     OrderBridge(signaller)(envelope, None)  # type: ignore[arg-type]
     assert len(signaller.calls) == 1
@@ -191,7 +195,8 @@ def test_bridge_signals_when_the_saga_cannot_answer_and_leaves_the_check_to_it()
     from bridges.inbound import OrderBridge
 
     order_id = str(uuid.uuid4())
-    envelope = _provisioning_completed("acme", order_id, correlation_id_for(order_workflow_id("acme", order_id)))
+    envelope = _provisioning_completed("acme", order_id,
+                                       correlation_id_for(order_workflow_id("acme", order_id)))
     signaller = _RecordingSignaller(None)
     OrderBridge(signaller)(envelope, None)  # type: ignore[arg-type]
     assert len(signaller.calls) == 1

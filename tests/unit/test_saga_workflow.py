@@ -188,7 +188,8 @@ def _refunded(order: OrderRequest, causation: str | None, tenant_id: str | None 
 async def test_a_failed_undo_does_not_stop_the_next_one(env: WorkflowEnvironment) -> None:
     """Deprovisioning is never confirmed, the refund still goes out and is confirmed; both are named."""
     order = _order(provisioning_timeout_s=300, compensation_windows_s=[2, 4])
-    recorder = Recorder(env.client, {"billing.refund-requested": lambda request, ask: [_refunded(order, ask)]})
+    recorder = Recorder(env.client,
+                        {"billing.refund-requested": lambda request, ask: [_refunded(order, ask)]})
     result = await _run(env, order, recorder, [("confirm_payment", PaymentConfirmation(str(uuid.uuid4())))])
     assert result.status == "compensation_failed"
     assert recorder.types()[4:] == [
@@ -255,7 +256,8 @@ async def test_replies_that_answer_no_open_ask_are_ignored_and_shown_in_the_time
     assert any("tenant another-tenant is not the saga's tenant unit" in why for why in reasons)
     assert any(f"a late answer to order.provisioning-started {started}, which the saga no longer waits on"
                in why for why in reasons)
-    assert any("provisioning.deprovisioned does not answer billing.refund-requested" in why for why in reasons)
+    assert any("provisioning.deprovisioned does not answer billing.refund-requested" in why
+               for why in reasons)
     assert not [entry for entry in timeline if entry.direction == "in" and not entry.ignored]
 
 
@@ -316,7 +318,8 @@ async def test_a_reply_delivered_with_the_start_is_not_applied_before_the_saga_r
                         {"orderId": order.order_id, "attempts": 1, "endpoints": [],
                          "resources": [{"resourceId": str(uuid.uuid4()), "kind": "vm", "region": "eu-west-1",
                                         "name": "vps"}]},
-                        str(step_event_id(order.workflow_id, "provisioning-started")), tenant_id=order.tenant_id)
+                        str(step_event_id(order.workflow_id, "provisioning-started")),
+                        tenant_id=order.tenant_id)
     recorder = Recorder()
     queue = f"unit-{uuid.uuid4().hex[:8]}"
     async with Worker(env.client, task_queue=queue, workflows=list(SAGA_WORKFLOWS),

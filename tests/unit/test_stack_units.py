@@ -88,9 +88,11 @@ def test_three_brokers_share_one_voter_set_and_replicate_internal_topics(tmp_pat
         "1@127.0.0.1:19095", "2@127.0.0.1:19096", "3@127.0.0.1:19097"]
     for node in nodes:
         node._write_config()
-        props = dict(line.split("=", 1) for line in (node.home / "server.properties").read_text().splitlines())
+        props = dict(line.split("=", 1)
+                     for line in (node.home / "server.properties").read_text().splitlines())
         assert props["node.id"] == str(node.node)
-        assert props["controller.quorum.bootstrap.servers"] == "127.0.0.1:19095,127.0.0.1:19096,127.0.0.1:19097"
+        assert (props["controller.quorum.bootstrap.servers"]
+                == "127.0.0.1:19095,127.0.0.1:19096,127.0.0.1:19097")
         assert props["offsets.topic.replication.factor"] == "3" and props["min.insync.replicas"] == "2"
         assert props["transaction.state.log.min.isr"] == "2"
 
