@@ -34,6 +34,7 @@ __all__ = [
     "configure_tracing",
     "fast_extract",
     "attach_span",
+    "attach_ids_span",
     "detach_span",
     "ids_span",
     "child_traceparent",
@@ -148,6 +149,9 @@ _FLAGS = (trace.TraceFlags(0), trace.TraceFlags(1))
 _unhexlify = binascii.unhexlify
 _from_bytes = int.from_bytes
 _get_current = otel_context.get_current
+_Context = otel_context.Context
+# The key under which a context holds its span, as `set_span_in_context` itself writes it.
+(_SPAN_KEY,) = trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context()).keys()
 
 
 def recording() -> bool:
@@ -314,6 +318,17 @@ def _consume_span_context(traceparent: bytes | str | None, outer: otel_context.C
 def attach_span(span: trace.Span) -> object:
     """Make `span` current; returns the token `detach_span` takes (no context-manager object)."""
     return _attach(_set_span_in_context(span))
+
+
+def attach_ids_span(traceparent: bytes | str | None) -> tuple[trace.NonRecordingSpan, object]:
+    """`ids_span(traceparent)` made current at once: the span and the token `detach_span` takes.
+
+    The consumer's step per record when nothing records: the current context is read once for both
+    (the span's fallback trace and the context it is added to), and the new context is built in one
+    step rather than through `set_span_in_context`'s three calls (~0.2 us of ~0.8 a record)."""
+    outer = _get_current()
+    span = _RecordSpan(traceparent, outer)
+    return span, _attach(_Context({**outer, _SPAN_KEY: span}))
 
 
 def detach_span(token: object) -> None:

@@ -16,7 +16,7 @@ from opentelemetry import trace
 
 import schemas
 from core.logs import bind_event_ids, bind_ids, unbind_ids
-from core.tracing import attach_span, detach_span, ids_span, parse_traceparent, recording, scope
+from core.tracing import attach_ids_span, detach_span, parse_traceparent, recording, scope
 from messaging.consumer.claims import BatchClaims
 from messaging.consumer.inflight import InFlight
 from messaging.errors import LeaseHeldError, ResourceBusyError
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 _TRACER = "cloud_factory.consumer"
 _CONSUMER = trace.SpanKind.CONSUMER
+_of_span = HandlerContext.of_span
 
 
 class HandlerFailed(Exception):
@@ -85,33 +86,24 @@ class Dispatcher:
         if item.error is not None or envelope is None:  # nothing records: no span needed to say so
             raise HandlerFailed(item.error or ValueError("undecodable record"), None)
         # Ids only, the consumer's path per record: no context-manager objects, one span made current.
-        consume_span = ids_span(item.trace_parent)
-        span_token = attach_span(consume_span)
+        consume_span, span_token = attach_ids_span(item.trace_parent)
         try:
             ids_token = bind_ids(envelope.correlation_id, envelope.event_id, envelope.tenant_id)
             try:
                 if item.requests:
                     self._dispatch(item, envelope, batch, attempt, consume_span)
-                else:
-                    self._call_each(item, envelope, attempt, consume_span)
+                else:  # no idempotency keys: each handler in the consume span itself, called here
+                    for spec in item.specs:
+                        try:
+                            context = _of_span(item.topic, item.partition, item.offset, item.headers,
+                                               item.check, consume_span, spec.name or "", attempt, None, None)
+                            spec.handler(envelope, context)
+                        except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
+                            raise HandlerFailed(exc, spec.name or self.default_name) from exc
             finally:
                 unbind_ids(ids_token)
         finally:
             detach_span(span_token)
-
-    def _call_each(self, item: InFlight, envelope: schemas.Envelope, attempt: int,
-                   consume_span: trace.Span) -> None:
-        """Ids only, no idempotency keys (the consumer's path per record): each handler in the consume
-        span itself."""
-        assert item.check is not None
-        of_span, topic, partition, offset = HandlerContext.of_span, item.topic, item.partition, item.offset
-        for spec in item.specs:
-            try:
-                context = of_span(topic, partition, offset, item.headers, item.check, consume_span,
-                                  spec.name or "", attempt, None, None)
-                spec.handler(envelope, context)
-            except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
-                raise HandlerFailed(exc, spec.name or self.default_name) from exc
 
     def _dispatch(self, item: InFlight, envelope: schemas.Envelope | None, batch: BatchClaims, attempt: int,
                   consume_span: trace.Span) -> None:

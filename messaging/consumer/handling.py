@@ -27,15 +27,20 @@ class Finish(enum.StrEnum):
     RETRY = "retry"  # waits for an in-place retry: its partition stops here
 
 
+# Module names for the members: an enum member read through its class costs ~70 ns, twice a record.
+_HANDLED, _ROUTED, _RETRY = Finish.HANDLED, Finish.ROUTED, Finish.RETRY
+
+
 def finish_record(item: InFlight, claims: BatchClaims, dispatcher: Dispatcher, retries: InPlaceRetries,
                   failures: FailureRouter) -> Finish:
     """Dispatch `item` (unless nobody here serves it) within the batch's `claims`; route a failure."""
     try:
-        if item.served:  # else no handler here, or `accept` refused it
+        # `item.served`, read in place: else no handler here, or `accept` refused it
+        if item.specs or item.error is not None:
             if claims.error is not None:
                 raise HandlerFailed(claims.error, None)
             dispatcher.handle(item, claims, retries.attempt(item))
     except HandlerFailed as failure:
-        return Finish.ROUTED if failures.route(item, failure) else Finish.RETRY
+        return _ROUTED if failures.route(item, failure) else _RETRY
     retries.handled(item)
-    return Finish.HANDLED
+    return _HANDLED

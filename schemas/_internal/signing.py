@@ -57,6 +57,10 @@ class SignatureStatus(StrEnum):
     MISMATCH = "mismatch"
 
 
+# `check.ok` runs several times a consumed record; the member read through its class costs ~70 ns.
+_OK = SignatureStatus.OK
+
+
 @dataclass(frozen=True, slots=True)
 class SignatureCheck:
     """Outcome of verifying one record: never raises, the policy decides what to do with it.
@@ -72,7 +76,7 @@ class SignatureCheck:
 
     @property
     def ok(self) -> bool:
-        return self.status is SignatureStatus.OK
+        return self.status is _OK
 
     def __bool__(self) -> bool:
         return self.ok

@@ -311,6 +311,45 @@ def test_a_records_span_made_late_still_joins_the_trace_around_its_making() -> N
     assert record_span.get_span_context() == inside  # made once: every reader sees the same ids
 
 
+def test_a_records_span_made_current_at_once_is_what_the_two_steps_make() -> None:
+    """`attach_ids_span` (the consumer's step per record) against `attach_span(ids_span(...))`: the
+    same context around the handler — the record's span current, every other value of the context it
+    was made in still there (a key of another library, the outer span's trace when the header is
+    unusable) — and the context before it current again after `detach_span`."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+
+    from core.tracing import attach_ids_span, attach_span, detach_span, ids_span
+
+    other_key = otel_context.create_key("another-library")
+    outer = trace.NonRecordingSpan(trace.SpanContext(int("c" * 32, 16), int("d" * 16, 16), False))
+    outer_token = otel_context.attach(trace.set_span_in_context(outer, otel_context.set_value(other_key, 7)))
+    try:
+        for header in (b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01", b"00-not-a-trace-parent", None):
+            before = otel_context.get_current()
+            span, token = attach_ids_span(header)
+            try:
+                inside = dict(otel_context.get_current())
+                assert trace.get_current_span() is span and span.get_span_context().is_valid
+                assert otel_context.get_value(other_key) == 7
+            finally:
+                detach_span(token)
+            assert otel_context.get_current() is before
+            twin = ids_span(header)
+            twin_token = attach_span(twin)
+            try:
+                expected = dict(otel_context.get_current())
+            finally:
+                detach_span(twin_token)
+            assert inside.keys() == expected.keys()
+            assert {k: v for k, v in inside.items() if v is not span} == {
+                k: v for k, v in expected.items() if v is not twin}
+            joined = int("a" * 32, 16) if header and b"aaaa" in header else int("c" * 32, 16)
+            assert span.get_span_context().trace_id == twin.get_span_context().trace_id == joined
+    finally:
+        otel_context.detach(outer_token)
+
+
 def test_a_records_span_keeps_the_first_ids_made_when_two_readers_race(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Two threads reading a fresh span's ids at once each make a span context (each its own random
