@@ -150,8 +150,21 @@ _unhexlify = binascii.unhexlify
 _from_bytes = int.from_bytes
 _get_current = otel_context.get_current
 _Context = otel_context.Context
-# The key under which a context holds its span, as `set_span_in_context` itself writes it.
-(_SPAN_KEY,) = trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context()).keys()
+
+
+def _span_key() -> str | None:
+    """The key under which a context holds its span, as `set_span_in_context` writes it and
+    `get_current_span` reads it; None (the consumer then takes the two public steps) if this
+    OpenTelemetry does not keep the span under one key of a plain `Context`."""
+    probe = trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
+    made = trace.set_span_in_context(probe, otel_context.Context())
+    keys = [key for key, value in made.items() if value is probe]
+    if type(made) is not otel_context.Context or len(made) != 1 or len(keys) != 1:
+        return None
+    return keys[0] if trace.get_current_span(otel_context.Context({keys[0]: probe})) is probe else None
+
+
+_SPAN_KEY = _span_key()
 
 
 def recording() -> bool:
@@ -280,7 +293,7 @@ def ids_span(traceparent: bytes | str | None) -> trace.NonRecordingSpan:
     `traceparent` header value names — else in the current span's trace, else in a new one.
 
     What `scope(name, parent=parse_traceparent(value))` opens when nothing records, made for each
-    record by the consumer (current around its handlers: `attach_span`/`detach_span`). Its ids are
+    record by the consumer (current around its handlers: `attach_ids_span`/`detach_span`). Its ids are
     made when first read: a handler that neither logs, publishes nor reads its context's ids never
     pays for parsing the header or drawing a span id."""
     return _RecordSpan(traceparent, _get_current())
@@ -328,6 +341,8 @@ def attach_ids_span(traceparent: bytes | str | None) -> tuple[trace.NonRecording
     step rather than through `set_span_in_context`'s three calls (~0.2 us of ~0.8 a record)."""
     outer = _get_current()
     span = _RecordSpan(traceparent, outer)
+    if _SPAN_KEY is None:  # not the OpenTelemetry `_span_key` knows: its own two steps
+        return span, _attach(_set_span_in_context(span, outer))
     return span, _attach(_Context({**outer, _SPAN_KEY: span}))
 
 

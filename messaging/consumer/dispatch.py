@@ -93,10 +93,13 @@ class Dispatcher:
                 if item.requests:
                     self._dispatch(item, envelope, batch, attempt, consume_span)
                 else:  # no idempotency keys: each handler in the consume span itself, called here
+                    # (`_dispatch`'s loop without keys does the same when spans record)
+                    check = item.check
+                    assert check is not None  # read before the envelope
                     for spec in item.specs:
                         try:
                             context = _of_span(item.topic, item.partition, item.offset, item.headers,
-                                               item.check, consume_span, spec.name or "", attempt, None, None)
+                                               check, consume_span, spec.name or "", attempt, None, None)
                             spec.handler(envelope, context)
                         except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes
                             raise HandlerFailed(exc, spec.name or self.default_name) from exc
@@ -109,7 +112,7 @@ class Dispatcher:
                   consume_span: trace.Span) -> None:
         if item.error is not None or envelope is None:
             raise HandlerFailed(item.error or ValueError("undecodable record"), None)
-        if not item.requests:  # no idempotency keys: call each handler, nothing to look up
+        if not item.requests:  # no idempotency keys (spans record; else `handle` calls them itself)
             for spec in item.specs:
                 try:
                     self._call(spec, envelope, item, attempt, None, None, consume_span)

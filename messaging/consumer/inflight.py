@@ -46,7 +46,8 @@ class InFlight:
 
     @property
     def served(self) -> bool:
-        """Whether this consumer owes the record a handler call or a failure route."""
+        """Whether this consumer owes the record a handler call or a failure route (`finish_record`
+        reads the same two fields in place)."""
         return self.error is not None or bool(self.specs)
 
 

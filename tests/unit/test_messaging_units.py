@@ -311,16 +311,23 @@ def test_a_records_span_made_late_still_joins_the_trace_around_its_making() -> N
     assert record_span.get_span_context() == inside  # made once: every reader sees the same ids
 
 
-def test_a_records_span_made_current_at_once_is_what_the_two_steps_make() -> None:
+@pytest.mark.parametrize("span_key", ["found", "unknown"])
+def test_a_records_span_made_current_at_once_is_what_the_two_steps_make(
+        span_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """`attach_ids_span` (the consumer's step per record) against `attach_span(ids_span(...))`: the
-    same context around the handler — the record's span current, every other value of the context it
-    was made in still there (a key of another library, the outer span's trace when the header is
-    unusable) — and the context before it current again after `detach_span`."""
+    same context around the handler — a plain `Context`, the record's span current, every other value
+    of the context it was made in still there (a key of another library, the outer span's trace when
+    the header is unusable) — and the context before it current again after `detach_span`; also
+    when the span's key was not found at import (the two public steps then)."""
     from opentelemetry import context as otel_context
     from opentelemetry import trace
 
+    import core.tracing as tracing
     from core.tracing import attach_ids_span, attach_span, detach_span, ids_span
 
+    assert tracing._SPAN_KEY is not None  # this OpenTelemetry's key was found
+    if span_key == "unknown":
+        monkeypatch.setattr(tracing, "_SPAN_KEY", None)
     other_key = otel_context.create_key("another-library")
     outer = trace.NonRecordingSpan(trace.SpanContext(int("c" * 32, 16), int("d" * 16, 16), False))
     outer_token = otel_context.attach(trace.set_span_in_context(outer, otel_context.set_value(other_key, 7)))
@@ -329,7 +336,7 @@ def test_a_records_span_made_current_at_once_is_what_the_two_steps_make() -> Non
             before = otel_context.get_current()
             span, token = attach_ids_span(header)
             try:
-                inside = dict(otel_context.get_current())
+                inside = otel_context.get_current()
                 assert trace.get_current_span() is span and span.get_span_context().is_valid
                 assert otel_context.get_value(other_key) == 7
             finally:
@@ -338,9 +345,10 @@ def test_a_records_span_made_current_at_once_is_what_the_two_steps_make() -> Non
             twin = ids_span(header)
             twin_token = attach_span(twin)
             try:
-                expected = dict(otel_context.get_current())
+                expected = otel_context.get_current()
             finally:
                 detach_span(twin_token)
+            assert type(inside) is type(expected) is otel_context.Context
             assert inside.keys() == expected.keys()
             assert {k: v for k, v in inside.items() if v is not span} == {
                 k: v for k, v in expected.items() if v is not twin}
@@ -604,6 +612,46 @@ def test_ids_only_dispatch_continues_the_records_trace_and_leaves_nothing_bound(
     assert fields == {"correlationId": str(envelope.correlation_id), "eventId": str(envelope.event_id),
                       "tenantId": "t"}
     assert trace.get_current_span().get_span_context() == before and bound_log_fields() == {}
+
+
+def test_ids_only_dispatch_calls_each_handler_in_order_until_one_fails() -> None:
+    """The ids-only path with several handlers of one type: each is called in order with its own name
+    in its context (the consumer's name for an unnamed one), in the context the consumer ran in
+    (another library's key still there); the first failure stops the rest and names its handler."""
+    from opentelemetry import context as otel_context
+
+    from core.tracing import recording
+    from messaging.consumer.claims import BatchClaims
+    from messaging.consumer.dispatch import Dispatcher, HandlerFailed, HandlerTable
+    from messaging.consumer.reading import RecordReader
+    from messaging.handlers import HandlerSpec
+
+    assert not recording()
+    _, record = _signed_record()
+    other_key = otel_context.create_key("another-library")
+    calls: list[tuple[str, str, object]] = []
+
+    def handler(label: str, fails: bool = False):  # noqa: ANN202 - a handler per label
+        def handle(env: schemas.Envelope, context: object) -> None:
+            calls.append((label, context.handler, otel_context.get_value(other_key)))  # type: ignore[attr-defined]
+            if fails:
+                raise RuntimeError(f"{label} refused")
+        return handle
+
+    specs = [HandlerSpec(handler("first"), name="first"), HandlerSpec(handler("second", fails=True)),
+             HandlerSpec(handler("third"), name="third")]
+    table = HandlerTable({"order.created": specs}, "unit")
+    reader = RecordReader(schemas.Keyring.parse("order/k1:secret-one"), schemas.SigningMode.PRODUCTION, table,
+                          max_event_age_s=3600.0, with_keys=False)
+    item = reader.read(record)  # type: ignore[arg-type]
+    token = otel_context.attach(otel_context.set_value(other_key, "kept"))
+    try:
+        with pytest.raises(HandlerFailed, match="second refused") as failed:
+            Dispatcher(None, "unit").handle(item, BatchClaims(None), attempt=1)
+    finally:
+        otel_context.detach(token)
+    assert calls == [("first", "first", "kept"), ("second", "unit", "kept")]
+    assert failed.value.handler == "unit" and isinstance(failed.value.cause, RuntimeError)
 
 
 @pytest.mark.parametrize("header", [
